@@ -1,0 +1,3 @@
+from terrmap.cli import main
+
+raise SystemExit(main())

