@@ -29,6 +29,9 @@ LEAD_POTENTIAL_SQL = "CASE WHEN l.status = 'open' THEN coalesce(l.score * l.expe
 
 def region_stats_sql(layer: Layer, where: str | None = None) -> str:
     key = layer.region_key_sql("l")
+    # Filter on the cheap grouping key, not on the region id: a predicate on the id
+    # would be pushed below the GROUP BY and format an id for every lead.
+    conditions = [f"{key} IS NOT NULL"] + ([f"({where})"] if where else [])
     return f"""
         SELECT {layer.region_id_sql('k')} AS region_id, * EXCLUDE (k) FROM (
             SELECT {key} AS k,
@@ -39,10 +42,9 @@ def region_stats_sql(layer: Layer, where: str | None = None) -> str:
                 avg(l.score) FILTER (WHERE l.status = 'open') AS avg_score,
                 coalesce(sum(l.score * l.expected_value) FILTER (WHERE l.status = 'open'), 0) AS potential
             FROM leads l
-            {'WHERE ' + where if where else ''}
+            WHERE {' AND '.join(conditions)}
             GROUP BY k
         )
-        WHERE region_id IS NOT NULL
     """
 
 

@@ -1,0 +1,157 @@
+"""Region adjacency graphs with the border lengths compactness needs.
+
+A :class:`RegionGraph` over regions ``0..n-1`` holds each undirected edge once
+(``edges[k] = (i, j)``, i < j) with the length of the border the two regions
+share, each region's area and its border with the outside (coast, or regions
+outside the plan), plus a CSR adjacency matrix and, per region, its incident
+edge ids (for incremental updates).
+
+Islands: regions with no neighbour inside the plan, or groups of regions cut
+off from the rest (a populated valley among empty cells), would make every
+territory that touches them non-contiguous. :func:`bridge_components` links
+each such piece to its nearest region elsewhere with a zero-length "bridge"
+edge (nearest centroids), and records them so reports can say which regions
+were bridged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import h3
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+
+@dataclass
+class RegionGraph:
+    region_ids: list[str]
+    edges: np.ndarray  # (E, 2) int, i < j
+    edge_length: np.ndarray  # (E,) km of shared border (0 for bridges)
+    area: np.ndarray  # (n,) km^2
+    outer_length: np.ndarray  # (n,) km of border with the outside
+    centroids: np.ndarray  # (n, 2) lat, lon
+    bridges: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self):
+        n = len(self.region_ids)
+        e = np.asarray(self.edges, dtype=np.int64).reshape(-1, 2)
+        self.edges = e
+        data = np.ones(2 * len(e), dtype=np.int8)
+        rows = np.concatenate([e[:, 0], e[:, 1]])
+        cols = np.concatenate([e[:, 1], e[:, 0]])
+        self.adjacency = sp.csr_matrix((data, (rows, cols)), shape=(n, n))
+        edge_ids = np.concatenate([np.arange(len(e)), np.arange(len(e))])
+        order = np.argsort(rows, kind="stable")
+        self._incident_ptr = np.searchsorted(rows[order], np.arange(n + 1))
+        self._incident = edge_ids[order]
+        self.index = {r: i for i, r in enumerate(self.region_ids)}
+
+    @property
+    def n(self) -> int:
+        return len(self.region_ids)
+
+    def incident_edges(self, regions: np.ndarray) -> np.ndarray:
+        """Ids of the edges touching any of ``regions`` (each once)."""
+        regions = np.asarray(regions, dtype=np.int64)
+        if regions.size == 0:
+            return np.empty(0, dtype=np.int64)
+        parts = [self._incident[self._incident_ptr[r] : self._incident_ptr[r + 1]] for r in regions.tolist()]
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
+    def neighbors(self, i: int) -> np.ndarray:
+        a = self.adjacency
+        return a.indices[a.indptr[i] : a.indptr[i + 1]]
+
+
+def bridge_components(graph: RegionGraph) -> RegionGraph:
+    """Connect the graph's pieces with zero-length bridge edges between nearest centroids."""
+    from scipy.spatial import cKDTree
+
+    from terrmap.geo.zipdata import project
+
+    n_comp, labels = connected_components(graph.adjacency, directed=False)
+    if n_comp <= 1:
+        return graph
+    xy = project(graph.centroids[:, 0], graph.centroids[:, 1])
+    # Grow from the largest piece: repeatedly attach the nearest outside piece (Prim over pieces).
+    sizes = np.bincount(labels)
+    connected = np.zeros(n_comp, dtype=bool)
+    connected[np.argmax(sizes)] = True
+    new_edges = []
+    while not connected.all():
+        inside = np.flatnonzero(connected[labels])
+        outside = np.flatnonzero(~connected[labels])
+        tree = cKDTree(xy[inside])
+        dist, idx = tree.query(xy[outside])
+        k = int(np.argmin(dist))
+        a, b = int(inside[idx[k]]), int(outside[k])
+        new_edges.append((min(a, b), max(a, b)))
+        connected[labels[b]] = True
+    edges = np.vstack([graph.edges, np.array(new_edges, dtype=np.int64)])
+    lengths = np.concatenate([graph.edge_length, np.zeros(len(new_edges))])
+    return RegionGraph(
+        graph.region_ids, edges, lengths, graph.area, graph.outer_length, graph.centroids,
+        bridges=graph.bridges + [(graph.region_ids[a], graph.region_ids[b]) for a, b in new_edges],
+    )
+
+
+def h3_graph(cell_ids: list[str]) -> RegionGraph:
+    """Adjacency of H3 cells (same resolution): neighbours share one hexagon edge."""
+    index = {c: i for i, c in enumerate(cell_ids)}
+    n = len(cell_ids)
+    edges = []
+    lengths = []
+    outer = np.zeros(n)
+    area = np.zeros(n)
+    cent = np.zeros((n, 2))
+    for i, c in enumerate(cell_ids):
+        area[i] = h3.cell_area(c, "km^2")
+        cent[i] = h3.cell_to_latlng(c)
+        for e in h3.origin_to_directed_edges(c):
+            d = h3.get_directed_edge_destination(e)
+            j = index.get(d)
+            length = h3.edge_length(e, "km")
+            if j is None:
+                outer[i] += length
+            elif i < j:
+                edges.append((i, j))
+                lengths.append(length)
+    return bridge_components(
+        RegionGraph(list(cell_ids), np.array(edges, dtype=np.int64).reshape(-1, 2), np.array(lengths), area, outer, cent)
+    )
+
+
+def polygon_graph(region_ids: list[str], geometries, centroids: np.ndarray) -> RegionGraph:
+    """Adjacency of polygons (lon/lat shapely geometries) that share a border of positive length.
+
+    Lengths and areas are measured in an equal-area-ish local projection
+    (sinusoidal, km), precise enough for compactness scores.
+    """
+    import shapely
+
+    from terrmap.geo.zipdata import project
+
+    geoms = np.asarray(geometries, dtype=object)
+
+    def to_km(g):
+        return shapely.transform(g, lambda xy: project(xy[:, 1], xy[:, 0]) * 111.195)
+
+    km = np.array([to_km(g) for g in geoms], dtype=object)
+    tree = shapely.STRtree(km)
+    left, right = tree.query(km, predicate="intersects")
+    keep = left < right
+    left, right = left[keep], right[keep]
+    shared = shapely.length(shapely.intersection(shapely.boundary(km[left]), shapely.boundary(km[right])))
+    touching = shared > 1e-6
+    edges = np.column_stack([left[touching], right[touching]])
+    lengths = shared[touching]
+    perimeter = shapely.length(km)
+    inner = np.bincount(edges[:, 0], weights=lengths, minlength=len(km)) + np.bincount(
+        edges[:, 1], weights=lengths, minlength=len(km)
+    )
+    outer = np.maximum(perimeter - inner, 0.0)
+    return bridge_components(
+        RegionGraph(list(region_ids), edges, lengths, shapely.area(km), outer, np.asarray(centroids, dtype=float))
+    )

@@ -1,0 +1,39 @@
+"""Shared fixtures: small real demo databases (real DuckDB files, real ZIP geography)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from terrmap.demo import build_demo
+from terrmap.store import Store
+
+SMALL_DEMO_LEADS = 20_000
+
+
+@pytest.fixture(scope="session")
+def demo_db_path(tmp_path_factory):
+    """A demo database built once per test session; copy it before writing (see ``demo_store``)."""
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    store = Store(path)
+    build_demo(store, n_leads=SMALL_DEMO_LEADS, seed=11)
+    store.close()
+    return path
+
+
+@pytest.fixture
+def demo_store(demo_db_path, tmp_path):
+    """A private, writable copy of the session's demo database."""
+    path = tmp_path / "demo.duckdb"
+    shutil.copy(demo_db_path, path)
+    store = Store(path)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def empty_store(tmp_path):
+    store = Store(tmp_path / "empty.duckdb")
+    yield store
+    store.close()

@@ -1,0 +1,66 @@
+import os
+import subprocess
+import sys
+import threading
+
+import duckdb
+import pytest
+
+from terrmap.store import MIGRATIONS, Store, open_store, resolve_db_path
+
+
+def test_new_file_gets_schema_and_reference_zips(tmp_path):
+    store = Store(tmp_path / "a.duckdb")
+    tables = {r[0] for r in store.cursor().execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"leads", "reps", "territories", "plans", "plan_assignments", "plan_changes", "zips", "zip_shapes"} <= tables
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.scalar("SELECT count(*) FROM zips") > 40_000
+    store.close()
+    # Reopening applies nothing twice.
+    again = Store(tmp_path / "a.duckdb")
+    assert again.scalar("SELECT count(*) FROM schema_version") == len(MIGRATIONS)
+    again.close()
+
+
+def test_db_path_resolution(monkeypatch, tmp_path):
+    monkeypatch.delenv("TERRMAP_DB", raising=False)
+    assert resolve_db_path(None).name == "terrmap.duckdb"
+    monkeypatch.setenv("TERRMAP_DB", str(tmp_path / "env.duckdb"))
+    assert resolve_db_path(None) == tmp_path / "env.duckdb"
+    assert resolve_db_path(tmp_path / "x.duckdb") == tmp_path / "x.duckdb"
+
+
+def test_open_store_is_one_per_file_and_cursor_per_thread(tmp_path):
+    a = open_store(tmp_path / "s.duckdb")
+    assert open_store(tmp_path / "s.duckdb") is a
+    seen = []
+
+    def work():
+        seen.append(a.cursor())
+        a.cursor().execute("INSERT INTO meta VALUES (?, 'x')", [threading.current_thread().name]).fetchall()
+
+    threads = [threading.Thread(target=work, name=f"t{i}") for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(c) for c in seen}) == 4
+    assert a.scalar("SELECT count(*) FROM meta WHERE key LIKE 't%'") == 4
+
+
+def test_transaction_rolls_back_on_error(empty_store):
+    with pytest.raises(RuntimeError):
+        with empty_store.transaction() as tx:
+            tx.execute("INSERT INTO meta VALUES ('k', 'v')")
+            raise RuntimeError("boom")
+    assert empty_store.scalar("SELECT count(*) FROM meta WHERE key = 'k'") == 0
+
+
+def test_cli_db_flag_and_env_var(tmp_path):
+    env = dict(os.environ, TERRMAP_DB=str(tmp_path / "from_env.duckdb"))
+    subprocess.run([sys.executable, "-m", "terrmap", "demo", "--leads", "2000", "--reps", "15"], env=env, check=True,
+                   capture_output=True)
+    assert (tmp_path / "from_env.duckdb").exists()
+    con = duckdb.connect(str(tmp_path / "from_env.duckdb"), read_only=True)
+    assert con.sql("SELECT count(*) FROM leads").fetchall()[0][0] == 2000
+    assert con.sql("SELECT count(*) FROM reps").fetchall()[0][0] == 15
