@@ -287,3 +287,92 @@ class Plan:
             "mean_polsby_popper": float(pp[self.region_counts > 0].mean()) if (self.region_counts > 0).any() else 0.0,
             "unassigned": int(np.sum(self.assignment < 0)),
         }
+
+
+# ---------------------------------------------------------------------------
+# Saving: optimistic concurrency, so two planners cannot silently overwrite each other.
+# ---------------------------------------------------------------------------
+
+
+class SaveConflict(Exception):
+    """The plan was saved by someone else since it was loaded."""
+
+    def __init__(self, plan_name: str, loaded_version: int, current_version: int, theirs: pd.DataFrame):
+        self.plan_name = plan_name
+        self.loaded_version = loaded_version
+        self.current_version = current_version
+        self.theirs = theirs  # their assignment: region_id, territory_id, locked
+        super().__init__(
+            f"plan {plan_name!r} was saved by someone else (version {current_version}, you loaded {loaded_version}): "
+            "reload it, or merge your changes into theirs"
+        )
+
+
+def load_assignment(store: "Store", plan_id: int) -> pd.DataFrame:
+    return store.cursor().execute(
+        "SELECT region_id, territory_id, locked FROM plan_assignments WHERE plan_id = ? ORDER BY region_id", [plan_id]
+    ).df()
+
+
+def save_assignment(
+    store: "Store",
+    plan: PlanInfo,
+    assignment: pd.DataFrame,
+    changes: list[dict] | None = None,
+    author: str | None = None,
+) -> PlanInfo:
+    """Replace the plan's assignment if nobody saved since ``plan.version``; returns the new PlanInfo.
+
+    ``changes``: the edits since the last save, written to ``plan_changes``
+    (dicts with regions, from_territory, to_territory, potential_moved).
+    Raises :class:`SaveConflict` (nothing written) when the stored version moved on.
+    """
+    assignment = assignment[["region_id", "territory_id", "locked"]]
+    with store.transaction() as tx:
+        current = tx.execute("SELECT version FROM plans WHERE plan_id = ?", [plan.plan_id]).fetchall()
+        if not current:
+            raise ValueError(f"plan {plan.name!r} no longer exists")
+        if current[0][0] != plan.version:
+            theirs = tx.execute(
+                "SELECT region_id, territory_id, locked FROM plan_assignments WHERE plan_id = ?", [plan.plan_id]
+            ).df()
+            raise SaveConflict(plan.name, plan.version, current[0][0], theirs)
+        tx.execute("DELETE FROM plan_assignments WHERE plan_id = ?", [plan.plan_id])
+        tx.register("saved_assignment", assignment)
+        tx.execute("INSERT INTO plan_assignments SELECT ?, region_id, territory_id, locked FROM saved_assignment",
+                   [plan.plan_id])
+        tx.unregister("saved_assignment")
+        for c in changes or []:
+            tx.execute(
+                "INSERT INTO plan_changes (plan_id, author, regions, from_territory, to_territory, potential_moved) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [plan.plan_id, author, list(c["regions"]), c.get("from_territory"), c.get("to_territory"),
+                 c.get("potential_moved")],
+            )
+        tx.execute("UPDATE plans SET version = version + 1, updated_at = current_timestamp WHERE plan_id = ?",
+                   [plan.plan_id])
+    return PlanInfo(plan.plan_id, plan.name, plan.layer, plan.version + 1, plan.published)
+
+
+def merge_assignments(base: pd.DataFrame, mine: pd.DataFrame, theirs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Three-way merge by region: take each side's change; where both changed a region differently, theirs wins.
+
+    Returns the merged assignment and the region ids where the two edits conflicted.
+    """
+    cols = ["territory_id", "locked"]
+    b = base.set_index("region_id")[cols]
+    m = mine.set_index("region_id")[cols].reindex(b.index.union(mine.region_id))
+    t = theirs.set_index("region_id")[cols].reindex(m.index.union(theirs.region_id))
+    b = b.reindex(t.index)
+    m = m.reindex(t.index)
+
+    def changed(x):
+        return ~((x.territory_id == b.territory_id) | (x.territory_id.isna() & b.territory_id.isna())) | (x.locked != b.locked)
+
+    mine_changed, theirs_changed = changed(m), changed(t)
+    merged = t.copy()
+    take_mine = mine_changed & ~theirs_changed
+    merged.loc[take_mine] = m.loc[take_mine]
+    differ = (m.territory_id != t.territory_id) & ~(m.territory_id.isna() & t.territory_id.isna())
+    conflicts = sorted(t.index[mine_changed & theirs_changed & differ].tolist())
+    return merged.reset_index(), conflicts
