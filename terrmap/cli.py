@@ -76,6 +76,14 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_zcta(args) -> int:
+    from terrmap.geo.zipshapes import load_zcta
+    from terrmap.store import open_store
+
+    print(json.dumps(load_zcta(open_store(args.db), args.file), default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m terrmap", description="terrmap: sales territory planning")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing database")
 
     p = add("import", cmd_import, "import leads from a CSV or Parquet file (all or nothing)")
+    p.add_argument("file")
+
+    p = add("zcta", cmd_zcta, "use a Census ZCTA boundary file (.shp, .zip, .gpkg, .geojson) for the ZIP polygons")
     p.add_argument("file")
 
     p = add("regions", cmd_regions, "write per-region statistics of a layer to CSV")

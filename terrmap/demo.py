@@ -31,6 +31,7 @@ from terrmap.geo.h3layer import index_points
 from terrmap.geo.zipdata import project, reference_table
 from terrmap.plan import Territory, create_plan, palette_color
 from terrmap.scoring import apply_fallback_scores
+from terrmap.stats import refresh_rollup
 from terrmap.store import BASE_H3_RES, Store
 
 DEFAULT_LEADS = 200_000
@@ -250,6 +251,7 @@ def build_demo(
         done += n
     report(0.9, "scoring")
     apply_fallback_scores(store)
+    refresh_rollup(store.cursor())
 
     reps = pick_rep_homes(n_reps)
     cur = store.cursor()

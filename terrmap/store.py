@@ -208,6 +208,10 @@ class Store:
             with self.transaction() as tx:
                 tx.execute(ddl)
                 tx.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
+        if not self.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'lead_rollup'"):
+            from terrmap.stats import refresh_rollup
+
+            refresh_rollup(cur)
         if self.scalar("SELECT count(*) FROM zips") == 0:
             from terrmap.geo.zipdata import load_zip_reference
 

@@ -29,6 +29,13 @@ class Layer(ABC):
     def shapes(self, store: "Store", region_ids: Sequence[str]) -> dict[str, dict]:
         """GeoJSON geometry (lon/lat) of each region id; unknown ids are left out."""
 
+    def region_centroids(self, store: "Store", region_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
+        """(lat, lon) of a representative point of each region id; unknown ids are left out.
+
+        Every layer should implement it (routes and labels need it).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement region_centroids")
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.key!r})"
 

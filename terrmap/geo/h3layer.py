@@ -69,3 +69,11 @@ class H3Layer(Layer):
             if h3.is_valid_cell(rid) and h3.get_resolution(rid) == self.res:
                 out[rid] = cell_polygon(rid)
         return out
+
+    def region_centroids(self, store, region_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
+        """(lat, lon) of each cell's centre (h3.cell_to_latlng); ids that are not cells of this resolution are left out."""
+        out = {}
+        for rid in region_ids:
+            if h3.is_valid_cell(rid) and h3.get_resolution(rid) == self.res:
+                out[rid] = tuple(h3.cell_to_latlng(rid))
+        return out

@@ -24,3 +24,12 @@ class ZipLayer(Layer):
             "SELECT zip, geojson FROM zip_shapes WHERE zip IN (SELECT unnest(?::VARCHAR[]))", [list(region_ids)]
         ).fetchall()
         return {z: json.loads(g) for z, g in rows}
+
+    def region_centroids(self, store, region_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
+        """(lat, lon) of each region ZIP's census centroid (``zips`` table); unknown ids are left out."""
+        rows = store.cursor().execute(
+            "SELECT zip, lat, lon FROM zips WHERE zip IN (SELECT unnest(?::VARCHAR[])) AND zip = region_zip "
+            "AND lat IS NOT NULL",
+            [list(region_ids)],
+        ).fetchall()
+        return {z: (float(lat), float(lon)) for z, lat, lon in rows}
