@@ -265,6 +265,16 @@ class Plan:
         self.undo_stack.append(move)
         return move
 
+    def add_territory(self) -> int:
+        """A new, empty territory; returns its index."""
+        self.k += 1
+        self.totals = np.vstack([self.totals, np.zeros((1, self.totals.shape[1]))])
+        self.region_counts = np.append(self.region_counts, 0)
+        self.perimeter = np.append(self.perimeter, 0.0)
+        self.area = np.append(self.area, 0.0)
+        self._components[self.k - 1] = 0
+        return self.k - 1
+
     def set_locked(self, regions, locked: bool = True) -> None:
         self.locked[np.asarray(regions, dtype=np.int64)] = locked
 
@@ -320,9 +330,11 @@ def save_assignment(
     assignment: pd.DataFrame,
     changes: list[dict] | None = None,
     author: str | None = None,
+    territories: pd.DataFrame | None = None,
 ) -> PlanInfo:
     """Replace the plan's assignment if nobody saved since ``plan.version``; returns the new PlanInfo.
 
+    ``territories`` (optional) replaces the plan's territories (the palette).
     ``changes``: the edits since the last save, written to ``plan_changes``
     (dicts with regions, from_territory, to_territory, potential_moved).
     Raises :class:`SaveConflict` (nothing written) when the stored version moved on.
@@ -337,6 +349,12 @@ def save_assignment(
                 "SELECT region_id, territory_id, locked FROM plan_assignments WHERE plan_id = ?", [plan.plan_id]
             ).df()
             raise SaveConflict(plan.name, plan.version, current[0][0], theirs)
+        if territories is not None:
+            cols = ["territory_id", "name", "color", "rep_id", "target", "tolerance", "parent"]
+            tx.execute("DELETE FROM territories WHERE plan_id = ?", [plan.plan_id])
+            tx.register("saved_territories", territories[cols])
+            tx.execute(f"INSERT INTO territories SELECT ?, {', '.join(cols)} FROM saved_territories", [plan.plan_id])
+            tx.unregister("saved_territories")
         tx.execute("DELETE FROM plan_assignments WHERE plan_id = ?", [plan.plan_id])
         tx.register("saved_assignment", assignment)
         tx.execute("INSERT INTO plan_assignments SELECT ?, region_id, territory_id, locked FROM saved_assignment",
@@ -360,6 +378,11 @@ def merge_assignments(base: pd.DataFrame, mine: pd.DataFrame, theirs: pd.DataFra
     Returns the merged assignment and the region ids where the two edits conflicted.
     """
     cols = ["territory_id", "locked"]
+
+    def norm(df: pd.DataFrame) -> pd.DataFrame:
+        return df.astype({"territory_id": "Int64", "locked": bool})
+
+    base, mine, theirs = norm(base), norm(mine), norm(theirs)
     b = base.set_index("region_id")[cols]
     m = mine.set_index("region_id")[cols].reindex(b.index.union(mine.region_id))
     t = theirs.set_index("region_id")[cols].reindex(m.index.union(theirs.region_id))

@@ -105,3 +105,21 @@ def test_summary_uses_metric_definitions(graph):
     assert s["unassigned"] == 2
     pp = metrics.polsby_popper(plan.area, plan.perimeter)
     assert ((pp > 0) & (pp <= 1.0 + 1e-9)).all()
+
+
+def test_articulation_points_match_brute_force(graph):
+    from scipy.sparse.csgraph import connected_components
+
+    from terrmap.geo.graph import articulation_points
+
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        members = np.sort(rng.choice(graph.n, size=graph.n // 3, replace=False))
+        sub = graph.adjacency[members][:, members]
+        base = connected_components(sub, directed=False)[0]
+        brute = set()
+        for k, r in enumerate(members):
+            keep = np.delete(np.arange(len(members)), k)
+            if connected_components(sub[keep][:, keep], directed=False)[0] > base:
+                brute.add(int(r))
+        assert articulation_points(graph.adjacency, members) == brute

@@ -6,7 +6,34 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
+    from terrmap.geo.graph import RegionGraph
     from terrmap.store import Store
+
+
+def drawn_shape_geometry(shape: dict):
+    """A shapely (lon/lat) geometry from a GeoJSON Feature or geometry drawn on the map.
+
+    Circles (Point + radius in metres) become 64-gon polygons on the sphere's
+    local tangent plane, accurate to well under 1% for radii of a few hundred km.
+    """
+    import math
+
+    import shapely
+    from shapely.geometry import shape as to_shape
+
+    geometry = shape.get("geometry", shape)
+    props = shape.get("properties") or {}
+    radius = props.get("radius", shape.get("radius"))
+    if geometry.get("type") == "Point" and radius:
+        lon, lat = geometry["coordinates"]
+        angles = [2 * math.pi * k / 64 for k in range(64)]
+        dlat = float(radius) / 111_195.0
+        dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
+        return shapely.Polygon([(lon + dlon * math.cos(a), lat + dlat * math.sin(a)) for a in angles])
+    geom = to_shape(geometry)
+    if geom.geom_type not in ("Polygon", "MultiPolygon"):
+        raise ValueError(f"a selection must be an area (rectangle, circle or polygon), not a {geom.geom_type}")
+    return shapely.make_valid(geom)
 
 
 class Layer(ABC):
@@ -35,6 +62,28 @@ class Layer(ABC):
         Every layer should implement it (routes and labels need it).
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement region_centroids")
+
+    def graph(self, store: "Store", region_ids: Sequence[str]) -> "RegionGraph":
+        """The adjacency graph of ``region_ids`` (islands bridged; see :mod:`terrmap.geo.graph`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement graph")
+
+    def cover(self, store: "Store", shape: dict, region_ids: Sequence[str]) -> list[str]:
+        """The ids among ``region_ids`` whose representative point lies inside a drawn GeoJSON shape.
+
+        A circle comes as a GeoJSON Point with a ``radius`` (metres) in its
+        properties or beside its geometry, as Leaflet.draw reports it.
+        """
+        import numpy as np
+        import shapely
+
+        geom = drawn_shape_geometry(shape)
+        cents = self.region_centroids(store, region_ids)
+        ids = [r for r in region_ids if r in cents]
+        if not ids:
+            return []
+        latlon = np.array([cents[r] for r in ids])
+        inside = shapely.contains_xy(geom, latlon[:, 1], latlon[:, 0])
+        return [r for r, ok in zip(ids, inside) if ok]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.key!r})"

@@ -155,3 +155,48 @@ def polygon_graph(region_ids: list[str], geometries, centroids: np.ndarray) -> R
     return bridge_components(
         RegionGraph(list(region_ids), edges, lengths, shapely.area(km), outer, np.asarray(centroids, dtype=float))
     )
+
+
+def articulation_points(adjacency: sp.csr_matrix, members: np.ndarray) -> set[int]:
+    """Regions among ``members`` whose removal would split the subgraph they induce (iterative Tarjan)."""
+    members = np.asarray(members, dtype=np.int64)
+    inside = set(members.tolist())
+    indptr, indices = adjacency.indptr, adjacency.indices
+    disc: dict[int, int] = {}
+    low: dict[int, int] = {}
+    points: set[int] = set()
+    counter = 0
+    for root in members.tolist():
+        if root in disc:
+            continue
+        disc[root] = low[root] = counter
+        counter += 1
+        children = 0
+        stack = [(root, -1, iter(indices[indptr[root] : indptr[root + 1]].tolist()))]
+        while stack:
+            node, parent, it = stack[-1]
+            advanced = False
+            for nb in it:
+                if nb not in inside:
+                    continue
+                if nb not in disc:
+                    disc[nb] = low[nb] = counter
+                    counter += 1
+                    if node == root:
+                        children += 1
+                    stack.append((nb, node, iter(indices[indptr[nb] : indptr[nb + 1]].tolist())))
+                    advanced = True
+                    break
+                if nb != parent:
+                    low[node] = min(low[node], disc[nb])
+            if advanced:
+                continue
+            stack.pop()
+            if stack:
+                up = stack[-1][0]
+                low[up] = min(low[up], low[node])
+                if up != root and low[node] >= disc[up]:
+                    points.add(up)
+        if children > 1:
+            points.add(root)
+    return points

@@ -77,3 +77,8 @@ class H3Layer(Layer):
             if h3.is_valid_cell(rid) and h3.get_resolution(rid) == self.res:
                 out[rid] = tuple(h3.cell_to_latlng(rid))
         return out
+
+    def graph(self, store, region_ids: Sequence[str]):
+        from terrmap.geo.graph import h3_graph
+
+        return h3_graph(list(region_ids))

@@ -33,3 +33,16 @@ class ZipLayer(Layer):
             [list(region_ids)],
         ).fetchall()
         return {z: (float(lat), float(lon)) for z, lat, lon in rows}
+
+    def graph(self, store, region_ids: Sequence[str]):
+        from terrmap.geo.graph import polygon_graph
+        from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
+
+        ensure_zip_shapes(store)
+        ids = list(region_ids)
+        geoms = zip_shape_geoms(store, ids).set_index("zip")["geometry"]
+        cents = self.region_centroids(store, ids)
+        missing = [r for r in ids if r not in geoms.index or r not in cents]
+        if missing:
+            raise ValueError(f"{len(missing)} ZIP regions have no shape, e.g. {missing[:5]}")
+        return polygon_graph(ids, geoms.loc[ids].to_numpy(), [cents[r] for r in ids])

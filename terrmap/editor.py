@@ -1,0 +1,343 @@
+"""A planner's editing session on one plan: gestures, balance, hints, undo, saving.
+
+An :class:`EditorSession` wraps a live :class:`terrmap.plan.Plan` (regions of
+the plan's layer, per-region stats, the adjacency graph) with what a person
+works with: territory ids and names instead of indices, a "what moved" line
+after each gesture, a balance table, rebalance hints, and save/reload/merge
+against the database. It holds no Streamlit state and is tested directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from terrmap import metrics
+from terrmap.geo import Layer, parse_layer
+from terrmap.geo.graph import articulation_points
+from terrmap.plan import (
+    UNASSIGNED,
+    Plan,
+    PlanInfo,
+    SaveConflict,
+    get_plan,
+    load_assignment,
+    merge_assignments,
+    palette_color,
+    save_assignment,
+    territories,
+)
+from terrmap.stats import region_stats
+
+if TYPE_CHECKING:
+    from terrmap.store import Store
+
+# Additive per-region values the plan tallies; avg score = score_sum / scored_open.
+MEASURES = ["leads", "open_leads", "customers", "won_revenue", "potential", "score_sum", "scored_open"]
+BALANCE_MEASURES = {"potential": "Revenue potential", "leads": "Leads", "open_leads": "Open leads",
+                    "customers": "Customers", "won_revenue": "Won revenue"}
+
+
+@dataclass
+class MoveReport:
+    regions: list[str]
+    to_territory: int | None
+    from_territories: dict[int | None, int]  # territory id -> regions taken from it
+    potential: float
+    leads: int
+    text: str
+
+
+@dataclass
+class Hint:
+    region_id: str
+    from_territory: int
+    to_territory: int
+    improvement: float  # reduction of |dev_from| + |dev_to|
+    text: str
+
+
+@dataclass
+class EditorSession:
+    store: "Store"
+    info: PlanInfo
+    layer: Layer
+    region_ids: list[str]
+    plan: Plan
+    terr: pd.DataFrame  # territory_id, name, color, rep_id, target, tolerance, parent (row order = plan index)
+    saved_assignment: np.ndarray = field(default=None)
+    pending: list[dict] = field(default_factory=list)
+    last_report: MoveReport | None = None
+
+    # -- loading --------------------------------------------------------------
+    @classmethod
+    def open(cls, store: "Store", plan: PlanInfo | str | int | None = None) -> "EditorSession":
+        info = plan if isinstance(plan, PlanInfo) else get_plan(store, plan)
+        if info is None:
+            raise ValueError("no plan to edit: create one first")
+        layer = parse_layer(info.layer)
+        assign = load_assignment(store, info.plan_id)
+        stats = region_stats(store, layer)
+        ids = sorted(set(assign["region_id"]) | set(stats["region_id"]))
+        graph = layer.graph(store, ids)
+        stats = stats.set_index("region_id").reindex(ids)
+        stats["score_sum"] = (stats["avg_score"] * stats["open_leads"]).fillna(0)
+        stats["scored_open"] = stats["open_leads"].where(stats["avg_score"].notna(), 0)
+        values = stats[MEASURES].fillna(0).to_numpy(dtype=float)
+        terr = territories(store, info.plan_id).reset_index(drop=True)
+        index_of = {t: i for i, t in enumerate(terr["territory_id"])}
+        a = assign.set_index("region_id").reindex(ids)
+        idx = np.array([index_of.get(t, UNASSIGNED) if pd.notna(t) else UNASSIGNED for t in a["territory_id"]])
+        locked = a["locked"].fillna(False).to_numpy(dtype=bool)
+        plan_obj = Plan(graph, values, MEASURES, idx, len(terr), locked=locked)
+        return cls(store, info, layer, ids, plan_obj, terr, saved_assignment=idx.copy())
+
+    # -- ids <-> indices ---------------------------------------------------------
+    @property
+    def index(self) -> dict[str, int]:
+        return self.plan.graph.index
+
+    def region_indices(self, region_ids: Iterable[str]) -> np.ndarray:
+        idx = self.index
+        return np.array([idx[r] for r in region_ids if r in idx], dtype=np.int64)
+
+    def territory_index(self, territory_id: int | None) -> int:
+        if territory_id is None:
+            return UNASSIGNED
+        hits = np.flatnonzero(self.terr["territory_id"].to_numpy() == territory_id)
+        if not hits.size:
+            raise ValueError(f"no territory {territory_id} in plan {self.info.name!r}")
+        return int(hits[0])
+
+    def territory_id(self, index: int) -> int | None:
+        return None if index < 0 else int(self.terr["territory_id"].iat[index])
+
+    def territory_name(self, territory_id: int | None) -> str:
+        if territory_id is None:
+            return "Unassigned"
+        return str(self.terr.loc[self.terr["territory_id"] == territory_id, "name"].iat[0])
+
+    def assignment_of(self, region_ids: Sequence[str]) -> dict[str, int | None]:
+        return {r: self.territory_id(int(self.plan.assignment[self.index[r]])) for r in region_ids if r in self.index}
+
+    def assignment_frame(self) -> pd.DataFrame:
+        tid = self.terr["territory_id"].to_numpy()
+        a = self.plan.assignment
+        return pd.DataFrame({
+            "region_id": self.region_ids,
+            "territory_id": pd.Series(tid[np.maximum(a, 0)], dtype="Int64").where(a >= 0),
+            "locked": self.plan.locked,
+        })
+
+    # -- gestures --------------------------------------------------------------
+    def assign(self, region_ids: Sequence[str], territory_id: int | None, gesture: str = "edit") -> MoveReport:
+        """Move regions to a territory (None: unassign). Locked regions stay; returns what moved."""
+        to = self.territory_index(territory_id)
+        move = self.plan.flip(self.region_indices(region_ids), to)
+        moved_ids = [self.region_ids[i] for i in move.regions.tolist()]
+        from_counts: dict[int | None, int] = {}
+        for b in move.before.tolist():
+            tid = self.territory_id(b)
+            from_counts[tid] = from_counts.get(tid, 0) + 1
+        pot = float(move.moved[MEASURES.index("potential")])
+        leads = int(move.moved[MEASURES.index("leads")])
+        skipped = len(set(region_ids) & set(self.index)) - len(moved_ids)
+        report = MoveReport(moved_ids, territory_id, from_counts, pot, leads,
+                            self._move_text(moved_ids, territory_id, from_counts, pot, skipped))
+        if moved_ids:
+            self.pending.append({"regions": moved_ids, "from_territory": _single(from_counts), "to_territory": territory_id,
+                                 "potential_moved": pot, "gesture": gesture})
+        self.last_report = report
+        return report
+
+    def _move_text(self, moved, to, from_counts, pot, skipped) -> str:
+        if not moved:
+            return "Nothing moved" + (f" ({skipped} locked or already there)" if skipped else "") + "."
+        sources = ", ".join(f"{self.territory_name(t)} ({n})" for t, n in sorted(from_counts.items(), key=lambda x: -x[1]))
+        text = f"{len(moved)} region{'s' if len(moved) != 1 else ''}, {_money(pot)} potential: {sources} → {self.territory_name(to)}"
+        if skipped:
+            text += f" · {skipped} locked or already there"
+        return text
+
+    def undo(self) -> MoveReport | None:
+        move = self.plan.undo()
+        if move is None:
+            return None
+        if self.pending:
+            self.pending.pop()
+        ids = [self.region_ids[i] for i in move.regions.tolist()]
+        self.last_report = MoveReport(ids, None, {}, float(move.moved[MEASURES.index("potential")]), 0,
+                                      f"Undone: {len(ids)} region{'s' if len(ids) != 1 else ''} back")
+        return self.last_report
+
+    def redo(self) -> MoveReport | None:
+        move = self.plan.redo()
+        if move is None:
+            return None
+        ids = [self.region_ids[i] for i in move.regions.tolist()]
+        to = self.territory_id(move.to)
+        self.pending.append({"regions": ids, "from_territory": None, "to_territory": to,
+                             "potential_moved": float(move.moved[MEASURES.index("potential")]), "gesture": "redo"})
+        self.last_report = MoveReport(ids, to, {}, float(move.moved[MEASURES.index("potential")]), 0,
+                                      f"Redone: {len(ids)} region{'s' if len(ids) != 1 else ''} → {self.territory_name(to)}")
+        return self.last_report
+
+    def set_locked(self, region_ids: Sequence[str], locked: bool) -> int:
+        idx = self.region_indices(region_ids)
+        self.plan.set_locked(idx, locked)
+        return int(idx.size)
+
+    # -- territories (the palette) -------------------------------------------------
+    def add_territory(self, name: str, color: str | None = None, rep_id: str | None = None) -> int:
+        new_id = int(self.terr["territory_id"].max()) + 1 if len(self.terr) else 1
+        self.plan.add_territory()
+        row = {"plan_id": self.info.plan_id, "territory_id": new_id, "name": name,
+               "color": color or palette_color(len(self.terr)), "rep_id": rep_id, "target": None,
+               "tolerance": 0.10, "parent": None}
+        self.terr = pd.concat([self.terr, pd.DataFrame([row])], ignore_index=True)
+        return new_id
+
+    # -- balance --------------------------------------------------------------
+    def targets(self, measure: str) -> np.ndarray:
+        """Target per territory on ``measure``: the set target, else an equal share of the total."""
+        totals = self.plan.totals[:, MEASURES.index(measure)]
+        mean = totals.sum() / max(len(totals), 1)
+        set_targets = self.terr["target"].to_numpy(dtype=float) if "target" in self.terr else np.full(len(totals), np.nan)
+        return np.where(np.isfinite(set_targets), set_targets, mean)
+
+    def balance_table(self, measure: str = "potential") -> pd.DataFrame:
+        p = self.plan
+        col = {m: p.totals[:, i] for i, m in enumerate(MEASURES)}
+        saved_totals = np.zeros(p.k)
+        ok = self.saved_assignment >= 0
+        np.add.at(saved_totals, self.saved_assignment[ok], p.values[ok, MEASURES.index(measure)])
+        tgt = self.targets(measure)
+        dev = metrics.deviations(col[measure], tgt)
+        tol = self.terr["tolerance"].fillna(0.10).to_numpy(dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            avg_score = np.where(col["scored_open"] > 0, col["score_sum"] / col["scored_open"], np.nan)
+        return pd.DataFrame({
+            "territory_id": self.terr["territory_id"].to_numpy(),
+            "territory": self.terr["name"].to_numpy(),
+            "color": self.terr["color"].to_numpy(),
+            "rep": self.terr["rep_name"].to_numpy() if "rep_name" in self.terr else None,
+            "regions": p.region_counts,
+            "leads": col["leads"].astype(int),
+            "avg_score": avg_score,
+            "potential": col["potential"],
+            "customers": col["customers"].astype(int),
+            "target": tgt,
+            "deviation": dev,
+            "tolerance": tol,
+            "within_tolerance": np.abs(dev) <= tol + 1e-12,
+            "pieces": p.components(),
+            "change_since_save": col[measure] - saved_totals,
+        })
+
+    def summary(self, measure: str = "potential") -> dict:
+        s = self.plan.summary(measure)
+        s["max_abs_deviation"] = metrics.max_abs_deviation(self.plan.totals[:, MEASURES.index(measure)], self.targets(measure))
+        s["unsaved_edits"] = len(self.pending)
+        return s
+
+    # -- rebalance hints ---------------------------------------------------------
+    def hints(self, measure: str = "potential", n: int = 5, worst: int = 3) -> list[Hint]:
+        """Border moves that most reduce the imbalance of the territories furthest out of tolerance.
+
+        For each of the ``worst`` territories outside tolerance, every unlocked
+        region on its border with a neighbour territory is a candidate move
+        (either direction across that border); a move is kept only if the
+        region is not an articulation point of the territory it leaves (so that
+        territory stays in one piece). Candidates are ranked by how much they
+        reduce ``|dev_from| + |dev_to|``.
+        """
+        p = self.plan
+        m = MEASURES.index(measure)
+        totals = p.totals[:, m].copy()
+        tgt = self.targets(measure)
+        dev = metrics.deviations(totals, tgt)
+        tol = self.terr["tolerance"].fillna(0.10).to_numpy(dtype=float)
+        out_of = [t for t in np.argsort(-np.abs(dev)).tolist() if abs(dev[t]) > tol[t]][:worst]
+        if not out_of:
+            return []
+        edges = p.graph.edges
+        a, b = p.assignment[edges[:, 0]], p.assignment[edges[:, 1]]
+        border = (a != b) & (a >= 0) & (b >= 0)
+        pairs = np.concatenate([np.column_stack([edges[border, 0], b[border]]),
+                                np.column_stack([edges[border, 1], a[border]])])  # (region, neighbour territory)
+        pairs = np.unique(pairs, axis=0)
+        frm = p.assignment[pairs[:, 0]]
+        focus = np.isin(frm, out_of) | np.isin(pairs[:, 1], out_of)
+        pairs, frm = pairs[focus], frm[focus]
+        pairs_ok = ~p.locked[pairs[:, 0]]
+        pairs, frm = pairs[pairs_ok], frm[pairs_ok]
+        if not len(pairs):
+            return []
+        v = p.values[pairs[:, 0], m]
+        to = pairs[:, 1]
+        before = np.abs(dev[frm]) + np.abs(dev[to])
+        after = np.abs((totals[frm] - v - tgt[frm]) / tgt[frm]) + np.abs((totals[to] + v - tgt[to]) / tgt[to])
+        gain = before - after
+        order = np.argsort(-gain)
+        cut_cache: dict[int, set[int]] = {}
+        hints: list[Hint] = []
+        used: set[int] = set()
+        for k in order.tolist():
+            if gain[k] <= 1e-9 or len(hints) >= n:
+                break
+            r, t_from, t_to = int(pairs[k, 0]), int(frm[k]), int(to[k])
+            if r in used:
+                continue
+            if t_from not in cut_cache:
+                cut_cache[t_from] = articulation_points(p.graph.adjacency, np.flatnonzero(p.assignment == t_from))
+            if r in cut_cache[t_from]:
+                continue
+            used.add(r)
+            f_id, t_id = self.territory_id(t_from), self.territory_id(t_to)
+            new_from = (totals[t_from] - v[k] - tgt[t_from]) / tgt[t_from]
+            new_to = (totals[t_to] + v[k] - tgt[t_to]) / tgt[t_to]
+            text = (f"Move {self.region_ids[r]} ({_money(v[k]) if measure in ('potential', 'won_revenue') else int(v[k])}) "
+                    f"{self.territory_name(f_id)} → {self.territory_name(t_id)}: "
+                    f"{self.territory_name(f_id)} {dev[t_from]:+.0%} → {new_from:+.0%}, "
+                    f"{self.territory_name(t_id)} {dev[t_to]:+.0%} → {new_to:+.0%}")
+            hints.append(Hint(self.region_ids[r], f_id, t_id, float(gain[k]), text))
+        return hints
+
+    def apply_hint(self, hint: Hint) -> MoveReport:
+        return self.assign([hint.region_id], hint.to_territory, gesture="hint")
+
+    # -- saving -----------------------------------------------------------------
+    def save(self, author: str | None = None) -> PlanInfo:
+        """Save the assignment (raises SaveConflict if someone saved meanwhile; nothing is written then)."""
+        self.info = save_assignment(self.store, self.info, self.assignment_frame(), self.pending, author=author,
+                                    territories=self.terr)
+        self.saved_assignment = self.plan.assignment.copy()
+        self.pending = []
+        return self.info
+
+    def merge_and_save(self, conflict: SaveConflict, author: str | None = None) -> tuple[PlanInfo, list[str]]:
+        """Merge this session's edits into the version someone else saved, then save; returns conflicting regions."""
+        base = pd.DataFrame({"region_id": self.region_ids, "locked": False,
+                             "territory_id": pd.array([self.territory_id(i) for i in self.saved_assignment.tolist()],
+                                                      dtype="Int64")})
+        merged, conflicts = merge_assignments(base, self.assignment_frame(), conflict.theirs)
+        current = get_plan(self.store, self.info.plan_id)
+        self.info = save_assignment(self.store, current, merged, self.pending, author=author, territories=self.terr)
+        fresh = EditorSession.open(self.store, self.info)
+        self.__dict__.update(fresh.__dict__)
+        return self.info, conflicts
+
+
+def _single(counts: dict) -> int | None:
+    return next(iter(counts)) if len(counts) == 1 else None
+
+
+def _money(x: float) -> str:
+    x = float(x)
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"${x / div:,.1f}{unit}"
+    return f"${x:,.0f}"

@@ -1,0 +1,101 @@
+"""The editing session: gestures, locks, undo, balance table, hints, saving with conflicts."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from terrmap.editor import EditorSession
+from terrmap.geo import parse_layer
+from terrmap.geo.groups import regions_in
+from terrmap.plan import SaveConflict, load_assignment
+from terrmap.stats import region_stats
+
+
+@pytest.fixture
+def session(demo_store):
+    return EditorSession.open(demo_store)
+
+
+def _independent_totals(store, assignment: pd.DataFrame) -> pd.Series:
+    stats = region_stats(store, parse_layer("zip")).merge(assignment, on="region_id")
+    return stats.groupby("territory_id")["potential"].sum()
+
+
+def test_balance_table_matches_an_independent_sum(session, demo_store):
+    table = session.balance_table("potential").set_index("territory_id")
+    indep = _independent_totals(demo_store, load_assignment(demo_store, session.info.plan_id))
+    np.testing.assert_allclose(table.loc[indep.index, "potential"], indep.to_numpy(), rtol=1e-9)
+    assert table["regions"].sum() == (session.plan.assignment >= 0).sum()
+    mean = table["potential"].mean()
+    np.testing.assert_allclose(table["deviation"], table["potential"] / mean - 1, atol=1e-12)
+
+
+def test_state_gesture_moves_potential_and_reports_it(session, demo_store):
+    ri = regions_in(demo_store, session.layer, states=["RI"])
+    target = int(session.terr["territory_id"].iloc[0])
+    before = session.balance_table().set_index("territory_id")["potential"]
+    report = session.assign(ri, target, gesture="state")
+    after = session.balance_table().set_index("territory_id")["potential"]
+    assert set(report.regions) <= set(ri) and report.regions
+    assert after[target] - before[target] == pytest.approx(report.potential)
+    assert "→" in report.text and str(len(report.regions)) in report.text
+    assert session.balance_table().set_index("territory_id").at[target, "change_since_save"] == pytest.approx(report.potential)
+
+
+def test_locks_hold_and_undo_restores(session, demo_store):
+    ri = regions_in(demo_store, session.layer, states=["RI"])
+    start = session.assignment_frame().copy()
+    session.set_locked(ri[:3], True)
+    to = int(session.terr["territory_id"].iloc[-1])
+    report = session.assign(ri, to)
+    assert not set(ri[:3]) & set(report.regions)
+    assert "locked" in report.text
+    session.undo()
+    pd.testing.assert_frame_equal(session.assignment_frame().drop(columns="locked"), start.drop(columns="locked"))
+
+
+def test_hints_reduce_imbalance_and_keep_territories_whole(session):
+    before = session.summary()["max_abs_deviation"]
+    hints = session.hints("potential", n=5)
+    assert hints
+    table = session.balance_table().set_index("territory_id")
+    worst = table["deviation"].abs().idxmax()
+    assert any(worst in (h.from_territory, h.to_territory) for h in hints)
+    pieces_before = table["pieces"]
+    h = hints[0]
+    dev_before = table.loc[[h.from_territory, h.to_territory], "deviation"].abs().sum()
+    session.apply_hint(h)
+    table2 = session.balance_table().set_index("territory_id")
+    assert table2.loc[[h.from_territory, h.to_territory], "deviation"].abs().sum() < dev_before
+    assert table2.at[h.from_territory, "pieces"] <= pieces_before[h.from_territory]
+    assert session.summary()["max_abs_deviation"] <= before + 1e-12
+
+
+def test_two_sessions_conflict_then_merge_keeps_both(demo_store):
+    a = EditorSession.open(demo_store)
+    b = EditorSession.open(demo_store)
+    ri = regions_in(demo_store, a.layer, states=["RI"])
+    de = regions_in(demo_store, a.layer, states=["DE"])
+    t1, t2 = (int(x) for x in a.terr["territory_id"].iloc[:2])
+    a.assign(ri, t1)
+    b.assign(de, t2)
+    a.save(author="alice")
+    with pytest.raises(SaveConflict):
+        b.save(author="bob")
+    b_info, conflicts = b.merge_and_save(SaveConflict(b.info.name, b.info.version, a.info.version,
+                                                      load_assignment(demo_store, a.info.plan_id)), author="bob")
+    assert conflicts == []
+    saved = load_assignment(demo_store, b_info.plan_id).set_index("region_id").territory_id
+    assert (saved[ri] == t1).all() and (saved[de] == t2).all()
+    log = demo_store.df("SELECT author, to_territory, len(regions) n FROM plan_changes ORDER BY change_id")
+    assert list(log.author) == ["alice", "bob"]
+
+
+def test_new_territory_is_saved(session, demo_store):
+    new_id = session.add_territory("Pacific <b>NW</b>")
+    session.assign(regions_in(demo_store, session.layer, states=["RI"]), new_id)
+    session.save()
+    names = demo_store.df("SELECT name FROM territories WHERE plan_id = ?", [session.info.plan_id]).name.tolist()
+    assert "Pacific <b>NW</b>" in names
+    again = EditorSession.open(demo_store, session.info.name)
+    assert again.balance_table().set_index("territory_id").at[new_id, "regions"] > 0
