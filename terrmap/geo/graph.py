@@ -127,7 +127,7 @@ def polygon_graph(region_ids: list[str], geometries, centroids: np.ndarray) -> R
     """Adjacency of polygons (lon/lat shapely geometries) that share a border of positive length.
 
     Lengths and areas are measured in an equal-area-ish local projection
-    (sinusoidal, km), precise enough for compactness scores.
+    (the conformal projection of terrmap.geo.zipdata, in km), precise enough for compactness scores.
     """
     import shapely
 

@@ -5,7 +5,7 @@ The lower 48 states come from the outline file that ships with ``libpysal``
 there (AK, HI, PR, DC, VI, GU, MP, AS) get an approximate outline: the union of
 discs of :data:`FALLBACK_RADIUS_KM` around their ZIP centroids, minus the
 lower-48 outlines (which carves DC out of the MD/VA gap), computed in the
-sinusoidal projection of :mod:`terrmap.geo.zipdata` so the discs are round.
+conformal projection of :mod:`terrmap.geo.zipdata` so the discs are round.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import shapely
 
 from terrmap.geo.zipdata import project, region_candidates, reference_table, unproject
 
-# Degrees of the sinusoidal projection (y = latitude) -> km, and its inverse.
+# Units of the projection of terrmap.geo.zipdata (~1 degree of latitude) -> km.
 KM_PER_DEG = 6371.0088 * math.pi / 180
 FALLBACK_RADIUS_KM = 20.0
 
@@ -65,7 +65,7 @@ def us48_path() -> Path:
 
 
 def project_geoms(geoms):
-    """lon/lat geometries -> sinusoidal degrees (vertices only; segmentize first for long edges)."""
+    """lon/lat geometries -> projected units (vertices only; segmentize first for long edges)."""
     return shapely.transform(geoms, lambda c: project(c[:, 1], c[:, 0]))
 
 

@@ -6,7 +6,7 @@ standard ZIP's area: ``zips.region_zip`` maps every ZIP to the standard ZIP
 whose region contains it.
 
 Regions are the Voronoi cells of the standard ZIP centroids within each state,
-computed in a sinusoidal projection (x = lon * cos(lat), y = lat, in degrees).
+computed in a conformal projection of the US (:func:`project`).
 A point therefore lies in the region of the *nearest* standard ZIP centroid of
 its state in that projection, which is how :func:`nearest_region_zip` assigns
 points, so the polygons and point lookups always agree.
@@ -36,17 +36,33 @@ def zip_parquet_path() -> Path:
     return files[-1]
 
 
+# Lambert conformal conic for the US (standard parallels 33 and 45 N): conformal, so
+# distances are locally the same in every direction, with no shear anywhere in the
+# US (Alaska and Hawaii included). Units are "projected degrees" (111.195 km), so
+# buffers and tolerances written in degrees keep their size.
+_LCC = "+proj=lcc +lat_1=33 +lat_2=45 +lat_0=39 +lon_0=-96 +datum=WGS84 +units=m +no_defs"
+_METRES_PER_UNIT = 111_195.08
+
+
+@lru_cache(maxsize=1)
+def _transformers():
+    from pyproj import Transformer
+
+    return (Transformer.from_crs("EPSG:4326", _LCC, always_xy=True),
+            Transformer.from_crs(_LCC, "EPSG:4326", always_xy=True))
+
+
 def project(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Sinusoidal projection in degrees: distances become roughly isotropic."""
-    lat = np.asarray(lat, dtype=float)
-    lon = np.asarray(lon, dtype=float)
-    return np.column_stack([lon * np.cos(np.radians(lat)), lat])
+    """lat/lon -> (x, y) in the US conformal projection, in units of ~111.2 km."""
+    x, y = _transformers()[0].transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+    return np.column_stack([np.asarray(x), np.asarray(y)]) / _METRES_PER_UNIT
 
 
 def unproject(xy: np.ndarray) -> np.ndarray:
     """Inverse of :func:`project`; returns (lon, lat) columns."""
-    lat = xy[:, 1]
-    return np.column_stack([xy[:, 0] / np.cos(np.radians(lat)), lat])
+    xy = np.asarray(xy, dtype=float) * _METRES_PER_UNIT
+    lon, lat = _transformers()[1].transform(xy[:, 0], xy[:, 1])
+    return np.column_stack([np.asarray(lon), np.asarray(lat)])
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,7 @@
 """ZIP polygons: approximate Voronoi regions, or real Census ZCTA boundaries when the user supplies them.
 
 **Voronoi (the default, offline).** For each state, the Voronoi cells of its
-standard-ZIP centroids are computed in the sinusoidal projection of
+standard-ZIP centroids are computed in the conformal projection of
 :mod:`terrmap.geo.zipdata` -- the same metric as the nearest-centroid point
 assignment, so a point inside a ZIP's polygon has that ZIP as its nearest
 same-state centroid -- and clipped to the state's outline

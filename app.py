@@ -1,0 +1,49 @@
+"""terrmap: the Streamlit app (``streamlit run app.py -- --db PATH``).
+
+Thin on purpose: pages live in ``pages/``, logic in the ``terrmap`` package.
+The database is ``--db PATH`` after ``--``, else $TERRMAP_DB, else
+data/terrmap.duckdb (see :func:`terrmap.ui.db_path`).
+"""
+
+from pathlib import Path
+
+import streamlit as st
+
+from terrmap import ui
+
+HERE = Path(__file__).resolve().parent
+
+st.set_page_config(page_title="terrmap · territory planning", layout="wide")
+
+# (file, title, url path). Pages of later milestones appear once their file exists.
+# No page icons on purpose: a page icon becomes the tab's favicon, and Streamlit
+# fetches ":material/...:" favicons from fonts.gstatic.com (the app must work offline).
+SECTIONS = {
+    "Overview": [
+        ("pages/home.py", "Home", "home"),
+        ("pages/map.py", "Map", "map"),
+    ],
+    "Planning": [
+        ("pages/editor.py", "Editor", "editor"),
+        ("pages/optimizer.py", "Optimizer", "optimizer"),
+        ("pages/scenarios.py", "Scenarios", "scenarios"),
+        ("pages/rep_view.py", "Rep view", "rep"),
+    ],
+    "Data": [
+        ("pages/model.py", "Model", "model"),
+        ("pages/import_data.py", "Import data", "import"),
+    ],
+}
+
+pages = {
+    section: [
+        st.Page(file, title=title, url_path=url, default=(file == "pages/home.py"))
+        for file, title, url in entries
+        if (HERE / file).exists()
+    ]
+    for section, entries in SECTIONS.items()
+}
+nav = st.navigation({s: p for s, p in pages.items() if p})
+ui.page_style()
+ui.sidebar_footer(ui.store())
+nav.run()

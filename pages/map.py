@@ -1,0 +1,124 @@
+"""Map: regions coloured by territory or by a measure, at any layer, for all the US or chosen states."""
+
+import streamlit as st
+from streamlit_folium import st_folium
+
+from terrmap import mapview as mv
+from terrmap import ui
+from terrmap.geo import parse_layer
+
+MAP_HEIGHT = 660
+COLOR_OPTIONS = ["territory", *mv.MEASURES]
+
+ui.ensure_app_navigation()
+s = ui.store()
+st.title("Territory map")
+ui.require_leads(s)
+stamp = ui.data_stamp(s)
+path = str(s.path)
+
+DEFAULTS = {"layer": ui.DEFAULT_MAP_LAYER, "color": "territory", "area": []}
+ui.seed_from_url("layer", ui.layer_options(), DEFAULTS["layer"])
+ui.seed_from_url("color", COLOR_OPTIONS, DEFAULTS["color"])
+
+if ui.plan_count(s) > 1:
+    c_plan, c_layer, c_color, c_area, c_tiles = st.columns([2, 2, 1.6, 3.4, 1.1], vertical_alignment="bottom")
+    plan = ui.plan_picker(s, c_plan)
+else:
+    c_layer, c_color, c_area, c_tiles = st.columns([2.2, 1.6, 4, 1.3], vertical_alignment="bottom")
+    plan = ui.plan_picker(s)
+layer_key = c_layer.selectbox(
+    "Regions", ui.layer_options(), format_func=ui.layer_label, key="layer", persist_state="session",
+    help="Hexagons of the H3 grid (level 3 coarse … 9 fine) or ZIP codes. For fine layers, pick an area.",
+)
+color_by = c_color.selectbox(
+    "Colour by", COLOR_OPTIONS,
+    format_func=lambda c: "Territory" if c == "territory" else mv.MEASURES[c].label,
+    key="color", persist_state="session",
+    help="The plan's territory colours, or a measure in quantile classes (each class holds about as many regions).",
+)
+all_states = ui.cached_state_codes(path, layer_key, stamp)
+ui.seed_from_url("area", all_states, DEFAULTS["area"], multi=True)
+if any(c not in all_states for c in st.session_state.get("area") or []):  # kept from another layer
+    st.session_state["area"] = [c for c in st.session_state["area"] if c in all_states]
+states = c_area.multiselect(
+    "Area", all_states, format_func=lambda c: mv.STATE_NAMES.get(c, c), key="area", persist_state="session",
+    placeholder="All of the US (or choose states)",
+)
+tiles = c_tiles.toggle(
+    "Street map", key="tiles", persist_state="session",
+    help="Show OpenStreetMap tiles under the regions. **Needs internet**; off, the map works offline.",
+)
+ui.sync_url({"layer": layer_key, "color": color_by, "area": states}, DEFAULTS)
+
+frame = mv.filter_states(ui.region_frame(s, layer_key, plan, stamp), states)
+n = len(frame)
+area = "all of the US" if not states else ", ".join(mv.STATE_NAMES.get(c, c) for c in states)
+
+if n == 0:
+    st.info(f"No leads in {area} on this layer.")
+    st.stop()
+if n > mv.MAX_REGIONS:
+    st.warning(
+        f"**{mv.fmt_int(n)} regions** with leads in {area} — too many to draw at once "
+        f"(the map shows at most {mv.fmt_int(mv.MAX_REGIONS)}). Choose fewer states under *Area*, or a coarser "
+        "layer under *Regions*.",
+        icon=":material/zoom_out_map:",
+    )
+    st.stop()
+
+try:
+    if st.query_params.get("render") == "naive":  # benchmark baseline, see bench/bench_map_render.py
+        terr = ui.cached_territories(path, plan.plan_id, plan.version) if plan else None
+        m = mv.build_naive_map(frame, parse_layer(layer_key).shapes(s, frame["region_id"].tolist()), terr, color_by,
+                               ui.static_base())
+    else:
+        with st.spinner("Drawing the map…"):
+            data = ui.cached_map_data(
+                path, layer_key, plan.plan_id if plan else None, plan.version if plan else None, stamp,
+                tuple(states), color_by,
+            )
+        m = mv.build_map(data, tiles=tiles, outlines=ui.state_outlines(), static_base=ui.static_base(),
+                         fit="all" if states else "core")
+except NotImplementedError:
+    st.info(f"Shapes of {ui.layer_label(layer_key)} are not available in this installation yet; choose hexagons.")
+    st.stop()
+
+leads = int(frame["leads"].sum())
+plan_text = f"Plan **{ui.md(plan.name)}** · " if plan is not None else "No plan · "
+st.caption(
+    f"{plan_text}{mv.fmt_int(n)} regions · {mv.fmt_int(leads)} leads · {mv.fmt_money(frame['potential'].sum())} "
+    f"potential in {area}. Hover a region for its numbers."
+    + (" Street map: needs internet." if tiles else "")
+)
+st_folium(m, key="territory_map", height=MAP_HEIGHT, use_container_width=True, returned_objects=[])
+
+
+@st.fragment
+def region_table() -> None:
+    """The regions of the map as a table, on request (keeps the first paint of the map light)."""
+    if not st.toggle("Show these regions as a table", key="show_table"):
+        return
+    top = frame.sort_values("potential", ascending=False)
+    cols = ["region_id", "place", *mv.MEASURES]
+    if plan is not None:
+        terr = ui.cached_territories(path, plan.plan_id, plan.version)
+        top = top.merge(terr[["territory_id", "name"]].rename(columns={"name": "territory"}), on="territory_id",
+                        how="left")
+        cols.insert(2, "territory")
+    st.dataframe(
+        top[cols].assign(avg_score=top["avg_score"] * 100),
+        hide_index=True, width="stretch", height=360,
+        column_config={
+            "region_id": "Region", "place": "Place", "territory": "Territory",
+            "leads": st.column_config.NumberColumn("Leads", format="localized"),
+            "open_leads": st.column_config.NumberColumn("Open leads", format="localized"),
+            "customers": st.column_config.NumberColumn("Customers", format="localized"),
+            "won_revenue": st.column_config.NumberColumn("Won revenue", format="dollar"),
+            "avg_score": st.column_config.NumberColumn("Avg score", format="%.1f%%"),
+            "potential": st.column_config.NumberColumn("Potential", format="dollar"),
+        },
+    )
+
+
+region_table()

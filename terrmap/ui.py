@@ -1,0 +1,311 @@
+"""Shared Streamlit widgets and cached data access for the pages (the only UI module).
+
+Caching: the store is a ``cache_resource`` per database path. Data is cached
+with ``cache_data``/``cache_resource`` keyed by the database path, the layer,
+the plan (id and version) and a *data stamp* (:func:`data_stamp`: lead count,
+last import, open leads, sums of scores and deal values, plan versions), so an
+import, a rescoring or a saved plan shows up at once, while panning, reruns and
+switching pages reuse what is computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from terrmap import mapview as mv
+from terrmap.assets import static_base as _static_base
+from terrmap.geo import LAYER_KEYS, parse_layer
+from terrmap.plan import PlanInfo, assignment_for_layer, list_plans, territories
+from terrmap.stats import region_stats
+from terrmap.store import Store, open_store, resolve_db_path
+
+DEFAULT_MAP_LAYER = "h3:4"
+
+
+# -- database ---------------------------------------------------------------------------
+
+def db_path(argv: list[str] | None = None) -> Path:
+    """``streamlit run app.py -- --db PATH``, else $TERRMAP_DB, else data/terrmap.duckdb."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--db")
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return resolve_db_path(args.db).resolve()
+
+
+@st.cache_resource(show_spinner="Opening the database…")
+def _store(path: str) -> Store:
+    return open_store(path)
+
+
+def store() -> Store:
+    return _store(str(db_path()))
+
+
+def data_stamp(s: Store) -> str:
+    """Changes whenever leads, scores or plans change: a few column aggregates (milliseconds, even for
+    millions of leads). Pages that change data should still call :func:`clear_caches`."""
+    cur = s.cursor()
+    leads = cur.execute(
+        # integer sums: a parallel float sum can differ in its last bits from run to run
+        "SELECT count(*), max(imported_at), count(*) FILTER (WHERE status = 'open'), "
+        "sum(round(score * 1e6)::BIGINT), sum(round(deal_value)::BIGINT) FROM leads"
+    ).fetchall()[0]
+    plans = cur.execute("SELECT list(plan_id || ':' || version ORDER BY plan_id) FROM plans").fetchall()[0][0]
+    return "|".join(map(str, leads)) + f"|{plans}"
+
+
+def lead_count(s: Store) -> int:
+    return int(s.scalar("SELECT count(*) FROM leads") or 0)
+
+
+def require_leads(s: Store) -> None:
+    """Stop the page with a friendly how-to when the database has no leads."""
+    if lead_count(s) > 0:
+        return
+    path = shlex.quote(str(s.path))
+    st.info(
+        f"**No leads yet** in `{s.path}`.\n\n"
+        "To explore with realistic data, stop the app (it holds the database open), build the demo database "
+        "(a few seconds) and start the app again:\n\n"
+        f"```\npython -m terrmap demo --db {path}\nstreamlit run app.py -- --db {path}\n```\n\n"
+        "Or bring your own leads (CSV or Parquet) on the **Import data** page.",
+        icon=":material/info:",
+    )
+    st.page_link("pages/import_data.py", label="Import data", icon=":material/upload_file:")
+    st.stop()
+
+
+def static_base() -> str:
+    """URL prefix of ``static/`` as this server serves it."""
+    return _static_base(st.get_option("server.baseUrlPath"))
+
+
+# -- cached data -------------------------------------------------------------------------
+
+@st.cache_data(max_entries=24, show_spinner=False)
+def cached_stats(path: str, layer_key: str, stamp: str) -> pd.DataFrame:
+    return region_stats(_store(path), parse_layer(layer_key))
+
+
+@st.cache_data(max_entries=24, show_spinner=False)
+def cached_places(path: str, layer_key: str, stamp: str) -> pd.DataFrame:
+    return mv.region_places(_store(path), parse_layer(layer_key))
+
+
+@st.cache_data(max_entries=24, show_spinner=False)
+def cached_state_codes(path: str, layer_key: str, stamp: str) -> list[str]:
+    return mv.state_codes(cached_places(path, layer_key, stamp))
+
+
+@st.cache_data(max_entries=24, show_spinner=False)
+def cached_assignment(path: str, plan_id: int, plan_version: int, layer_key: str, stamp: str) -> pd.DataFrame:
+    plan = next(p for p in list_plans(_store(path)) if p.plan_id == plan_id)
+    return assignment_for_layer(_store(path), plan, parse_layer(layer_key))
+
+
+@st.cache_data(max_entries=24, show_spinner=False)
+def cached_territories(path: str, plan_id: int, plan_version: int) -> pd.DataFrame:
+    return territories(_store(path), plan_id)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def cached_kpis(path: str, plan_id: int | None, stamp: str) -> dict:
+    return mv.kpis(_store(path), plan_id)
+
+
+def region_frame(s: Store, layer_key: str, plan: PlanInfo | None, stamp: str) -> pd.DataFrame:
+    path = str(s.path)
+    stats = cached_stats(path, layer_key, stamp)
+    places = cached_places(path, layer_key, stamp)
+    if plan is None:
+        return mv.region_frame(stats, None, None, places)
+    return mv.region_frame(
+        stats,
+        cached_assignment(path, plan.plan_id, plan.version, layer_key, stamp),
+        cached_territories(path, plan.plan_id, plan.version),
+        places,
+    )
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def cached_map_data(
+    path: str, layer_key: str, plan_id: int | None, plan_version: int | None, stamp: str,
+    states: tuple[str, ...], color_by: str,
+) -> mv.MapData:
+    """Shared read-only across sessions (cache_resource: no copy of a multi-MB payload per rerun)."""
+    s = _store(path)
+    plan = next((p for p in list_plans(s) if p.plan_id == plan_id), None)
+    frame = mv.filter_states(region_frame(s, layer_key, plan, stamp), states)
+    layer = parse_layer(layer_key)
+    shapes = layer.shapes(s, frame["region_id"].tolist())
+    terr = cached_territories(path, plan.plan_id, plan.version) if plan else None
+    return mv.map_data(
+        frame, shapes, terr, color_by,
+        region_label="ZIP" if layer_key == "zip" else "H3 cell",
+        decimals=mv.default_decimals(layer_key),
+    )
+
+
+def _outlines_or_none() -> dict | None:
+    try:
+        from terrmap.geo.outlines import state_outlines_geojson
+    except ImportError:  # not installed in this build: no base layer
+        return None
+    try:
+        return state_outlines_geojson()
+    except Exception:  # a broken outline file must not take the map down
+        return None
+
+
+@st.cache_resource(show_spinner=False)
+def state_outlines() -> dict | None:
+    """US state outlines for the offline base layer (None if terrmap.geo.outlines is unavailable)."""
+    return _outlines_or_none()
+
+
+# Computing the outlines takes ~2 s: start it when the app starts, not on the first map.
+threading.Thread(target=_outlines_or_none, name="terrmap-outlines-warmup", daemon=True).start()
+
+
+def clear_caches() -> None:
+    """After an import: everything derived from the data is stale."""
+    st.cache_data.clear()
+    cached_map_data.clear()
+
+
+# -- URL state --------------------------------------------------------------------------------
+
+def ensure_app_navigation() -> None:
+    """Run pages through app.py's st.navigation even on a fresh server.
+
+    Streamlit starts in its legacy "pages/ directory" mode when a ``pages/``
+    folder exists and switches only once the main script has called
+    st.navigation; the very first visit of a deep link (``/map``) would run the
+    page alone (no page config, a different sidebar). Switch and rerun instead.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # private API moved: the legacy quirk is harmless
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def seed_from_url(key: str, options, default=None, multi: bool = False) -> None:
+    """Initialise widget state ``key`` from the URL query (``?layer=h3:5&area=CA&area=NV``) once per session."""
+    if key in st.session_state:
+        return
+    options = list(options)
+    if multi:
+        wanted = [v for part in st.query_params.get_all(key) for v in part.split(",")]
+        st.session_state[key] = [v for v in wanted if v in options] or list(default or [])
+    else:
+        value = st.query_params.get(key)
+        st.session_state[key] = value if value in options else default
+
+
+def sync_url(values: dict, defaults: dict) -> None:
+    """Mirror widget values into the URL (values equal to the default are left out)."""
+    for key, value in values.items():
+        if value == defaults.get(key) or value in (None, [], ""):
+            if key in st.query_params:
+                del st.query_params[key]
+        elif isinstance(value, (list, tuple)):
+            st.query_params[key] = [str(v) for v in value]
+        else:
+            st.query_params[key] = str(value)
+
+
+# -- pickers ---------------------------------------------------------------------------------
+
+def plan_count(s: Store) -> int:
+    return int(s.scalar("SELECT count(*) FROM plans") or 0)
+
+
+def plan_picker(s: Store, container=None) -> PlanInfo | None:
+    """Choose the plan (published first; no widget when there is only one); remembered across pages."""
+    plans = list_plans(s)
+    if not plans:
+        return None
+    where = container or st
+    ids = [p.plan_id for p in plans]
+    by_id = {p.plan_id: p for p in plans}
+    if st.session_state.get("plan_id") not in ids:
+        st.session_state["plan_id"] = ids[0]
+    if len(plans) == 1:  # nothing to choose
+        return plans[0]
+    pid = where.selectbox(
+        "Plan",
+        ids,
+        format_func=lambda i: by_id[i].name + ("  ✓ published" if by_id[i].published else ""),
+        key="plan_id",
+        persist_state="session",
+    )
+    return by_id[pid]
+
+
+def layer_label(key: str) -> str:
+    if key == "zip":
+        return "ZIP codes"
+    layer = parse_layer(key)
+    size = layer.label.split("(", 1)[-1].rstrip(")")
+    return f"Hexagons, level {layer.res} ({size})"
+
+
+def layer_options() -> list[str]:
+    return list(LAYER_KEYS)
+
+
+# -- display ---------------------------------------------------------------------------------
+
+_MD_SPECIAL = "\\`*_{}[]<>()#+-.!|~$:"
+
+
+def md(text) -> str:
+    """Text from data for a markdown string (captions, messages): every markdown character escaped,
+    so a name shows exactly as written. (Streamlit never renders HTML in markdown unless
+    ``unsafe_allow_html``; this also keeps ``*``, ``[..](..)``, ``$`` etc. literal.)"""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+
+
+# -- widgets (display) ---------------------------------------------------------------------------------
+
+def kpi_row(k: dict) -> None:
+    items = [
+        ("Leads", mv.fmt_int(k["leads"]), None),
+        ("Open leads", mv.fmt_int(k["open_leads"]), None),
+        ("Customers", mv.fmt_int(k["customers"]), None),
+        ("Won revenue", mv.fmt_money(k["won_revenue"]), None),
+        ("Total potential", mv.fmt_money(k["potential"]), None),
+        ("Territories", mv.fmt_int(k["territories"]), None),
+        ("Reps", mv.fmt_int(k["reps"]), None),
+    ]
+    cols = st.columns(len(items))
+    for col, (label, value, help_text) in zip(cols, items):
+        col.metric(label, value, help=help_text, border=True)
+
+
+def sidebar_footer(s: Store) -> None:
+    with st.sidebar:
+        st.caption(f"Database `{s.path.name}` · {mv.fmt_int(lead_count(s))} leads")
+
+
+PAGE_CSS = """
+<style>
+div[data-testid="stMetricValue"] { font-size: 1.6rem; }
+iframe[title="streamlit_folium.st_folium"] { border-radius: 8px; border: 1px solid rgba(49, 51, 63, 0.15); }
+</style>
+"""
+
+
+def page_style() -> None:
+    """A few static CSS tweaks (no data in it)."""
+    st.html(PAGE_CSS)
