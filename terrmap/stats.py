@@ -87,4 +87,5 @@ def region_stats_sql(layer: Layer, where: str | None = None) -> str:
 
 def region_stats(store: "Store", layer: Layer, where: str | None = None) -> pd.DataFrame:
     """One row per populated region of ``layer``: region_id and :data:`STAT_COLUMNS`."""
-    return store.cursor().sql(region_stats_sql(layer, where)).df()
+    # Through Arrow: for a million regions this is about twice as fast as DuckDB's .df().
+    return store.cursor().sql(region_stats_sql(layer, where)).to_arrow_table().to_pandas()
