@@ -1148,6 +1148,13 @@ def import_file(
             phase("score")
             report(0.95, "committing")
         phase("commit")
+        from terrmap.scoring import latest_version, score_leads
+
+        if latest_version(store) is not None:
+            # A trained model exists: the new leads get its scores, not the fallback.
+            report(0.96, "scoring with the lead model")
+            score_leads(store)
+            phase("model_score")
         updated = int(min(updated, n))
         summary = {
             "rows": int(n),

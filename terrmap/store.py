@@ -133,6 +133,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
     """,
+    # 2: trained lead-scoring models (terrmap.scoring); leads.score_source = 'model:<version>'.
+    """
+    CREATE TABLE IF NOT EXISTS models (
+        version    INTEGER PRIMARY KEY,
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        kind       VARCHAR NOT NULL,       -- 'lead_score'
+        seed       INTEGER,
+        data_hash  VARCHAR NOT NULL,       -- sha256 of the training rows (features, labels, won deal values)
+        n_train    INTEGER,
+        metrics    JSON,                   -- held-out validation (see terrmap.scoring.train_model)
+        model      BLOB NOT NULL           -- pickled terrmap.scoring.LeadModel
+    );
+    """,
 ]
 
 

@@ -58,7 +58,8 @@ def data_stamp(s: Store) -> str:
         "sum(round(score * 1e6)::BIGINT), sum(round(deal_value)::BIGINT) FROM leads"
     ).fetchall()[0]
     plans = cur.execute("SELECT list(plan_id || ':' || version ORDER BY plan_id) FROM plans").fetchall()[0][0]
-    return "|".join(map(str, leads)) + f"|{plans}"
+    model = cur.execute("SELECT max(version) FROM models").fetchall()[0][0]
+    return "|".join(map(str, [*leads, plans, model])) + f"|{plans}"
 
 
 def lead_count(s: Store) -> int:
@@ -309,3 +310,64 @@ iframe[title="streamlit_folium.st_folium"] { border-radius: 8px; border: 1px sol
 def page_style() -> None:
     """A few static CSS tweaks (no data in it)."""
     st.html(PAGE_CSS)
+
+
+# -- the editor (pages/editor.py) ------------------------------------------------------------------
+
+@st.cache_data(max_entries=12, show_spinner=False)
+def cached_region_groups(path: str, layer_key: str, stamp: str) -> pd.DataFrame:
+    """region_id, state, county_fips, county of every region of the layer (see terrmap.geo.groups)."""
+    from terrmap.geo.groups import region_groups
+
+    return region_groups(_store(path), parse_layer(layer_key))
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _cached_graph(path: str, layer_key: str, digest: str, _ids: tuple[str, ...]):
+    """A layer's adjacency graph over given regions, shared read-only by every session."""
+    return parse_layer(layer_key).graph(_store(path), list(_ids))
+
+
+def _graph_for(path: str):
+    import hashlib
+
+    def graph_for(layer, ids):
+        digest = hashlib.sha1("\n".join(ids).encode()).hexdigest()
+        return _cached_graph(path, layer.key, digest, tuple(ids))
+
+    return graph_for
+
+
+EDITOR_SESSIONS = "tm_editor_sessions"
+
+
+def editor_session(s: Store, plan: PlanInfo, reload: bool = False):
+    """The planner's :class:`terrmap.editor.EditorSession` on ``plan``, kept in the Streamlit session
+    (keyed by database path and plan id); ``reload``: discard it and open the saved plan again."""
+    from terrmap.editor import EditorSession
+
+    sessions = st.session_state.setdefault(EDITOR_SESSIONS, {})
+    key = (str(s.path), plan.plan_id)
+    if reload or key not in sessions:
+        sessions[key] = EditorSession.open_with_graph(s, plan.plan_id, graph_for=_graph_for(str(s.path)))
+    return sessions[key]
+
+
+def drop_editor_session(s: Store, plan_id: int) -> None:
+    st.session_state.setdefault(EDITOR_SESSIONS, {}).pop((str(s.path), plan_id), None)
+
+
+def serve_script(js: str, coordinates: str = "terrmap-editor-map") -> str | None:
+    """Serve ``js`` from this app (Streamlit's media files, same origin) and return its URL, or None
+    when there is no runtime (bare mode, tests). Re-register on every run that shows it: files not
+    registered during a full run are dropped after it."""
+    try:
+        from streamlit import runtime
+
+        if not runtime.exists():
+            return None
+        url = runtime.get_instance().media_file_mgr.add(js.encode("utf-8"), "application/javascript", coordinates)
+    except Exception:  # an internal API moved: inline the payload instead
+        return None
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"/{base}{url}" if base and not url.startswith(f"/{base}/") else url
