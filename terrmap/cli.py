@@ -84,6 +84,44 @@ def cmd_zcta(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    from terrmap.scoring import NotEnoughHistory, retrain
+    from terrmap.store import open_store
+
+    store = open_store(args.db)
+    try:
+        metrics = retrain(store, seed=args.seed, progress=_progress)
+    except NotEnoughHistory as exc:
+        sys.stderr.write(f"\n{exc}\n")
+        print(json.dumps({"error": "not_enough_history", "message": str(exc), **exc.counts, "scores": "fallback"}))
+        return 3
+    print(json.dumps(metrics))
+    return 0
+
+
+def cmd_optimize(args) -> int:
+    from terrmap.optimize import Optimizer
+    from terrmap.store import open_store
+
+    store = open_store(args.db)
+    t0 = time.perf_counter()
+    states = [x.strip().upper() for x in (args.states or "").split(",") if x.strip()] or None
+    opt = Optimizer.from_store(
+        store, args.layer, args.territories, states=states, base_plan=args.base_plan, seed_reps=args.seed_reps,
+        balance=args.balance, tolerance=args.tolerance, max_disruption=args.max_disruption,
+        time_limit=args.time_limit, random_state=args.seed, progress=_progress,
+    )
+    res = opt.solve()
+    res.assignment(args.candidate)[["region_id", "territory"]].to_csv(args.out, index=False)
+    summary = res.summary(args.candidate)
+    summary["compactness"] = {"cut_edge_share": summary["cut_edge_share"],
+                              "mean_polsby_popper": summary["mean_polsby_popper"]}
+    summary["seconds_with_loading"] = round(time.perf_counter() - t0, 3)
+    summary["out"] = str(args.out)
+    print(json.dumps(summary, default=float))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m terrmap", description="terrmap: sales territory planning")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,10 +145,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("zcta", cmd_zcta, "use a Census ZCTA boundary file (.shp, .zip, .gpkg, .geojson) for the ZIP polygons")
     p.add_argument("file")
 
+    p = add("score", cmd_score, "train and validate the lead-scoring model on closed leads, score every open lead "
+            "and print the validation metrics as JSON (exit code 3: not enough history, fallback scores kept)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (same data and seed: same model)")
+
     p = add("regions", cmd_regions, "write per-region statistics of a layer to CSV")
     p.add_argument("--layer", required=True, help="h3:3 .. h3:9 or zip")
     p.add_argument("--plan", help="plan name (default: the published plan)")
     p.add_argument("--out", required=True)
+
+    p = add("optimize", cmd_optimize, "build balanced, contiguous, compact territories (or rebalance a plan)")
+    p.add_argument("--layer", required=True, help="h3:3 .. h3:9 or zip")
+    p.add_argument("--territories", type=int, help="number of territories K (a rebalance keeps the base plan's)")
+    p.add_argument("--balance", default="potential",
+                   help="measure(s) to balance, optionally weighted: potential | potential,leads | potential:2,workload:1")
+    p.add_argument("--tolerance", type=float, default=0.05, help="allowed deviation from the mean (0.05 = ±5%%)")
+    p.add_argument("--base-plan", help="rebalance this plan (name or id) instead of building from scratch")
+    p.add_argument("--max-disruption", type=float, help="rebalance: max share of potential/customers that may move")
+    p.add_argument("--states", help="only regions in these states, e.g. TX,OK")
+    p.add_argument("--seed-reps", action="store_true", help="seed one territory at each rep's home region")
+    p.add_argument("--time-limit", type=float, default=10.0, help="seconds for the search (default 10)")
+    p.add_argument("--candidate", default=0, type=lambda x: int(x) if x.isdigit() else x,
+                   help="which candidate to write: index or name (default: the recommended one)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--out", required=True, help="CSV written with region_id,territory for every region")
     return parser
 
 
