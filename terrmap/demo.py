@@ -29,7 +29,7 @@ import pandas as pd
 
 from terrmap.geo.h3layer import index_points
 from terrmap.geo.zipdata import project, reference_table
-from terrmap.plan import Territory, create_plan, palette_color
+from terrmap.plan import Territory, create_plan, distinct_colors
 from terrmap.scoring import apply_fallback_scores
 from terrmap.stats import refresh_rollup
 from terrmap.store import BASE_H3_RES, Store
@@ -206,6 +206,14 @@ def _km(a: pd.Series, b: pd.Series) -> float:
     return float(6371 * 2 * np.arcsin(np.sqrt(h)))
 
 
+def _home_neighbours(reps: pd.DataFrame) -> set[tuple[int, int]]:
+    """Pairs of reps whose nearest-home territories touch: the Delaunay edges of their homes."""
+    from scipy.spatial import Delaunay
+
+    tri = Delaunay(project(reps["home_lat"], reps["home_lon"]))
+    return {(min(a, b), max(a, b)) for simplex in tri.simplices for a in simplex for b in simplex if a != b}
+
+
 def county_nearest_rep_assignment(reps: pd.DataFrame) -> pd.DataFrame:
     """Every region ZIP -> the territory of the rep whose home is nearest its county's centre."""
     from scipy.spatial import cKDTree
@@ -258,8 +266,9 @@ def build_demo(
     cur.register("demo_reps", reps)
     cur.execute("INSERT INTO reps SELECT * FROM demo_reps")
     cur.unregister("demo_reps")
+    colors = distinct_colors(len(reps), _home_neighbours(reps))
     terrs = [
-        Territory(territory_id=i + 1, name=r.home_metro, color=palette_color(i), rep_id=r.rep_id)
+        Territory(territory_id=i + 1, name=r.home_metro, color=colors[i], rep_id=r.rep_id)
         for i, r in enumerate(reps.itertuples())
     ]
     create_plan(

@@ -123,3 +123,26 @@ def test_articulation_points_match_brute_force(graph):
             if connected_components(sub[keep][:, keep], directed=False)[0] > base:
                 brute.add(int(r))
         assert articulation_points(graph.adjacency, members) == brute
+
+
+def test_distinct_colors_for_many_territories(graph):
+    from terrmap.plan import PALETTE, distinct_colors
+
+    # 45 territories as vertical bands over a real H3 patch: neighbours never share a colour.
+    k = 45
+    order = np.argsort(graph.centroids[:, 1])
+    assign = np.empty(graph.n, dtype=np.int64)
+    assign[order] = np.arange(graph.n) * k // graph.n
+    e = graph.edges
+    pairs = {(int(a), int(b)) for a, b in zip(assign[e[:, 0]], assign[e[:, 1]]) if a != b}
+    colors = distinct_colors(k, pairs)
+    assert all(colors[a] != colors[b] for a, b in pairs)
+    assert set(colors) <= set(PALETTE) and len(set(colors)) >= min(len(PALETTE), k) * 0.9
+    # Stable: recolouring with the same neighbours keeps every colour.
+    assert distinct_colors(k, pairs, colors) == colors
+    # A clash introduced by hand is repaired by changing one side only.
+    clashed = list(colors)
+    a, b = next(iter(pairs))
+    clashed[b] = clashed[a]
+    fixed = distinct_colors(k, pairs, clashed)
+    assert fixed[a] != fixed[b] and sum(x != y for x, y in zip(fixed, clashed)) == 1
