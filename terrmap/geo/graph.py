@@ -66,7 +66,13 @@ class RegionGraph:
 
 
 def bridge_components(graph: RegionGraph) -> RegionGraph:
-    """Connect the graph's pieces with zero-length bridge edges between nearest centroids."""
+    """Connect the graph's pieces with zero-length bridge edges between nearest centroids.
+
+    A minimum spanning forest over the pieces (Kruskal), from candidate edges
+    between each region and its nearest regions in other pieces (one k-d tree
+    query for all regions); pieces with no candidate within the k nearest are
+    joined to their nearest region elsewhere afterwards.
+    """
     from scipy.spatial import cKDTree
 
     from terrmap.geo.zipdata import project
@@ -75,20 +81,40 @@ def bridge_components(graph: RegionGraph) -> RegionGraph:
     if n_comp <= 1:
         return graph
     xy = project(graph.centroids[:, 0], graph.centroids[:, 1])
-    # Grow from the largest piece: repeatedly attach the nearest outside piece (Prim over pieces).
-    sizes = np.bincount(labels)
-    connected = np.zeros(n_comp, dtype=bool)
-    connected[np.argmax(sizes)] = True
+    tree = cKDTree(xy)
+    k = min(16, graph.n)
+    dist, idx = tree.query(xy, k=k)
+    src = np.repeat(np.arange(graph.n), k)
+    dst, d = idx.ravel(), dist.ravel()
+    cross = labels[src] != labels[dst]
+    order = np.argsort(d[cross], kind="stable")
+    cand_a, cand_b = src[cross][order], dst[cross][order]
+
+    parent = list(range(n_comp))
+
+    def find(c: int) -> int:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
     new_edges = []
-    while not connected.all():
-        inside = np.flatnonzero(connected[labels])
-        outside = np.flatnonzero(~connected[labels])
-        tree = cKDTree(xy[inside])
-        dist, idx = tree.query(xy[outside])
-        k = int(np.argmin(dist))
-        a, b = int(inside[idx[k]]), int(outside[k])
+    for a, b in zip(cand_a.tolist(), cand_b.tolist()):
+        ra, rb = find(labels[a]), find(labels[b])
+        if ra != rb:
+            parent[ra] = rb
+            new_edges.append((min(a, b), max(a, b)))
+    roots = {find(c) for c in range(n_comp)}
+    while len(roots) > 1:  # pieces with no other piece among their k nearest: nearest region elsewhere
+        comp = np.array([find(c) for c in labels])
+        first = comp == next(iter(roots))
+        inside, outside = np.flatnonzero(first), np.flatnonzero(~first)
+        dd, ii = cKDTree(xy[outside]).query(xy[inside])
+        m = int(np.argmin(dd))
+        a, b = int(inside[m]), int(outside[ii[m]])
+        parent[find(labels[a])] = find(labels[b])
         new_edges.append((min(a, b), max(a, b)))
-        connected[labels[b]] = True
+        roots = {find(c) for c in range(n_comp)}
     edges = np.vstack([graph.edges, np.array(new_edges, dtype=np.int64)])
     lengths = np.concatenate([graph.edge_length, np.zeros(len(new_edges))])
     return RegionGraph(
