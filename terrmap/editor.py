@@ -200,6 +200,111 @@ class EditorSession:
         self.terr = pd.concat([self.terr, pd.DataFrame([row])], ignore_index=True)
         return new_id
 
+    def update_territory(self, territory_id: int, **fields) -> None:
+        """Rename, recolour, set the rep, target or tolerance of a territory (saved with the plan).
+
+        Accepted fields: name, color, rep_id (also sets rep_name from the reps table), target
+        (None: an equal share), tolerance (a fraction: 0.1 = ±10%).
+        """
+        allowed = {"name", "color", "rep_id", "target", "tolerance"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown territory fields: {sorted(unknown)}")
+        i = self.territory_index(territory_id)
+        terr = self.terr.copy()
+        for col in ("rep_name", "target", "tolerance"):
+            if col not in terr:
+                terr[col] = None
+        terr["target"] = terr["target"].astype(float)
+        terr["tolerance"] = terr["tolerance"].astype(float)
+        terr["rep_name"] = terr["rep_name"].astype(object)
+        terr["rep_id"] = terr["rep_id"].astype(object)
+        if "name" in fields:
+            name = str(fields["name"]).strip()
+            if not name:
+                raise ValueError("a territory needs a name")
+            terr.loc[i, "name"] = name
+        if "color" in fields:
+            terr.loc[i, "color"] = str(fields["color"])
+        if "rep_id" in fields:
+            rep = fields["rep_id"] or None
+            rep_name = None
+            if rep is not None:
+                row = self.store.cursor().execute("SELECT name FROM reps WHERE rep_id = ?", [rep]).fetchall()
+                if not row:
+                    raise ValueError(f"no rep {rep!r}")
+                rep_name = row[0][0]
+            terr.at[i, "rep_id"] = rep
+            terr.at[i, "rep_name"] = rep_name
+        if "target" in fields:
+            t = fields["target"]
+            terr.loc[i, "target"] = np.nan if t is None or (isinstance(t, float) and np.isnan(t)) else float(t)
+        if "tolerance" in fields:
+            tol = float(fields["tolerance"])
+            if not 0 <= tol <= 10:
+                raise ValueError("tolerance is a fraction, e.g. 0.1 for ±10%")
+            terr.loc[i, "tolerance"] = tol
+        self.terr = terr
+
+    def delete_territory(self, territory_id: int) -> MoveReport:
+        """Remove a territory; its regions become unassigned (and unlocked). Clears undo/redo history."""
+        t = self.territory_index(territory_id)
+        name = self.territory_name(territory_id)
+        p = self.plan
+        members = np.flatnonzero(p.assignment == t)
+        p.set_locked(members, False)
+        report = self.assign([self.region_ids[i] for i in members.tolist()], None, gesture="delete")
+        keep = np.arange(p.k) != t
+        remap = np.cumsum(keep) - 1
+        remap[t] = UNASSIGNED
+
+        def reindex(a: np.ndarray) -> np.ndarray:
+            return np.where(a >= 0, remap[np.maximum(a, 0)], UNASSIGNED)
+
+        p.assignment = reindex(p.assignment)
+        p.totals = p.totals[keep]
+        p.region_counts = p.region_counts[keep]
+        p.perimeter = p.perimeter[keep]
+        p.area = p.area[keep]
+        if p.targets is not None:
+            p.targets = p.targets[keep]
+        p._components = {int(remap[k]): v for k, v in p._components.items() if k != t}
+        p.k -= 1
+        p.undo_stack.clear()
+        p.redo_stack.clear()
+        self.saved_assignment = reindex(self.saved_assignment)
+        self.terr = self.terr[keep].reset_index(drop=True)
+        n = len(report.regions)
+        report.text = f"Deleted territory {name}: {n} region{'s' if n != 1 else ''} now unassigned"
+        self.last_report = report
+        return report
+
+    @classmethod
+    def open_with_graph(cls, store: "Store", plan: PlanInfo | str | int | None = None, graph_for=None) -> "EditorSession":
+        """:meth:`open`, taking the adjacency graph from ``graph_for(layer, region_ids)`` when given
+        (a cache: building a ZIP graph takes seconds, and it is the same for every session)."""
+        if graph_for is None:
+            return cls.open(store, plan)
+        info = plan if isinstance(plan, PlanInfo) else get_plan(store, plan)
+        if info is None:
+            raise ValueError("no plan to edit: create one first")
+        layer = parse_layer(info.layer)
+        assign = load_assignment(store, info.plan_id)
+        stats = region_stats(store, layer)
+        ids = sorted(set(assign["region_id"]) | set(stats["region_id"]))
+        graph = graph_for(layer, ids)
+        stats = stats.set_index("region_id").reindex(ids)
+        stats["score_sum"] = (stats["avg_score"] * stats["open_leads"]).fillna(0)
+        stats["scored_open"] = stats["open_leads"].where(stats["avg_score"].notna(), 0)
+        values = stats[MEASURES].fillna(0).to_numpy(dtype=float)
+        terr = territories(store, info.plan_id).reset_index(drop=True)
+        index_of = {t: i for i, t in enumerate(terr["territory_id"])}
+        a = assign.set_index("region_id").reindex(ids)
+        idx = np.array([index_of.get(t, UNASSIGNED) if pd.notna(t) else UNASSIGNED for t in a["territory_id"]])
+        locked = a["locked"].fillna(False).to_numpy(dtype=bool)
+        plan_obj = Plan(graph, values, MEASURES, idx, len(terr), locked=locked)
+        return cls(store, info, layer, ids, plan_obj, terr, saved_assignment=idx.copy())
+
     # -- balance --------------------------------------------------------------
     def targets(self, measure: str) -> np.ndarray:
         """Target per territory on ``measure``: the set target, else an equal share of the total."""

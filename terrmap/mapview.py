@@ -1028,3 +1028,460 @@ def kpis(store: "Store", plan_id: int | None = None) -> dict:
         "potential": float(row[4]), "avg_score": None if row[5] is None else float(row[5]),
         "territories": int(n_terr), "reps": int(n_reps),
     }
+
+
+# -- the editor's map (pages/editor.py): drawn once, restyled in place ---------------------------
+#
+# The base map (regions, state outlines, drawing tools) is built once per plan, layer and area.
+# After an edit only an *overlay* travels: the regions whose territory or colour differ from what
+# the base drew, and the locked regions, applied by ``window.tmEditor.apply`` in the map iframe
+# (streamlit-folium's ``feature_group_to_add``). The big payloads can be served as a script file
+# (``payload_url``, e.g. a Streamlit media file) so that the map element itself stays small.
+
+EDITOR_MAP_CSS = """
+<style>
+.leaflet-draw-toolbar a { background-color: #fff; }
+.leaflet-draw-actions a { font-size: 11px; }
+.tm-legend.tm-ed-legend { max-height: 190px; font-size: 11px; }
+</style>
+"""
+
+
+class EditorStyle(RawMacroElement):
+    _template = Template("{% macro header(this, kwargs) %}" + EDITOR_MAP_CSS + "{% endmacro %}")
+
+    def __init__(self):
+        super().__init__()
+        self._name = "EditorStyle"
+
+
+class ScriptSource(folium.elements.JSCSSMixin, MacroElement):
+    """Makes the map load one more local script (before the map's own script runs)."""
+
+    _template = Template("{% macro script(this, kwargs) %}{% endmacro %}")
+
+    def __init__(self, url: str, name: str = "tm_data"):
+        super().__init__()
+        self._name = "ScriptSource"
+        self.default_js = [(name, url)]
+        self.default_css = []
+
+
+class EditorRegionLayer(RawMacroElement):
+    """The regions of :class:`RegionLayer` plus what the editor needs in the browser.
+
+    * ``window.tmRegions``: region id -> polygon; ``window.tmEditor.polys``: by payload index;
+    * ``window.tmEditor.apply(overlay)``: restyles regions in place (see :func:`editor_overlay`),
+      outlines locked regions (dark, dashed), refreshes the legend and clears drawn shapes;
+    * ``source``: a JS expression giving the payload string (default: the payload inline).
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = (function(map) {
+            var D = JSON.parse({{ this.source }});
+            var Q = D.q, pal = D.pal, ter = D.ter, lab = D.lab, V = D.v, kind = D.kind, n = D.id.length;
+            var nf = new Intl.NumberFormat('en-US');
+            var lk = {}, touched = {};
+            function money(v) {
+                var a = Math.abs(v), s = v < 0 ? '-' : '', u = [[1e9, 'B'], [1e6, 'M'], [1e3, 'K']];
+                for (var j = 0; j < u.length; j++) {
+                    if (a >= u[j][0]) { var x = a / u[j][0];
+                        return s + '$' + x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0) + u[j][1]; }
+                }
+                return s + '$' + nf.format(Math.round(a));
+            }
+            function fmt(v, k) {
+                if (v < 0 && kind[k] !== 'money') return '\u2013';
+                return kind[k] === 'money' ? money(v) : kind[k] === 'pct' ? Math.round(v / 10) + '%' : nf.format(v);
+            }
+            function ring(a) {
+                var out = new Array(a.length / 2), x = 0, y = 0;
+                for (var j = 0; j < a.length; j += 2) { x += a[j]; y += a[j + 1]; out[j / 2] = [y / Q, x / Q]; }
+                return out;
+            }
+            function tip(l) {
+                var i = l.tm, t = D.t[i];
+                var h = '<div class="tm-h">' + (t >= 0 && t < ter.length ? ter[t] : D.na) + '</div>'
+                      + '<div class="tm-r">' + D.rl + ' ' + D.id[i] + (D.p[i] ? ' · ' + D.p[i] : '')
+                      + (lk[i] ? ' · <b>locked</b>' : '') + '</div><table>';
+                for (var k = 0; k < lab.length; k++) {
+                    h += '<tr><td>' + lab[k] + '</td><td>' + fmt(V[k][i], k) + '</td></tr>';
+                }
+                return h + '</table>';
+            }
+            var base = {fillOpacity: {{ this.fill_opacity }}, weight: {{ this.weight }}, opacity: 0.45};
+            var hover = {weight: 2.4, color: '#1f2937', opacity: 1, dashArray: null};
+            function look(col, locked) {
+                return locked ? {color: '#111827', weight: 1.8, opacity: 0.95, dashArray: '4 3'}
+                              : {color: col, weight: base.weight, opacity: base.opacity, dashArray: null};
+            }
+            var layer = L.featureGroup(), polys = new Array(n), byId = {}, baseT = D.t.slice();
+            for (var i = 0; i < n; i++) {
+                var c = D.c[i], col = c >= 0 ? pal[c] : D.nc;
+                var ps = D.g[i].map(function(p) { return p.map(ring); });
+                var l = L.polygon(ps.length === 1 ? ps[0] : ps, L.extend({fillColor: col, color: col}, base));
+                l.tm = i;
+                l.tmStyle = look(col, false);
+                polys[i] = l;
+                byId[D.id[i]] = l;
+                layer.addLayer(l);
+            }
+            layer.bindTooltip(tip, {sticky: true, className: 'tm-tip', opacity: 0.97});
+            layer.on('mouseover', function(e) { e.layer.setStyle(lk[e.layer.tm] ? L.extend({}, hover, {dashArray: '4 3'}) : hover); });
+            layer.on('mouseout', function(e) { e.layer.setStyle(e.layer.tmStyle); });
+            // streamlit-folium adds a click listener to every layer; on this group it would report the
+            // clicked region's polygon as a drawing ("last_active_drawing"). Clicks reach the map anyway.
+            var groupOn = layer.on;
+            layer.on = function(types, fn, ctx) { return types === 'click' ? this : groupOn.call(this, types, fn, ctx); };
+            layer.addTo(map);
+            var legend = L.control({position: 'bottomright'}), legendDiv = null;
+            legend.onAdd = function() {
+                legendDiv = L.DomUtil.create('div', 'tm-legend tm-ed-legend');
+                L.DomEvent.disableClickPropagation(legendDiv);
+                L.DomEvent.disableScrollPropagation(legendDiv);
+                legendDiv.style.display = 'none';
+                return legendDiv;
+            };
+            legend.addTo(map);
+            function apply(O) {
+                var now = {}, nlk = {}, todo = {}, k, j, g;
+                for (g = 0; g < O.ch.length; g++) {
+                    var ids = O.ch[g][1];
+                    for (j = 0; j < ids.length; j++) now[ids[j]] = O.ch[g][0];
+                }
+                for (j = 0; j < O.lk.length; j++) nlk[O.lk[j]] = 1;
+                [touched, now, lk, nlk].forEach(function(o) { for (var x in o) todo[x] = 1; });
+                if (O.ter) ter = O.ter;
+                for (k in todo) {
+                    var r = +k, inNow = Object.prototype.hasOwnProperty.call(now, k);
+                    var t = inNow ? now[k] : baseT[r];
+                    var col = inNow ? (t >= 0 ? O.pal[t] : D.nc) : (D.c[r] >= 0 ? pal[D.c[r]] : D.nc);
+                    var st = look(col, !!nlk[k]);
+                    D.t[r] = t;
+                    polys[r].tmStyle = st;
+                    polys[r].setStyle(L.extend({fillColor: col}, st));
+                    if (nlk[k] && !lk[k]) polys[r].bringToFront();
+                }
+                touched = now;
+                lk = nlk;
+                if (legendDiv && O.lg !== undefined) {
+                    legendDiv.innerHTML = O.lg;
+                    legendDiv.style.display = O.lg ? '' : 'none';
+                }
+                if (O.clear && window.drawnItems && window.drawnItems.clearLayers) window.drawnItems.clearLayers();
+                window.tmEditor.n = O.n;
+                map.getContainer().setAttribute('data-tm-applied', String(O.n));
+            }
+            window.tmRegions = byId;
+            window.tmEditor = {apply: apply, polys: polys, layer: layer, map: map, n: -1};
+            return layer;
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, data: MapData, source: str | None = None, fill_opacity: float = 0.8, weight: float = 0.5):
+        super().__init__()
+        self._name = "EditorRegionLayer"
+        self.data = data
+        self.source = source or data.payload_literal()
+        self.fill_opacity = float(fill_opacity)
+        self.weight = float(weight)
+
+    def _get_self_bounds(self):
+        b = self.data.bounds
+        return b if b else [[None, None], [None, None]]
+
+
+class EditorEvents(RawMacroElement):
+    """Browser-side helpers of the editor map (streamlit-folium specific, all optional):
+
+    * report a click or a finished drawing to the app at once, instead of after the
+      component's 250 ms debounce (the same value the component would send, so it
+      does not send it again);
+    * swallow the click that ends a rectangle or circle drag (it is part of the drawing);
+    * forward Ctrl/Cmd+Z and Ctrl/Cmd+Shift+Z pressed in the map to the app (undo/redo buttons).
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function(map) {
+            var drawEnd = 0, drawing = false;
+            var ORDER = ['last_clicked', 'last_object_clicked', 'last_object_clicked_count',
+                         'last_object_clicked_tooltip', 'last_object_clicked_popup', 'all_drawings',
+                         'last_active_drawing', 'last_geocoder_result', 'bounds', 'zoom', 'last_circle_radius',
+                         'last_circle_polygon', 'center', 'selected_layers', 'selected_tags'];
+            function sendNow() {
+                var G = window.__GLOBAL_DATA__, S = window.Streamlit;
+                if (!G || !S || !S.setComponentValue || !G.returned_objects || G.wrap_longitude) return;
+                var src = {last_clicked: G.lat_lng_clicked, last_active_drawing: G.last_active_drawing,
+                           last_circle_radius: G.last_circle_radius,
+                           last_object_clicked_count: G.last_object_clicked_count};
+                var data = {};
+                for (var i = 0; i < ORDER.length; i++) {
+                    var k = ORDER[i];
+                    if (G.returned_objects.indexOf(k) < 0) continue;
+                    if (!Object.prototype.hasOwnProperty.call(src, k)) return;  // leave it to the component
+                    data[k] = src[k];
+                }
+                if (JSON.stringify(G.previous_data) === JSON.stringify(data)) return;
+                G.previous_data = data;
+                S.setComponentValue(data);
+            }
+            // streamlit-folium adds a click listener to every layer; on a group (GeoJson, feature group)
+            // it reports the clicked region's polygon as a drawing. Clicks reach the map anyway.
+            map.eachLayer(function(l) {
+                if (!l.getLayers || l === window.drawnItems || l.tmNoGroupClick) return;
+                var on0 = l.on;
+                l.tmNoGroupClick = true;
+                l.on = function(types, fn, ctx) { return types === 'click' ? this : on0.call(this, types, fn, ctx); };
+            });
+            map.on('click', function() { setTimeout(sendNow, 0); });
+            map.on('draw:created', function() { drawEnd = Date.now(); setTimeout(sendNow, 0); });
+            // while a shape is drawn (and just after), clicks belong to the drawing, not to the regions under it
+            // (Leaflet.draw adds vertices on mouseup; only its vertex markers need their clicks)
+            map.on('draw:drawstart', function() { drawing = true; });
+            map.on('draw:drawstop', function() { drawing = false; drawEnd = Date.now(); });
+            map.getContainer().parentNode.addEventListener('click', function(e) {
+                var vertex = e.target && e.target.closest && e.target.closest('.leaflet-editing-icon');
+                if ((drawing && !vertex) || Date.now() - drawEnd < 400) { e.stopPropagation(); }
+            }, true);
+            function forward(type, e) {
+                var P = window.parent;
+                var ev = new P.KeyboardEvent(type, {key: e.key, code: e.code, ctrlKey: e.ctrlKey, metaKey: e.metaKey,
+                                                    shiftKey: e.shiftKey, altKey: e.altKey, bubbles: true,
+                                                    cancelable: true});
+                Object.defineProperty(ev, 'keyCode', {get: function() { return 90; }});
+                Object.defineProperty(ev, 'which', {get: function() { return 90; }});
+                P.document.dispatchEvent(ev);
+            }
+            document.addEventListener('keydown', function(e) {
+                if (!(e.ctrlKey || e.metaKey) || (e.key || '').toLowerCase() !== 'z') return;
+                try { forward('keydown', e); forward('keyup', e); e.preventDefault(); } catch (err) {}
+            });
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self):
+        super().__init__()
+        self._name = "EditorEvents"
+
+
+class EditorOverlay(RawMacroElement):
+    """The script that applies one overlay (see :func:`editor_overlay`) to the drawn map."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "window.tmEditor && window.tmEditor.apply && window.tmEditor.apply({{ this.overlay_js }});"
+        "{% endmacro %}"
+    )
+
+    def __init__(self, overlay: dict):
+        super().__init__()
+        self._name = "EditorOverlay"
+        self.overlay_js = js_json(overlay)
+
+
+def overlay_feature_group(overlay: dict) -> folium.FeatureGroup:
+    """A feature group for streamlit-folium's ``feature_group_to_add`` carrying one overlay."""
+    fg = folium.FeatureGroup(name="edits", control=False)
+    EditorOverlay(overlay).add_to(fg)
+    return fg
+
+
+def editor_overlay(
+    base_rows: np.ndarray,
+    base_terr: np.ndarray,
+    base_colors: np.ndarray,
+    assignment: np.ndarray,
+    locked: np.ndarray,
+    territories: pd.DataFrame,
+    n: int,
+    legend: bool = True,
+) -> dict:
+    """What the browser must change on the base map to show the current plan.
+
+    ``base_rows``: per drawn region (payload order), its index in ``assignment``/``locked``;
+    ``base_terr``/``base_colors``: territory index and fill colour the base drew. Returns
+    ``{"ch": [[territory index, [region positions]], ...], "pal", "ter", "lk", "lg", "n", "clear"}``:
+    only regions whose territory or colour changed since the base travel (cumulative, so a
+    missed overlay is harmless), plus every locked region in view and the legend.
+    """
+    _, labels, colors = territory_palette(territories)
+    pal = np.array(colors + [UNASSIGNED_COLOR], dtype=object)
+    cur = np.asarray(assignment)[base_rows]
+    cur_col = pal[np.where(cur >= 0, cur, len(colors))]
+    changed = np.flatnonzero((cur != base_terr) | (cur_col != base_colors))
+    groups = []
+    if changed.size:
+        t = cur[changed]
+        for tv in np.unique(t).tolist():
+            groups.append([int(tv), changed[t == tv].tolist()])
+    out = {
+        "ch": groups,
+        "pal": colors,
+        "ter": labels,
+        "lk": np.flatnonzero(np.asarray(locked)[base_rows]).tolist(),
+        "n": int(n),
+        "clear": True,
+    }
+    if legend:
+        counts = np.bincount(cur[cur >= 0], minlength=len(colors)) if len(colors) else np.zeros(0, int)
+        shown = [i for i in range(len(colors)) if counts[i]]
+        out["lg"] = legend_territories_html([labels[i] for i in shown], [colors[i] for i in shown],
+                                            [int(counts[i]) for i in shown], int((cur < 0).sum()),
+                                            title="Territories in view") if len(cur) else ""
+    return out
+
+
+def editor_payload_script(data: MapData, outlines: dict | None = None) -> tuple[str, str]:
+    """(key, script) defining the map's payloads as ``window.tmData["r"+key]`` and ``["o"+key]``,
+    for serving as a file; :func:`build_editor_map` then reads them from there."""
+    import hashlib
+
+    region = data.payload_literal()
+    outline = outline_payload(outlines) if outlines and outlines.get("features") else None
+    h = hashlib.sha1(region.encode())
+    if outline:
+        h.update(outline.encode())
+    key = h.hexdigest()[:16]
+    parts = ["window.tmData = window.tmData || {};", f'window.tmData["r{key}"] = {region};']
+    if outline:
+        parts.append(f'window.tmData["o{key}"] = {outline};')
+    return key, "\n".join(parts)
+
+
+DRAW_SHAPE = {"color": "#111827", "weight": 2, "opacity": 0.9, "fillColor": "#111827", "fillOpacity": 0.08,
+              "dashArray": "6 4"}
+
+
+def build_editor_map(
+    data: MapData,
+    *,
+    outlines: dict | None = None,
+    static_base: str = DEFAULT_STATIC_BASE,
+    payload_url: str | None = None,
+    payload_key: str | None = None,
+    draw: bool = True,
+) -> folium.Map:
+    """The editor's base map: regions (restylable), state outlines, Leaflet.draw (local assets).
+
+    With ``payload_url``/``payload_key`` (from :func:`editor_payload_script`, served by the app)
+    the payloads load from that script instead of being inlined: the map's own script is a few KB.
+    """
+    m = LocalMap(
+        location=US_CENTER, zoom_start=4, tiles=None, static_base=static_base, control_scale=True,
+        zoom_snap=0.25, zoom_delta=0.5, wheel_px_per_zoom_level=90,
+    )
+    MapStyle().add_to(m)
+    EditorStyle().add_to(m)
+    external = bool(payload_url and payload_key)
+    if external:
+        ScriptSource(payload_url).add_to(m)
+    if outlines and outlines.get("features"):
+        ol = OutlineLayer(outlines, land=True)
+        if external:
+            ol.payload = f"window.tmData[{js_json('o' + payload_key)}]"
+        ol.add_to(m)
+    source = f"window.tmData[{js_json('r' + payload_key)}]" if external else None
+    EditorRegionLayer(data, source=source).add_to(m)
+    if draw:
+        from folium.plugins import Draw
+
+        Draw(
+            position="topleft",
+            show_geometry_on_click=False,
+            draw_options={
+                "polyline": False, "marker": False, "circlemarker": False,
+                "rectangle": {"shapeOptions": DRAW_SHAPE, "showArea": False},
+                "polygon": {"shapeOptions": DRAW_SHAPE, "allowIntersection": False, "showArea": False},
+                "circle": {"shapeOptions": DRAW_SHAPE, "showRadius": True, "metric": True, "feet": False},
+            },
+            edit_options={"edit": False, "remove": False},
+        ).add_to(m)
+    EditorEvents().add_to(m)
+    m.fit_bounds(data.bounds or LOWER48_BOUNDS, padding_top_left=(10, 10), padding_bottom_right=(10, 10))
+    localize(m, static_base)
+    return m
+
+
+class RegionLocator:
+    """The drawn region under a clicked point: H3 by cell arithmetic, other layers by polygon search."""
+
+    def __init__(self, layer_key: str, region_ids: Sequence[str], shapes: dict[str, dict] | None = None):
+        self.ids = list(region_ids)
+        self.res = int(layer_key[3:]) if layer_key.startswith("h3:") else None
+        self._known = set(self.ids)
+        self._tree = None
+        self._tree_ids: list[str] = []
+        if self.res is None and shapes:
+            import shapely
+            from shapely.geometry import shape as to_shape
+
+            geoms, ids = [], []
+            for rid in self.ids:
+                g = shapes.get(rid)
+                if g is not None:
+                    geoms.append(shapely.make_valid(to_shape(g)))
+                    ids.append(rid)
+            self._tree = shapely.STRtree(geoms)
+            self._tree_ids = ids
+
+    def locate(self, lat: float, lng: float) -> str | None:
+        if self.res is not None:
+            import h3
+
+            cell = h3.latlng_to_cell(float(lat), float(lng), self.res)
+            return cell if cell in self._known else None
+        if self._tree is None:
+            return None
+        import shapely
+
+        pt = shapely.Point(float(lng), float(lat))
+        hits = self._tree.query(pt, predicate="intersects")
+        if not len(hits):
+            hits = self._tree.query_nearest(pt, max_distance=0.005)
+        return self._tree_ids[int(hits[0])] if len(hits) else None
+
+
+class NaiveEditorTracker(RawMacroElement):
+    """For the naive baseline map: ``window.tmEditor`` with only the edit counter (no restyling)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function(map) {
+            window.tmEditor = {n: -1, polys: [], map: map, apply: function(O) {
+                this.n = O.n;
+                map.getContainer().setAttribute('data-tm-applied', String(O.n));
+                if (O.clear && window.drawnItems && window.drawnItems.clearLayers) window.drawnItems.clearLayers();
+            }};
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self):
+        super().__init__()
+        self._name = "NaiveEditorTracker"
+
+
+def build_naive_editor_map(frame: pd.DataFrame, shapes: dict[str, dict], territories: pd.DataFrame | None,
+                           static_base: str = DEFAULT_STATIC_BASE) -> folium.Map:
+    """The editor's second baseline: :func:`build_naive_map` (folium ``GeoJson`` with a style function and a
+    tooltip, as tutorials do it) plus the drawing tools, rebuilt and re-sent on every edit."""
+    from folium.plugins import Draw
+
+    m = build_naive_map(frame, shapes, territories, "territory", static_base)
+    Draw(position="topleft", show_geometry_on_click=False,
+         draw_options={"polyline": False, "marker": False, "circlemarker": False},
+         edit_options={"edit": False, "remove": False}).add_to(m)
+    NaiveEditorTracker().add_to(m)
+    EditorEvents().add_to(m)
+    localize(m, static_base)
+    return m
