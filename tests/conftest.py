@@ -37,3 +37,7 @@ def empty_store(tmp_path):
     store = Store(tmp_path / "empty.duckdb")
     yield store
     store.close()
+
+
+# Browser fixtures (tests/e2e_support.py), registered here so every end-to-end module shares them.
+from tests.e2e_support import app_url, browser, e2e_db, page  # noqa: E402,F401

@@ -1,6 +1,6 @@
 """The map editor (pages/editor.py) end to end in Debian's Chromium, plus its server-side pieces.
 
-Browser tests reuse tests/test_e2e.py's fixtures (a demo database, ``streamlit run app.py``, Chromium
+Browser tests reuse the shared end-to-end fixtures of tests/e2e_support.py (a demo database, ``streamlit run app.py``, Chromium
 that fails the test if any request leaves this machine or any script dialog opens). The map is checked
 inside its iframe: Leaflet paths' ``fill`` attributes, ``window.map`` (zoom), ``window.tmEditor``.
 """
@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.test_e2e import ARTIFACTS, EVIL, MAP_IFRAME, app_url, browser, e2e_db, page  # noqa: F401 (fixtures)
+from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME
 
 REV = '[data-testid="tm-edit-rev"]'
 TABLE = '[data-testid="tm-balance-table"]'

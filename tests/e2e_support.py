@@ -1,0 +1,151 @@
+"""Browser-test support shared by every end-to-end module: the demo database, ``streamlit run``, Chromium.
+
+The fixtures are registered once, in tests/conftest.py, so all modules share one server and one
+Playwright instance (two sync Playwright instances cannot run in one process).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+EVIL = "<script>alert(1)</script>"
+MAP_IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
+E2E_MAX_REGIONS = 6000  # the demo's 20,000 leads fill ~2,000 level-4 hexagons and far more level-9 ones
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--metrics-recording-only",
+]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    if not path:
+        pytest.fail("Chromium not found: install Debian chromium: apt-get install chromium", pytrace=False)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def e2e_db(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("e2e") / "e2e.duckdb"
+    subprocess.run(
+        [sys.executable, "-m", "terrmap", "demo", "--db", str(db), "--leads", "20000"],
+        cwd=ROOT, check=True, capture_output=True, timeout=120,
+    )
+    import duckdb
+
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE territories SET name = ? WHERE territory_id = 1", [EVIL])
+    con.close()
+    return db
+
+
+@pytest.fixture(scope="session")
+def app_url(e2e_db, tmp_path_factory):
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("e2e-log") / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--", "--db", str(e2e_db)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "TERRMAP_MAX_REGIONS": str(E2E_MAX_REGIONS)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                log.flush()
+                pytest.fail(f"streamlit did not start:\n{Path(log.name).read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    exe = chromium_path()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Recorder:
+    """Every request of a browser context (all pages, all iframes) and every JS dialog."""
+
+    def __init__(self, context):
+        self.urls: list[str] = []
+        self.dialogs: list[str] = []
+        context.on("request", lambda req: self.urls.append(req.url))
+        context.on("page", self._watch)
+
+    def _watch(self, page):
+        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+
+    def remote(self) -> list[str]:
+        out = []
+        for url in self.urls:
+            u = urlparse(url)
+            if u.scheme in ("data", "blob", "about"):
+                continue
+            if u.scheme in ("http", "https", "ws", "wss") and u.hostname in ("127.0.0.1", "localhost"):
+                continue
+            out.append(url)
+        return out
+
+
+@pytest.fixture
+def page(browser):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1440, "height": 1100})
+    recorder = Recorder(context)
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    pg.recorder = recorder
+    yield pg
+    context.close()
+    assert not recorder.dialogs, f"a script ran in the page: {recorder.dialogs}"
+    assert not recorder.remote(), f"requests left this machine: {recorder.remote()}"
