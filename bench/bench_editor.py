@@ -262,11 +262,29 @@ def report(results: list[dict], args, load0, load1) -> str:
             f"| {mn['both'] / me['both']:.1f}x / {fol_speed} "
             f"| {me['bytes'] / 1e3:,.0f} kB / {mn['bytes'] / 1e6:,.2f} MB / {fol_bytes} |")
     lines.append("")
+    verdict = []
+    for name, budget in (("zip", 0.5), ("h3", 1.5)):
+        e, n, f = by.get((name, "editor")), by.get((name, "naive")), by.get((name, "naive-folium"))
+        if not e:
+            continue
+        both = e["median"]["both"]
+        part = f"{e['regions']:,} regions: {both:.2f} s {'≤' if both <= budget else '>'} {budget} s"
+        if n:
+            part += f", {n['median']['both'] / both:.1f}x naive"
+        if f:
+            part += f", {f['median']['both'] / both:.1f}x naive-folium"
+        verdict.append(part)
+    lines.append("Against the budgets: " + "; ".join(verdict) + ".")
+    lines.append("")
     for name in ("zip", "h3"):
         e = by.get((name, "editor"))
         if e:
             runs = ", ".join(f"{r['both']:.2f}" for r in e["runs"])
-            lines.append(f"terrmap {name} runs (s, map and metrics): {runs}  ")
+            moved = sum(1 for r in e["runs"] if r.get("moved"))
+            lines.append(f"terrmap {name} runs (s, later of metrics and map): {runs} ({moved} of {len(e['runs'])} "
+                         "clicks moved a region; the others hit one already there)  ")
+    paints = ", ".join(f"{r['name']} {r['mode']} {r['first_paint']:.1f} s" for r in results)
+    lines.append(f"First paint of the page (navigation → map drawn; the first visit of each plan also opens it: stats, region graph): {paints}.")
     return "\n".join(lines)
 
 

@@ -200,9 +200,18 @@ def do_group(plan_id: int, kind: str) -> None:
     apply_gesture(plan_id, [r for r in ids if r in ses.index], label)
 
 
+def current_hints(ses, ed: dict, measure: str) -> list:
+    """The session's rebalance hints, computed once per state of the plan (edits bump ``rev``)."""
+    key = (ed["rev"], ed["epoch"], measure, ses.info.version)
+    memo = ed.get("hints")
+    if memo is None or memo[0] != key:
+        memo = ed["hints"] = (key, ses.hints(measure))
+    return memo[1]
+
+
 def do_hint(plan_id: int, k: int, measure: str) -> None:
     ses, ed = session_for(plan_id), ed_state(plan_id)
-    hints = ses.hints(measure)
+    hints = current_hints(ses, ed, measure)
     if k < len(hints):
         r = ses.apply_hint(hints[k])
         ed["message"], ed["icon"] = r.text, ":material/tips_and_updates:"
@@ -616,7 +625,7 @@ def do_hint_pick(plan_id: int, measure: str) -> None:
 
 def hints_block(ses, plan_id: int, measure: str, in_view: set) -> None:
     """Rebalance hints as one list and one row of Apply buttons (few elements: cheap to resend)."""
-    hints = ses.hints(measure)
+    hints = current_hints(ses, ed_state(plan_id), measure)
     items = []
     for k, hint in enumerate(hints, start=1):
         where = "" if hint.region_id in in_view else ' <span style="color:#9ca3af">(outside the area shown)</span>'
