@@ -74,7 +74,9 @@ class EditorSession:
 
     # -- loading --------------------------------------------------------------
     @classmethod
-    def open(cls, store: "Store", plan: PlanInfo | str | int | None = None) -> "EditorSession":
+    def open(cls, store: "Store", plan: PlanInfo | str | int | None = None, graph_for=None) -> "EditorSession":
+        """Load a plan for editing; ``graph_for(layer, region_ids)`` may supply the adjacency graph
+        (a cache: building a ZIP graph takes seconds, and it is the same for every session)."""
         info = plan if isinstance(plan, PlanInfo) else get_plan(store, plan)
         if info is None:
             raise ValueError("no plan to edit: create one first")
@@ -82,7 +84,7 @@ class EditorSession:
         assign = load_assignment(store, info.plan_id)
         stats = region_stats(store, layer)
         ids = sorted(set(assign["region_id"]) | set(stats["region_id"]))
-        graph = layer.graph(store, ids)
+        graph = graph_for(layer, ids) if graph_for is not None else layer.graph(store, ids)
         stats = stats.set_index("region_id").reindex(ids)
         stats["score_sum"] = (stats["avg_score"] * stats["open_leads"]).fillna(0)
         stats["scored_open"] = stats["open_leads"].where(stats["avg_score"].notna(), 0)
@@ -281,29 +283,8 @@ class EditorSession:
 
     @classmethod
     def open_with_graph(cls, store: "Store", plan: PlanInfo | str | int | None = None, graph_for=None) -> "EditorSession":
-        """:meth:`open`, taking the adjacency graph from ``graph_for(layer, region_ids)`` when given
-        (a cache: building a ZIP graph takes seconds, and it is the same for every session)."""
-        if graph_for is None:
-            return cls.open(store, plan)
-        info = plan if isinstance(plan, PlanInfo) else get_plan(store, plan)
-        if info is None:
-            raise ValueError("no plan to edit: create one first")
-        layer = parse_layer(info.layer)
-        assign = load_assignment(store, info.plan_id)
-        stats = region_stats(store, layer)
-        ids = sorted(set(assign["region_id"]) | set(stats["region_id"]))
-        graph = graph_for(layer, ids)
-        stats = stats.set_index("region_id").reindex(ids)
-        stats["score_sum"] = (stats["avg_score"] * stats["open_leads"]).fillna(0)
-        stats["scored_open"] = stats["open_leads"].where(stats["avg_score"].notna(), 0)
-        values = stats[MEASURES].fillna(0).to_numpy(dtype=float)
-        terr = territories(store, info.plan_id).reset_index(drop=True)
-        index_of = {t: i for i, t in enumerate(terr["territory_id"])}
-        a = assign.set_index("region_id").reindex(ids)
-        idx = np.array([index_of.get(t, UNASSIGNED) if pd.notna(t) else UNASSIGNED for t in a["territory_id"]])
-        locked = a["locked"].fillna(False).to_numpy(dtype=bool)
-        plan_obj = Plan(graph, values, MEASURES, idx, len(terr), locked=locked)
-        return cls(store, info, layer, ids, plan_obj, terr, saved_assignment=idx.copy())
+        """:meth:`open` with a graph provider (kept for the page's call)."""
+        return cls.open(store, plan, graph_for=graph_for)
 
     # -- balance --------------------------------------------------------------
     def targets(self, measure: str) -> np.ndarray:
