@@ -15,7 +15,8 @@ Each runs in three modes in the same server run: terrmap's editor (base map draw
 only an overlay of restyled regions travels, applied in place) and two baselines that rebuild and re-send
 the whole folium map on every edit (the iframe is re-created): ``?render=naive`` with terrmap's compact
 region layer, ``?render=naive-folium`` with ``folium.GeoJson`` + style function + tooltip.
-Medians of ``--clicks`` clicks after ``--warmup`` unmeasured ones, each mode in a fresh browser context.
+Medians of ``--clicks`` clicks after ``--warmup`` unmeasured ones; the three modes are open side by side
+(a browser context each) and click in turn, so load changes on a shared machine hit them alike.
 Results go to docs/BENCHMARKS.md ("## Editor: click to updated metrics").
 
     python bench/bench_editor.py --leads 200000 --clicks 12
@@ -109,56 +110,96 @@ DONE_JS = f"""([n, paths]) => {{
 }}"""
 
 
-def measure(browser, url: str, clicks: int, warmup: int, margin: int) -> dict:
-    context = browser.new_context(viewport={"width": 1500, "height": 1050})
-    page = context.new_page()
-    page.set_default_timeout(120_000)
-    frames: list[tuple[float, int]] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append((time.perf_counter(), len(p)))))
-    t0 = time.perf_counter()
-    page.goto(url)
-    page.frame_locator(IFRAME).locator("path.leaflet-interactive").first.wait_for(state="attached", timeout=180_000)
-    page.locator(REV).wait_for(state="attached", timeout=60_000)
-    frame = page.locator(IFRAME).element_handle().content_frame()
-    frame.wait_for_function("() => window.tmEditor && window.tmEditor.n >= 0", timeout=60_000)
-    first_paint = time.perf_counter() - t0
-    n_paths = frame.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length")
-    page.wait_for_timeout(1500)
-    style = page.locator('div[title="colour of the territory you paint with"]').get_attribute("style")
-    active = style.split("background:")[1].split(";")[0].strip().lower()
-    ox, oy = page.locator(IFRAME).evaluate(
-        "e => { const r = e.getBoundingClientRect(); return [r.left + e.clientLeft, r.top + e.clientTop]; }")
-    cands = [c for c in frame.evaluate(CANDIDATES_JS, [margin, 400]) if c["fill"].lower() != active]
-    if len(cands) < clicks + warmup:
-        raise RuntimeError(f"only {len(cands)} clickable regions found")
-    step = max(1, len(cands) // (clicks + warmup))
-    cands = cands[::step][: clicks + warmup]
-    rows = []
-    for k, c in enumerate(cands):
+class Session:
+    """One browser session on the Editor page in one mode, ready to click."""
+
+    def __init__(self, browser, url: str, mode: str, margin: int, n_clicks: int):
+        self.mode = mode
+        self.context = browser.new_context(viewport={"width": 1500, "height": 1050})
+        self.page = page = self.context.new_page()
+        page.set_default_timeout(120_000)
+        self.frames: list[tuple[float, int]] = []
+        page.on("websocket", lambda ws: ws.on("framereceived",
+                                              lambda p: self.frames.append((time.perf_counter(), len(p)))))
+        t0 = time.perf_counter()
+        page.goto(url)
+        page.frame_locator(IFRAME).locator("path.leaflet-interactive").first.wait_for(state="attached",
+                                                                                    timeout=180_000)
+        page.locator(REV).wait_for(state="attached", timeout=60_000)
+        frame = page.locator(IFRAME).element_handle().content_frame()
+        frame.wait_for_function("() => window.tmEditor && window.tmEditor.n >= 0", timeout=60_000)
+        self.first_paint = time.perf_counter() - t0
+        self.n_paths = frame.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length")
+        page.wait_for_timeout(1500)
+        style = page.locator('div[title="colour of the territory you paint with"]').get_attribute("style")
+        active = style.split("background:")[1].split(";")[0].strip().lower()
+        self.ox, self.oy = page.locator(IFRAME).evaluate(
+            "e => { const r = e.getBoundingClientRect(); return [r.left + e.clientLeft, r.top + e.clientTop]; }")
+        cands = [c for c in frame.evaluate(CANDIDATES_JS, [margin, 400]) if c["fill"].lower() != active]
+        if len(cands) < n_clicks:
+            raise RuntimeError(f"only {len(cands)} clickable regions found")
+        step = max(1, len(cands) // n_clicks)
+        self.cands = cands[::step][:n_clicks]
+        self.rows: list[dict] = []
+
+    def click(self, k: int, record: bool) -> dict:
+        page, c = self.page, self.cands[k]
         rev = int(page.locator(REV).get_attribute("data-rev"))
         page.wait_for_timeout(400)
-        frames.clear()
+        self.frames.clear()
         t0 = time.perf_counter()
-        page.mouse.click(ox + c["x"], oy + c["y"])
+        page.mouse.click(self.ox + c["x"], self.oy + c["y"])
         page.wait_for_function(
             f"() => {{ const e = document.querySelector('{REV}'); return e && +e.dataset.rev > {rev}; }}",
             timeout=120_000, polling=5)
         t_metrics = time.perf_counter() - t0
-        page.wait_for_function(DONE_JS, arg=[rev + 1, n_paths], timeout=120_000, polling=5)
+        page.wait_for_function(DONE_JS, arg=[rev + 1, self.n_paths], timeout=120_000, polling=5)
         t_map = time.perf_counter() - t0
         page.wait_for_timeout(600)  # trailing deltas of this edit
-        nbytes = sum(n for t, n in frames if t >= t0)
+        nbytes = sum(n for t, n in self.frames if t >= t0)
         message = page.get_by_text(re.compile(r"Edit \d+ ·")).first.inner_text()
-        moved = "region" in message and "Nothing moved" not in message
-        if k >= warmup:
-            rows.append({"metrics": t_metrics, "map": t_map, "both": max(t_metrics, t_map), "bytes": nbytes,
-                         "moved": moved, "message": message})
-        print(f"    click {k}{' (warm-up)' if k < warmup else ''}: metrics {t_metrics:.3f} s, map {t_map:.3f} s, "
-              f"{nbytes / 1e3:,.1f} kB", flush=True)
-    zoom = page.locator(IFRAME).element_handle().content_frame().evaluate("() => window.map.getZoom()")
-    context.close()
-    med = {k: statistics.median(r[k] for r in rows) for k in ("metrics", "map", "both", "bytes")}
-    return {"median": med, "runs": rows, "first_paint": first_paint, "regions": n_paths, "zoom": zoom}
+        row = {"metrics": t_metrics, "map": t_map, "both": max(t_metrics, t_map), "bytes": nbytes,
+               "moved": "region" in message and "Nothing moved" not in message, "message": message}
+        if record:
+            self.rows.append(row)
+        return row
+
+    def result(self) -> dict:
+        zoom = self.page.locator(IFRAME).element_handle().content_frame().evaluate("() => window.map.getZoom()")
+        self.context.close()
+        med = {k: statistics.median(r[k] for r in self.rows) for k in ("metrics", "map", "both", "bytes")}
+        return {"median": med, "runs": self.rows, "first_paint": self.first_paint, "regions": self.n_paths,
+                "zoom": zoom}
+
+
+MODES = ("editor", "naive", "naive-folium")
+
+
+def measure_interleaved(browsers: dict, port: int, sc: dict, clicks: int, warmup: int) -> list[dict]:
+    """The three modes side by side (one session each, each in its own Chromium: pages of one browser
+    re-raster when brought to the front), clicking in turn: a change in the machine's load hits every
+    mode alike."""
+    sessions = {}
+    for mode in MODES:
+        q = {"plan": sc["plan"], "area": ",".join(sc["states"])}
+        if mode != "editor":
+            q["render"] = mode
+        url = f"http://127.0.0.1:{port}/editor?{urlencode(q)}"
+        print(f"{sc['name']} ({sc['layer']}, {len(sc['states'])} states), {mode}: {url}", flush=True)
+        sessions[mode] = Session(browsers[mode], url, mode, sc["margin"], clicks + warmup)
+    for k in range(clicks + warmup):
+        for mode in MODES:
+            r = sessions[mode].click(k, record=k >= warmup)
+            print(f"    click {k}{' (warm-up)' if k < warmup else ''} {mode:12s}: metrics {r['metrics']:.3f} s, "
+                  f"map {r['map']:.3f} s, {r['bytes'] / 1e3:,.1f} kB", flush=True)
+    out = []
+    for mode in MODES:
+        r = sessions[mode].result()
+        m = r["median"]
+        print(f"  => {mode}: {r['regions']:,} regions: metrics {m['metrics']:.3f} s, map {m['map']:.3f} s, "
+              f"{m['bytes'] / 1e3:,.1f} kB per edit", flush=True)
+        out.append({**sc, "mode": mode, **r})
+    return out
 
 
 def main() -> None:
@@ -188,20 +229,11 @@ def main() -> None:
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browsers = {m: p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS) for m in MODES}
             for sc in scenarios:
-                for mode in ("editor", "naive", "naive-folium"):
-                    q = {"plan": sc["plan"], "area": ",".join(sc["states"])}
-                    if mode != "editor":
-                        q["render"] = mode
-                    url = f"http://127.0.0.1:{port}/editor?{urlencode(q)}"
-                    print(f"{sc['name']} ({sc['layer']}, {len(sc['states'])} states), {mode}: {url}", flush=True)
-                    r = measure(browser, url, args.clicks, args.warmup, sc["margin"])
-                    results.append({**sc, "mode": mode, **r})
-                    m = r["median"]
-                    print(f"  => {r['regions']:,} regions: metrics {m['metrics']:.3f} s, map {m['map']:.3f} s, "
-                          f"{m['bytes'] / 1e3:,.1f} kB per edit", flush=True)
-            browser.close()
+                results += measure_interleaved(browsers, port, sc, args.clicks, args.warmup)
+            for b in browsers.values():
+                b.close()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
@@ -222,7 +254,8 @@ def report(results: list[dict], args, load0, load1) -> str:
         f"Run: {time.strftime('%Y-%m-%d %H:%M')}; {platform.machine()}, {os.cpu_count()} cores, load average "
         f"{load0[0]:.1f} at the start, {load1[0]:.1f} at the end (cores shared with other work); Debian Chromium "
         f"headless; demo database of {args.leads:,} leads; medians of {args.clicks} clicks after "
-        f"{args.warmup} warm-up clicks, each mode in a fresh browser session.",
+        f"{args.warmup} warm-up clicks; the three modes run side by side (a browser session each) and click in "
+        f"turn, so changes in the machine's load hit them alike.",
         "",
         "A click on a region (in the map iframe, at the region's centre) moves it into the territory the",
         "planner paints with. *click → metrics*: until the balance panel shows the edit (its edit counter, written",

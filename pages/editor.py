@@ -376,8 +376,8 @@ def ensure_geo(ses, ed: dict, visible: list[str]) -> dict:
         shapes = ses.layer.shapes(s, visible)
         shapes = {r: g for r, g in shapes.items() if g.get("type") in ("Polygon", "MultiPolygon")}
         kept = [r for r in visible if r in shapes]
-        geo = {"key": key, "shapes": shapes, "kept": kept,
-               "locator": mv.RegionLocator(ses.layer.key, kept, shapes)}
+        geo = {"key": key, "shapes": shapes if naive else None, "kept": kept,  # only the baselines redraw
+               "locator": mv.RegionLocator(ses.layer.key, kept, shapes), "first_shapes": shapes}
         ed["geo"] = geo
     return geo
 
@@ -390,9 +390,10 @@ def ensure_base(ses, ed: dict, visible: list[str]) -> dict:
         return base
     geo = ensure_geo(ses, ed, visible)
     kept = geo["kept"]
+    shapes = geo["shapes"] or geo.pop("first_shapes", None) or ses.layer.shapes(s, kept)
     places = ui.cached_places(path, ses.layer.key, stamp)
     frame = region_frame(ses, kept, places)
-    data = mv.map_data(frame, geo["shapes"], ses.terr, "territory",
+    data = mv.map_data(frame, shapes, ses.terr, "territory",
                        region_label="ZIP" if ses.layer.key == "zip" else "H3 cell",
                        decimals=mv.default_decimals(ses.layer.key))
     rows = ses.region_indices(kept)
@@ -572,7 +573,7 @@ def kpi_tiles(ses, ed: dict, measure: str, table: pd.DataFrame) -> None:
     if len(pieces):
         names = ", ".join(f"{mv.esc(r.territory)} ({int(r.pieces)})" for r in pieces.itertuples())
         note = f'<div style="font-size:12px;color:#6b7280;margin-top:2px">In several pieces: {names}</div>'
-    st.html(f'{TABLE_CSS}<div class="tm-kpis" data-testid="tm-kpis">{cells}</div>{note}')
+    st.html(f'<div class="tm-kpis" data-testid="tm-kpis">{cells}</div>{note}')
 
 
 def balance_table_html(table: pd.DataFrame, measure: str) -> str:
@@ -611,7 +612,7 @@ def balance_table_html(table: pd.DataFrame, measure: str) -> str:
             f'<td style="text-align:left">{mv.esc(rep) if rep else "<span class=tm-muted>–</span>"}</td>',
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'{TABLE_CSS}<div class="tm-scroll"><table class="tm-bal" data-testid="tm-balance-table">'
+    return (f'<div class="tm-scroll"><table class="tm-bal" data-testid="tm-balance-table">'
             f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
@@ -672,6 +673,7 @@ def balance_panel(ses, ed: dict, plan_id: int, measure: str) -> None:
 # -- the page ------------------------------------------------------------------------------------------------
 
 st.title("Territory editor")
+st.html(TABLE_CSS)  # once, outside the fragment: the panel's HTML blocks change on every edit, their style does not
 c_plan, c_area, c_name = st.columns([2.4, 4.2, 1.8], vertical_alignment="bottom")
 plan = ui.plan_picker(s, c_plan)
 if plan is None:

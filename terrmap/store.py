@@ -146,6 +146,59 @@ MIGRATIONS: list[str] = [
         model      BLOB NOT NULL           -- pickled terrmap.scoring.LeadModel
     );
     """,
+    # 3: scenario history, territory hierarchy, named accounts and segment overlays.
+    """
+    -- Every saved version of a plan (create, save, restore): a scenario's history.
+    CREATE TABLE plan_versions (
+        plan_id     INTEGER NOT NULL,
+        version     INTEGER NOT NULL,
+        saved_at    TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        author      VARCHAR,
+        note        VARCHAR,               -- 'created', 'saved', 'restored version 3', ...
+        territories JSON NOT NULL,         -- the plan's territories rows at that version
+        PRIMARY KEY (plan_id, version)
+    );
+    CREATE TABLE plan_version_assignments (
+        plan_id      INTEGER NOT NULL,
+        version      INTEGER NOT NULL,
+        region_id    VARCHAR NOT NULL,
+        territory_id INTEGER,
+        locked       BOOLEAN NOT NULL DEFAULT false
+    );
+    -- Roll-up of territories into regions, divisions, ... (any depth): territories.parent
+    -- and hierarchy_nodes.parent hold a node_id of the same plan; NULL parent = top level.
+    CREATE TABLE hierarchy_nodes (
+        plan_id INTEGER NOT NULL,
+        node_id VARCHAR NOT NULL,
+        name    VARCHAR NOT NULL,
+        level   VARCHAR NOT NULL,          -- 'Region', 'Division', ... (user-defined)
+        parent  VARCHAR,
+        color   VARCHAR,
+        PRIMARY KEY (plan_id, node_id)
+    );
+    -- Named accounts: an account owned by a territory regardless of geography (an exception).
+    CREATE TABLE account_pins (
+        plan_id      INTEGER NOT NULL,
+        lead_id      VARCHAR NOT NULL,
+        territory_id INTEGER NOT NULL,
+        reason       VARCHAR,
+        pinned_at    TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (plan_id, lead_id)
+    );
+    -- Segment overlays: a team that owns the accounts matching a rule (e.g. employees >= 1000)
+    -- inside a set of geographic territories (NULL: all of them), above geography, below pins.
+    CREATE TABLE overlays (
+        plan_id     INTEGER NOT NULL,
+        overlay_id  INTEGER NOT NULL,
+        name        VARCHAR NOT NULL,
+        rep_id      VARCHAR,
+        color       VARCHAR,
+        rule        JSON NOT NULL,         -- see terrmap.accounts.OverlayRule
+        territories INTEGER[],
+        priority    INTEGER NOT NULL DEFAULT 0,  -- higher wins when overlays overlap
+        PRIMARY KEY (plan_id, overlay_id)
+    );
+    """,
 ]
 
 
