@@ -72,7 +72,7 @@ def _run(job: Job, store, data_stamp: str) -> None:
         if p["mode"] == "rebalance":
             inst = load_instance(store, p["layer"], states=list(p["states"]) or None, base_plan=p["base_plan"],
                                  graph=inst.graph)
-        kwargs = dict(balance=p["balance"], tolerance=p["tolerance"], time_limit=p["time_limit"],
+        kwargs = dict(balance=p["balance"], tolerance=p["tolerance"], time_limit=p["time_limit"], limits=p["limits"],
                       progress=lambda f, m: (setattr(job, "frac", f), setattr(job, "message", m)),
                       should_stop=job.stop.is_set)
         if p["mode"] == "rebalance":
@@ -101,6 +101,26 @@ def start_job(params: dict) -> None:
     st.session_state["opt_job"] = job
     st.session_state.pop("opt_saved", None)
     st.session_state.pop("opt_pick", None)
+
+
+def limits_editor(busy: bool) -> dict:
+    """Hard per-territory minimum/maximum per measure (blank = none), e.g. at most 400 customers a rep can serve."""
+    with st.expander("Hard limits per territory (optional)"):
+        st.caption("Every territory must stay within these, whatever the balance: a rep can only serve so many "
+                   "customers, or needs a minimum of open leads. Leave blank for no limit.")
+        rows = pd.DataFrame({"measure": [MEASURE_LABELS[m].capitalize() for m in MEASURES],
+                             "min": [None] * len(MEASURES), "max": [None] * len(MEASURES)})
+        edited = st.data_editor(
+            rows, key="opt_limits", disabled=busy or ["measure"], hide_index=True, width="stretch",
+            column_config={"min": st.column_config.NumberColumn("Minimum", min_value=0.0),
+                           "max": st.column_config.NumberColumn("Maximum", min_value=0.0)})
+    limits = {}
+    for m, lo, hi in zip(MEASURES, edited["min"], edited["max"]):
+        lo = None if pd.isna(lo) else float(lo)
+        hi = None if pd.isna(hi) else float(hi)
+        if lo is not None or hi is not None:
+            limits[m] = (lo, hi)
+    return limits
 
 
 # -- the request ----------------------------------------------------------------------------------------------
@@ -158,10 +178,11 @@ with st.container(border=True):
                                 key="opt_seed_reps", disabled=busy)
         if seed_reps:
             seed_km = 25.0 if states else 1e9
+    limits = limits_editor(busy)
     run = st.button("Optimize", type="primary", disabled=busy or not balance_on, key="opt_run")
 
 if run:
-    start_job({"mode": mode, "layer": layer_key, "states": tuple(states), "k": int(k) if k else None,
+    start_job({"limits": limits, "mode": mode, "layer": layer_key, "states": tuple(states), "k": int(k) if k else None,
                "balance": ",".join(balance_on), "tolerance": float(tolerance), "time_limit": float(time_limit),
                "base_plan": base_plan, "max_disruption": max_disruption, "seed_reps": seed_reps,
                "seed_km": seed_km})

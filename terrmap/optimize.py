@@ -1370,24 +1370,31 @@ class _Engine:
                 dB, dS = self._deltas_v(self.vals[regions].sum(axis=0), ai, bi, band)
                 if dB >= -1e-12:
                     continue
-            if len(regions) >= self.count[ai]:
+            if len(regions) >= self.count[ai] or not self._move_group(regions, ai, bi, band):
                 continue
-            v = self.vals[regions].sum(axis=0)
-            if not self._limits_ok(v, ai, bi):
-                continue
-            idx = np.asarray(regions)
-            dd = self.disruption_delta(idx, np.full(len(idx), ai), np.full(len(idx), bi)).sum(axis=0)
-            if not self._cap_ok(dd):
-                continue
-            detail = self._balance_detail(regions, ai, bi, band)
-            if len(regions) > 1:
-                detail += f" (a group of {len(regions)} regions, moved together to keep {{src}} in one piece)"
-            for i in regions:
-                self.move(i, bi, "balance", detail)
-                touched_regions.add(i)
+            touched_regions.update(regions)
             touched_terr.update((ai, bi))
             applied += 1
         return applied
+
+    def _move_group(self, regions: list[int], a: int, b: int, band, tabu_until: int | None = None) -> bool:
+        """Move ``regions`` from a to b if the hard limits and the disruption cap allow it (optionally
+        freezing them until round ``tabu_until``); the reason is logged with each move."""
+        v = self.vals[regions].sum(axis=0)
+        if not self._limits_ok(v, a, b):
+            return False
+        idx = np.asarray(regions)
+        dd = self.disruption_delta(idx, np.full(len(idx), a), np.full(len(idx), b)).sum(axis=0)
+        if not self._cap_ok(dd):
+            return False
+        detail = self._balance_detail(regions, a, b, band)
+        if len(regions) > 1:
+            detail += f" (a group of {len(regions)} regions, moved together to keep {{src}} in one piece)"
+        for i in regions:
+            self.move(i, b, "balance", detail)
+            if tabu_until is not None:
+                self.tabu_until[i] = tabu_until
+        return True
 
     def _recombine_step(self, adj, viol, band, rng, it) -> bool:
         """Redraw the border of an out-of-band territory with one of its neighbours (most out of band first)."""
@@ -1479,18 +1486,8 @@ class _Engine:
             regions = self.chunk_members(ri, ai)
             if any(self.tabu_until[i] > it for i in regions):
                 continue
-            v = self.vals[regions].sum(axis=0)
-            if not self._limits_ok(v, ai, bi):
-                continue
-            idx = np.asarray(regions)
-            dd = self.disruption_delta(idx, np.full(len(idx), ai), np.full(len(idx), bi)).sum(axis=0)
-            if not self._cap_ok(dd):
-                continue
-            detail = self._balance_detail(regions, ai, bi, band)
-            for i in regions:
-                self.move(i, bi, "balance", detail)
-                self.tabu_until[i] = it + tenure
-            return True
+            if self._move_group(regions, ai, bi, band, tabu_until=it + tenure):
+                return True
         return False
 
     def compact(self, band: np.ndarray, budget: float, passes: int = 30) -> None:

@@ -1,0 +1,87 @@
+"""The Optimizer page end to end in Chromium: a long search started, stopped with the Stop button, and the
+best plans so far shown; hard limits entered in the page reach the optimizer.
+
+Reuses the shared fixtures of tests/e2e_support.py (demo database, ``streamlit run app.py``, Chromium that
+fails the test if a request leaves this machine).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.e2e_support import ARTIFACTS
+
+
+def _choose(page, label: str, option) -> None:
+    """Pick ``option`` in the Streamlit selectbox labelled ``label``."""
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.locator("input").click()
+    options = page.get_by_role("option")
+    options.first.wait_for()
+    assert options.filter(has_text=option).count(), options.all_inner_texts()
+    options.filter(has_text=option).first.click()
+
+
+def _open(page, app_url) -> None:
+    page.goto(f"{app_url}/optimizer")
+    page.get_by_role("heading", name="Territory optimizer").first.wait_for(timeout=60_000)
+    _choose(page, "Regions", re.compile(r"^Hexagons, level 4 "))  # ~1-2k regions: the graph loads in a second
+
+
+def _slide(page, label: str, key: str, times: int = 1) -> None:
+    thumb = page.locator('[data-testid="stSlider"]').filter(has_text=label).get_by_role("slider")
+    thumb.focus()
+    for _ in range(times):
+        thumb.press(key)
+
+
+def _add_to_multiselect(page, label: str, option: str) -> None:
+    page.locator('[data-testid="stMultiSelect"]').filter(has_text=label).first.locator("input").click()
+    page.get_by_role("option", name=option, exact=True).first.click()
+    page.keyboard.press("Escape")
+
+
+def test_stop_keeps_the_best_plans_so_far(page, app_url):
+    _open(page, app_url)
+    # Three measures within 1% on ~2k hexagons: out of reach, so the search uses its whole time (60 s).
+    _add_to_multiselect(page, "Balance on", "Leads")
+    _add_to_multiselect(page, "Balance on", "Customers")
+    _slide(page, "Tolerance", "Home")
+    _slide(page, "Time (s)", "End")
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Optimize").click()
+    stop = page.get_by_role("button", name="Stop")
+    stop.wait_for(timeout=30_000)
+    t_started = time.perf_counter()
+    page.wait_for_timeout(2_500)
+    stop.click()
+    page.get_by_text("Stopped: the best plans found so far.").wait_for(timeout=30_000)
+    waited = time.perf_counter() - t_started
+    assert waited < 30, f"the search ran {waited:.0f} s after Stop (time limit 60 s)"
+    page.get_by_role("heading", name="Candidates").wait_for()
+    caption = page.get_by_text(re.compile(r"regions into \d+ territories in [\d.]+ s")).first.inner_text()
+    seconds = float(re.search(r"in ([\d.]+) s", caption).group(1))
+    assert seconds < 30, caption
+    assert page.get_by_role("button", name=re.compile("Save")).count() >= 1
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "optimizer_stopped.png"), full_page=True)
+
+
+def test_hard_limit_from_the_page_is_reported_infeasible(page, app_url):
+    _open(page, app_url)
+    page.get_by_text("Hard limits per territory (optional)").click()
+    grid = page.locator('[data-testid="stDataFrame"]').filter(has_text="Minimum").first
+    grid.wait_for()
+    page.wait_for_timeout(800)  # the expander's opening animation moves the grid
+    # Glide's grid is a canvas: click the "Minimum" cell of the first row (potential: header and rows 35 px),
+    # then type into it. Ask every territory for more potential than all of them hold together.
+    box = grid.bounding_box()
+    page.mouse.dblclick(box["x"] + box["width"] * 0.5, box["y"] + 35 + 17)  # opens the cell's editor
+    page.wait_for_timeout(400)
+    page.keyboard.type("1000000000000", delay=30)
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(800)
+    page.get_by_role("button", name="Optimize").click()
+    page.get_by_text(re.compile("Cannot optimize")).wait_for(timeout=60_000)
+    message = page.locator('[data-testid="stAlert"]').filter(has_text="Cannot optimize").first.inner_text()
+    assert re.search(r"minimum 1,000,000,000,000 potential per territory .* exceeds the total", message), message
