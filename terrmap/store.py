@@ -199,6 +199,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (plan_id, overlay_id)
     );
     """,
+    # 4: adjacency of the ZIP polygons in zip_shapes, computed once per geometry (terrmap.geo.ziplayer):
+    # a plan's region graph is then a query, not seconds of polygon intersections.
+    """
+    CREATE TABLE zip_shape_edges (a VARCHAR NOT NULL, b VARCHAR NOT NULL, length_km DOUBLE NOT NULL);
+    CREATE TABLE zip_shape_sizes (zip VARCHAR PRIMARY KEY, area_km2 DOUBLE NOT NULL, perimeter_km DOUBLE NOT NULL);
+    """,
 ]
 
 

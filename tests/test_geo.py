@@ -271,6 +271,54 @@ def _square(lat: float, lon: float, half_deg: float):
     return shapely.box(lon - half_deg, lat - half_deg, lon + half_deg, lat + half_deg)
 
 
+def test_zip_graph_from_stored_adjacency_equals_polygon_intersections(shaped_store, shapes_df, region_df):
+    """A plan's ZIP graph comes from the nationwide adjacency stored once; it must be exactly the graph
+    computed from the subset's own polygons (shared borders, outer borders, areas, bridges)."""
+    from terrmap.geo.graph import polygon_graph
+
+    layer = ZipLayer()
+    ids = region_df.loc[region_df["state"].isin(["NM", "AZ"]), "zip"].tolist()
+    t0 = time.perf_counter()
+    stored = layer.graph(shaped_store, ids)  # computes and stores the nationwide adjacency on first use
+    first = time.perf_counter() - t0
+    assert shaped_store.scalar("SELECT count(*) FROM zip_shape_sizes") == len(shapes_df)
+    t0 = time.perf_counter()
+    again = layer.graph(shaped_store, ids)
+    second = time.perf_counter() - t0
+    print(f"\nZIP graph of {len(ids)} regions: {first:.2f} s with the nationwide adjacency, {second:.3f} s after")
+    assert second < max(0.25 * first, 0.5)
+
+    geoms = shapes_df.set_index("zip").loc[ids, "geometry"].to_numpy()
+    cents = layer.region_centroids(shaped_store, ids)
+    direct = polygon_graph(ids, geoms, [cents[r] for r in ids])
+
+    def edge_map(g):
+        return {(g.region_ids[a], g.region_ids[b]): length for (a, b), length in zip(g.edges.tolist(), g.edge_length)}
+
+    got, want = edge_map(again), edge_map(direct)
+    assert got.keys() == want.keys() and len(got) > len(ids)
+    assert np.allclose([got[k] for k in want], [want[k] for k in want])
+    assert np.allclose(again.outer_length, direct.outer_length) and np.allclose(again.area, direct.area)
+    assert sorted(again.bridges) == sorted(direct.bridges)
+    assert stored.region_ids == ids
+
+
+def test_zip_adjacency_is_dropped_with_the_shapes(shaped_db, tmp_path):
+    path = tmp_path / "adj.duckdb"
+    shutil.copy(shaped_db[0], path)
+    store = Store(path)
+    try:
+        ZipLayer().graph(store, ["87501", "87505"])
+        assert store.scalar("SELECT count(*) FROM zip_shape_edges") > 0
+        rebuild_zip_shapes(store)
+        assert store.scalar("SELECT count(*) FROM zip_shape_edges") == 0
+        assert store.scalar("SELECT count(*) FROM zip_shape_sizes") == 0
+        g = ZipLayer().graph(store, ["87501", "87505"])
+        assert store.scalar("SELECT count(*) FROM zip_shape_sizes") > 0 and g.n == 2
+    finally:
+        store.close()
+
+
 def test_load_zcta_replaces_shapes_and_remaps_po_boxes(shaped_db, tmp_path, monkeypatch):
     import geopandas as gpd
 

@@ -150,10 +150,33 @@ def h3_graph(cell_ids: list[str]) -> RegionGraph:
 
 
 def polygon_graph(region_ids: list[str], geometries, centroids: np.ndarray) -> RegionGraph:
-    """Adjacency of polygons (lon/lat shapely geometries) that share a border of positive length.
+    """Adjacency of polygons (lon/lat shapely geometries) that share a border of positive length."""
+    edges, lengths, area, perimeter = polygon_adjacency(geometries)
+    return graph_from_edges(region_ids, edges, lengths, area, perimeter, centroids)
 
-    Lengths and areas are measured in an equal-area-ish local projection
-    (the conformal projection of terrmap.geo.zipdata, in km), precise enough for compactness scores.
+
+def graph_from_edges(region_ids: list[str], edges: np.ndarray, lengths: np.ndarray, area: np.ndarray,
+                     perimeter: np.ndarray, centroids: np.ndarray) -> RegionGraph:
+    """The bridged graph of regions from their shared borders and perimeters (the border with the outside
+    is what the perimeter does not share with regions of the graph)."""
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    lengths = np.asarray(lengths, dtype=float)
+    n = len(region_ids)
+    inner = np.bincount(edges[:, 0], weights=lengths, minlength=n) + np.bincount(edges[:, 1], weights=lengths,
+                                                                                 minlength=n)
+    outer = np.maximum(np.asarray(perimeter, dtype=float) - inner, 0.0)
+    return bridge_components(
+        RegionGraph(list(region_ids), edges, lengths, np.asarray(area, dtype=float), outer,
+                    np.asarray(centroids, dtype=float))
+    )
+
+
+def polygon_adjacency(geometries) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (i < j) of polygons sharing a border of positive length, the border lengths, and each polygon's
+    area and perimeter.
+
+    Lengths and areas are measured in the conformal projection of terrmap.geo.zipdata, in km (km²),
+    precise enough for compactness scores.
     """
     import shapely
 
@@ -171,16 +194,8 @@ def polygon_graph(region_ids: list[str], geometries, centroids: np.ndarray) -> R
     left, right = left[keep], right[keep]
     shared = shapely.length(shapely.intersection(shapely.boundary(km[left]), shapely.boundary(km[right])))
     touching = shared > 1e-6
-    edges = np.column_stack([left[touching], right[touching]])
-    lengths = shared[touching]
-    perimeter = shapely.length(km)
-    inner = np.bincount(edges[:, 0], weights=lengths, minlength=len(km)) + np.bincount(
-        edges[:, 1], weights=lengths, minlength=len(km)
-    )
-    outer = np.maximum(perimeter - inner, 0.0)
-    return bridge_components(
-        RegionGraph(list(region_ids), edges, lengths, shapely.area(km), outer, np.asarray(centroids, dtype=float))
-    )
+    edges = np.column_stack([left[touching], right[touching]]).astype(np.int64)
+    return edges, shared[touching], shapely.area(km), shapely.length(km)
 
 
 def articulation_points(adjacency: sp.csr_matrix, members: np.ndarray) -> set[int]:

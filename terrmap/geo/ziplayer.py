@@ -35,14 +35,63 @@ class ZipLayer(Layer):
         return {z: (float(lat), float(lon)) for z, lat, lon in rows}
 
     def graph(self, store, region_ids: Sequence[str]):
-        from terrmap.geo.graph import polygon_graph
-        from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
+        """The regions' adjacency graph, from the nationwide ZIP adjacency stored with the shapes
+        (computed on first use, once per geometry: several seconds for the whole country)."""
+        import numpy as np
 
-        ensure_zip_shapes(store)
+        from terrmap.geo.graph import graph_from_edges
+
+        ensure_zip_adjacency(store)
         ids = list(region_ids)
-        geoms = zip_shape_geoms(store, ids).set_index("zip")["geometry"]
         cents = self.region_centroids(store, ids)
-        missing = [r for r in ids if r not in geoms.index or r not in cents]
+        cur = store.cursor()
+        sizes = dict(
+            (z, (a, p)) for z, a, p in cur.execute(
+                "SELECT zip, area_km2, perimeter_km FROM zip_shape_sizes WHERE zip IN (SELECT unnest(?::VARCHAR[]))",
+                [ids]).fetchall()
+        )
+        missing = [r for r in ids if r not in sizes or r not in cents]
         if missing:
             raise ValueError(f"{len(missing)} ZIP regions have no shape, e.g. {missing[:5]}")
-        return polygon_graph(ids, geoms.loc[ids].to_numpy(), [cents[r] for r in ids])
+        index = {r: i for i, r in enumerate(ids)}
+        rows = cur.execute(
+            """
+            WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS zip)
+            SELECT a, b, length_km FROM zip_shape_edges
+            WHERE a IN (SELECT zip FROM wanted) AND b IN (SELECT zip FROM wanted)
+            """,
+            [ids],
+        ).fetchall()
+        edges = np.array([(index[a], index[b]) for a, b, _ in rows], dtype=np.int64).reshape(-1, 2)
+        edges.sort(axis=1)
+        lengths = np.array([x for _, _, x in rows], dtype=float)
+        area = np.array([sizes[r][0] for r in ids])
+        perimeter = np.array([sizes[r][1] for r in ids])
+        return graph_from_edges(ids, edges, lengths, area, perimeter, [cents[r] for r in ids])
+
+
+def ensure_zip_adjacency(store) -> None:
+    """Fill zip_shape_edges / zip_shape_sizes from the current zip_shapes if they are empty."""
+    from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
+
+    ensure_zip_shapes(store)
+    if store.scalar("SELECT count(*) > 0 FROM zip_shape_sizes"):
+        return
+    import pandas as pd
+
+    from terrmap.geo.graph import polygon_adjacency
+
+    shapes = zip_shape_geoms(store)
+    zips = shapes["zip"].to_numpy()
+    edges, lengths, area, perimeter = polygon_adjacency(shapes["geometry"].to_numpy())
+    edge_rows = pd.DataFrame({"a": zips[edges[:, 0]], "b": zips[edges[:, 1]], "length_km": lengths})
+    size_rows = pd.DataFrame({"zip": zips, "area_km2": area, "perimeter_km": perimeter})
+    with store.transaction() as tx:
+        if tx.execute("SELECT count(*) > 0 FROM zip_shape_sizes").fetchall()[0][0]:
+            return  # another thread got there first
+        tx.register("new_zip_edges", edge_rows)
+        tx.register("new_zip_sizes", size_rows)
+        tx.execute("INSERT INTO zip_shape_edges SELECT a, b, length_km FROM new_zip_edges")
+        tx.execute("INSERT INTO zip_shape_sizes SELECT zip, area_km2, perimeter_km FROM new_zip_sizes")
+        tx.unregister("new_zip_edges")
+        tx.unregister("new_zip_sizes")

@@ -179,6 +179,9 @@ def _shape_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def _write_shapes(tx, rows: pd.DataFrame) -> None:
     tx.execute("DELETE FROM zip_shapes")
+    # The adjacency belongs to the geometry: recomputed from the new shapes when next needed.
+    tx.execute("DELETE FROM zip_shape_edges")
+    tx.execute("DELETE FROM zip_shape_sizes")
     tx.register("zip_shape_rows", rows)
     try:
         tx.execute("INSERT INTO zip_shapes SELECT zip, state, source, area_km2, geojson FROM zip_shape_rows")
