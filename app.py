@@ -28,6 +28,7 @@ SECTIONS = {
         ("pages/optimizer.py", "Optimizer", "optimizer"),
         ("pages/scenarios.py", "Scenarios", "scenarios"),
         ("pages/rep_view.py", "Rep view", "rep"),
+        ("pages/structure.py", "Accounts & hierarchy", "structure"),
     ],
     "Data": [
         ("pages/model.py", "Model", "model"),

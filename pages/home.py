@@ -5,6 +5,7 @@ import streamlit as st
 
 from terrmap import mapview as mv
 from terrmap import ui
+from terrmap import ui_structure as us
 
 ui.ensure_app_navigation()
 
@@ -28,71 +29,85 @@ head.caption(
 )
 ui.kpi_row(ui.cached_kpis(path, plan.plan_id, stamp))
 
-summary = mv.territory_summary(
-    ui.cached_stats(path, plan.layer, stamp),
-    ui.cached_assignment(path, plan.plan_id, plan.version, plan.layer, stamp),
-    ui.cached_territories(path, plan.plan_id, plan.version),
-)
-assigned = summary[summary["territory_id"] != -1]
+level = us.level_picker(s, plan)
+rollup = us.rollup(s, plan, level)
+reps = us.rep_names(s)
+owner_metrics = us.cached_owner_metrics(path, plan.plan_id, plan.version, *us.stamps(s, plan))
+owner_rep = {(k, str(i)): r for k, i, r in zip(owner_metrics["owner_kind"], owner_metrics["owner_id"],
+                                                owner_metrics["rep_id"])}
+owned = rollup[rollup["kind"].isin(["territory", "node"])]
+rollup["rep"] = [
+    reps.get(owner_rep.get((k, n))) if k in ("territory", "overlay") else f"{t} territories"
+    for k, n, t in zip(rollup["kind"], rollup["node_id"], rollup["territories"])
+]
+rollup["label"] = [f"{n} (overlay)" if k == "overlay" else n for k, n in zip(rollup["kind"], rollup["name"])]
+total_potential = float(rollup["potential"].sum())
+rollup["share"] = rollup["potential"] / total_potential if total_potential > 0 else 0.0
 
-st.subheader("Territories")
-spread = assigned["deviation"].abs().max() if len(assigned) else 0
+plural = us.plural(level)
+st.subheader(plural)
+spread = owned["deviation"].abs().max() if len(owned) else 0
+n_overlays = int((rollup["kind"] == "overlay").sum())
 st.caption(
-    f"{len(assigned)} territories. Potential per territory ranges from "
-    f"{mv.fmt_money(assigned['potential'].min())} to {mv.fmt_money(assigned['potential'].max())}; "
-    f"the largest deviation from the mean is {mv.fmt_pct(spread)}."
-    if len(assigned) else "No territories in this plan."
+    f"{len(owned)} {plural.lower()}"
+    + (f" and {n_overlays} segment overlay{'s' if n_overlays != 1 else ''}" if n_overlays else "")
+    + f". Potential per {level.lower()} ranges from {mv.fmt_money(owned['potential'].min())} to "
+    f"{mv.fmt_money(owned['potential'].max())}; the largest deviation from the mean is {mv.fmt_pct(spread)}. "
+    "Each account counts once, where it is owned (a pin, then an overlay, then geography)."
+    if len(owned) else f"No {plural.lower()} in this plan."
 )
 
-table = summary.assign(
-    avg_score=summary["avg_score"] * 100,
-    share=summary["share"] * 100,
-    deviation=(summary["deviation"] * 100).round() + 0.0,  # + 0.0: no "-0%"
-)[["territory", "rep", "regions", "leads", "open_leads", "customers", "avg_score", "potential", "share", "deviation"]]
+table = rollup.assign(
+    avg_score=rollup["avg_score"] * 100,
+    share=rollup["share"] * 100,
+    deviation=(rollup["deviation"] * 100).round() + 0.0,  # + 0.0: no "-0%"
+)[["label", "rep", "regions", "leads", "open_leads", "customers", "avg_score", "potential", "share", "deviation"]]
 st.dataframe(
     table.sort_values("potential", ascending=False),
     hide_index=True,
     width="stretch",
     height=38 + 35 * min(len(table), 25),
     column_config={
-        "territory": st.column_config.TextColumn("Territory"),
-        "rep": st.column_config.TextColumn("Rep"),
+        "label": st.column_config.TextColumn(level, help="overlays: segment teams owning accounts across territories"),
+        "rep": st.column_config.TextColumn("Rep" if level == "Territory" else "Rep / territories"),
         "regions": st.column_config.NumberColumn("Regions", format="localized",
-                                                 help=f"regions of the plan's layer ({ui.layer_label(plan.layer)})"),
-        "leads": st.column_config.NumberColumn("Leads", format="localized"),
+                                                 help=f"regions of the plan's layer ({ui.layer_label(plan.layer)}); "
+                                                      "overlays own accounts, not regions"),
+        "leads": st.column_config.NumberColumn("Leads", format="localized", help="accounts owned (each counted once)"),
         "open_leads": st.column_config.NumberColumn("Open leads", format="localized"),
-        "customers": st.column_config.NumberColumn("Customers", format="localized"),
+        "customers": st.column_config.NumberColumn("Customers", format="localized", help="won accounts"),
         "avg_score": st.column_config.NumberColumn("Avg score", format="%.1f%%",
                                                    help="mean conversion probability of the open leads"),
         "potential": st.column_config.NumberColumn("Potential ($)", format="compact",
                                                    help="sum over open leads of score × expected deal value"),
         "share": st.column_config.ProgressColumn("Share of potential", format="%.1f%%", min_value=0,
                                                  max_value=float(max(table["share"].max(), 1))),
-        "deviation": st.column_config.NumberColumn("vs. mean", format="%+.0f%%",
-                                                   help="potential compared with the mean territory"),
+        "deviation": st.column_config.NumberColumn(
+            "vs. mean", format="%+.0f%%",
+            help=f"potential compared with the mean {level.lower()} (overlays and unplaced rows are not counted)"),
     },
 )
 
-st.subheader("Leads and lead quality by territory")
-chart_df = assigned.sort_values("leads", ascending=False).assign(
-    avg_score_pct=lambda d: d["avg_score"],
+st.subheader(f"Leads and lead quality by {level.lower()}")
+chart_df = rollup[rollup["leads"] > 0].sort_values("leads", ascending=False).assign(
     rep=lambda d: d["rep"].fillna("–"),
+    color=lambda d: d["color"].fillna(mv.UNASSIGNED_COLOR),
 )
-order = chart_df["territory"].tolist()
+order = chart_df["label"].tolist()
 colors = [mv.safe_color(c) for c in chart_df["color"]]
 base = alt.Chart(chart_df).encode(
-    x=alt.X("territory:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40, labelLimit=140, labelOverlap=False)),
+    x=alt.X("label:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40, labelLimit=140, labelOverlap=False)),
 )
 tooltip = [
-    alt.Tooltip("territory:N", title="Territory"),
-    alt.Tooltip("rep:N", title="Rep"),
+    alt.Tooltip("label:N", title=level),
+    alt.Tooltip("rep:N", title="Rep" if level == "Territory" else "Rep / territories"),
     alt.Tooltip("leads:Q", title="Leads", format=","),
     alt.Tooltip("avg_score:Q", title="Avg score", format=".1%"),
     alt.Tooltip("potential:Q", title="Potential", format="$,.0f"),
 ]
 bars = base.mark_bar(cornerRadiusTopLeft=3, cornerRadiusTopRight=3, opacity=0.9).encode(
     y=alt.Y("leads:Q", title="Leads", axis=alt.Axis(format=",")),
-    color=alt.Color("territory:N", scale=alt.Scale(domain=order, range=colors), legend=None),
+    color=alt.Color("label:N", scale=alt.Scale(domain=order, range=colors), legend=None),
     tooltip=tooltip,
 )
 dots = base.mark_point(filled=True, size=70, color="#111827", opacity=0.85).encode(
@@ -104,12 +119,10 @@ chart = alt.layer(bars, dots).resolve_scale(y="independent").properties(height=3
 st.altair_chart(chart, width="stretch")
 st.caption("Bars: number of leads (left axis). Dots: average score of the open leads (right axis).")
 
-unassigned = summary[summary["territory_id"] == -1]
-if len(unassigned):
-    st.info(
-        f"{mv.fmt_int(unassigned['leads'].iloc[0])} leads in {mv.fmt_int(unassigned['regions'].iloc[0])} regions "
-        "are not in any territory.",
-        icon=":material/warning:",
-    )
+owned_leads = int(rollup["leads"].sum())
+all_leads = int(ui.cached_kpis(path, plan.plan_id, stamp)["leads"])
+if owned_leads < all_leads:
+    st.info(f"{mv.fmt_int(all_leads - owned_leads)} leads are in regions of no territory (and no overlay or pin "
+            "claims them).", icon=":material/warning:")
 
 st.page_link("pages/map.py", label="Open the map", icon=":material/map:")

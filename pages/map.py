@@ -3,8 +3,10 @@
 import streamlit as st
 from streamlit_folium import st_folium
 
+from terrmap import hierarchy as hi
 from terrmap import mapview as mv
 from terrmap import ui
+from terrmap import ui_structure as us
 from terrmap.geo import parse_layer
 
 MAP_HEIGHT = 660
@@ -19,7 +21,6 @@ path = str(s.path)
 
 DEFAULTS = {"layer": ui.DEFAULT_MAP_LAYER, "color": "territory", "area": []}
 ui.seed_from_url("layer", ui.layer_options(), DEFAULTS["layer"])
-ui.seed_from_url("color", COLOR_OPTIONS, DEFAULTS["color"])
 
 if ui.plan_count(s) > 1:
     c_plan, c_layer, c_color, c_area, c_tiles = st.columns([2, 2, 1.6, 3.4, 1.1], vertical_alignment="bottom")
@@ -31,12 +32,28 @@ layer_key = c_layer.selectbox(
     "Regions", ui.layer_options(), format_func=ui.layer_label, key="layer", persist_state="session",
     help="Hexagons of the H3 grid (level 3 coarse … 9 fine) or ZIP codes. For fine layers, pick an area.",
 )
+# The hierarchy's levels above Territory ("level:Region", ...) colour regions by their ancestor node.
+level_options = [us.LEVEL_PREFIX + lv for lv in hi.levels(s, plan.plan_id)[1:]] if plan is not None else []
+color_options = [COLOR_OPTIONS[0], *level_options, *COLOR_OPTIONS[1:]]
+ui.seed_from_url("color", color_options, DEFAULTS["color"])
+if st.session_state.get("color") not in color_options:  # a level of another plan
+    st.session_state["color"] = DEFAULTS["color"]
+
+
+def color_label(option: str) -> str:
+    if option == "territory":
+        return "Territory"
+    if option.startswith(us.LEVEL_PREFIX):
+        return option[len(us.LEVEL_PREFIX):]
+    return mv.MEASURES[option].label
+
+
 color_by = c_color.selectbox(
-    "Colour by", COLOR_OPTIONS,
-    format_func=lambda c: "Territory" if c == "territory" else mv.MEASURES[c].label,
-    key="color", persist_state="session",
-    help="The plan's territory colours, or a measure in quantile classes (each class holds about as many regions).",
+    "Colour by", color_options, format_func=color_label, key="color", persist_state="session",
+    help="The plan's territory colours, a level of the territory hierarchy (regions take their region's or "
+         "division's colour), or a measure in quantile classes (each class holds about as many regions).",
 )
+level = color_by[len(us.LEVEL_PREFIX):] if color_by.startswith(us.LEVEL_PREFIX) else None
 all_states = ui.cached_state_codes(path, layer_key, stamp)
 ui.seed_from_url("area", all_states, DEFAULTS["area"], multi=True)
 if any(c not in all_states for c in st.session_state.get("area") or []):  # kept from another layer
@@ -68,7 +85,13 @@ if n > mv.MAX_REGIONS:
     st.stop()
 
 try:
-    if st.query_params.get("render") == "naive":  # benchmark baseline, see bench/bench_map_render.py
+    if level is not None:
+        with st.spinner("Drawing the map…"):
+            data = us.cached_level_map_data(path, layer_key, plan.plan_id, plan.version, level, stamp,
+                                            us.structure_stamp(s, plan.plan_id), tuple(states))
+        m = mv.build_map(data, tiles=tiles, outlines=ui.state_outlines(), static_base=ui.static_base(),
+                         fit="all" if states else "core")
+    elif st.query_params.get("render") == "naive":  # benchmark baseline, see bench/bench_map_render.py
         terr = ui.cached_territories(path, plan.plan_id, plan.version) if plan else None
         m = mv.build_naive_map(frame, parse_layer(layer_key).shapes(s, frame["region_id"].tolist()), terr, color_by,
                                ui.static_base())
@@ -87,7 +110,8 @@ except NotImplementedError:
 leads = int(frame["leads"].sum())
 plan_text = f"Plan **{ui.md(plan.name)}** · " if plan is not None else "No plan · "
 st.caption(
-    f"{plan_text}{mv.fmt_int(n)} regions · {mv.fmt_int(leads)} leads · {mv.fmt_money(frame['potential'].sum())} "
+    f"{plan_text}{f'coloured by {ui.md(level)} · ' if level else ''}{mv.fmt_int(n)} regions · "
+    f"{mv.fmt_int(leads)} leads · {mv.fmt_money(frame['potential'].sum())} "
     f"potential in {area}. Hover a region for its numbers."
     + (" Street map: needs internet." if tiles else "")
 )

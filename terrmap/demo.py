@@ -29,7 +29,7 @@ import pandas as pd
 
 from terrmap.geo.h3layer import index_points
 from terrmap.geo.zipdata import project, reference_table
-from terrmap.plan import Territory, create_plan, distinct_colors
+from terrmap.plan import Territory, create_plan, distinct_colors, get_plan
 from terrmap.scoring import apply_fallback_scores
 from terrmap.stats import refresh_rollup
 from terrmap.store import BASE_H3_RES, Store
@@ -235,6 +235,52 @@ def county_nearest_rep_assignment(reps: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+# US Census Bureau regions (Midwest shown as "Central"), used to group the demo's territories.
+CENSUS_REGIONS = {
+    "Northeast": "CT ME MA NH RI VT NJ NY PA",
+    "Central": "IL IN MI OH WI IA KS MN MO NE ND SD",
+    "South": "DE DC FL GA MD NC SC VA WV AL KY MS TN AR LA OK TX PR",
+    "West": "AZ CO ID MT NV NM UT WY AK CA HI OR WA",
+}
+DEMO_DIVISIONS = {"East": ["Northeast", "South"], "West": ["Central", "West"]}
+ENTERPRISE_MIN_EMPLOYEES = 1000
+
+
+def add_demo_structure(store: Store, plan_id: int, reps: pd.DataFrame) -> None:
+    """A first plan worth opening on the Accounts & hierarchy page: a two-level hierarchy (census regions
+    under two divisions), an "Enterprise" overlay over the four largest metros' territories, and three pins."""
+    from terrmap import accounts, hierarchy
+
+    state_of = dict(store.cursor().execute("SELECT zip, state FROM zips").fetchall())
+    region_of_state = {st_: region for region, states in CENSUS_REGIONS.items() for st_ in states.split()}
+    region_nodes = {}
+    for division, regions in DEMO_DIVISIONS.items():
+        division_id = hierarchy.create_node(store, plan_id, division, "Division")
+        for region in regions:
+            region_nodes[region] = hierarchy.create_node(store, plan_id, region, "Region", division_id)
+    hierarchy.set_territory_parents(store, plan_id, {
+        i + 1: region_nodes.get(region_of_state.get(state_of.get(home_zip), ""))
+        for i, home_zip in enumerate(reps["home_zip"])
+    })
+    accounts.save_overlay(store, plan_id, "Enterprise", accounts.OverlayRule(min_employees=ENTERPRISE_MIN_EMPLOYEES),
+                          territories=[1, 2, 3, 4], priority=1)
+    # Pins: the largest open account of territory 2 kept by territory 1 (an HQ relationship), an enterprise
+    # account of territory 1 kept by territory 3 (a pin beats the overlay), the largest account of territory 5
+    # pinned to its own territory (no overlap: the pin only protects it from future boundary moves).
+    owners = accounts.account_owners(store, get_plan(store, plan_id))
+    owners = owners[owners["status"] == "open"].sort_values(["potential", "lead_id"], ascending=[False, True])
+    metro = reps["home_metro"].tolist()
+    picks = [
+        (owners[owners["geo_territory_id"] == 2], 1, f"Global HQ relationship managed from {metro[0]}"),
+        (owners[(owners["geo_territory_id"] == 1) & (owners["rule"] == "overlay")], 3,
+         f"Signed by the {metro[2]} office"),
+        (owners[owners["geo_territory_id"] == 5], 5, f"Key account: stays with {metro[4]}"),
+    ]
+    for candidates, territory_id, reason in picks:
+        if len(candidates):
+            accounts.pin_account(store, plan_id, candidates["lead_id"].iloc[0], territory_id, reason)
+
+
 def build_demo(
     store: Store,
     n_leads: int = DEFAULT_LEADS,
@@ -271,10 +317,11 @@ def build_demo(
         Territory(territory_id=i + 1, name=r.home_metro, color=colors[i], rep_id=r.rep_id)
         for i, r in enumerate(reps.itertuples())
     ]
-    create_plan(
+    plan_id = create_plan(
         store, "Demo: nearest rep by county", "zip", terrs, county_nearest_rep_assignment(reps), published=True,
         description="Each county goes to the rep whose home metro is nearest. Unbalanced on purpose.",
     )
+    add_demo_structure(store, plan_id, reps)
     store.set_meta("demo", f"leads={n_leads} seed={seed} reps={n_reps}")
     report(1.0, "done")
     return {"leads": n_leads, "reps": len(reps), "seconds": round(time.perf_counter() - t0, 2), "db": str(store.path)}

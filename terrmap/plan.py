@@ -93,8 +93,13 @@ def create_plan(
     assignment: pd.DataFrame,
     published: bool = False,
     description: str | None = None,
+    author: str | None = None,
+    note: str = "created",
 ) -> int:
-    """Write a new plan in one transaction. ``assignment``: columns region_id, territory_id[, locked]."""
+    """Write a new plan in one transaction. ``assignment``: columns region_id, territory_id[, locked].
+
+    The plan starts its history: version 1 is recorded in ``plan_versions`` (see :func:`record_version`).
+    """
     parse_layer(layer)  # validates the key
     assignment = assignment.copy()
     if "locked" not in assignment:
@@ -118,7 +123,35 @@ def create_plan(
         tx.execute("INSERT INTO plan_assignments SELECT ?, region_id, territory_id, locked FROM new_assignment", [plan_id])
         tx.unregister("new_territories")
         tx.unregister("new_assignment")
+        record_version(tx, plan_id, 1, author, note)
     return plan_id
+
+
+# Territory columns a version keeps (the territories table without plan_id).
+TERRITORY_COLUMNS = ["territory_id", "name", "color", "rep_id", "target", "tolerance", "parent"]
+
+
+def record_version(tx, plan_id: int, version: int, author: str | None, note: str | None) -> None:
+    """Snapshot the plan's current territories and assignment as ``version`` (inside the caller's transaction).
+
+    Every write of a plan records one, so any saved state can be compared with or restored
+    (see :mod:`terrmap.scenarios`). A full copy per version rather than a diff: restoring or
+    comparing is then one query, and 30k regions cost about 1 MB per version in DuckDB.
+    """
+    fields = ", ".join(f"'{c}': {c}" for c in TERRITORY_COLUMNS)
+    tx.execute(
+        f"""
+        INSERT INTO plan_versions (plan_id, version, author, note, territories)
+        SELECT ?, ?, ?, ?, coalesce((SELECT to_json(list({{{fields}}} ORDER BY territory_id))
+                                     FROM territories WHERE plan_id = ?), '[]')
+        """,
+        [plan_id, version, author, note, plan_id],
+    )
+    tx.execute(
+        "INSERT INTO plan_version_assignments SELECT plan_id, ?, region_id, territory_id, locked "
+        "FROM plan_assignments WHERE plan_id = ?",
+        [version, plan_id],
+    )
 
 
 def list_plans(store: "Store") -> list[PlanInfo]:
@@ -161,13 +194,16 @@ def assignment_for_layer(store: "Store", plan: PlanInfo, layer: Layer) -> pd.Dat
         f"""
         WITH lead_territory AS (
             SELECT {dst_key} AS region_id, a.territory_id,
-                   sum(CASE WHEN l.status = 'open' THEN coalesce(l.score * l.expected_value, 0) ELSE 0 END)
-                     + 1e-9 * count(*) AS weight
+                   -- rounded: a parallel float sum differs in its last bits from run to run, and the
+                   -- same plan must map the same way every time (ties: the lowest territory id)
+                   round(sum(CASE WHEN l.status = 'open' THEN coalesce(l.score * l.expected_value, 0) ELSE 0 END), 4)
+                     AS potential,
+                   count(*) AS leads
             FROM leads l JOIN plan_assignments a ON a.plan_id = ? AND a.region_id = {src_key}
             WHERE a.territory_id IS NOT NULL
             GROUP BY ALL
         )
-        SELECT region_id, arg_max(territory_id, weight) AS territory_id, false AS locked
+        SELECT region_id, arg_max(territory_id, (potential, leads, -territory_id)) AS territory_id, false AS locked
         FROM lead_territory GROUP BY region_id
         """,
         [plan.plan_id],
@@ -366,12 +402,14 @@ def save_assignment(
     changes: list[dict] | None = None,
     author: str | None = None,
     territories: pd.DataFrame | None = None,
+    note: str = "saved",
 ) -> PlanInfo:
     """Replace the plan's assignment if nobody saved since ``plan.version``; returns the new PlanInfo.
 
     ``territories`` (optional) replaces the plan's territories (the palette).
     ``changes``: the edits since the last save, written to ``plan_changes``
     (dicts with regions, from_territory, to_territory, potential_moved).
+    The result is recorded as the new version in the plan's history, with ``author`` and ``note``.
     Raises :class:`SaveConflict` (nothing written) when the stored version moved on.
     """
     assignment = assignment[["region_id", "territory_id", "locked"]]
@@ -384,8 +422,12 @@ def save_assignment(
                 "SELECT region_id, territory_id, locked FROM plan_assignments WHERE plan_id = ?", [plan.plan_id]
             ).df()
             raise SaveConflict(plan.name, plan.version, current[0][0], theirs)
+        if not tx.execute("SELECT count(*) FROM plan_versions WHERE plan_id = ? AND version = ?",
+                          [plan.plan_id, plan.version]).fetchall()[0][0]:
+            # A plan from before history was kept: record what is overwritten, so it can be restored.
+            record_version(tx, plan.plan_id, plan.version, None, "before history was kept")
         if territories is not None:
-            cols = ["territory_id", "name", "color", "rep_id", "target", "tolerance", "parent"]
+            cols = TERRITORY_COLUMNS
             tx.execute("DELETE FROM territories WHERE plan_id = ?", [plan.plan_id])
             tx.register("saved_territories", territories[cols])
             tx.execute(f"INSERT INTO territories SELECT ?, {', '.join(cols)} FROM saved_territories", [plan.plan_id])
@@ -404,6 +446,7 @@ def save_assignment(
             )
         tx.execute("UPDATE plans SET version = version + 1, updated_at = current_timestamp WHERE plan_id = ?",
                    [plan.plan_id])
+        record_version(tx, plan.plan_id, plan.version + 1, author, note)
     return PlanInfo(plan.plan_id, plan.name, plan.layer, plan.version + 1, plan.published)
 
 
