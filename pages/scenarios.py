@@ -69,7 +69,7 @@ if "sc_flash" in st.session_state:
 
 @st.cache_data(max_entries=8, show_spinner="Measuring the scenarios (contiguity needs each layer's map graph)…")
 def cached_list(path: str, stamp: str, names_key: str) -> pd.DataFrame:
-    return sc.list_scenarios(ui.store(), graph_for=ui._graph_for(path))
+    return sc.list_scenarios(ui.store(), graph_for=ui.graph_provider(path))
 
 
 st.subheader("All scenarios")
@@ -229,7 +229,7 @@ key = (path, a.plan_id, a.version, b.plan_id, b.version, stamp, names_key)
 results = st.session_state.setdefault("sc_comparisons", {})
 if key not in results:
     bar = st.progress(0.0, text="Comparing…")
-    cmp = sc.compare_plans(s, a, b, graph_for=ui._graph_for(path),
+    cmp = sc.compare_plans(s, a, b, graph_for=ui.graph_provider(path),
                            progress=lambda f, text: bar.progress(min(f, 1.0), text=f"Comparing: {text}"))
     bar.empty()
     results.clear()  # one comparison kept per session: they hold a few MB

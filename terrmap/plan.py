@@ -428,6 +428,13 @@ def save_assignment(
             record_version(tx, plan.plan_id, plan.version, None, "before history was kept")
         if territories is not None:
             cols = TERRITORY_COLUMNS
+            # The hierarchy page edits parents while editors have the plan open: a territory that exists keeps
+            # its stored parent (the editor's copy may be stale); only new territories take the given one.
+            stored = dict(tx.execute("SELECT territory_id, parent FROM territories WHERE plan_id = ?",
+                                     [plan.plan_id]).fetchall())
+            territories = territories[cols].copy()
+            territories["parent"] = [stored[t] if t in stored else p
+                                     for t, p in zip(territories["territory_id"].tolist(), territories["parent"])]
             tx.execute("DELETE FROM territories WHERE plan_id = ?", [plan.plan_id])
             tx.register("saved_territories", territories[cols])
             tx.execute(f"INSERT INTO territories SELECT ?, {', '.join(cols)} FROM saved_territories", [plan.plan_id])

@@ -328,7 +328,8 @@ def _cached_graph(path: str, layer_key: str, digest: str, _ids: tuple[str, ...])
     return parse_layer(layer_key).graph(_store(path), list(_ids))
 
 
-def _graph_for(path: str):
+def graph_provider(path: str):
+    """graph_for(layer, ids) for terrmap functions that take one: graphs cached across sessions."""
     import hashlib
 
     def graph_for(layer, ids):
@@ -349,7 +350,7 @@ def editor_session(s: Store, plan: PlanInfo, reload: bool = False):
     sessions = st.session_state.setdefault(EDITOR_SESSIONS, {})
     key = (str(s.path), plan.plan_id)
     if reload or key not in sessions:
-        sessions[key] = EditorSession.open_with_graph(s, plan.plan_id, graph_for=_graph_for(str(s.path)))
+        sessions[key] = EditorSession.open_with_graph(s, plan.plan_id, graph_for=graph_provider(str(s.path)))
     return sessions[key]
 
 

@@ -30,3 +30,26 @@ def test_second_save_from_the_same_version_conflicts(demo_store):
     final = save_assignment(demo_store, get_plan(demo_store, plan.name), merged)
     assert final.version == saved.version + 1
     assert demo_store.scalar("SELECT count(*) FROM plan_changes WHERE plan_id = ?", [plan.plan_id]) == 1
+
+
+def test_saving_the_palette_keeps_parents_set_meanwhile_on_the_hierarchy_page(demo_store):
+    from terrmap import hierarchy
+    from terrmap.plan import territories as plan_territories
+
+    plan = get_plan(demo_store)
+    palette = plan_territories(demo_store, plan.plan_id)  # what an open editor holds
+    node = hierarchy.nodes(demo_store, plan.plan_id).iloc[0]
+    first = int(palette["territory_id"].iloc[0])
+    others = hierarchy.nodes(demo_store, plan.plan_id)
+    others = others[(others["level"] == node["level"]) & (others["node_id"] != palette["parent"].iloc[0])]
+    new_parent = others["node_id"].iloc[0]
+    hierarchy.set_territory_parent(demo_store, plan.plan_id, first, new_parent)
+    # The editor saves its (stale) palette plus a brand-new territory with a parent of its own.
+    palette = palette.copy()
+    new_id = int(palette["territory_id"].max()) + 1
+    palette.loc[len(palette)] = {**palette.iloc[0].to_dict(), "territory_id": new_id, "name": "New",
+                                 "parent": new_parent}
+    save_assignment(demo_store, plan, load_assignment(demo_store, plan.plan_id), territories=palette)
+    stored = plan_territories(demo_store, plan.plan_id).set_index("territory_id")["parent"]
+    assert stored[first] == new_parent  # not the editor's stale copy
+    assert stored[new_id] == new_parent
