@@ -275,6 +275,32 @@ def territory_metrics(store: "Store", plan: PlanInfo) -> pd.DataFrame:
     return df
 
 
+def exceptions_by_region(store: "Store", plan: PlanInfo) -> pd.DataFrame:
+    """The accounts owned by exception (a pin, or an overlay), summed per (region, owner).
+
+    Columns: region_id, rule ('pin' | 'overlay'), owner_id, overlay_behind (a pinned account an
+    overlay would own without the pin), leads, open_leads, customers, won_revenue, potential,
+    score_sum, scored_open. The editor takes these out of their
+    regions' tallies (and adds the pinned ones to their territory), so its balance counts
+    each account once, where it is owned, while regions move.
+    """
+    query = f"""
+    WITH {_claims_ctes(plan)}
+    SELECT region_id, rule, owner_id, (rule = 'pin' AND n_overlays > 0) AS overlay_behind,
+           count(*) AS leads,
+           count(*) FILTER (WHERE status = 'open') AS open_leads,
+           count(*) FILTER (WHERE status = 'won') AS customers,
+           coalesce(sum(deal_value) FILTER (WHERE status = 'won'), 0) AS won_revenue,
+           coalesce(sum(potential), 0) AS potential,
+           coalesce(sum(score) FILTER (WHERE status = 'open'), 0) AS score_sum,
+           count(score) FILTER (WHERE status = 'open') AS scored_open
+    FROM owners WHERE rule IN ('pin', 'overlay') GROUP BY ALL ORDER BY ALL
+    """
+    df = store.cursor().sql(query, params={"plan_id": int(plan.plan_id)}).df()
+    df["owner_id"] = df["owner_id"].astype("Int64")
+    return df
+
+
 def overlap_report(store: "Store", plan: PlanInfo) -> pd.DataFrame:
     """Accounts claimed by more than one owner, with every claim and how it was resolved.
 

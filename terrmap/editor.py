@@ -69,6 +69,8 @@ class EditorSession:
     plan: Plan
     terr: pd.DataFrame  # territory_id, name, color, rep_id, target, tolerance, parent (row order = plan index)
     saved_assignment: np.ndarray = field(default=None)
+    # Named accounts taken out of their regions' tallies (see _named_accounts)
+    pinned: dict = field(default_factory=lambda: _no_named_accounts())
     pending: list[dict] = field(default_factory=list)
     last_report: MoveReport | None = None
 
@@ -94,8 +96,15 @@ class EditorSession:
         a = assign.set_index("region_id").reindex(ids)
         idx = np.array([index_of.get(t, UNASSIGNED) if pd.notna(t) else UNASSIGNED for t in a["territory_id"]])
         locked = a["locked"].fillna(False).to_numpy(dtype=bool)
-        plan_obj = Plan(graph, values, MEASURES, idx, len(terr), locked=locked)
-        return cls(store, info, layer, ids, plan_obj, terr, saved_assignment=idx.copy())
+        pinned = _named_accounts(store, info, {r: i for i, r in enumerate(ids)}, index_of)
+        np.subtract.at(values, pinned["region"], pinned["values"])  # owned by exception: not the region's
+        offsets = np.zeros((len(terr), len(MEASURES)))
+        to_territory = pinned["territory"] >= 0
+        np.add.at(offsets, pinned["territory"][to_territory], pinned["values"][to_territory])
+        plan_obj = Plan(graph, values, MEASURES, idx, len(terr), locked=locked, offsets=offsets)
+        ses = cls(store, info, layer, ids, plan_obj, terr, saved_assignment=idx.copy())
+        ses.pinned = pinned
+        return ses
 
     # -- ids <-> indices ---------------------------------------------------------
     @property
@@ -263,7 +272,21 @@ class EditorSession:
         def reindex(a: np.ndarray) -> np.ndarray:
             return np.where(a >= 0, remap[np.maximum(a, 0)], UNASSIGNED)
 
+        # Accounts pinned to the deleted territory fall back to an overlay that claims them (still out of the
+        # geographic tallies), else to geography: back into their regions' tallies.
+        orphaned = self.pinned["territory"] == t
+        if orphaned.any():
+            back = orphaned & ~self.pinned["overlay_behind"]
+            regions, vals = self.pinned["region"][back], self.pinned["values"][back]
+            np.add.at(p.values, regions, vals)
+            owner = p.assignment[regions]
+            np.add.at(p.totals, owner[owner >= 0], vals[owner >= 0])
+            p.offsets[t] = 0.0
+            self.pinned = {k: v[~back] for k, v in self.pinned.items()}
+            self.pinned["territory"][self.pinned["territory"] == t] = UNASSIGNED
+        self.pinned["territory"] = reindex(self.pinned["territory"])
         p.assignment = reindex(p.assignment)
+        p.offsets = p.offsets[keep]
         p.totals = p.totals[keep]
         p.region_counts = p.region_counts[keep]
         p.perimeter = p.perimeter[keep]
@@ -297,7 +320,7 @@ class EditorSession:
     def balance_table(self, measure: str = "potential") -> pd.DataFrame:
         p = self.plan
         col = {m: p.totals[:, i] for i, m in enumerate(MEASURES)}
-        saved_totals = np.zeros(p.k)
+        saved_totals = p.offsets[:, MEASURES.index(measure)].copy()
         ok = self.saved_assignment >= 0
         np.add.at(saved_totals, self.saved_assignment[ok], p.values[ok, MEASURES.index(measure)])
         tgt = self.targets(measure)
@@ -427,3 +450,27 @@ def _money(x: float) -> str:
         if abs(x) >= div:
             return f"${x / div:,.1f}{unit}"
     return f"${x:,.0f}"
+
+
+def _no_named_accounts() -> dict:
+    return {"region": np.zeros(0, dtype=np.int64), "territory": np.zeros(0, dtype=np.int64),
+            "overlay_behind": np.zeros(0, dtype=bool), "values": np.zeros((0, len(MEASURES)))}
+
+
+def _named_accounts(store: "Store", info: PlanInfo, region_index: dict, territory_index: dict) -> dict:
+    """Accounts owned by exception, per (region, owner), as arrays: their region's index, the index of the
+    territory they are pinned to (UNASSIGNED for an overlay team: owned outside the geographic plan), whether
+    an overlay would own a pinned account without its pin, and their values on MEASURES. Overlay claims are decided on the plan as opened (an overlay limited to some
+    territories keeps its accounts while their regions move in the session)."""
+    from terrmap.accounts import exceptions_by_region
+
+    exc = exceptions_by_region(store, info)
+    exc = exc[exc["region_id"].isin(region_index.keys())]
+    if exc.empty:
+        return _no_named_accounts()
+    territory = [territory_index.get(int(o), UNASSIGNED) if rule == "pin" else UNASSIGNED
+                 for rule, o in zip(exc["rule"], exc["owner_id"])]
+    return {"region": np.array([region_index[r] for r in exc["region_id"]], dtype=np.int64),
+            "territory": np.array(territory, dtype=np.int64),
+            "overlay_behind": exc["overlay_behind"].to_numpy(dtype=bool),
+            "values": exc[MEASURES].to_numpy(dtype=float)}

@@ -239,11 +239,14 @@ class Plan:
     totals, region counts, cut edges and perimeters from the moved regions and
     their incident edges only, so a move costs O(moved regions), not O(plan).
     Contiguity is recounted for the territories a move touched only.
-    GerryChain's Partition + updaters inspired the design.
+    ``offsets`` (k, m), added to the totals, hold what a territory owns whatever
+    its regions (named accounts pinned to it). GerryChain's Partition + updaters
+    inspired the design.
     """
 
     def __init__(self, graph, values: np.ndarray, measures: list[str], assignment: np.ndarray, n_territories: int,
-                 locked: np.ndarray | None = None, targets: np.ndarray | None = None, history: int = 200):
+                 locked: np.ndarray | None = None, targets: np.ndarray | None = None, history: int = 200,
+                 offsets: np.ndarray | None = None):
         self.graph = graph
         self.values = np.asarray(values, dtype=float)
         self.measures = list(measures)
@@ -252,6 +255,8 @@ class Plan:
         self.locked = np.zeros(len(self.assignment), bool) if locked is None else np.asarray(locked, bool).copy()
         self.targets = targets  # (k, m) or None: the mean
         self.history = history
+        # (k, m) per-territory amounts that belong to a territory whatever its regions (named accounts)
+        self.offsets = np.zeros((self.k, self.values.shape[1])) if offsets is None else np.asarray(offsets, float)
         self.undo_stack: list[Move] = []
         self.redo_stack: list[Move] = []
         self._recompute()
@@ -260,7 +265,7 @@ class Plan:
     def _recompute(self) -> None:
         a = self.assignment
         ok = a >= 0
-        self.totals = np.zeros((self.k, self.values.shape[1]))
+        self.totals = self.offsets.copy()
         np.add.at(self.totals, a[ok], self.values[ok])
         self.region_counts = np.bincount(a[ok], minlength=self.k)
         g = self.graph
@@ -340,6 +345,7 @@ class Plan:
         """A new, empty territory; returns its index."""
         self.k += 1
         self.totals = np.vstack([self.totals, np.zeros((1, self.totals.shape[1]))])
+        self.offsets = np.vstack([self.offsets, np.zeros((1, self.offsets.shape[1]))])
         self.region_counts = np.append(self.region_counts, 0)
         self.perimeter = np.append(self.perimeter, 0.0)
         self.area = np.append(self.area, 0.0)

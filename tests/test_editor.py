@@ -21,13 +21,52 @@ def _independent_totals(store, assignment: pd.DataFrame) -> pd.Series:
     return stats.groupby("territory_id")["potential"].sum()
 
 
-def test_balance_table_matches_an_independent_sum(session, demo_store):
+def test_balance_table_matches_an_independent_sum(demo_store):
+    # Geography only (the demo's named accounts and overlay removed): totals are sums of region stats.
+    demo_store.cursor().execute("DELETE FROM account_pins; DELETE FROM overlays")
+    session = EditorSession.open(demo_store)
     table = session.balance_table("potential").set_index("territory_id")
     indep = _independent_totals(demo_store, load_assignment(demo_store, session.info.plan_id))
     np.testing.assert_allclose(table.loc[indep.index, "potential"], indep.to_numpy(), rtol=1e-9)
     assert table["regions"].sum() == (session.plan.assignment >= 0).sum()
     mean = table["potential"].mean()
     np.testing.assert_allclose(table["deviation"], table["potential"] / mean - 1, atol=1e-12)
+
+
+def test_named_accounts_count_where_owned_through_edits_and_deletes(demo_store):
+    """Pinned accounts count for their territory and overlay accounts for nobody in the balance, as in
+    accounts.territory_metrics (checked against pandas in test_accounts), before and after edits."""
+    from terrmap.accounts import account_owners, territory_metrics
+
+    def check(ses):
+        table = ses.balance_table("potential").set_index("territory_id")
+        ref = territory_metrics(demo_store, ses.info)
+        ref = ref[ref["owner_kind"] == "territory"].set_index("owner_id")
+        for col in ("leads", "customers", "potential"):
+            np.testing.assert_allclose(table[col].to_numpy(float), ref.loc[table.index, col].to_numpy(float),
+                                       rtol=1e-9, atol=1e-6, err_msg=col)
+
+    ses = EditorSession.open(demo_store)
+    owners = account_owners(demo_store, ses.info)
+    pins = owners[owners["rule"] == "pin"]
+    assert len(pins) and (owners["rule"] == "overlay").any()
+    check(ses)
+    # Move the pinned accounts' regions away from their territory (not the overlay's territories 1-4):
+    # the pinned accounts stay where they are pinned.
+    pinned_to = set(pins["owner_id"].astype(int))
+    free = [int(t) for t in ses.terr["territory_id"] if int(t) > 4 and int(t) not in pinned_to]
+    regions = [r for r, g in zip(pins["region_id"], pins["geo_territory_id"]) if pd.notna(g) and int(g) > 4]
+    moved = ses.assign(regions, free[0])
+    check(ses.__class__.open(demo_store, ses.save()) if moved.regions else ses)
+    # Deleting a territory with a pin: its pinned accounts go back to geography.
+    ses = EditorSession.open(demo_store)
+    victim = int(pins["owner_id"].iloc[0])
+    before = ses.balance_table("potential")["potential"].sum()
+    ses.delete_territory(victim)
+    saved = ses.save()
+    check(ses)
+    check(EditorSession.open(demo_store, saved))
+    assert ses.balance_table("potential")["potential"].sum() < before  # the deleted territory's regions left
 
 
 def test_state_gesture_moves_potential_and_reports_it(session, demo_store):
