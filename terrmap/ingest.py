@@ -78,7 +78,12 @@ import pyarrow as pa
 
 from terrmap.geo.h3layer import index_points
 from terrmap.geo.zipdata import nearest_region_zip
-from terrmap.scoring import apply_fallback_scores
+from terrmap.scoring import (
+    apply_fallback_scores,
+    fallback_expected_value_sql,
+    fallback_score_sql,
+    fallback_value_ctes,
+)
 from terrmap.stats import refresh_rollup
 from terrmap.store import BASE_H3_RES, Store
 
@@ -1132,13 +1137,22 @@ def import_file(
                 updated = tx.execute(
                     f"DELETE FROM leads WHERE lead_id IN (SELECT lead_id FROM {staged})"
                 ).fetchall()[0][0]
+            # Fallback scores are computed as rows go in (medians over the won deals kept and imported):
+            # an UPDATE of millions of fresh rows afterwards would cost as much as the insert.
+            won = (f"SELECT industry, deal_value FROM leads WHERE status = 'won' AND deal_value > 0 UNION ALL "
+                   f"SELECT industry, deal_value FROM {staged} WHERE x_status = 'won' AND deal_value > 0")
+            score, source = fallback_score_sql("s")
             insert = f"""
                 INSERT INTO leads (lead_id, name, industry, employees, annual_revenue, status, deal_value,
-                                   created_at, closed_at, postal_zip, zip, lat, lon, cell, crm_score, extra)
-                SELECT lead_id, name, industry, CAST(employees AS INTEGER), annual_revenue, x_status,
+                                   created_at, closed_at, postal_zip, zip, lat, lon, cell, crm_score,
+                                   score, score_source, expected_value, extra)
+                WITH {fallback_value_ctes(won)},
+                s AS (SELECT * REPLACE (CAST(employees AS INTEGER) AS employees, crm_score * {scale} AS crm_score)
+                      FROM {staged})
+                SELECT lead_id, name, industry, employees, annual_revenue, x_status,
                        deal_value, created_at, closed_at, postal_zip, lpad(CAST(x_region AS VARCHAR), 5, '0'),
-                       x_lat, x_lon, x_cell, crm_score * {scale}, extra
-                FROM {staged}
+                       x_lat, x_lon, x_cell, crm_score, {score}, {source}, {fallback_expected_value_sql("s")}, extra
+                FROM s
                 """
             _run(tx, lambda: tx.execute(insert), progress, 0.65, 0.85, "writing")
             phase("insert")

@@ -145,25 +145,45 @@ FIT_SCORE_SQL = (
 )
 
 
-def apply_fallback_scores(store: "Store", cur=None) -> None:
-    """(Re)compute score and expected value for every lead not scored by a model."""
-    cur = cur or store.cursor()
-    cur.execute(
-        f"""
-        WITH won AS (SELECT industry, deal_value FROM leads WHERE status = 'won' AND deal_value > 0),
+def fallback_value_ctes(won_sql: str = "SELECT industry, deal_value FROM leads WHERE status = 'won' AND deal_value > 0") -> str:
+    """CTEs ``by_industry`` and ``overall``: median won deal value per industry (with enough wins) and overall,
+    over the won deals ``won_sql`` selects (industry, deal_value)."""
+    return f"""
+        won AS ({won_sql}),
         by_industry AS (
             SELECT industry, median(deal_value) AS v FROM won GROUP BY industry HAVING count(*) >= {MIN_WON_PER_INDUSTRY}
         ),
-        overall AS (SELECT median(deal_value) AS v FROM won)
-        UPDATE leads SET
-            score = CASE WHEN leads.crm_score IS NOT NULL THEN leads.crm_score ELSE {FIT_SCORE_SQL} END,
-            score_source = CASE WHEN leads.crm_score IS NOT NULL THEN 'crm' ELSE 'fit' END,
-            expected_value = coalesce(
-                (SELECT v FROM by_industry b WHERE b.industry = leads.industry),
-                (SELECT v FROM overall),
-                least(250000, greatest(1000, 0.002 * leads.annual_revenue)),
-                10000)
-        WHERE score_source IS NULL OR NOT starts_with(score_source, 'model:')
+        overall AS (SELECT median(deal_value) AS v FROM won)"""
+
+
+def fallback_expected_value_sql(row: str) -> str:
+    """A lead's fallback expected deal value (needs :func:`fallback_value_ctes`): its industry's median won
+    deal, else the overall median, else 0.2% of its annual revenue (between $1k and $250k), else $10k."""
+    return (f"coalesce((SELECT v FROM by_industry b WHERE b.industry = {row}.industry), (SELECT v FROM overall), "
+            f"least(250000, greatest(1000, 0.002 * {row}.annual_revenue)), 10000)")
+
+
+def fallback_score_sql(row: str) -> tuple[str, str]:
+    """(score, score_source) SQL of a lead without a model score: its imported CRM score, else the fit score."""
+    fit = FIT_SCORE_SQL.replace("employees", f"{row}.employees").replace("annual_revenue", f"{row}.annual_revenue")
+    return (f"CASE WHEN {row}.crm_score IS NOT NULL THEN {row}.crm_score ELSE {fit} END",
+            f"CASE WHEN {row}.crm_score IS NOT NULL THEN 'crm' ELSE 'fit' END")
+
+
+def apply_fallback_scores(store: "Store", cur=None) -> None:
+    """(Re)compute score and expected value of every lead not scored by a model.
+
+    Only rows whose values change are written (an import computes its own rows' values as it inserts
+    them; here only older leads whose industry's median won deal moved are touched)."""
+    cur = cur or store.cursor()
+    score, source = fallback_score_sql("leads")
+    value = fallback_expected_value_sql("leads")
+    cur.execute(
+        f"""
+        WITH {fallback_value_ctes()}
+        UPDATE leads SET score = {score}, score_source = {source}, expected_value = {value}
+        WHERE (score_source IS NULL OR NOT starts_with(score_source, 'model:'))
+          AND (score IS NULL OR score_source IS NULL OR expected_value IS DISTINCT FROM {value})
         """
     )
 

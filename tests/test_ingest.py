@@ -239,6 +239,30 @@ def test_reimport_updates_instead_of_duplicating(demo_store, tmp_path):
     assert (stats.loc[raw.index, "customers"] == raw["won"]).all()
 
 
+def test_scores_computed_at_insert_equal_a_full_recomputation(demo_store, tmp_path):
+    """The import computes fallback scores as rows go in and then rewrites only older leads whose
+    industry's median won deal moved: the result must equal recomputing every lead from scratch."""
+    demo_store.cursor().execute("DELETE FROM models")  # the demo's leads carry fallback scores only
+    rows = ["Id,Company,Industry,Employees,Annual Revenue,Status,Amount,Zip,Score"]
+    industry = demo_store.scalar("SELECT industry FROM leads WHERE status = 'won' GROUP BY 1 ORDER BY count(*) LIMIT 1")
+    for i in range(60):  # enough big wins in one industry to move its median
+        rows.append(f"W{i},Big {i},{industry},{50 + i},{1e6 * i},Closed Won,{900000 + i},10001,")
+    rows += ["O1,Open one,Retail,12,150000,Open,,60601,0.42", "O2,Open two,,,,Open,,73301,"]
+    old_lead = demo_store.scalar("SELECT min(lead_id) FROM leads WHERE industry = ? AND status = 'open'", [industry])
+    value_before = lead(demo_store, old_lead)["expected_value"]
+    import_file(demo_store, write(tmp_path, "\n".join(rows) + "\n", "wins.csv"))
+    after = demo_store.df("SELECT lead_id, score, score_source, expected_value FROM leads ORDER BY lead_id")
+    assert after["score"].notna().all() and after["expected_value"].notna().all()
+    assert lead(demo_store, "O1")["score_source"] == "crm"
+    demo_store.cursor().execute("UPDATE leads SET score = NULL, score_source = NULL, expected_value = NULL")
+    from terrmap.scoring import apply_fallback_scores
+
+    apply_fallback_scores(demo_store)
+    again = demo_store.df("SELECT lead_id, score, score_source, expected_value FROM leads ORDER BY lead_id")
+    pd.testing.assert_frame_equal(after, again)
+    assert lead(demo_store, old_lead)["expected_value"] > value_before  # older leads take the industry's new median
+
+
 def test_explicit_mapping_semicolons_and_progress(empty_store, tmp_path):
     path = write(tmp_path, "ref;phase;where;firm\nq1;Won;10001;Q\nq2;Lost;02139;R\n")
     with pytest.raises(ImportRejected):
