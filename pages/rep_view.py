@@ -1,0 +1,206 @@
+"""Rep view: one rep's footprint, KPIs beside their peers, accounts by likelihood to buy, call list and route.
+
+Opened directly as ``/rep?rep=R04`` (``&plan=NAME`` for a plan other than the published one).
+"""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+from streamlit_folium import st_folium
+
+from terrmap import mapview as mv
+from terrmap import repview as rv
+from terrmap import ui
+from terrmap.accounts import account_owners
+from terrmap.store import open_store
+
+MAP_HEIGHT = 560
+MAX_STOPS = 50
+
+ui.ensure_app_navigation()
+s = ui.store()
+path = str(s.path)
+st.title("Rep view")
+ui.require_leads(s)
+stamp = ui.data_stamp(s)
+
+try:
+    plan = rv.resolve_plan(s, st.query_params.get("plan"))
+except ValueError as exc:
+    st.error(f"{ui.md(exc)}. Remove `plan` from the address to see the published plan.")
+    st.stop()
+if plan is None:
+    st.info("No plan yet: build one in the Editor or the Optimizer, then reps see their territories here.")
+    st.stop()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Working out who owns which account…")
+def plan_data(path: str, plan_id: int, plan_version: int, stamp: str) -> dict:
+    """Shared read-only by every session: the plan's owners, footprints and per-rep KPIs."""
+    store = open_store(path)
+    p = rv.resolve_plan(store, plan_id)
+    owners = rv.with_places(store, account_owners(store, p))
+    feet = rv.footprints(store, p, owners)
+    return {"owners": owners, "feet": feet, "kpis": rv.all_rep_kpis(store, p, owners, feet)}
+
+
+@st.cache_resource(max_entries=12, show_spinner="Drawing the footprint…")
+def footprint_data(path: str, plan_id: int, plan_version: int, stamp: str, rep_id: str) -> mv.MapData:
+    store = open_store(path)
+    p = rv.resolve_plan(store, plan_id)
+    return rv.footprint_map_data(store, p, rep_id, plan_data(path, plan_id, plan_version, stamp)["feet"],
+                                 ui.cached_stats(path, p.layer, stamp), ui.cached_places(path, p.layer, stamp))
+
+
+reps = rv.plan_reps(s, plan)
+if reps.empty:
+    st.info(f"No rep owns a territory in plan **{ui.md(plan.name)}** yet.")
+    st.stop()
+label_of = {r.rep_id: f"{r.name} ({r.rep_id})" + (f" · {r.home_metro}" if r.home_metro else "")
+            for r in reps.itertuples()}
+ui.seed_from_url("rep", label_of, default=None)
+head, pick = st.columns([3, 1], vertical_alignment="bottom")
+rep_id = pick.selectbox("Rep", list(label_of), format_func=label_of.get, key="rep", placeholder="Choose a rep", help="Each rep can bookmark their own view: /rep?rep=ID")
+ui.sync_url({"rep": rep_id}, {})
+if rep_id is None:
+    head.caption(f"Plan **{ui.md(plan.name)}**. Choose a rep to see their footprint and accounts.")
+    st.stop()
+
+rep = rv.get_rep(s, rep_id)
+data = plan_data(path, plan.plan_id, plan.version, stamp)
+owned = rv.rep_territories(s, plan, rep_id)
+terr_names = ", ".join(ui.md(n) for n in owned.loc[owned["kind"] == "territory", "name"]) or "none"
+overlay_names = ", ".join(ui.md(n) for n in owned.loc[owned["kind"] == "overlay", "name"])
+head.subheader(ui.md(rep.name))
+head.caption(
+    f"Home: **{ui.md(rep.home_metro or '–')}** {ui.md(rep.home_zip or '')} · territories: **{terr_names}**"
+    + (f" · overlays: **{overlay_names}**" if overlay_names else "")
+    + f" · plan **{ui.md(plan.name)}**{' (published)' if plan.published else ''}"
+)
+
+# -- KPIs beside the peer median -----------------------------------------------------------------
+kpis = rv.rep_kpis(s, plan, rep_id, data["kpis"])
+n_peers = len(data["kpis"]) - 1
+with st.container(key="tm-rep-kpis"):
+    cols = [c for _ in range(2) for c in st.columns(4)]  # two rows: room for the peer comparison
+    for col, (k, row) in zip(cols, kpis.iterrows()):
+        label, kind, meaning = rv.KPI_LABELS[k]
+        median = row["peer_median"]
+        if pd.isna(median) or pd.isna(row["value"]):
+            delta = None
+        elif kind == "pct":
+            delta = f"{(row['value'] - median) * 100:+.1f} pts vs peers"
+        elif median:
+            delta = f"{(row['value'] / median - 1) * 100:+.0f}% vs peers"
+        else:
+            delta = None
+        help_text = (f"{meaning}. Peer median (the other {n_peers} reps of the plan): {rv.fmt_kpi(k, median)}; "
+                     f"percentile rank {row['percentile']:.0f} (share of peers below this rep)."
+                     if n_peers else meaning)
+        col.metric(label, rv.fmt_kpi(k, row["value"]), delta=delta, help=help_text, border=True,
+                   delta_color="off" if k in ("regions", "area_km2") else "normal")
+
+# -- filters -------------------------------------------------------------------------------------
+accounts = rv.rep_accounts(data["owners"], rep_id)
+industries_all = sorted(accounts["industry"].dropna().unique().tolist())
+bands = [b[0] for b in rv.SIZE_BANDS]
+f1, f2, f3, f4, f5 = st.columns([3, 2, 2, 2, 1.4], vertical_alignment="bottom")
+industries = f1.multiselect("Industry", industries_all, key="rep_industry", placeholder="All industries",
+                            help="Only accounts of these industries (none chosen: all)")
+band_lo, band_hi = f2.select_slider("Employees", bands, value=(bands[0], bands[-1]), key="rep_size",
+                                    help="Company size band; accounts of unknown size drop out once you narrow it")
+statuses = f3.multiselect("Status", ["open", "won", "lost"], default=["open"], key="rep_status",
+                          help="Open: prospects to win; won: customers to grow (none chosen: all)")
+n_stops = f4.slider("Route stops", 1, MAX_STOPS, 10, key="rep_stops",
+                    help="Visit the top N accounts of the list, in the shortest order found, from home")
+closed = f5.toggle("Round trip", value=True, key="rep_closed", help="Drive back to the home base at the end")
+min_emp, max_emp = rv.size_band_bounds(band_lo, band_hi)
+ranked = rv.ranked_accounts(accounts, industries=industries or None, min_employees=min_emp, max_employees=max_emp,
+                            statuses=statuses or None)
+
+routed = rv.visit_route(rep, ranked, n_stops, closed)
+route, stops = routed if routed else (None, None)
+
+# -- map -----------------------------------------------------------------------------------------
+footprint = footprint_data(path, plan.plan_id, plan.version, stamp, rep_id)
+if footprint.n_features > mv.MAX_REGIONS:
+    st.warning(f"{mv.fmt_int(footprint.n_features)} regions: too many to draw (at most {mv.fmt_int(mv.MAX_REGIONS)}).")
+else:
+    m = rv.build_rep_map(footprint, rep, ranked, stops, closed, route, outlines=ui.state_outlines(),
+                         static_base=ui.static_base())
+    st_folium(m, key="rep_map", height=MAP_HEIGHT, use_container_width=True, returned_objects=[])
+route_text = (f"Route: **{len(stops)} stops, {route.total_km:,.0f} km**{' round trip' if closed else ''} "
+              f"(straight-line distances, {'the shortest order' if route.method == 'exact' else 'a short order'})"
+              if route else ("No home base on file: no route." if not rep.has_home else "No accounts to visit."))
+st.caption(
+    f"{mv.fmt_int(footprint.n_features)} regions in the footprint, {mv.fmt_int(len(ranked))} accounts match the filters; the top 300 are on the map (orange, numbered: "
+    f"the route). {route_text}"
+)
+
+# -- accounts --------------------------------------------------------------------------------------
+left, right = st.columns([3, 1], vertical_alignment="bottom")
+left.subheader("Accounts by likelihood to buy")
+right.download_button(
+    "Download call list (CSV)", rv.call_list_csv(ranked), file_name=f"call_list_{rep_id}.csv", mime="text/csv",
+    icon=":material/download:", width="stretch",
+    help="The filtered accounts in this order: rank, account, firmographics, score, values, place, coordinates",
+)
+table = ranked.assign(score=ranked["score"] * 100, place=ranked["city"].fillna("") + ", " + ranked["state"].fillna(""))
+st.dataframe(
+    table[["rank", "name", "industry", "employees", "score", "expected_value", "deal_value_if_won", "place", "zip",
+           "status", "rule"]],
+    hide_index=True, width="stretch", height=420,
+    column_config={
+        "rank": st.column_config.NumberColumn("Rank", help="1 = most likely to buy (highest score)"),
+        "name": st.column_config.TextColumn("Account"),
+        "industry": st.column_config.TextColumn("Industry"),
+        "employees": st.column_config.NumberColumn("Employees", format="localized"),
+        "score": st.column_config.NumberColumn("Score", format="%.1f%%",
+                                               help="probability the account converts (likelihood to buy)"),
+        "expected_value": st.column_config.NumberColumn(
+            "Expected value ($)", format="dollar", help="score × deal value if won: what the account is worth today"),
+        "deal_value_if_won": st.column_config.NumberColumn(
+            "Deal value if won ($)", format="dollar", help="the expected size of the deal should the account convert"),
+        "place": st.column_config.TextColumn("City"),
+        "zip": st.column_config.TextColumn("ZIP"),
+        "status": st.column_config.TextColumn("Status"),
+        "rule": st.column_config.TextColumn(
+            "Why mine", help="geography: in your territory; pin: a named account given to you; overlay: your segment"),
+    },
+)
+
+if stops is not None:
+    st.subheader("Visit route")
+    legs = stops.assign(cumulative_km=stops["leg_km"].cumsum(), score=stops["score"] * 100)
+    st.dataframe(
+        legs[["stop", "name", "city", "score", "expected_value", "leg_km", "cumulative_km"]],
+        hide_index=True, width="stretch", height=min(38 + 35 * len(legs), 420),
+        column_config={
+            "stop": st.column_config.NumberColumn("Stop"),
+            "name": st.column_config.TextColumn("Account"),
+            "city": st.column_config.TextColumn("City"),
+            "score": st.column_config.NumberColumn("Score", format="%.1f%%"),
+            "expected_value": st.column_config.NumberColumn("Expected value ($)", format="dollar"),
+            "leg_km": st.column_config.NumberColumn("Drive (km)", format="%.0f",
+                                                    help="straight-line km from the previous stop (or from home)"),
+            "cumulative_km": st.column_config.NumberColumn("So far (km)", format="%.0f"),
+        },
+    )
+
+if n_peers:
+    st.subheader("Where this rep stands among peers")
+    chart = kpis.reset_index().assign(
+        label=lambda d: d["kpi"].map(lambda k: rv.KPI_LABELS[k][0]),
+        shown=lambda d: [rv.fmt_kpi(k, v) for k, v in zip(d["kpi"], d["value"])],
+        median=lambda d: [rv.fmt_kpi(k, v) for k, v in zip(d["kpi"], d["peer_median"])],
+    )
+    bars = alt.Chart(chart).mark_bar(cornerRadiusEnd=3, height=18).encode(
+        x=alt.X("percentile:Q", title="Percentile rank among the other reps (50 = the peer median)",
+                scale=alt.Scale(domain=[0, 100])),
+        y=alt.Y("label:N", sort=None, title=None),
+        color=alt.Color("percentile:Q", scale=alt.Scale(scheme="blues", domain=[0, 100]), legend=None),
+        tooltip=[alt.Tooltip("label:N", title="KPI"), alt.Tooltip("shown:N", title="This rep"),
+                 alt.Tooltip("median:N", title="Peer median"), alt.Tooltip("percentile:Q", format=".0f")],
+    )
+    median_rule = alt.Chart(pd.DataFrame({"x": [50]})).mark_rule(strokeDash=[4, 3], color="#6b7280").encode(x="x:Q")
+    st.altair_chart(alt.layer(bars, median_rule).properties(height=260), width="stretch")

@@ -1,0 +1,475 @@
+"""The rep's view: one rep's footprint, KPIs beside their peers, accounts in order of likelihood to buy,
+a call list and a visit route. Plain functions (no Streamlit); ``pages/rep_view.py`` shows them.
+
+Ownership comes from :func:`terrmap.accounts.account_owners` (pins, then overlays, then geography),
+so the accounts listed here are exactly the ones the plan gives the rep, wherever they lie.
+
+* **Footprint**: the regions assigned to the rep's territories, plus the regions holding accounts the
+  rep owns elsewhere (named-account pins, segment overlays), drawn in a separate legend row.
+* **KPIs** per rep (:data:`KPI_COLUMNS`): over the accounts the rep owns; ``regions`` and ``area_km2``
+  over the footprint. Peers are the *other* reps owning a territory or an overlay in the plan; the
+  peer median and the percentile rank (share of peers below, ties counted half) compare with them.
+* **Value of an account**: ``deal_value_if_won`` (the lead's expected deal value should it convert) and
+  ``expected_value`` = score x deal_value_if_won (what the account is worth today, on average).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import pandas as pd
+
+from terrmap import mapview as mv
+from terrmap.accounts import account_owners
+from terrmap.geo import parse_layer
+from terrmap.plan import PlanInfo, get_plan, territories
+from terrmap.route import Route, plan_route
+
+if TYPE_CHECKING:
+    from terrmap.store import Store
+
+KPI_COLUMNS = ["leads", "open_leads", "customers", "won_revenue", "potential", "avg_score", "regions", "area_km2"]
+KPI_LABELS = {
+    "leads": ("Accounts", "int", "accounts (leads of every status) this rep owns in the plan"),
+    "open_leads": ("Open accounts", "int", "accounts not yet won or lost"),
+    "customers": ("Customers", "int", "won accounts"),
+    "won_revenue": ("Won revenue", "money", "sum of the deal values of the won accounts"),
+    "potential": ("Potential", "money", "sum over open accounts of score × deal value if won"),
+    "avg_score": ("Avg score", "pct", "mean conversion probability (score) of the open accounts"),
+    "regions": ("Regions", "int", ("regions of the footprint: the rep's territories plus regions of accounts "
+                                   "owned elsewhere (pins, overlays)")),
+    "area_km2": ("Area (km²)", "int", "land area of the footprint's regions"),
+}
+
+# Employee size bands for filters: (label, min employees, max employees or None).
+SIZE_BANDS: list[tuple[str, int, int | None]] = [
+    ("1-9", 1, 9), ("10-49", 10, 49), ("50-249", 50, 249), ("250-999", 250, 999), ("1,000+", 1000, None),
+]
+OUTSIDE_TERRITORY_ID = -2  # legend row of footprint regions outside the rep's territories
+OUTSIDE_LABEL = "Accounts outside my territories"
+OUTSIDE_COLOR = "#9ca3af"
+
+RANKED_COLUMNS = ["rank", "lead_id", "name", "industry", "employees", "annual_revenue", "status", "score",
+                  "deal_value_if_won", "expected_value", "city", "zip", "lat", "lon", "rule", "owner_name"]
+CALL_LIST_COLUMNS = ["rank", "lead_id", "account", "industry", "employees", "annual_revenue", "status", "score",
+                     "expected_value", "deal_value_if_won", "city", "state", "zip", "lat", "lon", "owned_as"]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+# -- who --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rep:
+    rep_id: str
+    name: str
+    email: str | None
+    home_zip: str | None
+    home_lat: float | None
+    home_lon: float | None
+    home_metro: str | None
+
+    @property
+    def has_home(self) -> bool:
+        return self.home_lat is not None and self.home_lon is not None and not (
+            np.isnan(self.home_lat) or np.isnan(self.home_lon))
+
+
+def get_rep(store: "Store", rep_id: str) -> Rep:
+    rows = store.cursor().execute(
+        "SELECT rep_id, name, email, home_zip, home_lat, home_lon, home_metro FROM reps WHERE rep_id = ?", [rep_id]
+    ).fetchall()
+    if not rows:
+        raise ValueError(f"no rep with id {rep_id!r}")
+    return Rep(*rows[0])
+
+
+def resolve_plan(store: "Store", name: str | None = None) -> PlanInfo | None:
+    """The plan a rep sees: ``name`` (or id) if given, else the published one."""
+    plan = get_plan(store, name)
+    if plan is None and name is not None:
+        raise ValueError(f"no plan named {name!r}")
+    return plan
+
+
+def plan_reps(store: "Store", plan: PlanInfo) -> pd.DataFrame:
+    """The reps owning a territory or an overlay in ``plan``: rep_id, name, home_metro (by name)."""
+    return store.cursor().execute(
+        """
+        SELECT r.rep_id, r.name, r.home_metro FROM reps r
+        WHERE r.rep_id IN (SELECT rep_id FROM territories WHERE plan_id = $p
+                           UNION SELECT rep_id FROM overlays WHERE plan_id = $p)
+        ORDER BY r.name, r.rep_id
+        """,
+        {"p": plan.plan_id},
+    ).df()
+
+
+def rep_territories(store: "Store", plan: PlanInfo, rep_id: str) -> pd.DataFrame:
+    """What the rep owns in the plan: kind ('territory' | 'overlay'), id, name, color."""
+    return store.cursor().execute(
+        """
+        SELECT 'territory' AS kind, territory_id AS id, name, color FROM territories WHERE plan_id = $p AND rep_id = $r
+        UNION ALL
+        SELECT 'overlay', overlay_id, name, color FROM overlays WHERE plan_id = $p AND rep_id = $r
+        ORDER BY kind DESC, id
+        """,
+        {"p": plan.plan_id, "r": rep_id},
+    ).df()
+
+
+# -- accounts -----------------------------------------------------------------------------------------
+
+def with_places(store: "Store", owners: pd.DataFrame) -> pd.DataFrame:
+    """``owners`` plus city and state of each account's ZIP (reference geography)."""
+    zips = store.cursor().execute("SELECT zip, city, state FROM zips").df()
+    return owners.merge(zips, on="zip", how="left")
+
+
+def rep_accounts(owners: pd.DataFrame, rep_id: str) -> pd.DataFrame:
+    """The rows of :func:`terrmap.accounts.account_owners` owned by ``rep_id``."""
+    return owners[owners["owner_rep_id"] == rep_id]
+
+
+def ranked_accounts(
+    accounts: pd.DataFrame,
+    industries: Sequence[str] | None = None,
+    min_employees: int | None = None,
+    max_employees: int | None = None,
+    statuses: Sequence[str] | None = ("open",),
+) -> pd.DataFrame:
+    """Accounts by likelihood to buy (score, highest first), then expected value, then id; ``rank`` from 1.
+
+    Filters (None: no filter): industry in ``industries``; employees within [min, max] (an
+    account of unknown size is left out once a bound is set); status in ``statuses``.
+    Columns: :data:`RANKED_COLUMNS` (city/state when ``accounts`` has them).
+    """
+    a = accounts
+    keep = pd.Series(True, index=a.index)
+    if industries is not None:
+        keep &= a["industry"].isin(list(industries))
+    if min_employees is not None:
+        keep &= a["employees"].ge(min_employees).fillna(False).astype(bool)
+    if max_employees is not None:
+        keep &= a["employees"].le(max_employees).fillna(False).astype(bool)
+    if statuses is not None:
+        keep &= a["status"].isin(list(statuses))
+    a = a[keep].copy()
+    a["deal_value_if_won"] = a["expected_value"]
+    a["expected_value"] = a["score"] * a["deal_value_if_won"]
+    a = a.sort_values(["score", "expected_value", "lead_id"], ascending=[False, False, True],
+                      na_position="last", kind="mergesort")
+    a.insert(0, "rank", np.arange(1, len(a) + 1))
+    for col in ("city", "state"):
+        if col not in a:
+            a[col] = None
+    return a[RANKED_COLUMNS + ["state"]].reset_index(drop=True)
+
+
+def size_band_bounds(first: str, last: str) -> tuple[int | None, int | None]:
+    """(min, max) employees covering the bands ``first`` .. ``last`` (labels of :data:`SIZE_BANDS`);
+    None where the range is open (all bands: no filter)."""
+    labels = [b[0] for b in SIZE_BANDS]
+    for label in (first, last):
+        if label not in labels:
+            raise ValueError(f"unknown size band {label!r}: use one of {', '.join(labels)}")
+    i, j = sorted((labels.index(first), labels.index(last)))
+    low = SIZE_BANDS[i][1] if i > 0 else None
+    high = SIZE_BANDS[j][2]
+    return low, high
+
+
+# -- KPIs ---------------------------------------------------------------------------------------------
+
+def region_areas_km2(store: "Store", layer_key: str, region_ids: Sequence[str]) -> pd.Series:
+    """Land area (km²) per region id; ZIPs from their stored polygons, H3 cells from h3."""
+    ids = list(dict.fromkeys(region_ids))
+    if layer_key == "zip":
+        from terrmap.geo.zipshapes import ensure_zip_shapes
+
+        ensure_zip_shapes(store)
+        df = store.cursor().execute(
+            "SELECT zip, area_km2 FROM zip_shapes WHERE zip IN (SELECT unnest(?::VARCHAR[]))", [ids]
+        ).df()
+        return df.set_index("zip")["area_km2"].reindex(ids).fillna(0.0)
+    import h3
+
+    parse_layer(layer_key)
+    return pd.Series([h3.cell_area(r, "km^2") if h3.is_valid_cell(r) else 0.0 for r in ids], index=ids, dtype=float)
+
+
+def footprints(store: "Store", plan: PlanInfo, owners: pd.DataFrame) -> pd.DataFrame:
+    """Every rep's footprint: rep_id, region_id, territory_id (None for a region that only holds
+    accounts the rep owns outside their territories)."""
+    assigned = store.cursor().execute(
+        """
+        SELECT t.rep_id, a.region_id, a.territory_id::BIGINT AS territory_id
+        FROM plan_assignments a JOIN territories t ON t.plan_id = a.plan_id AND t.territory_id = a.territory_id
+        WHERE a.plan_id = ? AND t.rep_id IS NOT NULL
+        """,
+        [plan.plan_id],
+    ).df()
+    owned = owners.loc[owners["owner_rep_id"].notna() & owners["region_id"].notna(), ["owner_rep_id", "region_id"]]
+    owned = owned.drop_duplicates().rename(columns={"owner_rep_id": "rep_id"})
+    extra = owned.merge(assigned[["rep_id", "region_id"]], how="left", indicator=True)
+    extra = extra[extra["_merge"] == "left_only"].drop(columns="_merge").assign(territory_id=pd.NA)
+    out = pd.concat([assigned, extra], ignore_index=True)
+    out["territory_id"] = out["territory_id"].astype("Int64")
+    return out
+
+
+def all_rep_kpis(store: "Store", plan: PlanInfo, owners: pd.DataFrame | None = None,
+                 feet: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per rep of the plan (index rep_id) with :data:`KPI_COLUMNS`."""
+    owners = account_owners(store, plan) if owners is None else owners
+    feet = footprints(store, plan, owners) if feet is None else feet
+    reps = plan_reps(store, plan)["rep_id"].tolist()
+    own = owners[owners["owner_rep_id"].notna()]
+    is_open = own["status"] == "open"
+    won = own["status"] == "won"
+    g = pd.DataFrame({
+        "rep_id": own["owner_rep_id"],
+        "leads": 1,
+        "open_leads": is_open.astype(int),
+        "customers": won.astype(int),
+        "won_revenue": own["deal_value"].where(won, 0.0).fillna(0.0),
+        "potential": own["potential"].fillna(0.0),
+        "score_sum": own["score"].where(is_open & own["score"].notna(), 0.0),
+        "scored_open": (is_open & own["score"].notna()).astype(int),
+    }).groupby("rep_id").sum()
+    g["avg_score"] = g["score_sum"] / g["scored_open"].where(g["scored_open"] > 0)
+    area = region_areas_km2(store, plan.layer, feet["region_id"].unique().tolist())
+    f = feet.assign(area_km2=feet["region_id"].map(area).fillna(0.0)).drop_duplicates(["rep_id", "region_id"])
+    geo = f.groupby("rep_id").agg(regions=("region_id", "size"), area_km2=("area_km2", "sum"))
+    out = g.join(geo, how="outer").reindex(reps)
+    out[["leads", "open_leads", "customers", "regions"]] = (
+        out[["leads", "open_leads", "customers", "regions"]].fillna(0).astype(int))
+    out[["won_revenue", "potential", "area_km2"]] = out[["won_revenue", "potential", "area_km2"]].fillna(0.0)
+    out.index.name = "rep_id"
+    return out[KPI_COLUMNS]
+
+
+def rep_kpis(store: "Store", plan: PlanInfo, rep_id: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The rep's KPIs beside their peers: one row per KPI with value, peer_median, percentile (0-100:
+    share of the other reps of the plan below this rep, ties counted half; NaN without peers)."""
+    table = all_rep_kpis(store, plan) if table is None else table
+    if rep_id not in table.index:
+        raise ValueError(f"rep {rep_id!r} owns no territory or overlay in plan {plan.name!r}")
+    mine = table.loc[rep_id]
+    peers = table.drop(index=rep_id)
+    rows = []
+    for k in KPI_COLUMNS:
+        v = mine[k]
+        others = peers[k].dropna().to_numpy(dtype=float)
+        median = float(np.median(others)) if len(others) else np.nan
+        if len(others) and not pd.isna(v):
+            pct = 100.0 * ((others < v).sum() + 0.5 * (others == v).sum()) / len(others)
+        else:
+            pct = np.nan
+        rows.append({"kpi": k, "value": float(v) if not pd.isna(v) else np.nan, "peer_median": median,
+                     "percentile": pct})
+    return pd.DataFrame(rows).set_index("kpi")
+
+
+def fmt_kpi(kpi: str, value) -> str:
+    kind = KPI_LABELS[kpi][1]
+    return mv.fmt_int(value) if kind == "int" else mv.fmt_money(value) if kind == "money" else mv.fmt_pct(value, 1)
+
+
+# -- call list ----------------------------------------------------------------------------------------
+
+def guard_cell(value):
+    """A text cell a spreadsheet would run as a formula (starts with = + - @, tab or CR) gets a leading
+    apostrophe, so it shows as text. Numbers are left alone: a number is never a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def call_list(ranked: pd.DataFrame) -> pd.DataFrame:
+    """The ranked accounts as a call list (:data:`CALL_LIST_COLUMNS`), text cells guarded (:func:`guard_cell`)."""
+    out = ranked.rename(columns={"name": "account", "rule": "owned_as"}).copy()
+    out["score"] = out["score"].round(4)
+    out["expected_value"] = out["expected_value"].round(2)
+    out = out[CALL_LIST_COLUMNS]
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(guard_cell).astype(object)
+    return out
+
+
+def call_list_csv(ranked: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    call_list(ranked).to_csv(buf, index=False)
+    return buf.getvalue().encode("utf-8")
+
+
+# -- route --------------------------------------------------------------------------------------------
+
+def visit_route(rep: Rep, ranked: pd.DataFrame, n: int, closed: bool = True) -> tuple[Route, pd.DataFrame] | None:
+    """The route from the rep's home through the top ``n`` ranked accounts with coordinates.
+
+    Returns (route, stops) with stops = those accounts in visiting order plus ``stop`` (1..n) and
+    ``leg_km`` (the drive to it); None when the rep has no home or nothing to visit.
+    """
+    if not rep.has_home:
+        return None
+    top = ranked[ranked["lat"].notna() & ranked["lon"].notna()].head(max(int(n), 0))
+    if top.empty:
+        return None
+    route = plan_route((rep.home_lat, rep.home_lon), top["lat"].to_numpy(), top["lon"].to_numpy(), closed=closed)
+    stops = top.iloc[route.order].reset_index(drop=True)
+    stops.insert(0, "stop", np.arange(1, len(stops) + 1))
+    stops["leg_km"] = route.leg_km[: len(stops)]
+    return route, stops
+
+
+# -- map ------------------------------------------------------------------------------------------------
+
+def footprint_frame(rep_id: str, feet: pd.DataFrame, stats: pd.DataFrame,
+                    places: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The rep's footprint regions as a :func:`terrmap.mapview.region_frame` (empty regions included, with 0)."""
+    mine = feet[feet["rep_id"] == rep_id].drop_duplicates("region_id")
+    frame = mine[["region_id", "territory_id"]].merge(stats, on="region_id", how="left")
+    counts = ["leads", "open_leads", "customers", "won_revenue", "potential"]
+    frame[counts] = frame[counts].fillna(0)
+    frame["territory_id"] = frame["territory_id"].astype("Float64").fillna(OUTSIDE_TERRITORY_ID).astype(float)
+    if places is not None and len(places):
+        frame = frame.merge(places, on="region_id", how="left")
+    for col in ("place", "states"):
+        if col not in frame:
+            frame[col] = None
+    return frame
+
+
+def footprint_territories(store: "Store", plan: PlanInfo, rep_id: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The legend rows: the rep's territories, plus one row for regions outside them if any."""
+    terr = territories(store, plan.plan_id)
+    terr = terr[terr["rep_id"] == rep_id][["territory_id", "name", "color", "rep_name"]]
+    if (frame["territory_id"] == OUTSIDE_TERRITORY_ID).any():
+        terr = pd.concat([terr, pd.DataFrame([{"territory_id": OUTSIDE_TERRITORY_ID, "name": OUTSIDE_LABEL,
+                                               "color": OUTSIDE_COLOR, "rep_name": None}])], ignore_index=True)
+    return terr
+
+
+def footprint_map_data(store: "Store", plan: PlanInfo, rep_id: str, feet: pd.DataFrame, stats: pd.DataFrame,
+                       places: pd.DataFrame | None = None) -> mv.MapData:
+    frame = footprint_frame(rep_id, feet, stats, places)
+    layer = parse_layer(plan.layer)
+    shapes = layer.shapes(store, frame["region_id"].tolist())
+    return mv.map_data(frame, shapes, footprint_territories(store, plan, rep_id, frame), "territory",
+                       region_label="ZIP" if plan.layer == "zip" else "H3 cell",
+                       decimals=mv.default_decimals(plan.layer))
+
+
+class RepOverlay(mv.RawMacroElement):
+    """Home, account markers (route stops numbered and highlighted) and the route polyline.
+
+    Markers are SVG circles and plain text labels (no marker images: nothing to fetch). Every
+    string in the payload is already escaped (:func:`terrmap.mapview.esc`); the payload is
+    embedded with :func:`terrmap.mapview.js_json`.
+    """
+
+    _template = mv.Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function(map) {
+            var P = JSON.parse({{ this.payload }});
+            if (!map.getPane('tmRoute')) { map.createPane('tmRoute').style.zIndex = 610; }
+            var group = L.featureGroup();
+            if (P.route.length > 1) {
+                L.polyline(P.route, {pane: 'tmRoute', color: '#111827', weight: 3, opacity: 0.85, dashArray: '6 5',
+                                     interactive: false, className: 'tm-route'}).addTo(group);
+            }
+            P.acc.forEach(function(a) {
+                var stop = a[3] > 0;
+                var m = L.circleMarker([a[0], a[1]], {pane: 'tmRoute', radius: stop ? 7 : 3.5, weight: stop ? 2 : 1,
+                    color: stop ? '#111827' : '#374151', fillColor: stop ? '#f97316' : '#ffffff', fillOpacity: 0.95,
+                    className: stop ? 'tm-acct tm-stop' : 'tm-acct'});
+                m.bindTooltip(a[2], {className: 'tm-tip', sticky: true});
+                m.addTo(group);
+                if (stop) {
+                    L.marker([a[0], a[1]], {pane: 'tmRoute', interactive: false, keyboard: false,
+                        icon: L.divIcon({className: 'tm-stop-label', html: String(a[3]), iconSize: [18, 18],
+                                         iconAnchor: [-4, 20]})}).addTo(group);
+                }
+            });
+            if (P.home) {
+                var h = L.circleMarker(P.home, {pane: 'tmRoute', radius: 9, weight: 3, color: '#ffffff',
+                    fillColor: '#111827', fillOpacity: 1, className: 'tm-home'});
+                h.bindTooltip(P.home_tip, {className: 'tm-tip'});
+                h.addTo(group);
+            }
+            group.addTo(map);
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, payload: dict):
+        super().__init__()
+        self._name = "RepOverlay"
+        self.payload = mv.js_json(mv.js_json(payload))
+
+
+REP_MAP_CSS = """
+<style>
+.tm-stop-label { font: 600 11px/18px -apple-system, "Segoe UI", Roboto, Arial, sans-serif; color: #111827;
+  background: rgba(255,255,255,.9); border-radius: 9px; text-align: center; box-shadow: 0 0 2px rgba(0,0,0,.4); }
+</style>
+"""
+
+
+class RepMapStyle(mv.RawMacroElement):
+    _template = mv.Template("{% macro header(this, kwargs) %}" + REP_MAP_CSS + "{% endmacro %}")
+
+    def __init__(self):
+        super().__init__()
+        self._name = "RepMapStyle"
+
+
+def _account_tip(row, stop: int) -> str:
+    head = f"<div class='tm-h'>{'#' + str(stop) + ' · ' if stop else ''}{mv.esc(row.name)}</div>"
+    where = " · ".join(mv.esc(x) for x in (row.industry, row.city) if not mv._missing(x))
+    return (f"{head}<div class='tm-r'>{where}</div><table>"
+            f"<tr><td>Rank</td><td>{int(row.rank)}</td></tr>"
+            f"<tr><td>Score</td><td>{mv.fmt_pct(row.score, 1)}</td></tr>"
+            f"<tr><td>Expected value</td><td>{mv.fmt_money(row.expected_value)}</td></tr>"
+            f"<tr><td>Deal value if won</td><td>{mv.fmt_money(row.deal_value_if_won)}</td></tr></table>")
+
+
+def overlay_payload(rep: Rep, ranked: pd.DataFrame, stops: pd.DataFrame | None, closed: bool,
+                    max_markers: int = 300) -> dict:
+    """Markers for the top ``max_markers`` ranked accounts and the route's stops (numbered)."""
+    stop_of = {} if stops is None else dict(zip(stops["lead_id"], stops["stop"]))
+    shown = ranked[ranked["lat"].notna() & ranked["lon"].notna()]
+    shown = pd.concat([shown.head(max_markers), shown[shown["lead_id"].isin(stop_of)]]).drop_duplicates("lead_id")
+    acc = [[round(float(r.lat), 5), round(float(r.lon), 5), _account_tip(r, stop_of.get(r.lead_id, 0)),
+            int(stop_of.get(r.lead_id, 0))] for r in shown.itertuples(index=False)]
+    acc.sort(key=lambda a: a[3])  # stops last: drawn on top
+    home = [round(rep.home_lat, 5), round(rep.home_lon, 5)] if rep.has_home else None
+    route = []
+    if home and stops is not None and len(stops):
+        route = [home] + [[round(float(a), 5), round(float(b), 5)] for a, b in zip(stops["lat"], stops["lon"])]
+        if closed:
+            route.append(home)
+    home_tip = (f"<div class='tm-h'>Home · {mv.esc(rep.name)}</div>"
+                f"<div class='tm-r'>{mv.esc(rep.home_metro or '')} {mv.esc(rep.home_zip or '')}</div>")
+    return {"acc": acc, "home": home, "home_tip": home_tip, "route": route}
+
+
+def build_rep_map(data: mv.MapData, rep: Rep, ranked: pd.DataFrame, stops: pd.DataFrame | None, closed: bool,
+                  route: Route | None = None, outlines: dict | None = None,
+                  static_base: str | None = None, max_markers: int = 300):
+    """The folium map: the rep's footprint regions (only those), accounts, home and route."""
+    note = None
+    if route is not None and stops is not None:
+        note = f"Route: {len(stops)} stops, {route.total_km:,.0f} km" + (" round trip" if closed else "")
+    kwargs = {"static_base": static_base} if static_base else {}
+    # "core": a footprint mostly in the lower 48 opens there, not zoomed out to include Puerto Rico
+    m = mv.build_map(data, outlines=outlines, note=note, fit="core", **kwargs)
+    RepMapStyle().add_to(m)
+    RepOverlay(overlay_payload(rep, ranked, stops, closed, max_markers)).add_to(m)
+    return m
