@@ -1,6 +1,6 @@
 """Editor: click on a region -> map and balance metrics updated, in Chromium, against the naive baseline.
 
-Starts the app (``streamlit run app.py``) on a demo database of its own, opens the Editor page and
+Starts the app (``python -m terrmap.serve``, i.e. ``streamlit run app.py``) on a demo database of its own, opens the Editor page and
 clicks regions, one after the other (each moves a region into the territory the planner paints with):
 
 * ``click → metrics``: from the mouse click in the map iframe until the balance panel shows the new

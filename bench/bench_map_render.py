@@ -1,6 +1,6 @@
 """Map render time in Chromium: navigation to the Map page -> every region path drawn.
 
-Starts the app (``streamlit run app.py``) on a demo database, opens the Map page
+Starts the app (``python -m terrmap.serve``, i.e. ``streamlit run app.py``) on a demo database, opens the Map page
 for areas of about 2,000, 5,000 and 10,000 regions (H3 level 5, states added
 until the target is reached) and measures, per run in a fresh browser context:
 
@@ -96,7 +96,7 @@ def _free_port() -> int:
 
 def start_app(db: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        [sys.executable, "-m", "terrmap.serve", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--", "--db", str(db)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -66,14 +67,15 @@ def e2e_db(tmp_path_factory) -> Path:
     return db
 
 
-@pytest.fixture(scope="session")
-def app_url(e2e_db, tmp_path_factory):
+@contextmanager
+def serve_app(db: Path, log_path: Path):
+    """``python -m terrmap.serve`` (the README's ``./run app`` server) on ``db``; yields its URL."""
     port = _free_port()
-    log = (tmp_path_factory.mktemp("e2e-log") / "streamlit.log").open("w")
+    log = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        [sys.executable, "-m", "terrmap.serve", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--", "--db", str(e2e_db)],
+         "--", "--db", str(db)],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "TERRMAP_MAX_REGIONS": str(E2E_MAX_REGIONS)},
     )
@@ -89,7 +91,7 @@ def app_url(e2e_db, tmp_path_factory):
                 pass
             if proc.poll() is not None or time.time() > deadline:
                 log.flush()
-                pytest.fail(f"streamlit did not start:\n{Path(log.name).read_text()[-3000:]}")
+                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.25)
         yield url
     finally:
@@ -100,6 +102,12 @@ def app_url(e2e_db, tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(e2e_db, tmp_path_factory):
+    with serve_app(e2e_db, tmp_path_factory.mktemp("e2e-log") / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

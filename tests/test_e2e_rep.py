@@ -14,7 +14,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME
 
@@ -57,22 +56,11 @@ def truth(e2e_db, tmp_path_factory) -> dict:
 
 def _open(page, url: str):
     page.goto(url)
-    _dismiss_page_not_found(page)
     frame = page.frame_locator(MAP_IFRAME)
     frame.locator("path.leaflet-interactive").first.wait_for(state="attached", timeout=60_000)
     return frame
 
 
-def _dismiss_page_not_found(page) -> None:
-    """A deep link on a server no page has run on yet shows Streamlit's "Page not found" dialog over the right
-    page (ui.ensure_app_navigation reruns it, the dialog stays); close it if it is there."""
-    dialog = page.get_by_role("dialog").filter(has_text="Page not found")
-    try:
-        dialog.wait_for(timeout=3_000)
-    except PlaywrightTimeout:  # no dialog: the usual case once the server has run a page
-        return
-    page.keyboard.press("Escape")
-    dialog.wait_for(state="detached", timeout=5_000)
 
 
 def _wait_count(page, selector: str, n: int, timeout: float = 30_000) -> None:
@@ -145,3 +133,22 @@ def test_rep_view_shows_names_as_text_and_picker_without_param(page, app_url, tr
     page.goto(f"{app_url}/rep")
     page.get_by_text("Choose a rep to see their footprint").wait_for()
     assert page.locator(MAP_IFRAME).count() == 0
+
+
+def test_a_reps_bookmark_on_a_fresh_server_opens_without_page_not_found(browser, e2e_db, tmp_path):
+    """The first visit of a fresh server through a deep link (a rep's bookmark) shows the page, no
+    "Page not found" dialog (Streamlit's legacy pages/ mode is off before the server starts)."""
+    from tests.e2e_support import serve_app
+
+    with serve_app(e2e_db, tmp_path / "fresh.log") as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        try:
+            page.goto(f"{url}/rep?rep=R07")
+            page.frame_locator(MAP_IFRAME).locator("path.leaflet-interactive").first.wait_for(
+                state="attached", timeout=60_000)
+            page.wait_for_timeout(1_000)
+            assert page.get_by_text("Page not found").count() == 0
+            assert page.get_by_role("heading", name="Rep view").count() == 1
+        finally:
+            context.close()
