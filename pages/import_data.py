@@ -1,9 +1,11 @@
-"""Import data: upload a CSV or Parquet file of leads, map its columns, import all or nothing."""
+"""Import data: leads (CSV or Parquet, columns mapped, all or nothing) or an alignment (a territory file
+that becomes a scenario, all or nothing)."""
 
 import shutil
 import tempfile
 from pathlib import Path
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -12,7 +14,128 @@ from terrmap import ui
 
 ui.ensure_app_navigation()
 
-st.title("Import leads")
+st.title("Import data")
+s = ui.store()
+
+LEADS, ALIGNMENT = "Leads", "Alignment (territory file)"
+# One section at a time (not tabs): tabs would render both file uploaders at once.
+kind = st.segmented_control(
+    "What does your file hold?", [LEADS, ALIGNMENT], default=LEADS, key="import_kind",
+    help="Leads: companies and deals from your CRM. Alignment: which territory each ZIP or H3 cell belongs to, "
+         "as exported from a CRM or another planning tool; it becomes a new scenario.",
+) or LEADS
+
+
+def alignment_section() -> None:
+    from terrmap import exchange
+    from terrmap.geo import LAYER_KEYS
+
+    st.caption(
+        "Upload a ZIP (or H3 cell) → territory file: a CSV from your CRM or another tool (columns such as "
+        "*Zip Code* / *Postal Code* / *region_id* / *h3* and *Territory* / *Territory Name* / *Territory\\_\\_c*; "
+        "optional rep or owner, territory id, colour, parent, locked), or a GeoJSON / GeoPackage exported from "
+        "terrmap. It becomes a **new scenario**; nothing is imported if any row has a problem."
+    )
+    upload = st.file_uploader("Territory file", type=["csv", "txt", "tsv", "geojson", "json", "gpkg"],
+                              key="alignment_upload")
+    if upload is None:
+        with st.expander("Which columns are understood?", icon=":material/help:"):
+            st.dataframe(
+                pd.DataFrame([{"Column": exchange.ROLE_LABELS[role], "Required": "yes" if role in
+                               ("region", "territory") else "", "Names recognised": ", ".join(names)}
+                              for role, names in exchange.COLUMN_NAMES.items()]),
+                hide_index=True, width="stretch",
+            )
+        return
+    layer_choice = st.selectbox(
+        "Layer", [None, *LAYER_KEYS], format_func=lambda k: "Detect from the file" if k is None else ui.layer_label(k),
+        key="alignment_layer",
+        help="5-digit ZIPs mean the ZIP layer; H3 cell ids give the hexagon level of their resolution. "
+             "Choose a layer only to insist on it.",
+    )
+    cache_key = (upload.file_id, layer_choice, ui.data_stamp(s))
+    cached = st.session_state.get("_alignment")
+    if cached and cached[0] == cache_key:
+        parsed, error = cached[1], cached[2]
+    else:
+        with st.spinner(f"Reading {upload.name}…"):
+            try:
+                parsed, error = exchange.read_alignment(s, upload.getvalue(), layer=layer_choice,
+                                                        filename=upload.name), None
+            except exchange.AlignmentRejected as exc:
+                parsed, error = None, exc
+        st.session_state["_alignment"] = (cache_key, parsed, error)
+    if error is not None:
+        show_alignment_problems(error.problems, "The file cannot be read")
+        return
+
+    st.subheader("Preview")
+    summary = parsed.summary()
+    c = st.columns(4)
+    c[0].metric("Layer", ui.layer_label(parsed.layer) if parsed.layer else "unknown",
+                help="The regions the scenario is made of: ZIP codes or H3 hexagons of one level.")
+    c[1].metric("Territories", mv.fmt_int(summary["territories"]), help="Distinct territories named in the file.")
+    c[2].metric("Regions assigned", mv.fmt_int(summary["assigned_regions"]),
+                help="Regions the file gives a territory (PO-box and unique ZIPs count in the region that "
+                     "contains them). Locked: " + mv.fmt_int(summary["locked_regions"]) + ".")
+    missing = summary["unassigned_populated_regions"]
+    c[3].metric("Regions with leads not in the file", "–" if missing is None else mv.fmt_int(missing),
+                help="Regions that hold leads but are not listed: they stay unassigned in the new scenario"
+                     + ("" if summary["unassigned_layer_regions"] is None else
+                        f" ({mv.fmt_int(summary['unassigned_layer_regions'])} ZIP regions in all are not listed)")
+                     + ".")
+    if parsed.problems:
+        show_alignment_problems(parsed.problems, "Nothing can be imported")
+    terr = parsed.territories
+    if len(terr):
+        table = terr.assign(rep=terr["rep_name"].fillna(terr["rep_id"]).fillna(""))[["name", "rep", "regions", "color"]]
+        left, right = st.columns([3, 2])
+        left.dataframe(table.rename(columns={"name": "Territory", "rep": "Rep", "regions": "Regions",
+                                             "color": "Colour"}),
+                       hide_index=True, width="stretch", height=min(420, 38 + 35 * len(table)))
+        chart = alt.Chart(table).mark_bar().encode(
+            y=alt.Y("name:N", sort="-x", title=None),
+            x=alt.X("regions:Q", title="Regions"),
+            color=alt.Color("name:N", scale=alt.Scale(domain=table["name"].tolist(), range=table["color"].tolist()),
+                            legend=None),
+            tooltip=[alt.Tooltip("name:N", title="Territory"), alt.Tooltip("rep:N", title="Rep"),
+                     alt.Tooltip("regions:Q", title="Regions", format=",")],
+        ).properties(height=max(140, min(420, 24 * len(table) + 40)))
+        right.altair_chart(chart, width="stretch")
+    if parsed.notes:
+        with st.expander(f"{len(parsed.notes)} note(s)", icon=":material/info:"):
+            st.dataframe(pd.DataFrame({"Note": parsed.notes}), hide_index=True, width="stretch")
+    if parsed.problems:
+        return
+
+    default_name = f"Imported: {Path(upload.name).stem}"
+    name = st.text_input("Scenario name", value=default_name, key=f"alignment_name_{upload.file_id}",
+                         help="The new scenario's name; it must not be in use.")
+    if st.button("Create scenario", type="primary", icon=":material/upload:", disabled=not name.strip()):
+        try:
+            plan = exchange.import_alignment(s, upload.getvalue(), name, layer=layer_choice, filename=upload.name)
+        except exchange.AlignmentRejected as exc:
+            show_alignment_problems(exc.problems, "Import rejected")
+        else:
+            ui.clear_caches()
+            st.session_state.pop("_alignment", None)
+            st.success(f"Scenario {ui.md(plan.name)} created: {mv.fmt_int(plan.summary['assigned_regions'])} "
+                       f"regions in {mv.fmt_int(plan.summary['territories'])} territories.",
+                       icon=":material/check_circle:")
+            st.page_link("pages/editor.py", label="Open the editor", icon=":material/edit:")
+
+
+def show_alignment_problems(problems: list[str], title: str) -> None:
+    st.error(f"{title}: {len(problems):,} problem(s). The database is unchanged; fix the file and upload it again.",
+             icon=":material/error:")
+    box = st.container(height=320) if len(problems) > 10 else st.container()
+    box.markdown("\n".join(f"- {ui.md(p)}" for p in problems))  # names from the file shown literally
+
+
+if kind == ALIGNMENT:
+    alignment_section()
+    st.stop()
+
 st.caption(
     "Upload a CSV or Parquet export of your CRM. You choose which column holds what; "
     "the import is all or nothing: if any row has a problem, nothing changes and you get the list of problems. "
@@ -25,7 +148,6 @@ except ImportError:
     st.info("The importer is not available in this installation yet (module `terrmap.ingest`).")
     st.stop()
 
-s = ui.store()
 st.caption(f"Into `{s.path}` · currently {mv.fmt_int(ui.lead_count(s))} leads.")
 
 uploaded = st.file_uploader("Lead file", type=["csv", "txt", "tsv", "gz", "parquet", "pq", "parq"], key="upload")

@@ -12,6 +12,7 @@ from streamlit_folium import st_folium
 from terrmap import mapview as mv
 from terrmap import scenarios as sc
 from terrmap import ui
+from terrmap.csvsafe import guard_frame
 from terrmap.geo import parse_layer
 from terrmap.plan import PlanInfo, SaveConflict, list_plans
 
@@ -377,13 +378,6 @@ st.markdown(f"**Accounts that change owner** · {mv.fmt_int(cmp.accounts_moved)}
 moved = cmp.moved_accounts
 
 
-def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Text starting with = + - @ gets a leading apostrophe: a spreadsheet would run it as a formula."""
-    text = df.select_dtypes(include=["object", "string"]).columns
-    return df.assign(**{c: df[c].map(lambda v: "'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
-                        for c in text})
-
-
 if moved.empty:
     st.caption("No account changes owner.")
 else:
@@ -397,7 +391,7 @@ else:
         },
     )
     st.download_button(
-        "Download as CSV", data=lambda: csv_safe(moved).to_csv(index=False).encode("utf-8"),
+        "Download as CSV", data=lambda: guard_frame(moved).to_csv(index=False).encode("utf-8"),
         file_name="accounts_changing_owner.csv", mime="text/csv", icon=":material/download:", on_click="ignore",
         key="sc_moved_download",
     )

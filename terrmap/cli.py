@@ -122,6 +122,32 @@ def cmd_optimize(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from terrmap.exchange import export_to_file
+    from terrmap.store import open_store
+
+    store = open_store(args.db)
+    t0 = time.perf_counter()
+    summary = export_to_file(store, args.plan, args.format, args.out, progress=_progress)
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_import_alignment(args) -> int:
+    from terrmap.exchange import AlignmentRejected, import_alignment
+    from terrmap.store import open_store
+
+    store = open_store(args.db)
+    try:
+        plan = import_alignment(store, args.file, args.name, layer=args.layer, author=args.author)
+    except AlignmentRejected as exc:
+        sys.stderr.write(f"alignment rejected, database unchanged:\n{exc}\n")
+        return 2
+    print(json.dumps({"plan": plan.name, "plan_id": plan.plan_id, **plan.summary}, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m terrmap", description="terrmap: sales territory planning")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which candidate to write: index or name (default: the recommended one)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--out", required=True, help="CSV written with region_id,territory for every region")
+
+    p = add("export", cmd_export, "export a plan: region CSV, CRM account CSV, territory boundaries or a map image")
+    p.add_argument("--plan", help="plan name or id (default: the published plan)")
+    # Checked by terrmap.exchange.export_plan (importing it here would slow every command's start).
+    p.add_argument("--format", required=True,
+                   help="csv: region -> territory (re-importable); accounts: CRM bulk-update CSV; geojson or gpkg: "
+                        "dissolved territory boundaries; png or pdf: a 16:9 map with legend")
+    p.add_argument("--out", required=True, help="file to write")
+
+    p = add("import-alignment", cmd_import_alignment,
+            "create a plan from a ZIP/H3 -> territory file (CSV, or our GeoJSON/GeoPackage export); all or nothing")
+    p.add_argument("file")
+    p.add_argument("--name", required=True, help="name of the new plan (scenario)")
+    p.add_argument("--layer", help="zip or h3:3 .. h3:9 (default: inferred from the file)")
+    p.add_argument("--author", help="who imports (kept in the plan's description)")
     return parser
 
 

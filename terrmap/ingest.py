@@ -210,7 +210,7 @@ FIELDS_BY_NAME = {f.name: f for f in CANONICAL_FIELDS}
 REQUIRED_FIELDS = tuple(f.name for f in CANONICAL_FIELDS if f.required)
 
 
-def _norm_header(name: str) -> str:
+def norm_header(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
@@ -223,13 +223,13 @@ def suggest_mapping(columns: list[str]) -> dict[str, str | None]:
     """
     by_norm: dict[str, str] = {}
     for col in columns:
-        by_norm.setdefault(_norm_header(col), col)
+        by_norm.setdefault(norm_header(col), col)
     used: set[str] = set()
     out: dict[str, str | None] = {}
     for f in CANONICAL_FIELDS:
         out[f.name] = None
         for syn in f.synonyms + (f.label, f.name):
-            col = by_norm.get(_norm_header(syn))
+            col = by_norm.get(norm_header(syn))
             if col is not None and col not in used:
                 out[f.name] = col
                 used.add(col)
@@ -254,12 +254,12 @@ STATUS_VALUES: dict[str, tuple[str, ...]] = {
              "marketing qualified lead", "sales qualified lead", "mql", "sql", "opportunity", "engaged",
              "pending", "active"),
 }
-_STATUS_LOOKUP = {_norm_header(v): status for status, values in STATUS_VALUES.items() for v in values}
+_STATUS_LOOKUP = {norm_header(v): status for status, values in STATUS_VALUES.items() for v in values}
 
 
 def map_status(value: str) -> str | None:
     """open / won / lost for a CRM status value, None if unknown."""
-    return _STATUS_LOOKUP.get(_norm_header(value))
+    return _STATUS_LOOKUP.get(norm_header(value))
 
 
 # Generous boxes (lat_min, lat_max, lon_min, lon_max) around US states and territories.
@@ -339,7 +339,7 @@ def _detect_format(path: Path) -> str:
     return "csv"
 
 
-def _not_utf8(path: Path, offset: int, line: int, bad: bytes) -> Problem:
+def not_utf8_problem(path: Path, offset: int, line: int, bad: bytes) -> Problem:
     shown = " ".join(f"0x{b:02X}" for b in bad[:4]) or "?"
     return Problem(
         line, None,
@@ -404,7 +404,7 @@ def _sniff_csv(path: Path) -> _Source:
     except UnicodeDecodeError:
         found = _find_invalid_utf8(path)
         if found is not None:
-            raise ImportRejected([_not_utf8(path, *found)], file=str(path)) from None
+            raise ImportRejected([not_utf8_problem(path, *found)], file=str(path)) from None
         raise
     first_line = re.sub(r'"[^"]*"', "", text.split("\n", 1)[0])  # count delimiters outside quotes
     counts = {d: first_line.count(d) for d in (",", ";", "\t", "|")}
@@ -493,7 +493,7 @@ def _csv_structure_problems(cur, src: _Source, error: BaseException) -> list[Pro
     if encoding:
         found = _find_invalid_utf8(src.path, start=int(encoding[0][1] or 0)) or _find_invalid_utf8(src.path)
         if found is not None:
-            problems.append(_not_utf8(src.path, *found))
+            problems.append(not_utf8_problem(src.path, *found))
         else:
             problems.append(Problem(encoding[0][0], None, f"line {encoding[0][0]}: the file is not UTF-8"))
         if len(encoding) > 1:
@@ -511,7 +511,7 @@ def _csv_structure_problems(cur, src: _Source, error: BaseException) -> list[Pro
     if not problems and "unicode" in str(error).lower():
         found = _find_invalid_utf8(src.path)
         if found is not None:
-            problems.append(_not_utf8(src.path, *found))
+            problems.append(not_utf8_problem(src.path, *found))
     if not problems:
         problems.append(Problem(None, None, f"the file cannot be read as CSV: {_first_line(error)}"))
     return problems
@@ -1212,7 +1212,7 @@ def preview(path, n: int = 50) -> pd.DataFrame:
         except Exception as exc:
             found = _find_invalid_utf8(path) if src.fmt == "csv" else None
             if found is not None:
-                raise ImportRejected([_not_utf8(path, *found)], file=str(path)) from None
+                raise ImportRejected([not_utf8_problem(path, *found)], file=str(path)) from None
             raise ImportRejected([Problem(None, None, f"cannot read the file: {_first_line(exc)}")],
                                  file=str(path)) from None
         return df.astype(object).where(df.notna(), None)

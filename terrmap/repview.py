@@ -24,6 +24,7 @@ import pandas as pd
 
 from terrmap import mapview as mv
 from terrmap.accounts import account_owners
+from terrmap.csvsafe import guard_frame
 from terrmap.geo import parse_layer
 from terrmap.plan import PlanInfo, get_plan, territories
 from terrmap.route import Route, plan_route
@@ -56,7 +57,6 @@ RANKED_COLUMNS = ["rank", "lead_id", "name", "industry", "employees", "annual_re
                   "deal_value_if_won", "expected_value", "city", "zip", "lat", "lon", "rule", "owner_name"]
 CALL_LIST_COLUMNS = ["rank", "lead_id", "account", "industry", "employees", "annual_revenue", "status", "score",
                      "expected_value", "deal_value_if_won", "city", "state", "zip", "lat", "lon", "owned_as"]
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 # -- who --------------------------------------------------------------------------------------------
@@ -280,24 +280,12 @@ def fmt_kpi(kpi: str, value) -> str:
 
 # -- call list ----------------------------------------------------------------------------------------
 
-def guard_cell(value):
-    """A text cell a spreadsheet would run as a formula (starts with = + - @, tab or CR) gets a leading
-    apostrophe, so it shows as text. Numbers are left alone: a number is never a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
 def call_list(ranked: pd.DataFrame) -> pd.DataFrame:
-    """The ranked accounts as a call list (:data:`CALL_LIST_COLUMNS`), text cells guarded (:func:`guard_cell`)."""
+    """The ranked accounts as a call list (:data:`CALL_LIST_COLUMNS`), text cells guarded (:func:`terrmap.csvsafe.guard_cell`)."""
     out = ranked.rename(columns={"name": "account", "rule": "owned_as"}).copy()
     out["score"] = out["score"].round(4)
     out["expected_value"] = out["expected_value"].round(2)
-    out = out[CALL_LIST_COLUMNS]
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(guard_cell).astype(object)
-    return out
+    return guard_frame(out[CALL_LIST_COLUMNS])
 
 
 def call_list_csv(ranked: pd.DataFrame) -> bytes:

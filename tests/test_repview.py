@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from scipy.stats import percentileofscore
 
 from terrmap import repview as rv
+from terrmap.csvsafe import guard_cell
 from terrmap.accounts import account_owners
 from terrmap.geo import parse_layer
 from terrmap.stats import region_stats
@@ -233,7 +234,7 @@ def test_call_list_csv_guards_formulas(owners):
     for r, (_, src) in zip(rows, mine.iterrows()):
         assert float(r["lon"]) == pytest.approx(src["lon"]) and float(r["lon"]) < 0  # numbers stay numbers
         assert r["zip"] == src["zip"]
-    assert rv.guard_cell("\t=1") == "'\t=1" and rv.guard_cell(-5.0) == -5.0 and rv.guard_cell("a=b") == "a=b"
+    assert guard_cell("\t=1") == "'\t=1" and guard_cell(-5.0) == -5.0 and guard_cell("a=b") == "a=b"
 
 
 # -- route and map --------------------------------------------------------------------------------------
