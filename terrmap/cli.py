@@ -99,6 +99,18 @@ def cmd_score(args) -> int:
     return 0
 
 
+def _limit(text: str) -> tuple[str, tuple[float | None, float | None]]:
+    """``customers::400`` -> ("customers", (None, 400.0))."""
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[0] or not (parts[1] or parts[2]):
+        raise argparse.ArgumentTypeError(f"{text!r}: use MEASURE:MIN:MAX with MIN or MAX (or both), e.g. customers::400")
+    try:
+        lo, hi = (float(x) if x else None for x in parts[1:])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: MIN and MAX are numbers") from None
+    return parts[0], (lo, hi)
+
+
 def cmd_optimize(args) -> int:
     from terrmap.optimize import Optimizer
     from terrmap.store import open_store
@@ -109,7 +121,7 @@ def cmd_optimize(args) -> int:
     opt = Optimizer.from_store(
         store, args.layer, args.territories, states=states, base_plan=args.base_plan, seed_reps=args.seed_reps,
         balance=args.balance, tolerance=args.tolerance, max_disruption=args.max_disruption,
-        time_limit=args.time_limit, random_state=args.seed, progress=_progress,
+        limits=dict(args.limit or []), time_limit=args.time_limit, random_state=args.seed, progress=_progress,
     )
     res = opt.solve()
     res.assignment(args.candidate)[["region_id", "territory"]].to_csv(args.out, index=False)
@@ -190,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-disruption", type=float, help="rebalance: max share of potential/customers that may move")
     p.add_argument("--states", help="only regions in these states, e.g. TX,OK")
     p.add_argument("--seed-reps", action="store_true", help="seed one territory at each rep's home region")
+    p.add_argument("--limit", action="append", type=_limit, metavar="MEASURE:MIN:MAX",
+                   help="hard limit per territory, repeatable; leave a side empty: customers::400, leads:500:")
     p.add_argument("--time-limit", type=float, default=10.0, help="seconds for the search (default 10)")
     p.add_argument("--candidate", default=0, type=lambda x: int(x) if x.isdigit() else x,
                    help="which candidate to write: index or name (default: the recommended one)")

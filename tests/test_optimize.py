@@ -21,12 +21,14 @@ from terrmap.optimize import (
     Optimizer,
     explain_moves,
     load_instance,
+    populated_regions,
     moved_accounts,
     rep_seeds,
     save_candidate,
 )
 from terrmap.plan import get_plan, load_assignment, territories
 from terrmap.stats import region_stats
+from terrmap.store import Store
 
 # -- helpers ----------------------------------------------------------------------------------------
 
@@ -340,3 +342,30 @@ def test_cli_reports_infeasible_requests(demo_db_path, tmp_path, capsys):
               "--tolerance", "0.01", "--out", str(tmp_path / "x.csv")])
     assert exc.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_cli_hard_limits(demo_db_path, tmp_path, capsys):
+    import shutil
+
+    from terrmap.cli import main
+
+    db = tmp_path / "cli.duckdb"
+    shutil.copy(demo_db_path, db)
+    store = Store(db)
+    stats = populated_regions(store, parse_layer("zip"), ["TX"])
+    store.close()
+    cap = float(stats["customers"].sum()) / 4 * 1.06  # 4 territories, each at most 6% above an equal share
+    out = tmp_path / "limited.csv"
+    assert main(["optimize", "--db", str(db), "--layer", "zip", "--territories", "4", "--states", "TX",
+                 "--balance", "potential", "--tolerance", "0.2", "--limit", f"customers::{cap}",
+                 "--time-limit", "4", "--out", str(out)]) == 0
+    frame = pd.read_csv(out, dtype={"region_id": str}).merge(stats, on="region_id")
+    assert frame.groupby("territory")["customers"].sum().max() <= cap
+    with pytest.raises(SystemExit):
+        main(["optimize", "--db", str(db), "--layer", "zip", "--territories", "4", "--states", "TX",
+              "--limit", "customers:400", "--out", str(out)])
+    assert "MEASURE:MIN:MAX" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["optimize", "--db", str(db), "--layer", "zip", "--territories", "4", "--states", "TX",
+              "--limit", "customers::1", "--out", str(out)])
+    assert exc.value.code == 2 and "maximum 1 customers per territory" in capsys.readouterr().err
