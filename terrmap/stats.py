@@ -88,4 +88,15 @@ def region_stats_sql(layer: Layer, where: str | None = None) -> str:
 def region_stats(store: "Store", layer: Layer, where: str | None = None) -> pd.DataFrame:
     """One row per populated region of ``layer``: region_id and :data:`STAT_COLUMNS`."""
     # Through Arrow: for a million regions this is about twice as fast as DuckDB's .df().
-    return store.cursor().sql(region_stats_sql(layer, where)).to_arrow_table().to_pandas()
+    from terrmap.geo import H3Layer
+
+    if not isinstance(layer, H3Layer):
+        return store.cursor().sql(region_stats_sql(layer, where)).to_arrow_table().to_pandas()
+    # H3 ids: the cells leave DuckDB as integers and become strings in h3ronpy (vectorised Rust),
+    # about a third faster than formatting millions of ids in SQL at the finest levels.
+    from h3ronpy import cells_to_string
+
+    sql = region_stats_sql(layer, where).replace(layer.region_id_sql("k"), "k", 1)
+    table = store.cursor().sql(sql).to_arrow_table()
+    ids = cells_to_string(table.column("region_id").combine_chunks())
+    return table.set_column(0, "region_id", ids).to_pandas()
