@@ -243,7 +243,6 @@ def render(results: list[dict], baselines: dict[int, dict], command: str, env: s
         "",
         f"Command: `{command}`  ",
         f"Run: {started}; {env}.  ",
-        "Figures are **preliminary**: the machine's 2 cores were shared with other work during the run.",
         "",
         "`import_file` reads, validates (types, ranges, ZIPs, duplicate ids, statuses), geocodes, H3-indexes,",
         "inserts and scores into a fresh database file, all in one transaction. The naive baseline is",
@@ -273,7 +272,7 @@ def render(results: list[dict], baselines: dict[int, dict], command: str, env: s
             extrapolated = base["rows"] < r["n"]
             b_sec = base["seconds"] * r["n"] / base["rows"]
             b_txt = f"{b_sec:,.1f}" + (f" (extrapolated from {base['rows']:,} rows)" if extrapolated else "")
-            speed = f"{b_sec / r['seconds']:,.0f}x"
+            speed = f"{b_sec / r['seconds']:,.1f}x"
         else:
             b_txt, speed = "", ""
         runs = ", ".join(f"{s:.2f}" for s in r["all"])
@@ -283,7 +282,8 @@ def render(results: list[dict], baselines: dict[int, dict], command: str, env: s
         "",
         "Phases of the median run (s): read = parse + convert into Arrow; validate = all checks;",
         "locate = ZIP centroids, region ZIPs (k-d tree for coordinate-only rows) and H3 cells (h3ronpy);",
-        "insert = `INSERT INTO leads`; score = `apply_fallback_scores`; commit.",
+        "insert = `INSERT INTO leads` (fallback scores computed as rows go in); score = rewrite of older leads",
+        "whose fallback values changed + the (cell, ZIP) rollup refresh; commit.",
         "",
         "| rows | file | read | validate | locate | insert | score | commit |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",
