@@ -135,12 +135,14 @@ def test_rep_view_shows_names_as_text_and_picker_without_param(page, app_url, tr
     assert page.locator(MAP_IFRAME).count() == 0
 
 
-def test_a_reps_bookmark_on_a_fresh_server_opens_without_page_not_found(browser, e2e_db, tmp_path):
+def test_a_reps_bookmark_on_a_fresh_server_opens_without_page_not_found(browser, demo_db_path, tmp_path):
     """The first visit of a fresh server through a deep link (a rep's bookmark) shows the page, no
     "Page not found" dialog (Streamlit's legacy pages/ mode is off before the server starts)."""
     from tests.e2e_support import serve_app
 
-    with serve_app(e2e_db, tmp_path / "fresh.log") as url:
+    db = tmp_path / "fresh.duckdb"  # its own file: the shared server holds the e2e database's lock
+    shutil.copy(demo_db_path, db)
+    with serve_app(db, tmp_path / "fresh.log") as url:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
         try:
