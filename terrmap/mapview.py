@@ -693,6 +693,28 @@ class MapStyle(RawMacroElement):
         self._name = "MapStyle"
 
 
+# Number formats (the same as fmt_value) and ring decoding, shared by the map and the editor scripts.
+_JS_FORMATS = """
+            function money(v) {
+                var a = Math.abs(v), s = v < 0 ? '-' : '', u = [[1e9, 'B'], [1e6, 'M'], [1e3, 'K']];
+                for (var j = 0; j < u.length; j++) {
+                    if (a >= u[j][0]) { var x = a / u[j][0];
+                        return s + '$' + x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0) + u[j][1]; }
+                }
+                return s + '$' + nf.format(Math.round(a));
+            }
+            function fmt(v, k) {
+                if (v < 0 && kind[k] !== 'money') return '\u2013';
+                return kind[k] === 'money' ? money(v) : kind[k] === 'pct' ? Math.round(v / 10) + '%' : nf.format(v);
+            }
+            function ring(a) {
+                var out = new Array(a.length / 2), x = 0, y = 0;
+                for (var j = 0; j < a.length; j += 2) { x += a[j]; y += a[j + 1]; out[j / 2] = [y / Q, x / Q]; }
+                return out;
+            }
+"""
+
+
 class RegionLayer(RawMacroElement):
     """All regions as one feature group built from the compact payload, one tooltip and hover highlight."""
 
@@ -703,24 +725,7 @@ class RegionLayer(RawMacroElement):
             var D = JSON.parse({{ this.payload }});
             var Q = D.q, pal = D.pal, ter = D.ter, lab = D.lab, V = D.v, kind = D.kind;
             var nf = new Intl.NumberFormat('en-US');
-            function money(v) {
-                var a = Math.abs(v), s = v < 0 ? '-' : '', u = [[1e9, 'B'], [1e6, 'M'], [1e3, 'K']];
-                for (var j = 0; j < u.length; j++) {
-                    if (a >= u[j][0]) { var x = a / u[j][0];
-                        return s + '$' + x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0) + u[j][1]; }
-                }
-                return s + '$' + nf.format(Math.round(a));
-            }
-            function fmt(v, k) {  // same formats as terrmap.mapview.fmt_value
-                if (v < 0 && kind[k] !== 'money') return '\u2013';
-                return kind[k] === 'money' ? money(v) : kind[k] === 'pct' ? Math.round(v / 10) + '%' : nf.format(v);
-            }
-            function ring(a) {
-                var out = new Array(a.length / 2), x = 0, y = 0;
-                for (var j = 0; j < a.length; j += 2) { x += a[j]; y += a[j + 1]; out[j / 2] = [y / Q, x / Q]; }
-                return out;
-            }
-            function tip(l) {
+""" + _JS_FORMATS + """            function tip(l) {
                 var i = l.tm, t = D.t[i];
                 var h = '<div class="tm-h">' + (t >= 0 ? ter[t] : D.na) + '</div>'
                       + '<div class="tm-r">' + D.rl + ' ' + D.id[i] + (D.p[i] ? ' · ' + D.p[i] : '') + '</div><table>';
@@ -1084,24 +1089,7 @@ class EditorRegionLayer(RawMacroElement):
             var Q = D.q, pal = D.pal, ter = D.ter, lab = D.lab, V = D.v, kind = D.kind, n = D.id.length;
             var nf = new Intl.NumberFormat('en-US');
             var lk = {}, touched = {};
-            function money(v) {
-                var a = Math.abs(v), s = v < 0 ? '-' : '', u = [[1e9, 'B'], [1e6, 'M'], [1e3, 'K']];
-                for (var j = 0; j < u.length; j++) {
-                    if (a >= u[j][0]) { var x = a / u[j][0];
-                        return s + '$' + x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0) + u[j][1]; }
-                }
-                return s + '$' + nf.format(Math.round(a));
-            }
-            function fmt(v, k) {
-                if (v < 0 && kind[k] !== 'money') return '\u2013';
-                return kind[k] === 'money' ? money(v) : kind[k] === 'pct' ? Math.round(v / 10) + '%' : nf.format(v);
-            }
-            function ring(a) {
-                var out = new Array(a.length / 2), x = 0, y = 0;
-                for (var j = 0; j < a.length; j += 2) { x += a[j]; y += a[j + 1]; out[j / 2] = [y / Q, x / Q]; }
-                return out;
-            }
-            function tip(l) {
+""" + _JS_FORMATS + """            function tip(l) {
                 var i = l.tm, t = D.t[i];
                 var h = '<div class="tm-h">' + (t >= 0 && t < ter.length ? ter[t] : D.na) + '</div>'
                       + '<div class="tm-r">' + D.rl + ' ' + D.id[i] + (D.p[i] ? ' · ' + D.p[i] : '')
