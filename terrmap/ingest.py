@@ -14,15 +14,18 @@ The pipeline (no Python loop over rows anywhere):
    Parquet file is read with its own types. Malformed CSV lines and bytes that
    are not UTF-8 are reported with their line (and byte offset).
 3. **Validate.** One aggregate query counts every kind of problem
-   (``count_if`` per check, joined to the ``zips`` reference table), one
-   ``GROUP BY`` finds duplicate ids, the distinct statuses are mapped in Python;
+   (``count_if`` per check, joined to the ``zips`` reference table), a distinct
+   count tells whether ids repeat, the distinct statuses are mapped in Python;
    only the kinds that occur are then listed, up to :data:`MAX_ROWS_PER_PROBLEM`
    rows each plus the total. Any problem raises :class:`ImportRejected` before
    anything is written.
-4. **Locate.** Every lead gets coordinates (given, else its ZIP's centroid), its
-   H3 cell at :data:`~terrmap.store.BASE_H3_RES` (h3ronpy, vectorized) and its
-   region ZIP (``zips.region_zip`` of its postal ZIP; from the coordinates with
-   :func:`~terrmap.geo.zipdata.nearest_region_zip` when no usable ZIP is given).
+4. **Locate**, in a thread while step 3's queries run. Every lead gets coordinates
+   (given, else its ZIP's centroid), its H3 cell at :data:`~terrmap.store.BASE_H3_RES`
+   (h3ronpy, vectorized, in chunks on every core; rows at a ZIP's centroid take that
+   ZIP's cell) and its region ZIP (``zips.region_zip`` of its postal ZIP; from the
+   coordinates with :func:`~terrmap.geo.zipdata.nearest_region_zip` when no usable
+   ZIP is given): numpy arrays read straight from the Arrow table, appended to it as
+   further columns (the region ZIP and the status dictionary-encoded).
 5. **Write.** In one transaction: delete the leads whose ids are in the file,
    insert the file's leads, recompute fallback scores. Re-importing the same
    ids therefore replaces those leads (every column, including model scores,
@@ -64,17 +67,21 @@ import codecs
 import csv
 import gzip
 import io
+import os
 import re
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from terrmap.geo.h3layer import index_points
 from terrmap.geo.zipdata import nearest_region_zip
@@ -698,7 +705,11 @@ def _is_float(dtype: str) -> bool:
 
 def _expr_present(col: str, dtype: str) -> str:
     if _is_text(dtype):
-        return f"coalesce(trim({_src(col)}) <> '', false)"
+        # Not blank. A value that does not start with a space is blank only if empty; CASE (unlike OR)
+        # evaluates the ltrim, which copies every string it is given, only for the others.
+        c = _src(col)
+        return f"(CASE WHEN {c} IS NULL THEN false WHEN NOT starts_with({c}, ' ') THEN {c} <> '' " \
+               f"ELSE ltrim({c}) <> '' END)"
     if _is_float(dtype):  # pandas writes missing numbers as NaN
         return f"coalesce(NOT isnan({_src(col)}), false)"
     return f"({_src(col)} IS NOT NULL)"
@@ -735,9 +746,11 @@ def _expr_zip(col: str, dtype: str) -> str:
 
 
 def _us_sql(lat: str, lon: str) -> str:
-    return "(" + " OR ".join(
-        f"({lat} BETWEEN {a} AND {b} AND {lon} BETWEEN {c} AND {d})" for a, b, c, d in US_BOXES.values()
-    ) + ")"
+    # CASE, not OR: DuckDB tests a box only on the rows that no earlier box holds (most rows are in the
+    # first), where an OR evaluates every box on every row. A missing coordinate is in no box.
+    whens = " ".join(f"WHEN {lat} BETWEEN {a} AND {b} AND {lon} BETWEEN {c} AND {d} THEN true"
+                     for a, b, c, d in US_BOXES.values())
+    return f"(CASE {whens} ELSE false END)"
 
 
 def _source_sql(src: _Source) -> str:
@@ -780,7 +793,10 @@ def _typed_sql(src: _Source, m: dict[str, str | None]) -> str:
         sel.append("json_object(" + ", ".join(f"{_lit(c)}, {_src(c)}" for c in unmapped) + ") AS extra")
     else:
         sel.append("NULL::JSON AS extra")
-    return f"SELECT {', '.join(sel)} FROM {_source_sql(src)} r"
+    # zip_i: the ZIP as a number (-1: none), which locating uses as an array index (converted here, in
+    # the parallel pass).
+    return (f"SELECT *, coalesce(TRY_CAST(postal_zip AS INTEGER), -1) AS zip_i "
+            f"FROM (SELECT {', '.join(sel)} FROM {_source_sql(src)} r)")
 
 
 # ---------------------------------------------------------------------------
@@ -938,10 +954,8 @@ def _validate(cur, typed: str, src: _Source, m: dict[str, str | None], rows: _Ro
         add_rows(found, int(total), column, lambda rec, c=check: c.message.format(value=rec[1]), check.summary)
 
     # Duplicate ids: every occurrence after the first is a problem.
-    dup_total = cur.execute(
-        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {typed} WHERE lead_id IS NOT NULL "
-        f"GROUP BY lead_id HAVING count(*) > 1)"
-    ).fetchall()[0][0]
+    # (The number of repeats: a distinct count costs less than grouping by id to find them.)
+    dup_total = cur.execute(f"SELECT count(lead_id) - count(DISTINCT lead_id) FROM {typed}").fetchall()[0][0]
     if dup_total:
         found = cur.execute(
             f"""
@@ -1011,39 +1025,65 @@ def _zip_lookup(cur) -> dict[str, np.ndarray]:
     return {"lat": lat, "lon": lon, "region": region, "cell": cell}
 
 
-def _locate(cur, typed: str) -> dict[str, np.ndarray]:
-    """Coordinates, H3 cell and region ZIP (as an integer) of every staged row, in file order."""
-    arr = cur.execute(
-        f"""SELECT coalesce(CASE WHEN lat_p AND lon_p THEN lat END, 'NaN'::DOUBLE) AS lat,
-                   coalesce(CASE WHEN lat_p AND lon_p THEN lon END, 'NaN'::DOUBLE) AS lon,
-                   coalesce(TRY_CAST(postal_zip AS INTEGER), -1) AS zip, rid
-            FROM {typed}"""
-    ).fetchnumpy()
-    lat = np.asarray(arr["lat"], dtype=np.float64)
-    lon = np.asarray(arr["lon"], dtype=np.float64)
-    zipi = np.asarray(arr["zip"], dtype=np.int64)
-    rid = np.asarray(arr["rid"], dtype=np.int64)
-    del arr
-    if len(rid) and not (rid == np.arange(len(rid))).all():  # scans keep order; never rely on it blindly
-        order = np.argsort(rid)
-        lat, lon, zipi = lat[order], lon[order], zipi[order]
-    ref = _zip_lookup(cur)
-    has_zip = (zipi >= 0) & (zipi < 100_000)
-    zipi = np.where(has_zip, zipi, 0)
-    use_centroid = np.isnan(lat) & has_zip
-    lat = np.where(use_centroid, ref["lat"][zipi], lat)
-    lon = np.where(use_centroid, ref["lon"][zipi], lon)
-    region = np.where(has_zip, ref["region"][zipi], -1).astype(np.int32)
+@lru_cache(maxsize=1)
+def _zip_text() -> pa.Array:
+    """'00000'..'99999': the dictionary of the region ZIP column (indices are the ZIPs as integers)."""
+    return pa.array([f"{z:05d}" for z in range(100_000)], type=pa.string())
+
+
+def _cells(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """H3 cells at BASE_H3_RES. h3ronpy releases the GIL, so large inputs are indexed in chunks on every core."""
+    workers = min(os.cpu_count() or 1, 8)
+    if workers == 1 or len(lat) < 100_000:  # (under 50 ms: threads would gain little)
+        return index_points(lat, lon, BASE_H3_RES)
+    cells = np.empty(len(lat), dtype=np.uint64)
+    bounds = np.linspace(0, len(lat), workers + 1).astype(np.int64)
+
+    def run(a: int, b: int) -> None:
+        cells[a:b] = index_points(lat[a:b], lon[a:b], BASE_H3_RES)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, bounds[:-1], bounds[1:]))  # list(): re-raise a worker's exception here
+    return cells
+
+
+def _locate(table: pa.Table, ref: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+    """Coordinates, H3 cell and region ZIP of every staged row, in file order (``ref``: :func:`_zip_lookup`).
+
+    The columns are read from the Arrow table itself (no query, so no question of order, and no use of
+    the DuckDB cursor: this runs in a thread beside the validation). The results are meaningful once
+    validation has passed, which ensures e.g. that latitude and longitude are both given or both missing.
+    """
+
+    def column(name: str) -> np.ndarray:
+        values = table.column(name).to_numpy()  # a missing float becomes NaN
+        return values if values.flags.writeable else values.copy()
+
+    # In place and on the few rows concerned where possible: at 10M rows every full-size temporary counts.
+    lat, lon, zipi = column("lat"), column("lon"), column("zip_i")
+    has_zip = zipi >= 0
+    np.maximum(zipi, 0, out=zipi)
+    at_centroid = has_zip & (np.isnan(lat) | np.isnan(lon))
+    centroid_zip = zipi[at_centroid]
+    lat[at_centroid] = ref["lat"][centroid_zip]
+    lon[at_centroid] = ref["lon"][centroid_zip]
+    region = ref["region"][zipi]
+    region[~has_zip] = -1
     need = region < 0
     if need.any():
-        nearest = nearest_region_zip(lat[need], lon[need])
-        region[need] = np.asarray(nearest, dtype="U5").astype(np.int32)
+        region[need] = np.asarray(nearest_region_zip(lat[need], lon[need]), dtype="U5").astype(np.int32)
     # Rows placed at their ZIP's centroid share that ZIP's cell; index only the given coordinates.
     cells = ref["cell"][zipi]
-    given = ~use_centroid
+    given = ~at_centroid
     if given.any():
-        cells[given] = index_points(lat[given], lon[given], BASE_H3_RES)
-    return {"x_lat": lat, "x_lon": lon, "x_cell": np.asarray(cells, dtype=np.uint64), "x_region": region}
+        cells[given] = _cells(lat[given], lon[given])
+    return {
+        "x_lat": pa.array(lat),
+        "x_lon": pa.array(lon),
+        "x_cell": pa.array(cells, type=pa.uint64()),
+        # Dictionary-encoded (ZIP number -> text): no string to format per row, and DuckDB stores it faster.
+        "x_zip": pa.DictionaryArray.from_arrays(pa.array(region), _zip_text()),
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -1066,8 +1106,6 @@ def import_file(
     ("phases": seconds per step); raises :class:`ImportRejected`, with the database
     unchanged, when anything is wrong with the file.
     """
-    import pyarrow.compute as pc
-
     t0 = time.perf_counter()
     phases: dict[str, float] = {}
     mark = [t0]
@@ -1109,22 +1147,30 @@ def import_file(
         registered = True
         phase("read")
 
-        # 2. Check everything before writing anything.
+        # 2. Check everything before writing anything. 3. Meanwhile, a thread computes coordinates, H3 cells
+        # and region ZIPs (numpy and h3ronpy, which release the GIL): DuckDB's queries alone leave the cores
+        # idle part of the time. Leaving the block waits for that thread, also when the file is rejected
+        # (its result, possibly an error from invalid rows, is then dropped).
         report(0.4, f"validating {n:,} rows")
-        problems, scale, status_pairs = _validate(cur, staged, src, m, _RowNumbers(src), raw, progress)
-        if problems:
-            raise ImportRejected(problems, file=str(path), convention=src.convention)
-        phase("validate")
+        ref = _zip_lookup(cur)
+        with ThreadPoolExecutor(1, thread_name_prefix="terrmap-locate") as pool:
+            locating = pool.submit(_locate, table, ref)
+            problems, scale, status_pairs = _validate(cur, staged, src, m, _RowNumbers(src), raw, progress)
+            if problems:
+                raise ImportRejected(problems, file=str(path), convention=src.convention)
+            phase("validate")
+            report(0.5, f"indexing {n:,} locations")
+            located = locating.result()
 
-        # 3. Coordinates, H3 cells, region ZIPs and statuses, as further columns of the staged rows.
-        report(0.5, f"indexing {n:,} locations")
-        located = _locate(cur, staged)
+        # The computed values and the statuses become further columns of the staged rows.
         for name, values in located.items():
-            table = table.append_column(name, pa.array(values))
+            table = table.append_column(name, values)
         del located
         keys = pa.array([k for k, _ in status_pairs], type=pa.string())
         values = pa.array([v for _, v in status_pairs], type=pa.string())
-        table = table.append_column("x_status", pc.take(values, pc.index_in(table.column("status_key"), keys)))
+        # Dictionary-encoded (index of the status as given -> open/won/lost): no string per row to build.
+        status = pc.index_in(table.column("status_key"), keys).combine_chunks()
+        table = table.append_column("x_status", pa.DictionaryArray.from_arrays(status, values))
         cur.unregister(staged)
         cur.register(staged, table)
         phase("locate")
@@ -1150,7 +1196,7 @@ def import_file(
                 s AS (SELECT * REPLACE (CAST(employees AS INTEGER) AS employees, crm_score * {scale} AS crm_score)
                       FROM {staged})
                 SELECT lead_id, name, industry, employees, annual_revenue, x_status,
-                       deal_value, created_at, closed_at, postal_zip, lpad(CAST(x_region AS VARCHAR), 5, '0'),
+                       deal_value, created_at, closed_at, postal_zip, x_zip,
                        x_lat, x_lon, x_cell, crm_score, {score}, {source}, {fallback_expected_value_sql("s")}, extra
                 FROM s
                 """

@@ -204,6 +204,64 @@ def test_parquet_nan_means_missing(empty_store, tmp_path):
     assert lead(empty_store, "n2")["employees"] == 5
 
 
+def test_blank_and_padded_values(empty_store, tmp_path):
+    """Spaces alone (or "") are a missing value; spaces around a value are ignored where values are parsed."""
+    path = write(tmp_path, 'Id,Status,Zip,Latitude,Longitude,Employees,Amount\n'
+                 'b1,Open,10001,"  ",  , ,""\n'
+                 'b2,Open, 10001 ,,, 12 ,\n'
+                 'b3,Open,,21.3069,-157.8583,,\n'  # Hawaii, Puerto Rico and Guam: later boxes of US_BOXES
+                 'b4,Open,00601,18.18,-66.75,,\n'
+                 'b5,Open,96910,13.45,144.75,,\n')
+    import_file(empty_store, path)
+    lat, lon, region = zip_ref(empty_store, "10001")
+    b1 = lead(empty_store, "b1")
+    assert (b1["lat"], b1["lon"], b1["zip"]) == (lat, lon, region) and pd.isna(b1["employees"])
+    b2 = lead(empty_store, "b2")
+    assert (b2["postal_zip"], b2["employees"], b2["lat"]) == ("10001", 12, lat)
+    b3 = lead(empty_store, "b3")
+    assert b3["cell"] == h3_int(21.3069, -157.8583)
+    assert b3["zip"] == nearest_region_zip(np.array([21.3069]), np.array([-157.8583]))[0]
+    assert lead(empty_store, "b5")["cell"] == h3_int(13.45, 144.75)
+    bad = write(tmp_path, "Id,Status,Zip,Employees\nc1,Open,10001, x\n", "bad.csv")
+    exc = rejected(empty_store, bad)
+    assert [(p.row, p.column) for p in exc.problems] == [(2, "Employees")] and "not a number" in str(exc)
+
+
+def test_computed_values_stay_with_their_rows(empty_store, tmp_path):
+    """Coordinates, cells and region ZIPs are computed apart from the rows (numpy, h3ronpy in threads) and
+    joined back by position: with the ids shuffled against the file order and enough rows for several Arrow
+    batches and the threaded H3 indexing, every lead must still get exactly its own values (h3-py as the
+    independent reference)."""
+    ref = empty_store.df("SELECT zip, lat, lon, region_zip FROM zips WHERE lat BETWEEN 25 AND 49 "
+                         "AND lon BETWEEN -124 AND -67 AND region_zip IS NOT NULL")
+    n = 150_000
+    rng = np.random.default_rng(7)
+    pick = ref.iloc[rng.integers(0, len(ref), n)].reset_index(drop=True)
+    kind = rng.choice(["zip", "zip4", "both", "coords"], n, p=[0.15, 0.05, 0.4, 0.4])
+    given = np.isin(kind, ["both", "coords"])
+    lat = np.where(given, pick["lat"] + rng.uniform(-0.02, 0.02, n), np.nan)
+    lon = np.where(given, pick["lon"] + rng.uniform(-0.02, 0.02, n), np.nan)
+    postal = np.where(kind == "coords", "", np.where(kind == "zip4", pick["zip"] + "-1234", pick["zip"]))
+    ids = np.array([f"S{i:06d}" for i in rng.permutation(n)])
+    df = pd.DataFrame({"Id": ids, "Status": "Open", "Zip": postal, "Latitude": lat, "Longitude": lon})
+    path = tmp_path / "shuffled.csv"
+    df.to_csv(path, index=False)
+    assert import_file(empty_store, path)["inserted"] == n
+
+    got = empty_store.df("SELECT lead_id, lat, lon, cell, zip, postal_zip FROM leads").set_index("lead_id")
+    got = got.loc[ids]
+    exp_lat = np.where(given, lat, pick["lat"])
+    exp_lon = np.where(given, lon, pick["lon"])
+    assert np.array_equal(got["lat"].to_numpy(), exp_lat) and np.array_equal(got["lon"].to_numpy(), exp_lon)
+    expected_cells = [h3_int(a, b) for a, b in zip(exp_lat, exp_lon)]
+    assert got["cell"].astype("uint64").tolist() == expected_cells
+    coords_only = kind == "coords"
+    exp_zip = pick["region_zip"].to_numpy().astype(object)
+    exp_zip[coords_only] = nearest_region_zip(lat[coords_only], lon[coords_only])
+    assert got["zip"].tolist() == exp_zip.tolist()
+    assert got["postal_zip"].fillna("").tolist() == np.where(coords_only, "", pick["zip"]).tolist()
+
+
 def test_scores_between_0_and_1_are_kept(empty_store, tmp_path):
     path = write(tmp_path, "Id,Status,Zip,Lead Score\na,Open,10001,0.25\nb,Open,10001,1\n")
     import_file(empty_store, path)
