@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import OUT, write_section  # noqa: E402
 from terrmap import metrics  # noqa: E402
+from terrmap.geo import graph as graph_module  # noqa: E402
 from terrmap.geo import parse_layer  # noqa: E402
 from terrmap.geo.zipdata import reference_table  # noqa: E402
 from terrmap.optimize import LOWER_48_EXCLUDED, MEASURES, Instance, Optimizer, populated_regions  # noqa: E402
@@ -60,13 +61,14 @@ def demo_db(leads: int) -> Path:
 
 
 def instance(db: Path, layer_key: str, states: list[str]) -> tuple[Instance, float]:
-    """The optimizer's instance; the graph is cached on disk (keyed by the region ids)."""
+    """The optimizer's instance; the graph is cached on disk (keyed by the region ids and the graph code)."""
     store = Store(db)
     try:
         layer = parse_layer(layer_key)
         stats = populated_regions(store, layer, states)
         ids = stats["region_id"].tolist()
-        digest = hashlib.sha1("\n".join(ids).encode()).hexdigest()[:12]
+        code = b"".join(Path(m.__file__).read_bytes() for m in (graph_module, sys.modules[type(layer).__module__]))
+        digest = hashlib.sha1("\n".join(ids).encode() + code).hexdigest()[:12]
         cache = OUT / f"opt_graph_{layer_key.replace(':', '')}_{digest}.pkl"
         if cache.exists():
             graph, build_s = pickle.loads(cache.read_bytes())
@@ -349,6 +351,7 @@ def verdicts(rows: list[dict]) -> tuple[list[str], list[str]]:
     out, lose = [], []
     for inst_label in dict.fromkeys(r["instance"] for r in rows):
         ours = next(r for r in rows if r["instance"] == inst_label and r["method"].startswith("terrmap optimizer ("))
+        tight = next((r for r in rows if r["instance"] == inst_label and "'balanced' candidate" in r["method"]), None)
         for r in rows:
             if (r["instance"] != inst_label or r["method"].startswith(("terrmap", "METIS"))
                     or r.get("max_deviation") is None):
@@ -366,8 +369,14 @@ def verdicts(rows: list[dict]) -> tuple[list[str], list[str]]:
                        + f"; {r['contiguous']}/{r['territories']} contiguous.")
             wins = [name for name, *_rest, better in checks if better]
             if wins:
+                answer = ""
+                if "max deviation" in wins and tight is not None and tight["max_deviation"] <= r["max_deviation"]:
+                    # The recommended candidate spends the tolerance on compactness; the balanced one does not.
+                    answer = (f" (our 'balanced' candidate of the same runs: {tight['max_deviation']:.2%} in "
+                              f"{tight['seconds']:.2f} s)")
                 lose.append(f"{inst_label} — {r['method']} beats our recommended candidate on {', '.join(wins)}"
-                            + (" (while outside the tolerance)" if r["max_deviation"] > ours["max_deviation"] else "") + ".")
+                            + (" (while outside the tolerance)" if r["max_deviation"] > ours["max_deviation"] else "")
+                            + answer + ".")
     return out, lose
 
 
@@ -399,7 +408,8 @@ def main() -> None:
         label = f"H3 res 6, lower 48 ({inst.n:,} cells), K={args.h3_k}, ±5%"
         info.append(f"H3 instance: {inst.n:,} populated cells from {args.h3_leads:,} demo leads, "
                     f"{len(inst.graph.edges):,} adjacency edges of which {len(inst.graph.bridges):,} bridges "
-                    f"(islands joined to their nearest cell); heaviest cell = "
+                    f"(pieces of populated cells joined across the empty land between them, see "
+                    f"terrmap.geo.graph.bridge_components); heaviest cell = "
                     f"{inst.values['potential'].max() / inst.values['potential'].sum() * args.h3_k:.1%} of a target; "
                     f"graph build (terrmap.geo.graph.h3_graph) {build_s:.0f} s, not counted below.")
         print(label, flush=True)
@@ -432,9 +442,7 @@ def main() -> None:
     head_to_head, not_won = verdicts(rows)
     h3_rows = [r for r in rows if r["method"].startswith("terrmap optimizer (") and r["instance"].startswith("H3")]
     inst_h3_label = h3_rows[0]["instance"] if h3_rows else "H3 instance"
-    h3_fail = (f"our own success rate: {h3_rows[0]['note']} -- a start whose territories end around a heavy "
-               "dead-end cluster of cells (a group hanging on the rest by one chain of bridge edges) can stay a "
-               "few tenths of a percent out; more time buys more restarts" if h3_rows else "not run")
+    h3_fail = f"our own success rate: {h3_rows[0]['note']}" if h3_rows else "not run"
     (OUT / "bench_optimize.json").write_text(pd.DataFrame(rows).to_json(orient="records", indent=1))
     if args.write_docs:
         load = os.getloadavg()
@@ -468,10 +476,14 @@ Reading the table:
 
 * Our figures are medians over runs with different seeds: the search is time-boxed, so a loaded machine gets
   fewer restarts. "runs within" says how often the tolerance was met.
-* The populated-cell H3 graph is sparse and tree-like (a fifth of the cells are islands chained by bridge
-  edges), so METIS cannot make contiguous parts balanced; our optimizer then starts from a spanning-tree
-  bisection that follows METIS's parts and refines it (subtree moves, swaps, ReCom-style recombination of 2-3
-  neighbouring territories).
+* The populated cells of an H3 layer fall into thousands of pieces (cells with no populated neighbour,
+  valleys among empty land). `terrmap.geo.graph.bridge_components` bridges the pieces that face each other
+  across empty land (Delaunay neighbours up to 20 typical spacings apart) besides a spanning forest. With a
+  spanning forest of bridges only, the graph was tree-like (a metro area hanging on one bridge, heavy groups of
+  cells on one cut cell): a third of 14 seeded runs ended at 5.2-6.7% on this instance however long the
+  search. Where METIS's start is out of tolerance anyway, our optimizer also draws a spanning-tree bisection
+  that follows METIS's parts, and refines (subtree moves, swaps, ReCom-style recombination of 2-3
+  neighbouring territories, kicks).
 * GerryChain is a sampler: `recursive_tree_part` draws balanced contiguous plans and ReCom explores them; it is
   not built to reach a tolerance fast from an unbalanced start, nor to make plans compact. Where it finishes
   it is contiguous by construction.

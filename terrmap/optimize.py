@@ -22,7 +22,8 @@ so B = 0 exactly when every territory is within tolerance on every measure.
 Hard per-territory limits (``limits={"customers": (None, 400)}``) add a term
 that no move may increase. Constraints that always hold: every territory is
 contiguous on the region adjacency graph (islands and regions with no land
-neighbour are joined to their nearest region by zero-length *bridge* edges,
+neighbour are joined to the regions they face across empty land and to their
+nearest region by zero-length *bridge* edges,
 see :mod:`terrmap.geo.graph`; the result lists them), locked regions stay in
 their territory, a seeded territory contains its seed region (a rep's home),
 and no territory is empty.
@@ -633,8 +634,9 @@ class Optimizer:
         eng = _Engine(self, fixed, t0)
         notes: list[str] = []
         if self.inst.graph.bridges:
-            notes.append(f"{len(self.inst.graph.bridges)} bridge edge(s) join islands or regions with no neighbour "
-                         "to their nearest region; contiguity counts them (see result.bridges)")
+            notes.append(f"{len(self.inst.graph.bridges)} bridge edge(s) join islands and regions with no neighbour "
+                         "to the regions they face across water or empty land; contiguity counts them "
+                         "(see result.bridges)")
         if self.mode == "scratch":
             cands = eng.run_scratch(seeds, notes)
         else:
@@ -1197,14 +1199,17 @@ class _Engine:
                 f"{{dst}} {db0[j]:+.1%} → {db1[j]:+.1%}; imbalance reduced by {dB:.4f}")
 
     def refine(self, band: np.ndarray, budget: float, label: str, frac0: float, frac1: float,
-               max_rounds: int = 10_000, tenure: int = 8, max_stall: int = 25) -> None:
-        """Local search on border moves until B (with ``band``) is 0, time or stalls run out; keeps the best."""
+               max_rounds: int = 10_000, tenure: int = 8, max_stall: int = 25, hold=None) -> None:
+        """Local search on border moves until B (with ``band``) is 0, time or stalls run out; keeps the best.
+        Regions in ``hold`` stay where they are in this call (a kick's chunk: the search must not just undo it)."""
         t_end = min(self.deadline, time.perf_counter() + budget)
         best = (self.imbalance(band), float(self.soft(self.T, band).sum()))
         best_snap = self.snapshot()
         B0 = max(best[0], 1e-12)
         stall = since_best = 0
         self.tabu_until[:] = 0  # round numbers restart with every call
+        if hold is not None:
+            self.tabu_until[hold] = max_rounds + 1
         rebalance = self.base is not None
         rng = np.random.default_rng(self.opt.random_state + 1)
         for it in range(1, max_rounds + 1):
@@ -1818,7 +1823,7 @@ class _Engine:
             for i in regions:
                 self.move(i, bi, "balance", detail)
             self.refine(band, budget=max(min(0.6, t_end - time.perf_counter()), 0.05), label="escaping",
-                        frac0=0.45, frac1=0.5)
+                        frac0=0.45, frac1=0.5, hold=regions)
             if (self.imbalance(band), float(self.soft(self.T, band).sum())) < before:
                 return True
             self.restore(snap)

@@ -538,3 +538,25 @@ def test_state_outlines():
         geom = shapely.geometry.shape(f["geometry"])
         assert geom.geom_type in ("Polygon", "MultiPolygon") and geom.is_valid and not geom.is_empty
     assert state_outlines_geojson() is fc  # cached
+
+
+def test_pieces_facing_each_other_are_bridged_directly():
+    """Three clusters of H3 cells a few cells apart, in a triangle, and one far away: each two facing clusters
+    get their own bridge (a cycle, not a spanning tree that would leave one cluster hanging on another), the
+    far cluster is joined once (spanning forest), and the bridged graph is connected."""
+    from scipy.sparse.csgraph import connected_components
+
+    from terrmap.geo.graph import h3_graph
+
+    def disk(lat, lon):
+        return h3.grid_disk(h3.latlng_to_cell(lat, lon, 6), 2)
+
+    clusters = [disk(40.0, -100.0), disk(40.0, -99.5), disk(40.35, -99.75), disk(44.0, -90.0)]
+    cells = [c for cl in clusters for c in cl]
+    g = h3_graph(cells)
+    which = {c: i for i, cl in enumerate(clusters) for c in cl}
+    bridged = Counter(tuple(sorted((which[a], which[b]))) for a, b in g.bridges)
+    assert {pair for pair in bridged if 3 not in pair} == {(0, 1), (0, 2), (1, 2)}
+    assert sum(n for pair, n in bridged.items() if 3 in pair) == 1
+    assert connected_components(g.adjacency, directed=False)[0] == 1
+    assert all(g.edge_length[k] == 0 for k in range(len(g.edges) - len(g.bridges), len(g.edges)))
