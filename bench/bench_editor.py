@@ -16,7 +16,9 @@ only an overlay of restyled regions travels, applied in place) and two baselines
 the whole folium map on every edit (the iframe is re-created): ``?render=naive`` with terrmap's compact
 region layer, ``?render=naive-folium`` with ``folium.GeoJson`` + style function + tooltip.
 Medians of ``--clicks`` clicks after ``--warmup`` unmeasured ones; the three modes are open side by side
-(a browser context each) and click in turn, so load changes on a shared machine hit them alike.
+(a browser context each) and click in turn, so load changes on a shared machine hit them alike. Before each
+click the benchmark waits until the cores are idle: a baseline's browser keeps painting and collecting garbage
+after its measured work is done, and that used to be charged to the next mode's click.
 Results go to docs/BENCHMARKS.md ("## Editor: click to updated metrics").
 
     python bench/bench_editor.py --leads 200000 --clicks 12
@@ -39,7 +41,7 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_map_render import CHROMIUM_ARGS, _free_port, build_db, start_app  # noqa: E402
-from bench.common import OUT, write_section  # noqa: E402
+from bench.common import OUT, wait_for_idle_cpu, write_section  # noqa: E402
 
 IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
 REV = '[data-testid="tm-edit-rev"]'
@@ -145,7 +147,8 @@ class Session:
     def click(self, k: int, record: bool) -> dict:
         page, c = self.page, self.cands[k]
         rev = int(page.locator(REV).get_attribute("data-rev"))
-        page.wait_for_timeout(400)
+        page.wait_for_timeout(200)
+        wait_for_idle_cpu()
         self.frames.clear()
         t0 = time.perf_counter()
         page.mouse.click(self.ox + c["x"], self.oy + c["y"])
@@ -252,10 +255,12 @@ def report(results: list[dict], args, load0, load1) -> str:
     lines = [
         f"Command: `python bench/bench_editor.py --leads {args.leads} --clicks {args.clicks}`  ",
         f"Run: {time.strftime('%Y-%m-%d %H:%M')}; {platform.machine()}, {os.cpu_count()} cores, load average "
-        f"{load0[0]:.1f} at the start, {load1[0]:.1f} at the end (cores shared with other work); Debian Chromium "
+        f"{load0[0]:.1f} at the start, {load1[0]:.1f} at the end"
+        f"{' (cores shared with other work)' if max(load0[0], load1[0]) > 1.5 else ''}; Debian Chromium "
         f"headless; demo database of {args.leads:,} leads; medians of {args.clicks} clicks after "
         f"{args.warmup} warm-up clicks; the three modes run side by side (a browser session each) and click in "
-        f"turn, so changes in the machine's load hit them alike.",
+        f"turn, so changes in the machine's load hit them alike; each click waits until the cores are idle "
+        f"(a baseline's browser keeps painting after its measured work is done).",
         "",
         "A click on a region (in the map iframe, at the region's centre) moves it into the territory the",
         "planner paints with. *click → metrics*: until the balance panel shows the edit (its edit counter, written",
@@ -314,8 +319,9 @@ def report(results: list[dict], args, load0, load1) -> str:
         if e:
             runs = ", ".join(f"{r['both']:.2f}" for r in e["runs"])
             moved = sum(1 for r in e["runs"] if r.get("moved"))
+            others = "; the others hit one already there" if moved < len(e["runs"]) else ""
             lines.append(f"terrmap {name} runs (s, later of metrics and map): {runs} ({moved} of {len(e['runs'])} "
-                         "clicks moved a region; the others hit one already there)  ")
+                         f"clicks moved a region{others})  ")
     paints = ", ".join(f"{r['name']} {r['mode']} {r['first_paint']:.1f} s" for r in results)
     lines.append(f"First paint of the page (navigation → map drawn; the first visit of each plan also opens it: stats, region graph): {paints}.")
     return "\n".join(lines)

@@ -24,6 +24,32 @@ def timed(fn, repeat: int = 5, warmup: int = 1) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
+def _cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies of all cores since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields)
+
+
+def wait_for_idle_cpu(idle_share: float = 0.85, window: float = 0.25, timeout: float = 10.0) -> float:
+    """Wait until the machine's cores were at least ``idle_share`` idle over a ``window`` (or ``timeout``
+    passed); returns the seconds waited.
+
+    Browser benchmarks that run several modes side by side need it: a baseline's browser keeps painting
+    and collecting garbage after its measured work is over, and that would be charged to the next mode's
+    click.
+    """
+    t0 = time.perf_counter()
+    if not Path("/proc/stat").exists():
+        return 0.0
+    while time.perf_counter() - t0 < timeout:
+        idle0, total0 = _cpu_times()
+        time.sleep(window)
+        idle1, total1 = _cpu_times()
+        if total1 > total0 and (idle1 - idle0) / (total1 - total0) >= idle_share:
+            break
+    return time.perf_counter() - t0
+
+
 def write_section(title: str, body: str) -> None:
     """Replace (or append) the ``## title`` section of docs/BENCHMARKS.md."""
     BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
