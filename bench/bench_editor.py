@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import re
-import signal
 import statistics
 import sys
 import time
@@ -40,8 +39,9 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_map_render import CHROMIUM_ARGS, _free_port, build_db, start_app  # noqa: E402
+from bench.bench_map_render import build_db  # noqa: E402
 from bench.common import OUT, wait_for_idle_cpu, write_section  # noqa: E402
+from terrmap.serve import CHROMIUM_ARGS, find_chromium, running_app  # noqa: E402
 
 IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
 REV = '[data-testid="tm-edit-rev"]'
@@ -178,7 +178,7 @@ class Session:
 MODES = ("editor", "naive", "naive-folium")
 
 
-def measure_interleaved(browsers: dict, port: int, sc: dict, clicks: int, warmup: int) -> list[dict]:
+def measure_interleaved(browsers: dict, base: str, sc: dict, clicks: int, warmup: int) -> list[dict]:
     """The three modes side by side (one session each, each in its own Chromium: pages of one browser
     re-raster when brought to the front), clicking in turn: a change in the machine's load hits every
     mode alike."""
@@ -187,7 +187,7 @@ def measure_interleaved(browsers: dict, port: int, sc: dict, clicks: int, warmup
         q = {"plan": sc["plan"], "area": ",".join(sc["states"])}
         if mode != "editor":
             q["render"] = mode
-        url = f"http://127.0.0.1:{port}/editor?{urlencode(q)}"
+        url = f"{base}/editor?{urlencode(q)}"
         print(f"{sc['name']} ({sc['layer']}, {len(sc['states'])} states), {mode}: {url}", flush=True)
         sessions[mode] = Session(browsers[mode], url, mode, sc["margin"], clicks + warmup)
     for k in range(clicks + warmup):
@@ -224,22 +224,19 @@ def main() -> None:
         {"name": "h3", "plan": info["h3"], "states": h3_states, "layer": H3_LAYER, "margin": 0,
          "expected": sum(info["counts"][H3_LAYER].get(s, 0) for s in h3_states)},
     ]
+    chromium = find_chromium()
+    if not chromium:
+        sys.exit("install Debian chromium: apt-get install chromium")
     load0 = os.getloadavg()
-    port = _free_port()
-    proc = start_app(db, port)
     results = []
-    try:
-        from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright
 
-        with sync_playwright() as p:
-            browsers = {m: p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS) for m in MODES}
-            for sc in scenarios:
-                results += measure_interleaved(browsers, port, sc, args.clicks, args.warmup)
-            for b in browsers.values():
-                b.close()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+    with running_app(db) as base, sync_playwright() as p:
+        browsers = {m: p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS) for m in MODES}
+        for sc in scenarios:
+            results += measure_interleaved(browsers, base, sc, args.clicks, args.warmup)
+        for b in browsers.values():
+            b.close()
     load1 = os.getloadavg()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench_editor.json").write_text(json.dumps(

@@ -23,24 +23,19 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import OUT, ROOT, write_section  # noqa: E402
+from terrmap.serve import CHROMIUM_ARGS, find_chromium, running_app  # noqa: E402
 
 IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--no-default-browser-check"]
 COUNT_JS = f"""() => {{ const f = document.querySelector('{IFRAME}');
     if (!f || !f.contentDocument) return -1;
     return f.contentDocument.querySelectorAll('path.leaflet-interactive').length; }}"""
@@ -88,29 +83,6 @@ def scenarios(db: Path, targets: list[int], layer_key: str) -> list[dict]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(db: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "terrmap.serve", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--", "--db", str(db)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.25)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise RuntimeError("streamlit did not start")
-
-
 def measure(browser, url: str, expected: int, timeout_s: float = 180) -> dict:
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
@@ -148,17 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     build_db(db, args.leads)
     cases = scenarios(db, [int(t) for t in args.targets.split(",")], args.layer)
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.exists(chromium):
+    chromium = find_chromium()
+    if not chromium:
         sys.exit("install Debian chromium: apt-get install chromium")
 
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    proc = start_app(db, port)
-    base = f"http://127.0.0.1:{port}"
     rows = []
-    try:
+    with running_app(db) as base:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             warm = browser.new_page()  # first visit of a fresh server
@@ -192,12 +161,6 @@ def main(argv: list[str] | None = None) -> int:
                           f"cold {cold['page']:.2f} s script {result[variant]['mb']:.2f} MB", flush=True)
                 rows.append((case, result))
             browser.close()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
     lines = [
         "| regions | layer, area | terrmap: page → drawn, median / best (s) | terrmap: map → drawn (s) "

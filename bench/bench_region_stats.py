@@ -25,7 +25,7 @@ from bench.common import OUT, timed, write_section  # noqa: E402
 from terrmap.demo import build_demo  # noqa: E402
 from terrmap.geo import parse_layer  # noqa: E402
 from terrmap.geo.h3layer import parent_int  # noqa: E402
-from terrmap.stats import STAT_COLUMNS, region_stats  # noqa: E402
+from terrmap.stats import region_stats  # noqa: E402
 from terrmap.store import Store  # noqa: E402
 
 

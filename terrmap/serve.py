@@ -5,13 +5,101 @@ main script, until app.py has called ``st.navigation`` once. Until then a deep l
 ``/rep?rep=R07`` (a rep's bookmark) is an unknown page: the browser shows "Page not found" over the
 right page. Switching the mode off before the server starts removes that first-visit glitch
 (:func:`terrmap.ui.ensure_app_navigation` still covers a plain ``streamlit run app.py``).
+
+:func:`running_app` starts this server in a child process for the browser tests and the benchmarks, which
+drive it with the system Chromium (:func:`find_chromium`, :data:`CHROMIUM_ARGS`).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from terrmap.store import PROJECT_ROOT
+
+# Headless Chromium in a container: no sandbox or GPU, and none of the background traffic (updates,
+# sync, metrics) that would leave localhost.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--metrics-recording-only",
+]
+
+
+class AppDidNotStart(RuntimeError):
+    pass
+
+
+def find_chromium() -> str | None:
+    """The system Chromium (Debian's ``chromium`` package), or None."""
+    return shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(db: str | os.PathLike, log_path: Path | None = None, env: dict[str, str] | None = None,
+                timeout: float = 60.0) -> Iterator[str]:
+    """This server on ``db`` in a child process (its own process group, stopped on exit); yields its URL.
+
+    Raises AppDidNotStart, with the end of the server's log, if it is not healthy within ``timeout`` seconds.
+    """
+    port = free_port()
+    log = log_path.open("w") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "terrmap.serve", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--", "--db", str(db)],
+        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                tail = ""
+                if log_path:
+                    log.flush()
+                    tail = ":\n" + log_path.read_text()[-3000:]
+                raise AppDidNotStart(f"the app server did not start{tail}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if log_path:
+            log.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,50 +6,28 @@ Playwright instance (two sync Playwright instances cannot run in one process).
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from terrmap.serve import CHROMIUM_ARGS, AppDidNotStart, find_chromium, running_app
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 EVIL = "<script>alert(1)</script>"
 MAP_IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
 E2E_MAX_REGIONS = 6000  # the demo's 20,000 leads fill ~2,000 level-4 hexagons and far more level-9 ones
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-default-apps",
-    "--disable-sync",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--metrics-recording-only",
-]
 
 
 def chromium_path() -> str:
-    path = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    path = find_chromium()
     if not path:
         pytest.fail("Chromium not found: install Debian chromium: apt-get install chromium", pytrace=False)
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -70,38 +48,11 @@ def e2e_db(tmp_path_factory) -> Path:
 @contextmanager
 def serve_app(db: Path, log_path: Path):
     """``python -m terrmap.serve`` (the README's ``./run app`` server) on ``db``; yields its URL."""
-    port = _free_port()
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "terrmap.serve", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--", "--db", str(db)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "TERRMAP_MAX_REGIONS": str(E2E_MAX_REGIONS)},
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                log.flush()
-                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        with running_app(db, log_path, env={"TERRMAP_MAX_REGIONS": str(E2E_MAX_REGIONS)}) as url:
+            yield url
+    except AppDidNotStart as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture(scope="session")
