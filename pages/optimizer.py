@@ -1,7 +1,7 @@
 """Optimizer: build balanced, contiguous, compact territories from scratch, or rebalance a plan with a cap on change.
 
-The search runs in a background thread (progress bar, Stop button); its candidates are compared in a table, one
-is picked and saved as a scenario. Logic lives in :mod:`terrmap.optimize`.
+The search runs in a background thread (progress bar, Stop button); its candidates are compared in a table, the
+chosen one is drawn on the map (territories dissolved) and saved as a scenario. Logic lives in :mod:`terrmap.optimize`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import streamlit as st
+from streamlit_folium import st_folium
 
 from terrmap import mapview as mv
 from terrmap import ui
@@ -22,8 +23,9 @@ from terrmap.optimize import (
     MEASURES,
     WORKLOAD_CUSTOMER_WEIGHT,
     InfeasibleError,
-    cached_instance,
     Optimizer,
+    cached_instance,
+    candidate_map_data,
     explain_moves,
     load_instance,
     moved_accounts,
@@ -246,6 +248,18 @@ names = [c.name for c in res.candidates]
 pick = st.radio("Candidate", names, horizontal=True, key="opt_pick",
                 format_func=lambda n: n + ("  (recommended)" if n == names[0] else ""))
 cand = res.candidate(pick)
+
+
+@st.cache_resource(max_entries=6, show_spinner="Drawing the territories…")
+def cached_candidate_map(result_id: int, started: float, which: str, _res) -> mv.MapData:
+    return candidate_map_data(s, _res, which)
+
+
+st.caption(f"“{pick}” on the map: each territory as one shape. Hover one for its totals and its potential "
+           "against the average.")
+st_folium(mv.build_map(cached_candidate_map(id(res), job.started, pick, res), outlines=ui.state_outlines(),
+                       static_base=ui.static_base()),
+          key="opt_map", height=520, use_container_width=True, returned_objects=[])
 
 # Per-territory balance of the chosen candidate.
 vals = res.instance.values

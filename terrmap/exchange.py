@@ -831,36 +831,22 @@ def territory_shapes(store: "Store", plan, progress: Progress | None = None):
     terr = cur.execute("SELECT t.territory_id, t.name, t.rep_id, r.name AS rep_name, t.color FROM territories t "
                        "LEFT JOIN reps r USING (rep_id) WHERE t.plan_id = ? ORDER BY t.territory_id",
                        [info.plan_id]).df()
-    report(0.1, "reading region shapes")
-    if layer.key == "zip":
-        from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
-
-        ensure_zip_shapes(store)
-        shapes = zip_shape_geoms(store, a["region_id"].tolist()).set_index("zip")["geometry"]
-    else:
-        shapes = None
     stats = region_stats(store, layer)[["region_id", "leads", "potential"]]
     a = a.merge(stats, on="region_id", how="left").fillna({"leads": 0, "potential": 0.0})
+    groups = {int(tid): g for tid, g in a.groupby("territory_id")}
+    report(0.1, "reading region shapes")
+    geoms = layer.dissolve(store, {tid: g["region_id"].tolist() for tid, g in groups.items()},
+                           progress=lambda f, m: report(0.1 + 0.85 * f, m))
     rows = []
-    groups = list(a.groupby("territory_id"))
-    for k, (tid, g) in enumerate(groups):
-        report(0.1 + 0.85 * k / max(len(groups), 1), f"dissolving territory {k + 1} of {len(groups)}")
-        ids = g["region_id"].tolist()
-        if shapes is not None:
-            present = [r for r in ids if r in shapes.index]
-            if not present:
-                continue
-            geom = shapely.union_all(shapes.loc[present].to_numpy())
-        else:
-            import h3
-            from shapely.geometry import shape
-
-            geom = shape(h3.cells_to_h3shape(ids).__geo_interface__)
+    for tid, g in groups.items():
+        geom = geoms.get(tid)
+        if geom is None:
+            continue
         # Onto the output grid (rounded coordinates); set_precision keeps the result valid.
         geom = polygonal(shapely.make_valid(shapely.set_precision(geom, 10 ** -GEO_DECIMALS)))
         if geom is None:
             continue
-        rows.append({"territory_id": int(tid), "regions": len(ids), "leads": int(g["leads"].sum()),
+        rows.append({"territory_id": tid, "regions": len(g), "leads": int(g["leads"].sum()),
                      "potential": round(float(g["potential"].sum()), 2), "geometry": geom})
     report(0.95, "assembling")
     geo = pd.DataFrame(rows, columns=["territory_id", "regions", "leads", "potential", "geometry"])

@@ -1012,6 +1012,37 @@ def territory_summary(stats: pd.DataFrame, assignment: pd.DataFrame, territories
     return t[cols]
 
 
+def territory_map_data(summary: pd.DataFrame, geoms: dict, decimals: int = 3) -> MapData:
+    """Whole territories as map features (one per territory with a shape), for an overview of a plan.
+
+    ``summary``: :func:`territory_summary` rows (unassigned row ignored); ``geoms``: territory_id -> shapely
+    (lon/lat) geometry, e.g. from :meth:`terrmap.geo.Layer.dissolve`. The outlines are simplified together
+    (neighbours keep a common border) to about 1/1500 of the map's width. The tooltip shows the territory,
+    its totals, its region count and its potential against the average.
+    """
+    import shapely
+
+    rows = summary[(summary["territory_id"] >= 0) & summary["territory_id"].map(lambda t: geoms.get(t) is not None)]
+    rows = rows.reset_index(drop=True)
+    shapes = np.array([geoms[t] for t in rows["territory_id"]], dtype=object)
+    if len(shapes):
+        x0, y0, x1, y1 = shapely.total_bounds(shapes)
+        tolerance = max(x1 - x0, y1 - y0) / 1500
+        try:
+            shapes = shapely.coverage_simplify(shapes, tolerance)
+        except shapely.errors.GEOSException:  # not a clean coverage (overlapping inputs): one by one
+            shapes = shapely.simplify(shapes, tolerance, preserve_topology=True)
+    frame = rows.assign(region_id=rows["territory_id"].astype(str), place=[
+        "" if _missing(d) else f"potential {d:+.1%} vs the average" for d in rows["deviation"]])
+    territories = rows.rename(columns={"territory": "name", "rep": "rep_name"})
+    data = map_data(frame, {rid: shapely.geometry.mapping(g) for rid, g in zip(frame["region_id"], shapes)},
+                    territories, "territory", region_label="Regions:", decimals=decimals)
+    by_id = dict(zip(frame["region_id"], rows["regions"]))
+    data.ids = [fmt_int(by_id[rid]) for rid in data.ids]  # shown after "Regions:" in the tooltip
+    data.legend_html = legend_territories_html(data.territories, data.palette, rows["regions"].tolist())
+    return data
+
+
 def kpis(store: "Store", plan_id: int | None = None) -> dict:
     """Headline numbers for the home page."""
     cur = store.cursor()

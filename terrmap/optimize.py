@@ -121,7 +121,7 @@ from terrmap.geo import Layer, parse_layer
 from terrmap.geo.graph import RegionGraph
 
 if TYPE_CHECKING:
-    from terrmap.plan import PlanInfo
+    from terrmap.plan import PlanInfo, Territory
     from terrmap.store import Store
 
 MEASURES = ["potential", "leads", "customers", "open_leads", "won_revenue", "workload"]
@@ -1997,15 +1997,15 @@ def _order_candidates(cands: list[Candidate], prefer_least_change: bool = False)
 # ---------------------------------------------------------------------------------------------
 
 
-def save_candidate(store: "Store", result: OptimizeResult, name: str, which: int | str = 0,
-                   published: bool = False, description: str | None = None) -> int:
-    """Save a candidate as a new plan (scenario) on the same layer; returns its plan id.
+def candidate_plan(result: OptimizeResult, which: int | str = 0) -> tuple[list[Territory], pd.DataFrame]:
+    """The plan a candidate makes: its territories and the assignment (region_id, territory_id, locked).
 
-    From scratch, territories are named after their seed's rep (or "Territory n"); a rebalance keeps the
-    base plan's territories (names, colours, reps, targets) and the base assignment of every region the
-    optimizer did not see (no leads, other states), with the base plan's locks.
+    From scratch, territories are named after their seed's rep (or "Territory n") and neighbours get
+    different colours; a rebalance keeps the base plan's territories (names, colours, reps, targets) and the
+    base assignment of every region the optimizer did not see (no leads, other states), with the base plan's
+    locks.
     """
-    from terrmap.plan import Territory, create_plan, palette_color
+    from terrmap.plan import Territory, palette_color
 
     c = result.candidate(which)
     inst = result.instance
@@ -2037,13 +2037,43 @@ def save_candidate(store: "Store", result: OptimizeResult, name: str, which: int
                  for i, (tid, tname, rep) in enumerate(zip(result.territory_ids, result.territory_names,
                                                            result.rep_ids))]
     frame["territory_id"] = frame["territory_id"].astype("Int64")
+    return terrs, frame
+
+
+def save_candidate(store: "Store", result: OptimizeResult, name: str, which: int | str = 0,
+                   published: bool = False, description: str | None = None) -> int:
+    """Save a candidate as a new plan (scenario) on the same layer (see :func:`candidate_plan`); returns its
+    plan id."""
+    from terrmap.plan import create_plan
+
+    terrs, frame = candidate_plan(result, which)
+    c = result.candidate(which)
     s = c.scores
     desc = description or (
         f"Optimizer ({result.mode}, candidate '{c.name}'): {result.n_territories} territories balanced on "
         f"{', '.join(result.balance)}; max deviation {s['max_deviation']:.1%}, "
         f"{s['contiguous']}/{result.n_territories} contiguous, cut edges {s['cut_edge_share']:.1%}"
         + (f", disruption {s['disruption_potential']:.1%} of potential" if s.get("disruption_potential") is not None else ""))
-    return create_plan(store, name, inst.layer_key, terrs, frame, published=published, description=desc)
+    return create_plan(store, name, result.instance.layer_key, terrs, frame, published=published,
+                       description=desc)
+
+
+def candidate_map_data(store: "Store", result: OptimizeResult, which: int | str = 0):
+    """The candidate's territories, dissolved, as :class:`terrmap.mapview.MapData` (one feature per
+    territory with its totals): what the planner looks at before saving it. Only the optimised regions."""
+    from terrmap import mapview as mv
+    from terrmap.stats import region_stats
+
+    terrs, frame = candidate_plan(result, which)
+    territories = pd.DataFrame({"territory_id": [t.territory_id for t in terrs], "name": [t.name for t in terrs],
+                                "color": [t.color for t in terrs]})
+    inst = result.instance
+    frame = frame[frame["region_id"].isin(set(inst.region_ids))]
+    layer = parse_layer(inst.layer_key)
+    stats = region_stats(store, layer)
+    summary = mv.territory_summary(stats[stats["region_id"].isin(frame["region_id"])], frame, territories)
+    groups = {int(t): g["region_id"].tolist() for t, g in frame.groupby("territory_id")}
+    return mv.territory_map_data(summary, layer.dissolve(store, groups))
 
 
 def _base_labels(store: "Store | None", base_plan, result: OptimizeResult) -> np.ndarray:

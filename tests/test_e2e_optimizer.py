@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 
-from tests.e2e_support import ARTIFACTS
+from tests.e2e_support import ARTIFACTS, MAP_IFRAME
 
 
 def _choose(page, label: str, option) -> None:
@@ -63,6 +63,14 @@ def test_stop_keeps_the_best_plans_so_far(page, app_url):
     seconds = float(re.search(r"in ([\d.]+) s", caption).group(1))
     assert seconds < 30, caption
     page.get_by_role("button", name=re.compile("Save")).first.wait_for()  # the best plan so far can be saved
+    # The recommended candidate on the map: one shape per territory, each in the legend with its region count.
+    k = int(re.search(r"into (\d+) territories", caption).group(1))
+    frame = page.frame_locator(MAP_IFRAME)
+    frame.locator("path.leaflet-interactive").first.wait_for(state="attached", timeout=60_000)
+    assert frame.locator("path.leaflet-interactive").count() == k
+    counts = [int(t.replace(",", "")) for t in frame.locator(".tm-legend .tm-n").all_inner_texts()]
+    regions = int(re.search(r"([\d,]+) regions into", caption).group(1).replace(",", ""))
+    assert len(counts) == k and sum(counts) == regions, (counts, caption)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "optimizer_stopped.png"), full_page=True)
 

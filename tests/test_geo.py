@@ -111,6 +111,23 @@ def test_h3_shapes_and_centroids(demo_store):
             assert poly.contains(shapely.Point(lon, lat))
 
 
+@pytest.mark.parametrize("layer", [H3Layer(6), ZipLayer()], ids=["h3:6", "zip"])
+def test_dissolve_is_the_union_of_the_region_shapes(demo_store, layer):
+    ids = region_stats(demo_store, layer)["region_id"].tolist()[:400]
+    groups = {1: ids[::2], 2: ids[1::2], 3: [], 4: ["not-a-region"]}
+    out = layer.dissolve(demo_store, groups)
+    assert out[3] is None and out[4] is None
+    shapes = layer.shapes(demo_store, ids)
+    for key in (1, 2):
+        expected = shapely.union_all([shapely.geometry.shape(shapes[r]) for r in groups[key]])
+        got = out[key]
+        assert got.is_valid and got.geom_type in ("Polygon", "MultiPolygon")
+        assert got.area == pytest.approx(expected.area, rel=1e-5)  # one region of 200 missing: 0.5%
+        # the same outline, not merely the same area: no vertex further than ~10 m (the shapes are rounded
+        # to 1 m; a missing or extra region would be kilometres away)
+        assert shapely.hausdorff_distance(got, expected) < 1e-4
+
+
 def test_base_layer_region_centroids_is_required():
     class Bare(Layer):
         key = "bare"

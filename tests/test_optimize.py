@@ -9,6 +9,7 @@ import h3
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from terrmap.optimize import (
     InfeasibleError,
     Instance,
     Optimizer,
+    candidate_map_data,
     explain_moves,
     load_instance,
     populated_regions,
@@ -205,6 +207,35 @@ def test_real_state_zip_layer_balanced_contiguous(demo_store):
     assert by["compact"]["cut_edge_share"] <= by["balanced"]["cut_edge_share"] + 1e-9
     if inst.graph.bridges:
         assert any("bridge" in n for n in res.notes) and res.bridges
+
+
+def test_candidate_map_draws_each_territory_once_with_its_totals(demo_store):
+    import geopandas as gpd
+
+    from terrmap.geo.zipshapes import zip_shape_geoms
+
+    inst = _tx_instance(demo_store)
+    res = Optimizer(inst, 4, "potential", 0.05, time_limit=3).solve()
+    data = candidate_map_data(demo_store, res, "balanced")
+    feats = data.feature_collection()["features"]
+    assert sorted(f["properties"]["t"] for f in feats) == [0, 1, 2, 3]  # one shape per territory
+    # Totals against an independent groupby of the region stats.
+    a = res.assignment("balanced").merge(region_stats(demo_store, parse_layer("zip")), on="region_id")
+    truth = a.groupby("territory_name")[["leads", "potential"]].sum()
+    labels = [data.territories[f["properties"]["t"]] for f in feats]
+    leads = [f["properties"]["v"][0] for f in feats]
+    potential = [f["properties"]["v"][5] for f in feats]
+    assert leads == truth.loc[labels, "leads"].tolist()
+    assert np.allclose(potential, truth.loc[labels, "potential"].to_numpy(), atol=1)
+    assert [int(i.replace(",", "")) for i in data.ids] == a.groupby("territory_name").size().loc[labels].tolist()
+    # Each shape covers its regions (area within 1% after simplification), and neighbours do not overlap.
+    zips = zip_shape_geoms(demo_store, a["region_id"].tolist()).set_index("zip")
+    zip_km2 = gpd.GeoSeries(zips["geometry"], crs=4326).to_crs(5070).area / 1e6
+    drawn = gpd.GeoSeries([shapely.geometry.shape(f["geometry"]) for f in feats], crs=4326).to_crs(5070)
+    for label, shape_km2 in zip(labels, drawn.area / 1e6):
+        regions = a.loc[a["territory_name"] == label, "region_id"]
+        assert shape_km2 == pytest.approx(zip_km2.loc[regions].sum(), rel=0.01)
+    assert shapely.union_all(drawn.to_numpy()).area == pytest.approx(drawn.area.sum(), rel=0.002)
 
 
 def test_real_two_measures_and_rep_seeds(demo_store):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Hashable, Mapping, Sequence
 
 if TYPE_CHECKING:
     from terrmap.geo.graph import RegionGraph
@@ -55,6 +55,22 @@ class Layer(ABC):
     @abstractmethod
     def shapes(self, store: "Store", region_ids: Sequence[str]) -> dict[str, dict]:
         """GeoJSON geometry (lon/lat) of each region id; unknown ids are left out."""
+
+    def dissolve(self, store: "Store", groups: Mapping[Hashable, Sequence[str]],
+                 progress: Callable[[float, str], None] | None = None) -> dict:
+        """One shapely (lon/lat) geometry per group of region ids: the union of their shapes (None for a
+        group with no known region). Layers override it with a faster union of their own."""
+        import shapely
+        from shapely.geometry import shape as to_shape
+
+        shapes = self.shapes(store, [r for ids in groups.values() for r in ids])
+        out = {}
+        for k, (key, ids) in enumerate(groups.items()):
+            if progress:
+                progress(k / max(len(groups), 1), f"dissolving {k + 1} of {len(groups)}")
+            parts = [to_shape(shapes[r]) for r in ids if r in shapes]
+            out[key] = shapely.union_all(parts) if parts else None
+        return out
 
     def region_centroids(self, store: "Store", region_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
         """(lat, lon) of a representative point of each region id; unknown ids are left out.

@@ -70,6 +70,18 @@ class H3Layer(Layer):
                 out[rid] = cell_polygon(rid)
         return out
 
+    def dissolve(self, store, groups, progress=None) -> dict:
+        """The cells' outlines from H3 itself (cells_to_h3shape: edges shared by two cells cancel out)."""
+        from shapely.geometry import shape as to_shape
+
+        out = {}
+        for k, (key, ids) in enumerate(groups.items()):
+            if progress:
+                progress(k / max(len(groups), 1), f"dissolving {k + 1} of {len(groups)}")
+            cells = [c for c in ids if h3.is_valid_cell(c) and h3.get_resolution(c) == self.res]
+            out[key] = to_shape(h3.cells_to_h3shape(cells).__geo_interface__) if cells else None
+        return out
+
     def region_centroids(self, store, region_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
         """(lat, lon) of each cell's centre (h3.cell_to_latlng); ids that are not cells of this resolution are left out."""
         out = {}

@@ -25,6 +25,22 @@ class ZipLayer(Layer):
         ).fetchall()
         return {z: json.loads(g) for z, g in rows}
 
+    def dissolve(self, store, groups, progress=None) -> dict:
+        """Unions of the stored ZIP polygons (read once, as shapely geometries)."""
+        import shapely
+
+        from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
+
+        ensure_zip_shapes(store)
+        geoms = zip_shape_geoms(store, [r for ids in groups.values() for r in ids]).set_index("zip")["geometry"]
+        out = {}
+        for k, (key, ids) in enumerate(groups.items()):
+            if progress:
+                progress(k / max(len(groups), 1), f"dissolving {k + 1} of {len(groups)}")
+            present = [r for r in ids if r in geoms.index]
+            out[key] = shapely.union_all(geoms.loc[present].to_numpy()) if present else None
+        return out
+
     def region_centroids(self, store, region_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
         """(lat, lon) of each region ZIP's census centroid (``zips`` table); unknown ids are left out."""
         rows = store.cursor().execute(
