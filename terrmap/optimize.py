@@ -635,8 +635,8 @@ class Optimizer:
         notes: list[str] = []
         if self.inst.graph.bridges:
             notes.append(f"{len(self.inst.graph.bridges)} bridge edge(s) join islands and regions with no neighbour "
-                         "to the regions they face across water or empty land; contiguity counts them "
-                         "(see result.bridges)")
+                         "to the regions they face across water or empty land; contiguity counts them, so a territory "
+                         "may reach across one")
         if self.mode == "scratch":
             cands = eng.run_scratch(seeds, notes)
         else:
