@@ -555,10 +555,12 @@ def map_data(
     region_label: str = "Region",
     decimals: int = 4,
     k: int = 5,
+    shown_ids: Sequence[str] | None = None,
 ) -> MapData:
     """The regions of ``frame`` that have a shape, coloured by territory or by a measure.
 
-    ``frame``: from :func:`region_frame` (region_id, stats, territory_id, place).
+    ``frame``: from :func:`region_frame` (region_id, stats, territory_id, place); ``shown_ids`` (one per
+    row of ``frame``): what the tooltip shows after ``region_label`` instead of the region id.
     Coordinates are rounded to ``decimals`` (3: ~100 m, 4: ~10 m).
     """
     if color_by != "territory" and color_by not in MEASURES:
@@ -607,7 +609,7 @@ def map_data(
         legend = legend_bins_html(bins)
     full, core = view_bounds(np.asarray(boxes, dtype=float))
     return MapData(
-        ids=[esc(rids[r]) for r in keep],
+        ids=[esc(rids[r] if shown_ids is None else shown_ids[r]) for r in keep],
         places=[esc(places[r]) if not _missing(places[r]) else "" for r in keep],
         colors=[int(color_idx[r]) for r in keep],
         terr=kept_terr,
@@ -1036,9 +1038,8 @@ def territory_map_data(summary: pd.DataFrame, geoms: dict, decimals: int = 3) ->
         "" if _missing(d) else f"potential {d:+.1%} vs the average" for d in rows["deviation"]])
     territories = rows.rename(columns={"territory": "name", "rep": "rep_name"})
     data = map_data(frame, {rid: shapely.geometry.mapping(g) for rid, g in zip(frame["region_id"], shapes)},
-                    territories, "territory", region_label="Regions:", decimals=decimals)
-    by_id = dict(zip(frame["region_id"], rows["regions"]))
-    data.ids = [fmt_int(by_id[rid]) for rid in data.ids]  # shown after "Regions:" in the tooltip
+                    territories, "territory", region_label="Regions:", decimals=decimals,
+                    shown_ids=[fmt_int(n) for n in rows["regions"]])
     data.legend_html = legend_territories_html(data.territories, data.palette, rows["regions"].tolist())
     return data
 
