@@ -54,7 +54,7 @@ def prepare_db(db: Path, leads: int) -> dict:
     from terrmap.geo import parse_layer
     from terrmap.geo.groups import region_groups
     from terrmap.plan import Territory, assignment_for_layer, create_plan, get_plan, territories
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
     build_db(db, leads)
     store = Store(db)

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from terrmap.demo import generate_leads  # noqa: E402
 from terrmap.ingest import import_file  # noqa: E402
-from terrmap.store import BASE_H3_RES, Store  # noqa: E402
+from terrmap.data.store import BASE_H3_RES, Store  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 DOCS = ROOT / "docs" / "BENCHMARKS.md"

@@ -55,8 +55,8 @@ def scenarios(db: Path, targets: list[int], layer_key: str) -> list[dict]:
     """For each target, states (largest first, skipping overshoots) whose regions add up to about the target."""
     from terrmap import mapview as mv
     from terrmap.geo import parse_layer
-    from terrmap.stats import region_stats
-    from terrmap.store import Store
+    from terrmap.data.stats import region_stats
+    from terrmap.data.store import Store
 
     store = Store(db, read_only=True)
     try:

@@ -14,7 +14,7 @@ budget GerryChain's ``recursive_tree_part`` (its balanced seed-plan generator, a
 ReCom short-burst optimisation of the max deviation started from the same METIS partition ours starts from,
 then spopt's regionalisation (Skater, RegionKMeansHeuristic with K regions; MaxPHeuristic with a floor of
 (1 - tol) x target) where it finishes within ``--other-timeout`` seconds. Everything is scored with the same
-functions (:mod:`terrmap.metrics`). The region graph is built once and cached under bench/out/ (its build
+functions (:mod:`terrmap.plan.metrics`). The region graph is built once and cached under bench/out/ (its build
 time is reported apart: it is a property of the layer, not of the optimizer).
 """
 
@@ -39,12 +39,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import OUT, write_section  # noqa: E402
-from terrmap import metrics  # noqa: E402
+from terrmap.plan import metrics  # noqa: E402
 from terrmap.geo import graph as graph_module  # noqa: E402
 from terrmap.geo import parse_layer  # noqa: E402
 from terrmap.geo.zipdata import reference_table  # noqa: E402
 from terrmap.optimize import LOWER_48_EXCLUDED, MEASURES, Instance, Optimizer, populated_regions  # noqa: E402
-from terrmap.store import Store  # noqa: E402
+from terrmap.data.store import Store  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -85,7 +85,7 @@ def instance(db: Path, layer_key: str, states: list[str]) -> tuple[Instance, flo
 
 
 def score(inst: Instance, labels: np.ndarray, k: int, seconds: float) -> dict:
-    """The same scores for every method (see terrmap.metrics)."""
+    """The same scores for every method (see terrmap.plan.metrics)."""
     g = inst.graph
     labels = np.asarray(labels, dtype=np.int64)
     used = np.unique(labels)
@@ -456,7 +456,7 @@ one state's ZIPs into 12 territories within ±2% in <= 3 s.
 
 {chr(10).join('* ' + x for x in info)}
 
-Every method is scored on the same region graph with the same functions (`terrmap.metrics`): max deviation and
+Every method is scored on the same region graph with the same functions (`terrmap.plan.metrics`): max deviation and
 CV of potential against total/K, territories in one piece, share of adjacency edges cut, mean Polsby-Popper
 (from shared border lengths). "seconds" for ours is the whole `Optimizer.solve()` (all candidates), for the
 others their own run.

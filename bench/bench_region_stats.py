@@ -1,4 +1,4 @@
-"""Region stats over many leads: DuckDB (terrmap.stats) vs a pandas groupby baseline.
+"""Region stats over many leads: DuckDB (terrmap.data.stats) vs a pandas groupby baseline.
 
     python bench/bench_region_stats.py --leads 10000000 --repeat 5
 
@@ -25,8 +25,8 @@ from bench.common import OUT, timed, write_section  # noqa: E402
 from terrmap.demo import build_demo  # noqa: E402
 from terrmap.geo import parse_layer  # noqa: E402
 from terrmap.geo.h3layer import parent_int  # noqa: E402
-from terrmap.stats import region_stats  # noqa: E402
-from terrmap.store import Store  # noqa: E402
+from terrmap.data.stats import region_stats  # noqa: E402
+from terrmap.data.store import Store  # noqa: E402
 
 
 def pandas_stats(df: pd.DataFrame, key: np.ndarray) -> pd.DataFrame:

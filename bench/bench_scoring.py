@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import OUT, write_section  # noqa: E402
 from terrmap import scoring  # noqa: E402
 from terrmap.demo import build_demo  # noqa: E402
-from terrmap.store import Store  # noqa: E402
+from terrmap.data.store import Store  # noqa: E402
 
 
 def demo_db(path: Path, n: int, seed: int) -> Store:

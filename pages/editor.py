@@ -436,7 +436,7 @@ def fmt_measure(measure: str, v) -> str:
 
 def saved_summary(ses, ed: dict, measure: str) -> dict:
     """The saved plan's summary (for the deltas), computed once per save and measure."""
-    from terrmap import metrics
+    from terrmap.plan import metrics
     from terrmap.plan import Plan
 
     key = (ses.info.version, ses.plan.k, ed["epoch"])

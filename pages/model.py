@@ -7,7 +7,7 @@ import streamlit as st
 from terrmap import mapview as mv
 from terrmap import scoring, ui
 from terrmap.geo import parse_layer
-from terrmap.store import open_store
+from terrmap.data.store import open_store
 
 ui.ensure_app_navigation()
 s = ui.store()

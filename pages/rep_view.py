@@ -12,7 +12,7 @@ from terrmap import mapview as mv
 from terrmap import repview as rv
 from terrmap import ui
 from terrmap.accounts import account_owners
-from terrmap.store import open_store
+from terrmap.data.store import open_store
 
 MAP_HEIGHT = 560
 MAX_STOPS = 50

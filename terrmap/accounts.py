@@ -19,7 +19,7 @@ A rule condition on a value the account lacks (employees or revenue unknown) is
 not met: an overlay never claims an account it cannot show belongs to it.
 
 Everything is computed in DuckDB from the leads (well under a second for 200k
-leads); the measures follow :mod:`terrmap.stats` (``leads``, ``open_leads``,
+leads); the measures follow :mod:`terrmap.data.stats` (``leads``, ``open_leads``,
 ``customers``, ``won_revenue``, ``avg_score``, ``potential``).
 """
 
@@ -34,10 +34,10 @@ import pandas as pd
 
 from terrmap.geo import parse_layer
 from terrmap.plan import PlanInfo, palette_color
-from terrmap.stats import LEAD_POTENTIAL_SQL
+from terrmap.data.stats import LEAD_POTENTIAL_SQL
 
 if TYPE_CHECKING:
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 OWNER_KINDS = ("territory", "overlay")
 RULES = ("pin", "overlay", "geography", "unassigned")

@@ -32,7 +32,7 @@ from typing import Iterator
 import folium
 import folium.elements
 
-from terrmap.store import PROJECT_ROOT
+from terrmap.data.store import PROJECT_ROOT
 
 STATIC_DIR = PROJECT_ROOT / "static"
 # Where Streamlit serves STATIC_DIR (the app's ``static/`` folder) when the

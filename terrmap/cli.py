@@ -22,7 +22,7 @@ def _progress(frac: float, msg: str) -> None:
 
 def cmd_demo(args) -> int:
     from terrmap.demo import build_demo
-    from terrmap.store import open_store, resolve_db_path
+    from terrmap.data.store import open_store, resolve_db_path
 
     path = resolve_db_path(args.db)
     if path.exists() and args.if_absent:
@@ -39,8 +39,8 @@ def cmd_demo(args) -> int:
 def cmd_regions(args) -> int:
     from terrmap.geo import parse_layer
     from terrmap.plan import assignment_for_layer, get_plan
-    from terrmap.stats import region_stats
-    from terrmap.store import open_store
+    from terrmap.data.stats import region_stats
+    from terrmap.data.store import open_store
 
     store = open_store(args.db)
     layer = parse_layer(args.layer)
@@ -64,7 +64,7 @@ def cmd_regions(args) -> int:
 
 def cmd_import(args) -> int:
     from terrmap.ingest import ImportRejected, import_file
-    from terrmap.store import open_store
+    from terrmap.data.store import open_store
 
     store = open_store(args.db)
     try:
@@ -78,7 +78,7 @@ def cmd_import(args) -> int:
 
 def cmd_zcta(args) -> int:
     from terrmap.geo.zipshapes import load_zcta
-    from terrmap.store import open_store
+    from terrmap.data.store import open_store
 
     print(json.dumps(load_zcta(open_store(args.db), args.file), default=str))
     return 0
@@ -86,7 +86,7 @@ def cmd_zcta(args) -> int:
 
 def cmd_score(args) -> int:
     from terrmap.scoring import NotEnoughHistory, retrain
-    from terrmap.store import open_store
+    from terrmap.data.store import open_store
 
     store = open_store(args.db)
     try:
@@ -113,7 +113,7 @@ def _limit(text: str) -> tuple[str, tuple[float | None, float | None]]:
 
 def cmd_optimize(args) -> int:
     from terrmap.optimize import Optimizer
-    from terrmap.store import open_store
+    from terrmap.data.store import open_store
 
     store = open_store(args.db)
     t0 = time.perf_counter()
@@ -136,7 +136,7 @@ def cmd_optimize(args) -> int:
 
 def cmd_export(args) -> int:
     from terrmap.exchange import export_to_file
-    from terrmap.store import open_store
+    from terrmap.data.store import open_store
 
     store = open_store(args.db)
     t0 = time.perf_counter()
@@ -148,7 +148,7 @@ def cmd_export(args) -> int:
 
 def cmd_import_alignment(args) -> int:
     from terrmap.exchange import AlignmentRejected, import_alignment
-    from terrmap.store import open_store
+    from terrmap.data.store import open_store
 
     store = open_store(args.db)
     try:

@@ -31,8 +31,8 @@ from terrmap.geo.h3layer import index_points
 from terrmap.geo.zipdata import project, reference_table
 from terrmap.plan import Territory, create_plan, distinct_colors, get_plan
 from terrmap.scoring import apply_fallback_scores
-from terrmap.stats import refresh_rollup
-from terrmap.store import BASE_H3_RES, Store
+from terrmap.data.stats import refresh_rollup
+from terrmap.data.store import BASE_H3_RES, Store
 
 DEFAULT_LEADS = 200_000
 DEFAULT_SEED = 7

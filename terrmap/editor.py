@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from terrmap import metrics
+from terrmap.plan import metrics
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.graph import articulation_points
 from terrmap.plan import (
@@ -30,10 +30,10 @@ from terrmap.plan import (
     save_assignment,
     territories,
 )
-from terrmap.stats import region_stats
+from terrmap.data.stats import region_stats
 
 if TYPE_CHECKING:
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 # Additive per-region values the plan tallies; avg score = score_sum / scored_open.
 MEASURES = ["leads", "open_leads", "customers", "won_revenue", "potential", "score_sum", "scored_open"]

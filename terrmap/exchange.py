@@ -72,7 +72,7 @@ from terrmap.ingest import MAX_ROWS_PER_PROBLEM, norm_header, not_utf8_problem
 from terrmap.plan import PlanInfo, Territory, create_plan, distinct_colors, get_plan, list_plans, palette_color
 
 if TYPE_CHECKING:
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 Progress = Callable[[float, str], None]
 
@@ -577,7 +577,7 @@ def _fill_colors(store: "Store", layer: Layer, terr: pd.DataFrame, assignment: p
 
 def _missing_regions(store: "Store", layer: Layer, listed: set[str]) -> tuple[int | None, int]:
     """(regions of the layer not listed or None for H3, whose cells are unbounded; populated regions not listed)."""
-    from terrmap.stats import region_stats
+    from terrmap.data.stats import region_stats
 
     populated = set(region_stats(store, layer)["region_id"])
     if layer.key == "zip":
@@ -820,7 +820,7 @@ def territory_shapes(store: "Store", plan, progress: Progress | None = None):
     import shapely
 
     from terrmap.geo.outlines import polygonal
-    from terrmap.stats import region_stats
+    from terrmap.data.stats import region_stats
 
     report = progress or (lambda f, m: None)
     info = _resolve_plan(store, plan)

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from terrmap import metrics
+from terrmap.plan import metrics
 from terrmap.accounts import territory_metrics
 from terrmap.plan import PALETTE, PlanInfo
 
 if TYPE_CHECKING:
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 TERRITORY_LEVEL = "Territory"
 ADDITIVE = ["territories", "leads", "open_leads", "customers", "won_revenue", "potential", "regions", "scored_open"]
@@ -345,7 +345,7 @@ def rollup(store: "Store", plan: PlanInfo, level: str, measure: str = "potential
     that level (if any); 'overlay' for each segment overlay (their accounts are in no
     territory). ``avg_score`` is the mean score of the open leads (weighted exactly by
     the scored open leads); ``deviation`` is ``measure`` against the mean of the level's
-    nodes (:func:`terrmap.metrics.deviations`), NaN on 'none' and 'overlay' rows.
+    nodes (:func:`terrmap.plan.metrics.deviations`), NaN on 'none' and 'overlay' rows.
     ``owner_metrics``: a territory_metrics frame already at hand (saves recomputing it).
     """
     m = territory_metrics(store, plan) if owner_metrics is None else owner_metrics

@@ -20,7 +20,7 @@ The pipeline (no Python loop over rows anywhere):
    rows each plus the total. Any problem raises :class:`ImportRejected` before
    anything is written.
 4. **Locate**, in a thread while step 3's queries run. Every lead gets coordinates
-   (given, else its ZIP's centroid), its H3 cell at :data:`~terrmap.store.BASE_H3_RES`
+   (given, else its ZIP's centroid), its H3 cell at :data:`~terrmap.data.store.BASE_H3_RES`
    (h3ronpy, vectorized, in chunks on every core; rows at a ZIP's centroid take that
    ZIP's cell) and its region ZIP (``zips.region_zip`` of its postal ZIP; from the
    coordinates with :func:`~terrmap.geo.zipdata.nearest_region_zip` when no usable
@@ -91,8 +91,8 @@ from terrmap.scoring import (
     fallback_score_sql,
     fallback_value_ctes,
 )
-from terrmap.stats import refresh_rollup
-from terrmap.store import BASE_H3_RES, Store
+from terrmap.data.stats import refresh_rollup
+from terrmap.data.store import BASE_H3_RES, Store
 
 __all__ = [
     "CANONICAL_FIELDS",

@@ -2,7 +2,7 @@
 
 The flow::
 
-    stats  = region_stats(store, layer)                      # terrmap.stats
+    stats  = region_stats(store, layer)                      # terrmap.data.stats
     places = region_places(store, layer)                     # region -> "City, ST", states
     frame  = region_frame(stats, assignment, territories, places)
     frame  = filter_states(frame, ["CA", "NV"])              # fine layers: pick an area
@@ -49,11 +49,11 @@ from folium.elements import MacroElement
 from folium.template import Template
 
 from terrmap.assets import DEFAULT_STATIC_BASE, LocalMap, localize
-from terrmap.stats import STAT_COLUMNS
+from terrmap.data.stats import STAT_COLUMNS
 
 if TYPE_CHECKING:
     from terrmap.geo import Layer
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 # More regions than this are not drawn: the browser would take too long (SVG paths).
 MAX_REGIONS = int(os.environ.get("TERRMAP_MAX_REGIONS", "20000"))

@@ -6,7 +6,7 @@ Two modes
   states) into K territories.
 * **Rebalance** an existing plan: start from its assignment and move as little
   as possible, with a cap on *disruption* -- the share of revenue potential, and
-  the share of customers, whose territory changes (:func:`terrmap.metrics.disruption`).
+  the share of customers, whose territory changes (:func:`terrmap.plan.metrics.disruption`).
 
 What is optimised
 -----------------
@@ -116,13 +116,13 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from terrmap import metrics
+from terrmap.plan import metrics
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.graph import RegionGraph
 
 if TYPE_CHECKING:
     from terrmap.plan import PlanInfo, Territory
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 MEASURES = ["potential", "leads", "customers", "open_leads", "won_revenue", "workload"]
 MEASURE_LABELS = {"potential": "potential", "leads": "leads", "customers": "customers", "open_leads": "open leads",
@@ -178,7 +178,7 @@ class Instance:
 def populated_regions(store: "Store", layer: Layer, states: Iterable[str] | None = None) -> pd.DataFrame:
     """Region stats (region_id + measures) of every region with leads, optionally only in ``states``."""
     from terrmap.geo.groups import regions_in
-    from terrmap.stats import region_stats
+    from terrmap.data.stats import region_stats
 
     stats = region_stats(store, layer)
     if states:
@@ -2062,7 +2062,7 @@ def candidate_map_data(store: "Store", result: OptimizeResult, which: int | str 
     """The candidate's territories, dissolved, as :class:`terrmap.mapview.MapData` (one feature per
     territory with its totals): what the planner looks at before saving it. Only the optimised regions."""
     from terrmap import mapview as mv
-    from terrmap.stats import region_stats
+    from terrmap.data.stats import region_stats
 
     terrs, frame = candidate_plan(result, which)
     territories = pd.DataFrame({"territory_id": [t.territory_id for t in terrs], "name": [t.name for t in terrs],

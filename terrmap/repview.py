@@ -30,7 +30,7 @@ from terrmap.plan import PlanInfo, get_plan, territories
 from terrmap.route import Route, plan_route
 
 if TYPE_CHECKING:
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 KPI_COLUMNS = ["leads", "open_leads", "customers", "won_revenue", "potential", "avg_score", "regions", "area_km2"]
 KPI_LABELS = {

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pandas as pd
 
-from terrmap import metrics
+from terrmap.plan import metrics
 from terrmap.accounts import account_owners, territory_metrics
 from terrmap.geo import parse_layer
 from terrmap.plan import (
@@ -35,10 +35,10 @@ from terrmap.plan import (
     record_version,
     save_assignment,
 )
-from terrmap.stats import region_stats
+from terrmap.data.stats import region_stats
 
 if TYPE_CHECKING:
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 UNASSIGNED = "Unassigned"
 MAX_NAME_LENGTH = 120

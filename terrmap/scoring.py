@@ -1,6 +1,6 @@
 """Lead scores and expected deal values: fallback scores and the predictive model.
 
-Revenue potential of an open lead = score x expected value (see :mod:`terrmap.stats`).
+Revenue potential of an open lead = score x expected value (see :mod:`terrmap.data.stats`).
 Every lead's ``score_source`` says where its score came from.
 
 Fallback scores (no model yet)
@@ -102,7 +102,7 @@ validates, stores and applies a model in one go:
   lead's score is the score minus the score with that feature replaced by its
   baseline value (the training median of a numeric column, the most frequent
   category of a categorical one), all else unchanged.
-* **Storage.** Table ``models`` (migration 2 of :mod:`terrmap.store`): a
+* **Storage.** Table ``models`` (migration 2 of :mod:`terrmap.data.store`): a
   version number (1, 2, ...), the seed, a SHA-256 of the training rows, the
   metrics (JSON) and the :class:`LeadModel` itself pickled into a BLOB (the
   database is trusted local data; a model pickled by an incompatible version of
@@ -133,7 +133,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from terrmap.geo import Layer
     from terrmap.plan import PlanInfo
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 Progress = Callable[[float, str], None]
 
@@ -1228,7 +1228,7 @@ def score_leads(store: "Store", model: LeadModel | None = None, progress: Progre
     """Score every open lead with ``model`` (default: the latest) and refresh the region rollup, in one transaction."""
     import pyarrow as pa
 
-    from terrmap.stats import refresh_rollup
+    from terrmap.data.stats import refresh_rollup
 
     report = progress or (lambda frac, msg: None)
     model = model or load_model(store)
@@ -1267,7 +1267,7 @@ def retrain(store: "Store", seed: int = DEFAULT_SEED, progress: Progress | None 
 
     Without enough history, makes sure every lead has its fallback score and raises :class:`NotEnoughHistory`.
     """
-    from terrmap.stats import refresh_rollup
+    from terrmap.data.stats import refresh_rollup
 
     report = progress or (lambda frac, msg: None)
     try:
@@ -1402,7 +1402,7 @@ def whitespace(store: "Store", layer, top: int | None = 100, min_open_leads: int
     Columns: region_id, place ("City, ST" holding most of its leads), lat, lon (mean of its
     leads), leads, open_leads, avg_score, potential, share (of all whitespace potential).
     """
-    from terrmap.stats import region_stats
+    from terrmap.data.stats import region_stats
 
     layer = _layer(layer)
     stats = region_stats(store, layer)
@@ -1448,7 +1448,7 @@ def tam_by_territory(store: "Store", plan: "PlanInfo | str | int | None" = None,
     revenue and its whitespace (regions without customers). Unassigned regions form territory -1.
     """
     from terrmap.plan import assignment_for_layer, get_plan, territories
-    from terrmap.stats import region_stats
+    from terrmap.data.stats import region_stats
 
     if plan is None or isinstance(plan, (str, int)):
         found = get_plan(store, plan)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from terrmap.store import PROJECT_ROOT
+from terrmap.data.store import PROJECT_ROOT
 
 # Headless Chromium in a container: no sandbox or GPU, and none of the background traffic (updates,
 # sync, metrics) that would leave localhost.

@@ -23,8 +23,8 @@ from terrmap import mapview as mv
 from terrmap.assets import static_base as _static_base
 from terrmap.geo import LAYER_KEYS, parse_layer
 from terrmap.plan import PlanInfo, assignment_for_layer, list_plans, territories
-from terrmap.stats import region_stats
-from terrmap.store import Store, open_store, resolve_db_path
+from terrmap.data.stats import region_stats
+from terrmap.data.store import Store, open_store, resolve_db_path
 
 DEFAULT_MAP_LAYER = "h3:4"
 

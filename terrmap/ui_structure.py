@@ -18,7 +18,7 @@ from terrmap import hierarchy as hi
 from terrmap import mapview as mv
 from terrmap.geo import parse_layer
 from terrmap.plan import PlanInfo, list_plans
-from terrmap.store import Store
+from terrmap.data.store import Store
 
 LEVEL_PREFIX = "level:"  # "Colour by" values for hierarchy levels: "level:Region"
 

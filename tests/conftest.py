@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from terrmap.demo import build_demo
-from terrmap.store import Store
+from terrmap.data.store import Store
 
 SMALL_DEMO_LEADS = 20_000
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from terrmap import accounts as acc
 from terrmap.plan import Territory, create_plan, get_plan
-from terrmap.store import Store
+from terrmap.data.store import Store
 
 MEASURES = ["leads", "open_leads", "customers", "won_revenue", "potential"]
 
@@ -216,7 +216,7 @@ def test_metrics_without_overlays_equal_region_stats_per_territory(demo_store):
     """With no pins or overlays, ownership is geography: the same numbers as region_stats summed per territory."""
     from terrmap.geo import parse_layer
     from terrmap.plan import assignment_for_layer
-    from terrmap.stats import region_stats
+    from terrmap.data.stats import region_stats
 
     s = demo_store
     s.cursor().execute("DELETE FROM overlays; DELETE FROM account_pins")

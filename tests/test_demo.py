@@ -4,7 +4,7 @@ import pytest
 
 from terrmap.demo import build_demo, generate_leads
 from terrmap.geo.zipdata import reference_table
-from terrmap.store import Store
+from terrmap.data.store import Store
 
 CHECKSUM = """
     SELECT count(*), sum(hash(lead_id, name, industry, employees, annual_revenue, status, deal_value,

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from terrmap import accounts as acc
 from terrmap import hierarchy as hi
 from terrmap.plan import get_plan
-from terrmap.store import Store
+from terrmap.data.store import Store
 from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME, ROOT
 
 # -- page logic (AppTest) -----------------------------------------------------------------------------------
@@ -40,7 +40,7 @@ def _run(script: str, **state) -> AppTest:
 
 
 def _store(path) -> Store:
-    from terrmap.store import open_store
+    from terrmap.data.store import open_store
 
     return open_store(path)  # the same process-wide Store the page uses
 

@@ -8,7 +8,7 @@ from terrmap.editor import EditorSession
 from terrmap.geo import parse_layer
 from terrmap.geo.groups import regions_in
 from terrmap.plan import SaveConflict, load_assignment
-from terrmap.stats import region_stats
+from terrmap.data.stats import region_stats
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from terrmap.exchange import (
 from terrmap.geo import H3Layer
 from terrmap.geo.zipshapes import ensure_zip_shapes
 from terrmap.plan import Territory, assignment_for_layer, create_plan, get_plan, list_plans, territories
-from terrmap.store import PROJECT_ROOT, Store
+from terrmap.data.store import PROJECT_ROOT, Store
 
 NASTY = ['=HYPERLINK("http://evil","x")', "<script>alert(1)</script>", 'Comma, "quoted" name', "+1 Sales", "$5 & co"]
 _names = count(1)

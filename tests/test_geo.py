@@ -31,8 +31,8 @@ from terrmap.geo.zipshapes import (
     zip_shape_geoms,
     zip_shapes_source,
 )
-from terrmap.stats import region_stats
-from terrmap.store import Store
+from terrmap.data.stats import region_stats
+from terrmap.data.store import Store
 
 # -- H3 parents in SQL ---------------------------------------------------------------------------------------------
 

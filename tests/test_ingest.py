@@ -27,7 +27,7 @@ from terrmap.ingest import (
     preview,
     suggest_mapping,
 )
-from terrmap.store import BASE_H3_RES, PROJECT_ROOT, Store
+from terrmap.data.store import BASE_H3_RES, PROJECT_ROOT, Store
 
 SF_HEADER = ("Lead ID,Company,Industry,NumberOfEmployees,AnnualRevenue,Lead Status,Amount,CreatedDate,CloseDate,"
              "PostalCode,Latitude,Longitude,Lead Source")
@@ -288,7 +288,7 @@ def test_reimport_updates_instead_of_duplicating(demo_store, tmp_path):
     assert lead(demo_store, demo_id)["name"] == "Renamed"
     # Region stats (read from the pre-aggregated rollup) see the imports at once.
     from terrmap.geo import parse_layer
-    from terrmap.stats import region_stats
+    from terrmap.data.stats import region_stats
 
     stats = region_stats(demo_store, parse_layer("zip")).set_index("region_id")
     raw = demo_store.df("SELECT zip, count(*) n, count(*) FILTER (WHERE status = 'won') won FROM leads GROUP BY zip")

@@ -15,7 +15,7 @@ from terrmap import assets
 from terrmap import mapview as mv
 from terrmap.geo import parse_layer
 from terrmap.plan import assignment_for_layer, get_plan, territories
-from terrmap.stats import region_stats
+from terrmap.data.stats import region_stats
 
 EVIL = "<script>alert(1)</script>"
 

@@ -13,7 +13,7 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from terrmap import metrics
+from terrmap.plan import metrics
 from terrmap.geo import parse_layer
 from terrmap.geo.graph import h3_graph
 from terrmap.optimize import (
@@ -29,8 +29,8 @@ from terrmap.optimize import (
     save_candidate,
 )
 from terrmap.plan import get_plan, load_assignment, territories
-from terrmap.stats import region_stats
-from terrmap.store import Store
+from terrmap.data.stats import region_stats
+from terrmap.data.store import Store
 
 # -- helpers ----------------------------------------------------------------------------------------
 
@@ -325,7 +325,7 @@ def test_cli_writes_every_region_and_a_json_summary(demo_db_path, tmp_path, caps
 
     from terrmap.cli import main
     from terrmap.geo.groups import regions_in
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
     db = tmp_path / "cli.duckdb"
     shutil.copy(demo_db_path, db)
@@ -351,7 +351,7 @@ def test_cli_seeds_territories_at_rep_homes(demo_db_path, tmp_path, capsys):
     import shutil
 
     from terrmap.cli import main
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
     db = tmp_path / "cli.duckdb"
     shutil.copy(demo_db_path, db)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from terrmap import metrics
+from terrmap.plan import metrics
 from terrmap.geo.graph import h3_graph
 from terrmap.plan import UNASSIGNED, Plan
 

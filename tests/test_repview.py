@@ -18,8 +18,8 @@ from terrmap import repview as rv
 from terrmap.csvsafe import guard_cell
 from terrmap.accounts import account_owners
 from terrmap.geo import parse_layer
-from terrmap.stats import region_stats
-from terrmap.store import Store
+from terrmap.data.stats import region_stats
+from terrmap.data.store import Store
 
 EVIL = "<script>alert(1)</script>"
 

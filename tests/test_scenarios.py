@@ -361,7 +361,7 @@ def test_contiguity_and_compactness_match_networkx(demo_store):
     cmp = sc.compare_plans(demo_store, a, b, graph_for=gf)
     for side, plan in (("a", a), ("b", b)):
         asg = load_assignment(demo_store, plan.plan_id).set_index("region_id")["territory_id"]
-        from terrmap.stats import region_stats
+        from terrmap.data.stats import region_stats
 
         ids = sorted(set(asg.index) | set(region_stats(demo_store, parse_layer(plan.layer))["region_id"]))
         g = gf(parse_layer(plan.layer), ids)
@@ -460,7 +460,7 @@ def test_diff_map_colours_changed_regions_by_their_new_territory_and_escapes_nam
     b = save_assignment(demo_store, b, _moved(demo_store, b, 400, 6, start=5000), territories=terr)
     cmp = sc.compare_plans(demo_store, a, b, graph_for=graph_for_store(demo_store))
     layer = parse_layer(a.layer)
-    from terrmap.stats import region_stats
+    from terrmap.data.stats import region_stats
 
     frame = mv.region_frame(region_stats(demo_store, layer))
     out, entries = sc.diff_map_frame(frame, cmp.changed_regions)

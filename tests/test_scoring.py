@@ -22,8 +22,8 @@ from terrmap import scoring
 from terrmap.demo import build_demo, generate_leads
 from terrmap.geo import parse_layer
 from terrmap.plan import get_plan
-from terrmap.stats import region_stats
-from terrmap.store import Store
+from terrmap.data.stats import region_stats
+from terrmap.data.store import Store
 
 QUALITY_LEADS = 100_000
 ROOT = Path(__file__).resolve().parent.parent
@@ -396,7 +396,7 @@ def test_no_history_keeps_fallback(empty_store, tmp_path, capsys):
 def test_cli_scores_an_imported_csv(tmp_path, capsys):
     from terrmap.cli import main
     from terrmap.ingest import import_file
-    from terrmap.store import close_all, open_store
+    from terrmap.data.store import close_all, open_store
 
     db = tmp_path / "user.duckdb"
     csv = tmp_path / "leads.csv"
@@ -439,7 +439,7 @@ def test_cli_scores_an_imported_csv(tmp_path, capsys):
 def test_model_page_retrains_and_explains(demo_db_path, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from terrmap.store import close_all
+    from terrmap.data.store import close_all
 
     path = tmp_path / "page.duckdb"
     shutil.copy(demo_db_path, path)

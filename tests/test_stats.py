@@ -10,7 +10,7 @@ import pytest
 
 from terrmap.geo import parse_layer
 from terrmap.plan import assignment_for_layer, get_plan
-from terrmap.stats import STAT_COLUMNS, region_stats
+from terrmap.data.stats import STAT_COLUMNS, region_stats
 
 
 def _pandas_stats(leads: pd.DataFrame, region: pd.Series) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import threading
 import duckdb
 import pytest
 
-from terrmap.store import MIGRATIONS, Store, open_store, resolve_db_path
+from terrmap.data.store import MIGRATIONS, Store, open_store, resolve_db_path
 
 
 def test_new_file_gets_schema_and_reference_zips(tmp_path):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Callable, Hashable, Mapping, Sequence
 
 if TYPE_CHECKING:
     from terrmap.geo.graph import RegionGraph
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 
 def drawn_shape_geometry(shape: dict):

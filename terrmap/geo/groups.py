@@ -20,7 +20,7 @@ from terrmap.geo.base import Layer
 from terrmap.geo.ziplayer import ZipLayer
 
 if TYPE_CHECKING:
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 GROUP_COLUMNS = ["region_id", "state", "county_fips", "county"]
 

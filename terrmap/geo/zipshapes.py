@@ -57,7 +57,7 @@ from terrmap.geo.outlines import (
 from terrmap.geo.zipdata import project, reference_table
 
 if TYPE_CHECKING:
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 SOURCE_VORONOI = "voronoi"
 META_SOURCE = "zip_shapes_source"
@@ -406,7 +406,7 @@ def _apply_region_zips(tx, mapping: pd.DataFrame) -> dict:
     )
     tx.execute("DROP TABLE region_zip_changes")
     if leads:
-        from terrmap.stats import refresh_rollup
+        from terrmap.data.stats import refresh_rollup
 
         refresh_rollup(tx)
     return {"zips_remapped": int(changed), "leads_moved": int(leads)}

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import duckdb
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_DB = PROJECT_ROOT / "data" / "terrmap.duckdb"
 DB_ENV_VAR = "TERRMAP_DB"
 
@@ -281,7 +281,7 @@ class Store:
                 tx.execute(ddl)
                 tx.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
         if not self.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'lead_rollup'"):
-            from terrmap.stats import refresh_rollup
+            from terrmap.data.stats import refresh_rollup
 
             refresh_rollup(cur)
         if self.scalar("SELECT count(*) FROM zips") == 0:

@@ -28,7 +28,7 @@ from terrmap.geo import Layer
 if TYPE_CHECKING:
     import duckdb
 
-    from terrmap.store import Store
+    from terrmap.data.store import Store
 
 STAT_COLUMNS = ["leads", "open_leads", "customers", "won_revenue", "avg_score", "potential"]
 

@@ -1,0 +1,28 @@
+"""Plans as a domain: the live partition with incremental tallies, metrics, colours, editing, scenarios.
+
+No SQL here: stored plans are read and written through :mod:`terrmap.data.plans`, re-exported
+below because every caller that holds a plan needs both.
+"""
+
+from terrmap.data.plans import (
+    TERRITORY_COLUMNS,
+    PlanInfo,
+    SaveConflict,
+    Territory,
+    assignment_for_layer,
+    create_plan,
+    get_plan,
+    list_plans,
+    load_assignment,
+    record_version,
+    save_assignment,
+    territories,
+)
+from terrmap.plan.colors import PALETTE, distinct_colors, palette_color
+from terrmap.plan.partition import UNASSIGNED, Move, Plan, merge_assignments
+
+__all__ = [
+    "PALETTE", "TERRITORY_COLUMNS", "UNASSIGNED", "Move", "Plan", "PlanInfo", "SaveConflict", "Territory",
+    "assignment_for_layer", "create_plan", "distinct_colors", "get_plan", "list_plans", "load_assignment",
+    "merge_assignments", "palette_color", "record_version", "save_assignment", "territories",
+]
