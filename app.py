@@ -2,14 +2,14 @@
 
 Thin on purpose: pages live in ``pages/``, logic in the ``terrmap`` package.
 The database is ``--db PATH`` after ``--``, else $TERRMAP_DB, else
-data/terrmap.duckdb (see :func:`terrmap.ui.db_path`).
+data/terrmap.duckdb (see :func:`terrmap.app.ui.db_path`).
 """
 
 from pathlib import Path
 
 import streamlit as st
 
-from terrmap import ui
+from terrmap.app import ui
 
 HERE = Path(__file__).resolve().parent
 

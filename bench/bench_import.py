@@ -7,7 +7,7 @@ Salesforce-style headers and status values and a Parquet file with HubSpot-style
 headers (rows from ``terrmap.demo.generate_leads``; the columns an import derives
 are dropped; 15% of rows have only a ZIP, 10% only coordinates, 5% a ZIP+4,
 plus an unmapped "Lead Source" column kept in ``leads.extra``). It then times
-``terrmap.ingest.import_file`` into a fresh database file (median of
+``terrmap.io.ingest.import_file`` into a fresh database file (median of
 ``--repeat`` runs; ``--repeat-large`` runs above 2M rows) and, in the same run,
 the naive baseline on the CSV file:
 
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from terrmap.demo import generate_leads  # noqa: E402
-from terrmap.ingest import import_file  # noqa: E402
+from terrmap.io.ingest import import_file  # noqa: E402
 from terrmap.data.store import BASE_H3_RES, Store  # noqa: E402
 
 OUT = ROOT / "bench" / "out"

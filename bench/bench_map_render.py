@@ -12,7 +12,7 @@ median of ``--repeat`` runs after one warm-up run (server caches filled; the
 cold first run is reported too). The same maps are drawn by the naive baseline
 (``?render=naive``: folium's ``GeoJson`` with a Python ``style_function`` and
 ``highlight_function``, ``GeoJsonTooltip`` on all fields, full-precision
-coordinates; see :func:`terrmap.mapview.build_naive_map`). Results are printed
+coordinates; see :func:`terrmap.app.mapview.build_naive_map`). Results are printed
 as a markdown table and written to docs/BENCHMARKS.md ("## Map render").
 
     python bench/bench_map_render.py --leads 200000 --repeat 3
@@ -53,7 +53,7 @@ def build_db(path: Path, leads: int) -> None:
 
 def scenarios(db: Path, targets: list[int], layer_key: str) -> list[dict]:
     """For each target, states (largest first, skipping overshoots) whose regions add up to about the target."""
-    from terrmap import mapview as mv
+    from terrmap.app import mapview as mv
     from terrmap.geo import parse_layer
     from terrmap.data.stats import region_stats
     from terrmap.data.store import Store
@@ -202,7 +202,7 @@ case per feature), `GeoJsonTooltip` on all fields, every stat as a feature prope
 full-precision coordinates. terrmap sends a columnar payload: rings as delta-encoded integers
 (3 decimals at H3 levels 5-6), per region its id, place, palette and territory index and six integers;
 parsed with `JSON.parse`, drawn as `L.polygon`s with a ready style, one tooltip for the whole layer
-built on hover (see `terrmap/mapview.py`).
+built on hover (see `terrmap/app/mapview.py`).
 
 {table}
 """

@@ -18,9 +18,9 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from terrmap import mapview as mv
-from terrmap import ui
-from terrmap.editor import BALANCE_MEASURES, MEASURES as SESSION_MEASURES
+from terrmap.app import mapview as mv
+from terrmap.app import ui
+from terrmap.plan.editor import BALANCE_MEASURES, MEASURES as SESSION_MEASURES
 from terrmap.geo.groups import county_choices, regions_in
 from terrmap.plan import SaveConflict, Territory, create_plan, get_plan, list_plans, palette_color
 

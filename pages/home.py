@@ -3,9 +3,9 @@
 import altair as alt
 import streamlit as st
 
-from terrmap import mapview as mv
-from terrmap import ui
-from terrmap import ui_structure as us
+from terrmap.app import mapview as mv
+from terrmap.app import ui
+from terrmap.app import structure as us
 
 ui.ensure_app_navigation()
 

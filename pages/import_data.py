@@ -9,8 +9,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from terrmap import mapview as mv
-from terrmap import ui
+from terrmap.app import mapview as mv
+from terrmap.app import ui
 
 ui.ensure_app_navigation()
 
@@ -27,7 +27,7 @@ kind = st.segmented_control(
 
 
 def alignment_section() -> None:
-    from terrmap import exchange
+    from terrmap.io import exchange
     from terrmap.geo import LAYER_KEYS
 
     st.caption(
@@ -143,9 +143,9 @@ st.caption(
 )
 
 try:
-    from terrmap import ingest
+    from terrmap.io import ingest
 except ImportError:
-    st.info("The importer is not available in this installation yet (module `terrmap.ingest`).")
+    st.info("The importer is not available in this installation yet (module `terrmap.io.ingest`).")
     st.stop()
 
 st.caption(f"Into `{s.path}` · currently {mv.fmt_int(ui.lead_count(s))} leads.")

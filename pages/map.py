@@ -3,10 +3,10 @@
 import streamlit as st
 from streamlit_folium import st_folium
 
-from terrmap import hierarchy as hi
-from terrmap import mapview as mv
-from terrmap import ui
-from terrmap import ui_structure as us
+from terrmap.plan import hierarchy as hi
+from terrmap.app import mapview as mv
+from terrmap.app import ui
+from terrmap.app import structure as us
 from terrmap.geo import parse_layer
 
 MAP_HEIGHT = 660

@@ -4,8 +4,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from terrmap import mapview as mv
-from terrmap import scoring, ui
+from terrmap.app import mapview as mv
+from terrmap import scoring
+from terrmap.app import ui
 from terrmap.geo import parse_layer
 from terrmap.data.store import open_store
 

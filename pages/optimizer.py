@@ -15,8 +15,8 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from terrmap import mapview as mv
-from terrmap import ui
+from terrmap.app import mapview as mv
+from terrmap.app import ui
 from terrmap.geo import parse_layer
 from terrmap.optimize import (
     MEASURE_LABELS,

@@ -8,10 +8,10 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from terrmap import mapview as mv
-from terrmap import repview as rv
-from terrmap import ui
-from terrmap.accounts import account_owners
+from terrmap.app import mapview as mv
+from terrmap.rep import footprint as rv
+from terrmap.app import ui
+from terrmap.plan.accounts import account_owners
 from terrmap.data.store import open_store
 
 MAP_HEIGHT = 560

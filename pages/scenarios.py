@@ -9,10 +9,10 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from terrmap import mapview as mv
-from terrmap import scenarios as sc
-from terrmap import ui
-from terrmap.csvsafe import guard_frame
+from terrmap.app import mapview as mv
+from terrmap.plan import scenarios as sc
+from terrmap.app import ui
+from terrmap.io.csvsafe import guard_frame
 from terrmap.geo import parse_layer
 from terrmap.plan import PlanInfo, SaveConflict, list_plans
 
@@ -159,9 +159,9 @@ with c_buttons:
                  help="Publish another scenario first to delete the published one." if plan.published else None):
         confirm_delete(plan)
 
-# export (terrmap.exchange, when installed)
+# export (terrmap.io.exchange, when installed)
 try:
-    from terrmap.exchange import EXPORT_FORMATS, FORMAT_MIME, FORMAT_SUFFIX, export_plan
+    from terrmap.io.exchange import EXPORT_FORMATS, FORMAT_MIME, FORMAT_SUFFIX, export_plan
 except ImportError:
     st.caption("Exports are not available in this installation yet.")
 else:

@@ -4,10 +4,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from terrmap import accounts, ui
-from terrmap import hierarchy as hi
-from terrmap import mapview as mv
-from terrmap import ui_structure as us
+from terrmap.plan import accounts
+from terrmap.app import ui
+from terrmap.plan import hierarchy as hi
+from terrmap.app import mapview as mv
+from terrmap.app import structure as us
 
 MEASURE_LABELS = {"potential": "Potential", "leads": "Leads", "open_leads": "Open leads", "customers": "Customers",
                   "won_revenue": "Won revenue"}

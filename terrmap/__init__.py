@@ -3,12 +3,12 @@
 All logic lives here and imports without Streamlit:
 
 * :mod:`terrmap.data`: the DuckDB file and its schema, per-region statistics in SQL, stored plans;
-* :mod:`terrmap.ingest`: reading and validating lead files;
+* :mod:`terrmap.io.ingest`: reading and validating lead files;
 * :mod:`terrmap.geo`: region layers (H3, ZIP) and reference geography;
 * :mod:`terrmap.plan`: the live partition with incremental tallies, metrics, colours;
 * :mod:`terrmap.scoring`: lead scores and expected values;
 * :mod:`terrmap.demo`: the demo database;
-* :mod:`terrmap.mapview`: building the folium map (no Streamlit).
+* :mod:`terrmap.app.mapview`: building the folium map (no Streamlit).
 """
 
 __version__ = "0.1.0"

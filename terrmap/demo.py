@@ -249,7 +249,8 @@ ENTERPRISE_MIN_EMPLOYEES = 1000
 def add_demo_structure(store: Store, plan_id: int, reps: pd.DataFrame) -> None:
     """A first plan worth opening on the Accounts & hierarchy page: a two-level hierarchy (census regions
     under two divisions), an "Enterprise" overlay over the four largest metros' territories, and three pins."""
-    from terrmap import accounts, hierarchy
+    from terrmap.plan import hierarchy
+    from terrmap.plan import accounts
 
     state_of = dict(store.cursor().execute("SELECT zip, state FROM zips").fetchall())
     region_of_state = {st_: region for region, states in CENSUS_REGIONS.items() for st_ in states.split()}

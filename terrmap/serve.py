@@ -4,7 +4,7 @@ Streamlit starts in its legacy "pages/ directory" mode whenever a ``pages/`` fol
 main script, until app.py has called ``st.navigation`` once. Until then a deep link such as
 ``/rep?rep=R07`` (a rep's bookmark) is an unknown page: the browser shows "Page not found" over the
 right page. Switching the mode off before the server starts removes that first-visit glitch
-(:func:`terrmap.ui.ensure_app_navigation` still covers a plain ``streamlit run app.py``).
+(:func:`terrmap.app.ui.ensure_app_navigation` still covers a plain ``streamlit run app.py``).
 
 :func:`running_app` starts this server in a child process for the browser tests and the benchmarks, which
 drive it with the system Chromium (:func:`find_chromium`, :data:`CHROMIUM_ARGS`).

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from terrmap import accounts as acc
+from terrmap.plan import accounts as acc
 from terrmap.plan import Territory, create_plan, get_plan
 from terrmap.data.store import Store
 
@@ -22,7 +22,7 @@ MEASURES = ["leads", "open_leads", "customers", "won_revenue", "potential"]
 
 
 def reference_owners(store: Store, plan) -> pd.DataFrame:
-    """Ownership recomputed in pandas from the raw tables (no SQL shared with terrmap.accounts)."""
+    """Ownership recomputed in pandas from the raw tables (no SQL shared with terrmap.plan.accounts)."""
     cur = store.cursor()
     leads = cur.execute("SELECT lead_id, name, industry, employees, annual_revenue, status, score, expected_value, "
                         "deal_value, zip, cell FROM leads").df()

@@ -233,8 +233,8 @@ def test_editor_save_conflict_offers_reload_or_merge(page, app_url, browser):
 # -- server side -------------------------------------------------------------------------------------------
 
 def test_overlay_sends_only_what_changed(demo_store):
-    from terrmap import mapview as mv
-    from terrmap.editor import EditorSession
+    from terrmap.app import mapview as mv
+    from terrmap.plan.editor import EditorSession
     from terrmap.geo.groups import regions_in
 
     ses = EditorSession.open(demo_store)
@@ -267,8 +267,8 @@ def test_overlay_sends_only_what_changed(demo_store):
 def test_region_locator_and_territory_edits(demo_store):
     import h3
 
-    from terrmap import mapview as mv
-    from terrmap.editor import EditorSession
+    from terrmap.app import mapview as mv
+    from terrmap.plan.editor import EditorSession
     from terrmap.geo.groups import regions_in
 
     ses = EditorSession.open(demo_store)

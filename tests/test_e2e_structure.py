@@ -12,8 +12,8 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from terrmap import accounts as acc
-from terrmap import hierarchy as hi
+from terrmap.plan import accounts as acc
+from terrmap.plan import hierarchy as hi
 from terrmap.plan import get_plan
 from terrmap.data.store import Store
 from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME, ROOT

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from terrmap.editor import EditorSession
+from terrmap.plan.editor import EditorSession
 from terrmap.geo import parse_layer
 from terrmap.geo.groups import regions_in
 from terrmap.plan import SaveConflict, load_assignment
@@ -36,7 +36,7 @@ def test_balance_table_matches_an_independent_sum(demo_store):
 def test_named_accounts_count_where_owned_through_edits_and_deletes(demo_store):
     """Pinned accounts count for their territory and overlay accounts for nobody in the balance, as in
     accounts.territory_metrics (checked against pandas in test_accounts), before and after edits."""
-    from terrmap.accounts import account_owners, territory_metrics
+    from terrmap.plan.accounts import account_owners, territory_metrics
 
     def check(ses):
         table = ses.balance_table("potential").set_index("territory_id")

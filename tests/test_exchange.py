@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from terrmap.exchange import (
+from terrmap.io.exchange import (
     ACCOUNT_COLUMNS,
     EXPORT_FORMATS,
     AlignmentRejected,
@@ -205,7 +205,7 @@ def test_gpkg_layer_name_and_crs(store, tmp_path):
 # -- CRM accounts file ------------------------------------------------------------------------------------------------
 
 def test_accounts_export_matches_account_owners_and_defuses_formulas(store):
-    from terrmap.accounts import account_owners
+    from terrmap.plan.accounts import account_owners
 
     plan = get_plan(store, "zip plan")
     lead_ids = store.df("SELECT lead_id FROM leads ORDER BY lead_id LIMIT 3")["lead_id"].tolist()

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from terrmap import accounts as acc
-from terrmap import hierarchy as hi
+from terrmap.plan import accounts as acc
+from terrmap.plan import hierarchy as hi
 from terrmap.plan import get_plan
 
 SUMMED = ["leads", "open_leads", "customers", "won_revenue", "potential", "regions"]

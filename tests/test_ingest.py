@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from terrmap.geo.zipdata import nearest_region_zip
-from terrmap.ingest import (
+from terrmap.io.ingest import (
     CANONICAL_FIELDS,
     MAX_ROWS_PER_PROBLEM,
     ImportRejected,

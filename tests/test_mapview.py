@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from terrmap import assets
-from terrmap import mapview as mv
+from terrmap.app import assets
+from terrmap.app import mapview as mv
 from terrmap.geo import parse_layer
 from terrmap.plan import assignment_for_layer, get_plan, territories
 from terrmap.data.stats import region_stats

@@ -33,7 +33,7 @@ def test_second_save_from_the_same_version_conflicts(demo_store):
 
 
 def test_saving_the_palette_keeps_parents_set_meanwhile_on_the_hierarchy_page(demo_store):
-    from terrmap import hierarchy
+    from terrmap.plan import hierarchy
     from terrmap.plan import territories as plan_territories
 
     plan = get_plan(demo_store)

@@ -1,4 +1,4 @@
-"""The rep's view (terrmap.repview) against independent pandas computations on the demo database."""
+"""The rep's view (terrmap.rep.footprint) against independent pandas computations on the demo database."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.stats import percentileofscore
 
-from terrmap import repview as rv
-from terrmap.csvsafe import guard_cell
-from terrmap.accounts import account_owners
+from terrmap.rep import footprint as rv
+from terrmap.io.csvsafe import guard_cell
+from terrmap.plan.accounts import account_owners
 from terrmap.geo import parse_layer
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store

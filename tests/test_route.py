@@ -1,4 +1,4 @@
-"""Visit routes (terrmap.route): exact up to EXACT_MAX_STOPS, 2-opt/Or-opt beyond, checked against brute force."""
+"""Visit routes (terrmap.rep.route): exact up to EXACT_MAX_STOPS, 2-opt/Or-opt beyond, checked against brute force."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from terrmap import route as rt
+from terrmap.rep import route as rt
 
 HOME = (32.78, -96.80)  # Dallas
 

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from terrmap import mapview as mv
-from terrmap import scenarios as sc
-from terrmap.accounts import OverlayRule, pin_account, save_overlay
+from terrmap.app import mapview as mv
+from terrmap.plan import scenarios as sc
+from terrmap.plan.accounts import OverlayRule, pin_account, save_overlay
 from terrmap.geo import parse_layer
 from terrmap.plan import SaveConflict, create_plan, get_plan, load_assignment, save_assignment, territories
 

@@ -358,7 +358,7 @@ def _csv(path, n: int, seed: int, statuses=None, crm: bool = False) -> None:
 
 def test_no_history_keeps_fallback(empty_store, tmp_path, capsys):
     from terrmap.cli import main
-    from terrmap.ingest import import_file
+    from terrmap.io.ingest import import_file
 
     path = tmp_path / "few.csv"
     _csv(path, 40, seed=3)
@@ -395,7 +395,7 @@ def test_no_history_keeps_fallback(empty_store, tmp_path, capsys):
 
 def test_cli_scores_an_imported_csv(tmp_path, capsys):
     from terrmap.cli import main
-    from terrmap.ingest import import_file
+    from terrmap.io.ingest import import_file
     from terrmap.data.store import close_all, open_store
 
     db = tmp_path / "user.duckdb"

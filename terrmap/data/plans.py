@@ -90,7 +90,7 @@ def record_version(tx, plan_id: int, version: int, author: str | None, note: str
     """Snapshot the plan's current territories and assignment as ``version`` (inside the caller's transaction).
 
     Every write of a plan records one, so any saved state can be compared with or restored
-    (see :mod:`terrmap.scenarios`). A full copy per version rather than a diff: restoring or
+    (see :mod:`terrmap.plan.scenarios`). A full copy per version rather than a diff: restoring or
     comparing is then one query, and 30k regions cost about 1 MB per version in DuckDB.
     """
     fields = ", ".join(f"'{c}': {c}" for c in TERRITORY_COLUMNS)

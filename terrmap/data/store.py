@@ -193,7 +193,7 @@ MIGRATIONS: list[str] = [
         name        VARCHAR NOT NULL,
         rep_id      VARCHAR,
         color       VARCHAR,
-        rule        JSON NOT NULL,         -- see terrmap.accounts.OverlayRule
+        rule        JSON NOT NULL,         -- see terrmap.plan.accounts.OverlayRule
         territories INTEGER[],
         priority    INTEGER NOT NULL DEFAULT 0,  -- higher wins when overlays overlap
         PRIMARY KEY (plan_id, overlay_id)

@@ -7,7 +7,7 @@ and restore any saved version, and compare two plans:
 * per territory (matched by name) and per plan: the metrics of A and B and the delta B − A;
 * the regions that change territory (B shown on A's layer when the layers differ);
 * the accounts that change owner (named-account pins and overlays included, see
-  :mod:`terrmap.accounts`), with the potential that moves.
+  :mod:`terrmap.plan.accounts`), with the potential that moves.
 
 Every write happens in one transaction; names are user text (escape them when shown as HTML).
 History: :func:`terrmap.plan.create_plan` and :func:`terrmap.plan.save_assignment` record every
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from terrmap.plan import metrics
-from terrmap.accounts import account_owners, territory_metrics
+from terrmap.plan.accounts import account_owners, territory_metrics
 from terrmap.geo import parse_layer
 from terrmap.plan import (
     TERRITORY_COLUMNS,
@@ -251,7 +251,7 @@ def territory_table(store: "Store", plan: PlanInfo) -> pd.DataFrame:
     """One row per territory: territory_id, name, color, rep_id, leads, potential, customers, regions,
     target and deviation of potential from it.
 
-    Sums come from :func:`terrmap.accounts.territory_metrics` (each account counted once, where
+    Sums come from :func:`terrmap.plan.accounts.territory_metrics` (each account counted once, where
     it is owned: pins and overlays included); overlays are not territories and are left out.
     The target is the territory's set target, else an equal share of the territories' potential.
     """
@@ -275,9 +275,9 @@ def plan_summary(store: "Store", plan: PlanInfo, graph_for: GraphFor | None = No
 
     Balance (max deviation, CV) from the account-based :func:`territory_table`, so it agrees
     with the per-territory comparison; contiguity and compactness from the region graph as the
-    editor computes them (:class:`terrmap.editor.EditorSession`).
+    editor computes them (:class:`terrmap.plan.editor.EditorSession`).
     """
-    from terrmap.editor import EditorSession
+    from terrmap.plan.editor import EditorSession
 
     table = territory_table(store, plan) if table is None else table
     graph_side = EditorSession.open(store, plan, graph_for=graph_for).plan.summary("potential")
@@ -479,9 +479,9 @@ UNCHANGED_LABEL = "Unchanged"
 
 
 def diff_map_frame(frame: pd.DataFrame, changed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Regions coloured by change, for :func:`terrmap.mapview.map_data` with ``color_by="territory"``.
+    """Regions coloured by change, for :func:`terrmap.app.mapview.map_data` with ``color_by="territory"``.
 
-    ``frame``: regions with stats (a :func:`terrmap.mapview.region_frame`); ``changed``: from
+    ``frame``: regions with stats (a :func:`terrmap.app.mapview.region_frame`); ``changed``: from
     :class:`Comparison`. Each from → to pair becomes one legend entry (largest potential moved
     first) in B's territory colour, every other region the light "Unchanged" entry. Returns the
     frame with ``territory_id`` set to those entries and the entries as a territories table

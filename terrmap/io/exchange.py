@@ -37,7 +37,7 @@ mention stay unassigned; the returned :class:`ImportedPlan` says how many.
   region of the plan, sorted; importing it gives back the same plan.
 * ``accounts``: a CRM bulk-update file, Salesforce-style columns
   (:data:`ACCOUNT_COLUMNS`), one row per account with its owner from
-  :func:`terrmap.accounts.account_owners` (pins, overlays, geography).
+  :func:`terrmap.plan.accounts.account_owners` (pins, overlays, geography).
 * ``geojson`` / ``gpkg``: the dissolved territory boundaries (lon/lat,
   EPSG:4326) with territory, territory_id, rep_id, color, regions, leads,
   potential and the plan's layer.
@@ -66,9 +66,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from terrmap.csvsafe import guard_frame, unguard_cell
+from terrmap.io.csvsafe import guard_frame, unguard_cell
 from terrmap.geo import Layer, parse_layer
-from terrmap.ingest import MAX_ROWS_PER_PROBLEM, norm_header, not_utf8_problem
+from terrmap.io.ingest import MAX_ROWS_PER_PROBLEM, norm_header, not_utf8_problem
 from terrmap.plan import PlanInfo, Territory, create_plan, distinct_colors, get_plan, list_plans, palette_color
 
 if TYPE_CHECKING:
@@ -791,7 +791,7 @@ def region_table(store: "Store", plan) -> pd.DataFrame:
 
 def account_table(store: "Store", plan) -> pd.DataFrame:
     """One row per account, Salesforce-style columns (:data:`ACCOUNT_COLUMNS`), owner from account_owners."""
-    from terrmap.accounts import account_owners
+    from terrmap.plan.accounts import account_owners
 
     info = _resolve_plan(store, plan)
     own = account_owners(store, info)
@@ -911,7 +911,7 @@ def map_figure(store: "Store", plan, labels: bool | None = None, progress: Progr
     from matplotlib.patches import Patch, PathPatch
 
     from terrmap.geo.outlines import state_outlines_geojson
-    from terrmap.ingest import US_BOXES
+    from terrmap.io.ingest import US_BOXES
 
     info = _resolve_plan(store, plan)
     gdf = territory_shapes(store, info, progress=progress)

@@ -1,7 +1,7 @@
 """The rep's view: one rep's footprint, KPIs beside their peers, accounts in order of likelihood to buy,
 a call list and a visit route. Plain functions (no Streamlit); ``pages/rep_view.py`` shows them.
 
-Ownership comes from :func:`terrmap.accounts.account_owners` (pins, then overlays, then geography),
+Ownership comes from :func:`terrmap.plan.accounts.account_owners` (pins, then overlays, then geography),
 so the accounts listed here are exactly the ones the plan gives the rep, wherever they lie.
 
 * **Footprint**: the regions assigned to the rep's territories, plus the regions holding accounts the
@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import pandas as pd
 
-from terrmap import mapview as mv
-from terrmap.accounts import account_owners
-from terrmap.csvsafe import guard_frame
+from terrmap.app import mapview as mv
+from terrmap.plan.accounts import account_owners
+from terrmap.io.csvsafe import guard_frame
 from terrmap.geo import parse_layer
 from terrmap.plan import PlanInfo, get_plan, territories
-from terrmap.route import Route, plan_route
+from terrmap.rep.route import Route, plan_route
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -129,7 +129,7 @@ def with_places(store: "Store", owners: pd.DataFrame) -> pd.DataFrame:
 
 
 def rep_accounts(owners: pd.DataFrame, rep_id: str) -> pd.DataFrame:
-    """The rows of :func:`terrmap.accounts.account_owners` owned by ``rep_id``."""
+    """The rows of :func:`terrmap.plan.accounts.account_owners` owned by ``rep_id``."""
     return owners[owners["owner_rep_id"] == rep_id]
 
 
@@ -281,7 +281,7 @@ def fmt_kpi(kpi: str, value) -> str:
 # -- call list ----------------------------------------------------------------------------------------
 
 def call_list(ranked: pd.DataFrame) -> pd.DataFrame:
-    """The ranked accounts as a call list (:data:`CALL_LIST_COLUMNS`), text cells guarded (:func:`terrmap.csvsafe.guard_cell`)."""
+    """The ranked accounts as a call list (:data:`CALL_LIST_COLUMNS`), text cells guarded (:func:`terrmap.io.csvsafe.guard_cell`)."""
     out = ranked.rename(columns={"name": "account", "rule": "owned_as"}).copy()
     out["score"] = out["score"].round(4)
     out["expected_value"] = out["expected_value"].round(2)
@@ -318,7 +318,7 @@ def visit_route(rep: Rep, ranked: pd.DataFrame, n: int, closed: bool = True) -> 
 
 def footprint_frame(rep_id: str, feet: pd.DataFrame, stats: pd.DataFrame,
                     places: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The rep's footprint regions as a :func:`terrmap.mapview.region_frame` (empty regions included, with 0)."""
+    """The rep's footprint regions as a :func:`terrmap.app.mapview.region_frame` (empty regions included, with 0)."""
     mine = feet[feet["rep_id"] == rep_id].drop_duplicates("region_id")
     frame = mine[["region_id", "territory_id"]].merge(stats, on="region_id", how="left")
     counts = ["leads", "open_leads", "customers", "won_revenue", "potential"]
@@ -356,8 +356,8 @@ class RepOverlay(mv.RawMacroElement):
     """Home, account markers (route stops numbered and highlighted) and the route polyline.
 
     Markers are SVG circles and plain text labels (no marker images: nothing to fetch). Every
-    string in the payload is already escaped (:func:`terrmap.mapview.esc`); the payload is
-    embedded with :func:`terrmap.mapview.js_json`.
+    string in the payload is already escaped (:func:`terrmap.app.mapview.esc`); the payload is
+    embedded with :func:`terrmap.app.mapview.js_json`.
     """
 
     _template = mv.Template(

@@ -17,7 +17,7 @@ parent's it has no ancestor and is reported under "(no <level>)".
 Every change is checked against these rules inside its transaction and rolled
 back, with a message naming the node, when it would break one of them.
 
-Roll-ups (:func:`rollup`) sum :func:`terrmap.accounts.territory_metrics` per
+Roll-ups (:func:`rollup`) sum :func:`terrmap.plan.accounts.territory_metrics` per
 node of a level, so accounts are counted once, where they are owned; accounts
 owned by segment overlays are not in any territory and appear as their own rows.
 """
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from terrmap.plan import metrics
-from terrmap.accounts import territory_metrics
+from terrmap.plan.accounts import territory_metrics
 from terrmap.plan import PALETTE, PlanInfo
 
 if TYPE_CHECKING:
@@ -284,7 +284,7 @@ def move_node(store: "Store", plan_id: int, node_id: str, parent: str | None) ->
 
 
 def set_node_color(store: "Store", plan_id: int, node_id: str, color: str) -> None:
-    from terrmap.mapview import safe_color
+    from terrmap.app.mapview import safe_color
 
     if safe_color(color, default="") != color:
         raise ValueError(f"node {node_id!r}: {color!r} is not a colour like #1b9e77")
@@ -338,7 +338,7 @@ def set_territory_parents(store: "Store", plan_id: int, parents: dict[int, str |
 
 def rollup(store: "Store", plan: PlanInfo, level: str, measure: str = "potential",
            owner_metrics: pd.DataFrame | None = None) -> pd.DataFrame:
-    """:func:`~terrmap.accounts.territory_metrics` summed per node of ``level``, with balance.
+    """:func:`~terrmap.plan.accounts.territory_metrics` summed per node of ``level``, with balance.
 
     Rows (column ``kind``): 'node' for every node of the level (even without territories)
     or 'territory' at the Territory level; 'none' for the territories with no ancestor at

@@ -1,6 +1,6 @@
 """Streamlit caching and widgets for account ownership and the territory hierarchy.
 
-Used by the Home, Map and "Accounts & hierarchy" pages. Kept beside :mod:`terrmap.ui`
+Used by the Home, Map and "Accounts & hierarchy" pages. Kept beside :mod:`terrmap.app.ui`
 (same conventions) because pins, overlays and the hierarchy change without the plan's
 version moving: every cache here is also keyed by :func:`structure_stamp`, so a pin or a
 new node shows on every page at once, while the usual reruns reuse what is computed.
@@ -13,9 +13,10 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from terrmap import accounts, ui
-from terrmap import hierarchy as hi
-from terrmap import mapview as mv
+from terrmap.plan import accounts
+from terrmap.app import ui
+from terrmap.plan import hierarchy as hi
+from terrmap.app import mapview as mv
 from terrmap.geo import parse_layer
 from terrmap.plan import PlanInfo, list_plans
 from terrmap.data.store import Store
@@ -113,7 +114,7 @@ def level_territories(s: Store, plan: PlanInfo, level: str) -> tuple[pd.DataFram
 @st.cache_resource(max_entries=4, show_spinner=False)
 def cached_level_map_data(path: str, layer_key: str, plan_id: int, plan_version: int, level: str, stamp: str,
                           sstamp: str, states: tuple[str, ...]) -> mv.MapData:
-    """Like :func:`terrmap.ui.cached_map_data`, coloured by the ancestor node at ``level``."""
+    """Like :func:`terrmap.app.ui.cached_map_data`, coloured by the ancestor node at ``level``."""
     s = ui._store(path)
     plan = _plan(path, plan_id)
     frame = mv.filter_states(ui.region_frame(s, layer_key, plan, stamp), states)

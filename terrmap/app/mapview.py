@@ -48,7 +48,7 @@ from branca.element import Element
 from folium.elements import MacroElement
 from folium.template import Template
 
-from terrmap.assets import DEFAULT_STATIC_BASE, LocalMap, localize
+from terrmap.app.assets import DEFAULT_STATIC_BASE, LocalMap, localize
 from terrmap.data.stats import STAT_COLUMNS
 
 if TYPE_CHECKING:
@@ -886,7 +886,7 @@ def build_map(
 
     ``fit``: "core" opens on the lower 48 when most regions are there (all-US
     views), "all" on every region (a chosen area). Every asset is served from
-    ``static_base``; see :mod:`terrmap.assets`.
+    ``static_base``; see :mod:`terrmap.app.assets`.
     """
     m = LocalMap(
         location=US_CENTER,

@@ -462,7 +462,7 @@ def _named_accounts(store: "Store", info: PlanInfo, region_index: dict, territor
     territory they are pinned to (UNASSIGNED for an overlay team: owned outside the geographic plan), whether
     an overlay would own a pinned account without its pin, and their values on MEASURES. Overlay claims are decided on the plan as opened (an overlay limited to some
     territories keeps its accounts while their regions move in the session)."""
-    from terrmap.accounts import exceptions_by_region
+    from terrmap.plan.accounts import exceptions_by_region
 
     exc = exceptions_by_region(store, info)
     exc = exc[exc["region_id"].isin(region_index.keys())]

@@ -116,7 +116,7 @@ def localize_links(links: list[tuple[str, str]], base: str = DEFAULT_STATIC_BASE
         if asset is None:
             raise RemoteAssetError(
                 f"map asset {name!r} would load from {url}; vendor it under static/vendor/ "
-                "and register it in terrmap.assets.LOCAL_ASSETS"
+                "and register it in terrmap.app.assets.LOCAL_ASSETS"
             )
         out.append((name, local_url(LOCAL_ASSETS[asset], base)))
     # the same file twice (e.g. two names for leaflet) loads once

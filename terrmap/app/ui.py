@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from terrmap import mapview as mv
-from terrmap.assets import static_base as _static_base
+from terrmap.app import mapview as mv
+from terrmap.app.assets import static_base as _static_base
 from terrmap.geo import LAYER_KEYS, parse_layer
 from terrmap.plan import PlanInfo, assignment_for_layer, list_plans, territories
 from terrmap.data.stats import region_stats
@@ -343,9 +343,9 @@ EDITOR_SESSIONS = "tm_editor_sessions"
 
 
 def editor_session(s: Store, plan: PlanInfo, reload: bool = False):
-    """The planner's :class:`terrmap.editor.EditorSession` on ``plan``, kept in the Streamlit session
+    """The planner's :class:`terrmap.plan.editor.EditorSession` on ``plan``, kept in the Streamlit session
     (keyed by database path and plan id); ``reload``: discard it and open the saved plan again."""
-    from terrmap.editor import EditorSession
+    from terrmap.plan.editor import EditorSession
 
     sessions = st.session_state.setdefault(EDITOR_SESSIONS, {})
     key = (str(s.path), plan.plan_id)
