@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from terrmap.geo.distance import haversine_km, km_offsets_to_degrees
 from terrmap.geo.h3layer import index_points
 from terrmap.geo.zipdata import project, reference_table
 from terrmap.plan import Territory, create_plan, distinct_colors, get_plan
@@ -87,8 +88,8 @@ def generate_leads(n: int, seed: int, start: int = 0) -> tuple[pd.DataFrame, np.
     radius_km = np.sqrt(np.nan_to_num(z["land_area_sq_mi"].to_numpy()[zi], nan=1.0) * 2.59 / np.pi)
     sigma_km = np.maximum(radius_km / 3, 0.3)
     off = np.clip(rng.standard_normal((n, 2)), -2, 2) * sigma_km[:, None]
-    lat = zlat + off[:, 0] / 111.0
-    lon = zlon + off[:, 1] / (111.0 * np.cos(np.radians(zlat)))
+    dlat, dlon = km_offsets_to_degrees(zlat, off[:, 0], off[:, 1])
+    lat, lon = zlat + dlat, zlon + dlon
 
     names = list(INDUSTRIES)
     shares = np.array([INDUSTRIES[k][0] for k in names])
@@ -201,9 +202,7 @@ def pick_rep_homes(n_reps: int, min_km: float = 250.0) -> pd.DataFrame:
 
 
 def _km(a: pd.Series, b: pd.Series) -> float:
-    lat1, lon1, lat2, lon2 = map(np.radians, (a["lat"], a["lon"], b["lat"], b["lon"]))
-    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return float(6371 * 2 * np.arcsin(np.sqrt(h)))
+    return float(haversine_km(a["lat"], a["lon"], b["lat"], b["lon"]))
 
 
 def _home_neighbours(reps: pd.DataFrame) -> set[tuple[int, int]]:

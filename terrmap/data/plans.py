@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import pandas as pd
 
+from terrmap.measures import LEAD_POTENTIAL_SQL
 from terrmap.geo import Layer, parse_layer
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ def assignment_for_layer(store: "Store", plan: PlanInfo, layer: Layer) -> pd.Dat
             SELECT {dst_key} AS region_id, a.territory_id,
                    -- rounded: a parallel float sum differs in its last bits from run to run, and the
                    -- same plan must map the same way every time (ties: the lowest territory id)
-                   round(sum(CASE WHEN l.status = 'open' THEN coalesce(l.score * l.expected_value, 0) ELSE 0 END), 4)
+                   round(sum({LEAD_POTENTIAL_SQL}), 4)
                      AS potential,
                    count(*) AS leads
             FROM leads l JOIN plan_assignments a ON a.plan_id = ? AND a.region_id = {src_key}

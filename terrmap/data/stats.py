@@ -19,38 +19,48 @@ raw leads, so interaction cost does not grow with the number of leads.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from terrmap.geo import Layer
+from terrmap.measures import LEAD_POTENTIAL_SQL, MEASURES, ROLLUP_MEASURES, STAT_COLUMNS
 
 if TYPE_CHECKING:
     import duckdb
 
     from terrmap.data.store import Store
 
-STAT_COLUMNS = ["leads", "open_leads", "customers", "won_revenue", "avg_score", "potential"]
+_INT_UNITS = ("int",)
 
-LEAD_POTENTIAL_SQL = "CASE WHEN l.status = 'open' THEN coalesce(l.score * l.expected_value, 0) ELSE 0 END"
 
-_ROLLUP_SQL = """
-    CREATE OR REPLACE TABLE lead_rollup AS
-    SELECT cell, zip,
-        count(*) AS leads,
-        count(*) FILTER (WHERE status = 'open') AS open_leads,
-        count(*) FILTER (WHERE status = 'won') AS customers,
-        coalesce(sum(deal_value) FILTER (WHERE status = 'won'), 0) AS won_revenue,
-        count(score) FILTER (WHERE status = 'open') AS scored_open,
-        coalesce(sum(score) FILTER (WHERE status = 'open'), 0) AS score_sum,
-        coalesce(sum(score * expected_value) FILTER (WHERE status = 'open'), 0) AS potential
-    FROM leads GROUP BY cell, zip
-"""
+def _rollup_sql() -> str:
+    columns = ",\n        ".join(f"{MEASURES[m].lead_sql} AS {m}" for m in ROLLUP_MEASURES)
+    return f"CREATE OR REPLACE TABLE lead_rollup AS SELECT cell, zip,\n        {columns}\n    FROM leads l GROUP BY cell, zip"
+
+
+def _stat_aggregates(source: str) -> str:
+    """The STAT_COLUMNS aggregated per region: from raw leads (``source='leads'``) or from lead_rollup."""
+    def base(m: str) -> str:
+        if source == "leads":
+            return MEASURES[m].lead_sql
+        return f"sum(l.{m})" + ("::BIGINT" if MEASURES[m].unit in _INT_UNITS else "")
+
+    def column(m: str) -> str:
+        if MEASURES[m].derived_sql is None:
+            return f"{base(m)} AS {m}"
+        derived = MEASURES[m].derived_sql
+        for dep in ROLLUP_MEASURES:
+            derived = re.sub(rf"\b{dep}\b", f"({base(dep)})", derived)
+        return f"{derived} AS {m}"
+
+    return ",\n                ".join(column(m) for m in STAT_COLUMNS) + f"\n            FROM {source} l"
 
 
 def refresh_rollup(cur: "duckdb.DuckDBPyConnection") -> None:
     """Rebuild ``lead_rollup`` from ``leads`` (call after any change to leads, scores included)."""
-    cur.execute(_ROLLUP_SQL)
+    cur.execute(_rollup_sql())
 
 
 def region_stats_sql(layer: Layer, where: str | None = None) -> str:
@@ -58,24 +68,7 @@ def region_stats_sql(layer: Layer, where: str | None = None) -> str:
     # Filter on the cheap grouping key, not on the region id: a predicate on the id
     # would be pushed below the GROUP BY and format an id for every row.
     conditions = [f"{key} IS NOT NULL"] + ([f"({where})"] if where else [])
-    if where:
-        aggregates = """
-                count(*) AS leads,
-                count(*) FILTER (WHERE l.status = 'open') AS open_leads,
-                count(*) FILTER (WHERE l.status = 'won') AS customers,
-                coalesce(sum(l.deal_value) FILTER (WHERE l.status = 'won'), 0) AS won_revenue,
-                avg(l.score) FILTER (WHERE l.status = 'open') AS avg_score,
-                coalesce(sum(l.score * l.expected_value) FILTER (WHERE l.status = 'open'), 0) AS potential
-            FROM leads l"""
-    else:
-        aggregates = """
-                sum(l.leads)::BIGINT AS leads,
-                sum(l.open_leads)::BIGINT AS open_leads,
-                sum(l.customers)::BIGINT AS customers,
-                sum(l.won_revenue) AS won_revenue,
-                sum(l.score_sum) / nullif(sum(l.scored_open), 0) AS avg_score,
-                sum(l.potential) AS potential
-            FROM lead_rollup l"""
+    aggregates = _stat_aggregates("leads" if where else "lead_rollup")
     return f"""
         SELECT {layer.region_id_sql('k')} AS region_id, * EXCLUDE (k) FROM (
             SELECT {key} AS k, {aggregates}

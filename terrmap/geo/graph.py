@@ -23,6 +23,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from terrmap.geo.distance import KM_PER_DEGREE
+
 
 @dataclass
 class RegionGraph:
@@ -219,7 +221,7 @@ def polygon_adjacency(geometries) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     geoms = np.asarray(geometries, dtype=object)
 
     def to_km(g):
-        return shapely.transform(g, lambda xy: project(xy[:, 1], xy[:, 0]) * 111.195)
+        return shapely.transform(g, lambda xy: project(xy[:, 1], xy[:, 0]) * KM_PER_DEGREE)
 
     km = np.array([to_km(g) for g in geoms], dtype=object)
     tree = shapely.STRtree(km)

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import shapely
 
+from terrmap.geo.distance import KM_PER_DEGREE
 from terrmap.geo.zipdata import project, region_candidates, reference_table, unproject
 
 # Units of the projection of terrmap.geo.zipdata (~1 degree of latitude) -> km.
-KM_PER_DEG = 6371.0088 * math.pi / 180
 FALLBACK_RADIUS_KM = 20.0
 
 STATE_NAMES = {
@@ -104,7 +104,7 @@ def us48_projected() -> tuple[list[str], np.ndarray, shapely.STRtree]:
 
 def discs_outline(xy: np.ndarray, radius_km: float = FALLBACK_RADIUS_KM, exclude_state: str | None = None):
     """Projected union of discs around projected points, minus the lower-48 outlines except ``exclude_state``'s."""
-    radius = radius_km / KM_PER_DEG
+    radius = radius_km / KM_PER_DEGREE
     discs = shapely.union_all(shapely.buffer(shapely.points(xy), radius, quad_segs=6))
     states, geoms, tree = us48_projected()
     hits = [i for i in tree.query(discs, predicate="intersects") if states[i] != exclude_state]

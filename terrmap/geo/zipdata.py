@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from terrmap.geo.distance import KM_PER_DEGREE
+
 if TYPE_CHECKING:
     from terrmap.data.store import Store
 
@@ -41,7 +43,7 @@ def zip_parquet_path() -> Path:
 # US (Alaska and Hawaii included). Units are "projected degrees" (111.195 km), so
 # buffers and tolerances written in degrees keep their size.
 _LCC = "+proj=lcc +lat_1=33 +lat_2=45 +lat_0=39 +lon_0=-96 +datum=WGS84 +units=m +no_defs"
-_METRES_PER_UNIT = 111_195.08
+_METRES_PER_UNIT = KM_PER_DEGREE * 1000
 
 
 @lru_cache(maxsize=1)

@@ -46,7 +46,6 @@ import pandas as pd
 import shapely
 
 from terrmap.geo.outlines import (
-    KM_PER_DEG,
     discs_outline,
     polygonal,
     project_geoms,
@@ -54,6 +53,7 @@ from terrmap.geo.outlines import (
     unproject_geoms,
     us48_projected,
 )
+from terrmap.geo.distance import KM_PER_DEGREE
 from terrmap.geo.zipdata import project, reference_table
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def _clip_region(state: str, xy: np.ndarray):
     # Centroids inside a neighbour's (coarse) outline keep a small disc, overlapping that neighbour.
     still = ~shapely.contains_xy(clip, xy[:, 0], xy[:, 1])
     if still.any():
-        discs = shapely.buffer(shapely.points(xy[still]), NEIGHBOUR_RADIUS_KM / KM_PER_DEG, quad_segs=6)
+        discs = shapely.buffer(shapely.points(xy[still]), NEIGHBOUR_RADIUS_KM / KM_PER_DEGREE, quad_segs=6)
         clip = shapely.union(clip, shapely.union_all(discs))
     return clip
 
@@ -153,7 +153,7 @@ def build_voronoi_shapes(points: pd.DataFrame) -> pd.DataFrame:
     for state, g in points.groupby("state", sort=True):
         xy = project(g["lat"].to_numpy(), g["lon"].to_numpy())
         cells = _voronoi_cells(xy, _clip_region(str(state), xy))
-        area = np.nan_to_num(shapely.area(cells)) * KM_PER_DEG**2
+        area = np.nan_to_num(shapely.area(cells)) * KM_PER_DEGREE**2
         frames.append(
             pd.DataFrame({"zip": g["zip"].to_numpy(), "state": str(state), "area_km2": area, "geometry": _finish(cells)})
         )
@@ -365,7 +365,7 @@ def _remnants(voronoi: pd.DataFrame, real: np.ndarray, points: pd.DataFrame) -> 
         j = pos[voronoi["zip"].iat[i]]
         centroid = shapely.Point(lon[j], lat[j])
         if rest is None or (rest.area < 0.1 * cell.area and not rest.contains(centroid)):
-            disc = unproject_geoms(shapely.buffer(shapely.Point(project([lat[j]], [lon[j]])[0]), 2.0 / KM_PER_DEG))
+            disc = unproject_geoms(shapely.buffer(shapely.Point(project([lat[j]], [lon[j]])[0]), 2.0 / KM_PER_DEGREE))
             rest = polygonal(shapely.intersection(cell, disc)) or cell
             overlapping += 1
         geoms[i] = rest
@@ -464,7 +464,7 @@ def load_zcta(store: "Store", path: str | os.PathLike, simplify_tolerance: float
     shapes = pd.concat([real, kept], ignore_index=True)
     shapes = shapes[shapes["geometry"].notna()].reset_index(drop=True)
     geoms = shapes["geometry"].to_numpy()
-    shapes["area_km2"] = shapely.area(project_geoms(shapely.segmentize(geoms, DENSIFY_DEG))) * KM_PER_DEG**2
+    shapes["area_km2"] = shapely.area(project_geoms(shapely.segmentize(geoms, DENSIFY_DEG))) * KM_PER_DEGREE**2
 
     mapping = _point_in_polygon_regions(store, shapes)
     with store.transaction() as tx:

@@ -34,7 +34,7 @@ import pandas as pd
 
 from terrmap.geo import parse_layer
 from terrmap.plan import PlanInfo, palette_color
-from terrmap.data.stats import LEAD_POTENTIAL_SQL
+from terrmap.measures import LEAD_POTENTIAL_SQL
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store

@@ -1,6 +1,6 @@
 """A visit route: the order in which a rep drives from home to a set of accounts.
 
-Distances are great-circle (haversine) kilometres on a sphere of radius 6371 km:
+Distances are great-circle (haversine) kilometres on a sphere of radius :data:`~terrmap.geo.distance.EARTH_RADIUS_KM`:
 straight-line distances, a lower bound of road distances, good enough to order stops.
 
 What :func:`plan_route` guarantees:
@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-EARTH_RADIUS_KM = 6371.0
+from terrmap.geo.distance import distance_matrix_km, haversine_km
+
 EXACT_MAX_STOPS = 10
 OR_OPT_MAX_SEGMENT = 3
 # Iterated local search rounds: as many as cost about 0.1 s (a round at n stops costs about n^2 x 0.5 us).
@@ -56,19 +57,6 @@ class Route:
     closed: bool
     method: str
 
-
-def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Great-circle distance in km between points (degrees); arrays broadcast."""
-    p1, l1, p2, l2 = (np.radians(np.asarray(x, dtype=float)) for x in (lat1, lon1, lat2, lon2))
-    h = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin((l2 - l1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
-
-
-def distance_matrix(lat, lon) -> np.ndarray:
-    """Pairwise haversine km between the points (lat[i], lon[i])."""
-    lat = np.asarray(lat, dtype=float)
-    lon = np.asarray(lon, dtype=float)
-    return haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
 
 
 def tour_length(dist: np.ndarray, tour, closed: bool) -> float:
@@ -246,7 +234,7 @@ def plan_route(home: tuple[float, float], lat, lon, closed: bool = True,
     if not (np.isfinite(points_lat).all() and np.isfinite(points_lon).all()):
         bad = int(np.flatnonzero(~(np.isfinite(points_lat) & np.isfinite(points_lon)))[0])
         raise ValueError("home has no coordinates" if bad == 0 else f"stop {bad - 1} has no coordinates")
-    dist = distance_matrix(points_lat, points_lon)
+    dist = distance_matrix_km(points_lat, points_lon)
     if lat.size <= exact_max:
         tour, method = held_karp(dist, closed), "exact"
     else:
