@@ -12,6 +12,13 @@ from terrmap.data.store import Store
 SMALL_DEMO_LEADS = 20_000
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests carry the ``e2e`` mark, so ``-m "not e2e"`` is the fast loop."""
+    for item in items:
+        if item.path.name.startswith("test_e2e"):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def demo_db_path(tmp_path_factory):
     """A demo database built once per test session; copy it before writing (see ``demo_store``)."""
