@@ -1,6 +1,9 @@
 """``python -m terrmap``: the command line.
 
 Every command takes ``--db PATH`` (default: $TERRMAP_DB, else data/terrmap.duckdb).
+
+Each command imports what it runs, inside its function: ``terrmap demo`` need not load
+scikit-learn and the optimizer, and every command starts in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ def _progress(frac: float, msg: str) -> None:
 
 
 def cmd_demo(args) -> int:
+    # lazy: start-up time (see the module docstring)
     from terrmap.demo import build_demo
     from terrmap.data.store import open_store, resolve_db_path
 
@@ -37,6 +41,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_regions(args) -> int:
+    # lazy: start-up time (see the module docstring)
     from terrmap.geo import parse_layer
     from terrmap.plan import assignment_for_layer, get_plan
     from terrmap.data.stats import region_stats
@@ -63,6 +68,7 @@ def cmd_regions(args) -> int:
 
 
 def cmd_import(args) -> int:
+    # lazy: start-up time (see the module docstring)
     from terrmap.io.ingest import ImportRejected, import_file
     from terrmap.data.store import open_store
 
@@ -77,6 +83,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_zcta(args) -> int:
+    # lazy: start-up time (see the module docstring)
     from terrmap.geo.zipshapes import load_zcta
     from terrmap.data.store import open_store
 
@@ -85,6 +92,7 @@ def cmd_zcta(args) -> int:
 
 
 def cmd_score(args) -> int:
+    # lazy: start-up time (see the module docstring)
     from terrmap.scoring import NotEnoughHistory, retrain
     from terrmap.data.store import open_store
 
@@ -112,6 +120,7 @@ def _limit(text: str) -> tuple[str, tuple[float | None, float | None]]:
 
 
 def cmd_optimize(args) -> int:
+    # lazy: start-up time (see the module docstring)
     from terrmap.optimize import Optimizer
     from terrmap.data.store import open_store
 
@@ -135,6 +144,7 @@ def cmd_optimize(args) -> int:
 
 
 def cmd_export(args) -> int:
+    # lazy: start-up time (see the module docstring)
     from terrmap.io.exchange import export_to_file
     from terrmap.data.store import open_store
 
@@ -147,6 +157,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import_alignment(args) -> int:
+    # lazy: start-up time (see the module docstring)
     from terrmap.io.exchange import AlignmentRejected, import_alignment
     from terrmap.data.store import open_store
 

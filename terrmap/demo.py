@@ -26,11 +26,12 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from scipy.spatial import Delaunay, cKDTree
 
 from terrmap.geo.distance import haversine_km, km_offsets_to_degrees
 from terrmap.geo.h3layer import index_points
 from terrmap.geo.zipdata import project, reference_table
-from terrmap.plan import Territory, create_plan, distinct_colors, get_plan
+from terrmap.plan import Territory, accounts, create_plan, distinct_colors, get_plan, hierarchy
 from terrmap.scoring import apply_fallback_scores
 from terrmap.data.stats import refresh_rollup
 from terrmap.data.store import BASE_H3_RES, Store
@@ -207,7 +208,6 @@ def _km(a: pd.Series, b: pd.Series) -> float:
 
 def _home_neighbours(reps: pd.DataFrame) -> set[tuple[int, int]]:
     """Pairs of reps whose nearest-home territories touch: the Delaunay edges of their homes."""
-    from scipy.spatial import Delaunay
 
     tri = Delaunay(project(reps["home_lat"], reps["home_lon"]))
     return {(min(a, b), max(a, b)) for simplex in tri.simplices for a in simplex for b in simplex if a != b}
@@ -215,7 +215,6 @@ def _home_neighbours(reps: pd.DataFrame) -> set[tuple[int, int]]:
 
 def county_nearest_rep_assignment(reps: pd.DataFrame) -> pd.DataFrame:
     """Every region ZIP -> the territory of the rep whose home is nearest its county's centre."""
-    from scipy.spatial import cKDTree
 
     z = reference_table()
     regions = z[(z["zip"] == z["region_zip"])].copy()
@@ -248,8 +247,6 @@ ENTERPRISE_MIN_EMPLOYEES = 1000
 def add_demo_structure(store: Store, plan_id: int, reps: pd.DataFrame) -> None:
     """A first plan worth opening on the Accounts & hierarchy page: a two-level hierarchy (census regions
     under two divisions), an "Enterprise" overlay over the four largest metros' territories, and three pins."""
-    from terrmap.plan import hierarchy
-    from terrmap.plan import accounts
 
     state_of = dict(store.cursor().execute("SELECT zip, state FROM zips").fetchall())
     region_of_state = {st_: region for region, states in CENSUS_REGIONS.items() for st_ in states.split()}

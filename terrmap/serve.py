@@ -103,6 +103,7 @@ def running_app(db: str | os.PathLike, log_path: Path | None = None, env: dict[s
 
 
 def main(argv: list[str] | None = None) -> None:
+    # lazy: running_app() (tests, benchmarks) starts a server process without importing Streamlit here
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web.cli import main as streamlit_main
 

@@ -13,8 +13,11 @@ from typing import Sequence
 
 import h3
 import numpy as np
+from h3ronpy.vector import coordinates_to_cells
+from shapely.geometry import shape as to_shape
 
 from terrmap.geo.base import Layer
+from terrmap.geo.graph import h3_graph
 
 H3_RESOLUTIONS = tuple(range(3, 10))
 _RES_MASK = 0xF << 52
@@ -37,7 +40,6 @@ def parent_int(cells: np.ndarray, res: int) -> np.ndarray:
 
 def index_points(lat: np.ndarray, lon: np.ndarray, res: int) -> np.ndarray:
     """H3 cells (uint64) of many points at once (h3ronpy, about 1M points/s)."""
-    from h3ronpy.vector import coordinates_to_cells
 
     return coordinates_to_cells(np.asarray(lat, dtype=float), np.asarray(lon, dtype=float), res).to_numpy()
 
@@ -72,7 +74,6 @@ class H3Layer(Layer):
 
     def dissolve(self, store, groups, progress=None) -> dict:
         """The cells' outlines from H3 itself (cells_to_h3shape: edges shared by two cells cancel out)."""
-        from shapely.geometry import shape as to_shape
 
         out = {}
         for k, (key, ids) in enumerate(groups.items()):
@@ -91,6 +92,5 @@ class H3Layer(Layer):
         return out
 
     def graph(self, store, region_ids: Sequence[str]):
-        from terrmap.geo.graph import h3_graph
 
         return h3_graph(list(region_ids))

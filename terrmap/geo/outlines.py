@@ -10,12 +10,14 @@ conformal projection of :mod:`terrmap.geo.zipdata` so the discs are round.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pyogrio
 import shapely
 
 from terrmap.geo.distance import KM_PER_DEGREE
@@ -53,8 +55,6 @@ def round_geoms(geoms, decimals: int):
 
 
 def us48_path() -> Path:
-    import importlib.util
-
     spec = importlib.util.find_spec("libpysal")  # locate the package without importing it (slow: ~1 s)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("libpysal is not installed (it ships the lower-48 state outlines)")
@@ -77,8 +77,6 @@ def unproject_geoms(geoms):
 @lru_cache(maxsize=1)
 def us48_outlines() -> dict[str, shapely.Geometry]:
     """State abbreviation -> outline (lon/lat) of the lower 48 states, as shipped by libpysal."""
-    import pyogrio
-
     df = pyogrio.read_dataframe(us48_path(), columns=["STATE_ABBR", "STATE_NAME"])
     geoms = shapely.make_valid(df.geometry.to_numpy())
     return {str(s): g for s, g in zip(df["STATE_ABBR"], geoms)}
@@ -86,8 +84,6 @@ def us48_outlines() -> dict[str, shapely.Geometry]:
 
 @lru_cache(maxsize=1)
 def us48_names() -> dict[str, str]:
-    import pyogrio
-
     df = pyogrio.read_dataframe(us48_path(), columns=["STATE_ABBR", "STATE_NAME"], read_geometry=False)
     return dict(zip(df["STATE_ABBR"].astype(str), df["STATE_NAME"].astype(str)))
 
