@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import uuid
+from contextlib import contextmanager
 
 import pytest
 
@@ -37,6 +39,27 @@ def demo_store(demo_db_path, tmp_path):
     store = Store(path)
     yield store
     store.close()
+
+
+@pytest.fixture(scope="session")
+def fresh_demo_store(demo_db_path, tmp_path_factory):
+    """``with fresh_demo_store() as store:`` a private copy of the demo database, for one example of
+    a property test (session-scoped, so hypothesis's function-scoped-fixture health check holds)."""
+    folder = tmp_path_factory.mktemp("examples")
+
+    @contextmanager
+    def fresh():
+        path = folder / f"{uuid.uuid4().hex}.duckdb"
+        shutil.copy(demo_db_path, path)
+        store = Store(path)
+        try:
+            yield store
+        finally:
+            store.close()
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+    return fresh
 
 
 @pytest.fixture
