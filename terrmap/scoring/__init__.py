@@ -24,7 +24,15 @@ The way through the package, one concept per module:
 """
 
 from terrmap.scoring.apply import retrain, score_leads
-from terrmap.scoring.evaluate import ECE_BINS, calibration_curve, expected_calibration_error
+from terrmap.scoring.evaluate import (
+    ECE_BINS,
+    calibration_curve,
+    comparison_table,
+    excluded_table,
+    expected_calibration_error,
+    features_table,
+    gains_curves,
+)
 from terrmap.scoring.explain import Reason, explain_lead, reasons_table
 from terrmap.scoring.fallback import (
     apply_fallback_scores,
@@ -48,7 +56,7 @@ from terrmap.scoring.train import (
 __all__ = [
     "DEFAULT_SEED", "ECE_BINS", "MIN_CLOSED", "MIN_PER_CLASS", "FeatureSpec", "LeadModel", "NoModel",
     "NotEnoughHistory", "Reason", "apply_fallback_scores", "calibration_curve", "check_history",
-    "expected_calibration_error", "explain_lead", "fallback_expected_value_sql", "fallback_score_sql",
+    "comparison_table", "excluded_table", "expected_calibration_error", "features_table", "gains_curves", "explain_lead", "fallback_expected_value_sql", "fallback_score_sql",
     "fallback_value_ctes", "feature_label", "feature_spec", "icp_segments", "latest_metrics", "latest_version",
     "load_frame", "load_model", "reasons_table", "retrain", "save_model", "score_leads", "tam_by_territory",
     "train_model", "whitespace",
