@@ -128,11 +128,14 @@ with tabs[0]:
         base = metrics["baseline"]
         vs = f"vs. baseline ({base['label'].lower()})"
         cols = st.columns(6)
-        cols[0].metric("ROC AUC", metrics["roc_auc"], format="%.3f", delta=f"{metrics['roc_auc'] - base['roc_auc']:+.3f}",
+        cols[0].metric("ROC AUC", metrics["roc_auc"], format="%.3f",
+                       delta=f"{metrics['roc_auc'] - base['roc_auc']:+.3f}",
                        help=f"chance a random won lead scores above a random lost one; change {vs}", border=True)
-        cols[1].metric("PR AUC", metrics["pr_auc"], format="%.3f", delta=f"{metrics['pr_auc'] - base['pr_auc']:+.3f}",
+        cols[1].metric("PR AUC", metrics["pr_auc"], format="%.3f",
+                       delta=f"{metrics['pr_auc'] - base['pr_auc']:+.3f}",
                        help=f"average precision; change {vs}", border=True)
-        cols[2].metric("ECE", metrics["ece"], format="%.3f", delta=f"{metrics['ece'] - base['ece']:+.3f}", delta_color="inverse",
+        cols[2].metric("ECE", metrics["ece"], format="%.3f", delta=f"{metrics['ece'] - base['ece']:+.3f}",
+                       delta_color="inverse",
                        help="expected calibration error: mean gap between predicted and observed win rates over 10 "
                             f"equal-size score bins (lower is better); change {vs}", border=True)
         cols[3].metric("Brier", metrics["brier"], format="%.3f", delta=f"{metrics['brier'] - base['brier']:+.3f}",

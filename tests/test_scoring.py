@@ -529,8 +529,9 @@ def test_report_tables(demo_store):
     base = metrics["baseline"]
     comp = scoring.comparison_table(metrics).set_index("Metric")
     assert list(comp.columns) == ["Model", base["label"]]
-    assert comp["Model"].tolist() == pytest.approx([metrics[k] for k in ("roc_auc", "pr_auc", "ece", "brier", "log_loss")])
-    assert comp[base["label"]].tolist() == pytest.approx([base[k] for k in ("roc_auc", "pr_auc", "ece", "brier", "log_loss")])
+    keys = ("roc_auc", "pr_auc", "ece", "brier", "log_loss")
+    assert comp["Model"].tolist() == pytest.approx([metrics[k] for k in keys])
+    assert comp[base["label"]].tolist() == pytest.approx([base[k] for k in keys])
     gains = scoring.gains_curves(metrics)
     model_curve = gains[gains.who == "Model"]
     assert model_curve.wins.is_monotonic_increasing and model_curve.wins.iloc[-1] == pytest.approx(1.0)

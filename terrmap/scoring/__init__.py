@@ -54,10 +54,10 @@ from terrmap.scoring.train import (
 )
 
 __all__ = [
-    "DEFAULT_SEED", "ECE_BINS", "MIN_CLOSED", "MIN_PER_CLASS", "FeatureSpec", "LeadModel", "NoModel",
-    "NotEnoughHistory", "Reason", "apply_fallback_scores", "calibration_curve", "check_history",
-    "comparison_table", "excluded_table", "expected_calibration_error", "features_table", "gains_curves", "explain_lead", "fallback_expected_value_sql", "fallback_score_sql",
-    "fallback_value_ctes", "feature_label", "feature_spec", "icp_segments", "latest_metrics", "latest_version",
-    "load_frame", "load_model", "reasons_table", "retrain", "save_model", "score_leads", "tam_by_territory",
-    "train_model", "whitespace",
+    "DEFAULT_SEED", "ECE_BINS", "MIN_CLOSED", "MIN_PER_CLASS", "apply_fallback_scores", "calibration_curve",
+    "check_history", "comparison_table", "excluded_table", "expected_calibration_error", "explain_lead",
+    "fallback_expected_value_sql", "fallback_score_sql", "fallback_value_ctes", "feature_label", "feature_spec",
+    "features_table", "FeatureSpec", "gains_curves", "icp_segments", "latest_metrics", "latest_version",
+    "LeadModel", "load_frame", "load_model", "NoModel", "NotEnoughHistory", "Reason", "reasons_table", "retrain",
+    "save_model", "score_leads", "tam_by_territory", "train_model", "whitespace",
 ]

@@ -32,13 +32,17 @@ FIT_SCORE_SQL = (
 )
 
 
-def fallback_value_ctes(won_sql: str = "SELECT industry, deal_value FROM leads WHERE status = 'won' AND deal_value > 0") -> str:
+WON_DEALS_SQL = "SELECT industry, deal_value FROM leads WHERE status = 'won' AND deal_value > 0"
+
+
+def fallback_value_ctes(won_sql: str = WON_DEALS_SQL) -> str:
     """CTEs ``by_industry`` and ``overall``: median won deal value per industry (with enough wins) and overall,
     over the won deals ``won_sql`` selects (industry, deal_value)."""
     return f"""
         won AS ({won_sql}),
         by_industry AS (
-            SELECT industry, median(deal_value) AS v FROM won GROUP BY industry HAVING count(*) >= {MIN_WON_PER_INDUSTRY}
+            SELECT industry, median(deal_value) AS v FROM won
+            GROUP BY industry HAVING count(*) >= {MIN_WON_PER_INDUSTRY}
         ),
         overall AS (SELECT median(deal_value) AS v FROM won)"""
 
