@@ -559,3 +559,28 @@ def test_calibration_curve_equal_count_bins():
     assert [b["observed"] for b in curve] == pytest.approx(g.observed.tolist())
     ece = float((g.n * (g.observed - g.predicted).abs()).sum() / g.n.sum())
     assert scoring.expected_calibration_error(y, p) == pytest.approx(ece)
+
+
+def test_segment_outcomes_match_pandas(demo_store):
+    from terrmap.data.market import segment_outcomes
+
+    leads = demo_store.cursor().sql(
+        "SELECT l.*, coalesce(zp.urbanicity, zr.urbanicity, 'unknown') AS place FROM leads l "
+        "LEFT JOIN zips zp ON zp.zip = l.postal_zip LEFT JOIN zips zr ON zr.zip = l.zip"
+    ).df()
+    band = pd.cut(leads.employees, [0, 9, 49, 199, 999, np.inf], labels=["1-9", "10-49", "50-199", "200-999", "1000+"])
+    leads = leads.assign(industry=leads.industry.fillna("unknown"),
+                         band=band.astype(object).where(leads.employees.notna(), "unknown"),
+                         won=leads.status == "won", closed=leads.status != "open", open=leads.status == "open",
+                         won_value=leads.deal_value.where(leads.status == "won"),
+                         potential=(leads.score * leads.expected_value).where(leads.status == "open"))
+    theirs = leads.groupby(["industry", "band", "place"]).agg(
+        closed=("closed", "sum"), won=("won", "sum"), won_value=("won_value", "sum"), avg_deal=("won_value", "median"),
+        open_leads=("open", "sum"), open_potential=("potential", "sum"))
+    ours = segment_outcomes(demo_store).set_index(["industry", "size_band", "place_type"]).sort_index()
+    theirs = theirs.rename_axis(ours.index.names).sort_index()
+    assert list(ours.index) == list(theirs.index)
+    for col in ("closed", "won", "open_leads"):
+        assert ours[col].tolist() == theirs[col].tolist(), col
+    for col in ("won_value", "avg_deal", "open_potential"):
+        np.testing.assert_allclose(ours[col].to_numpy(dtype=float), theirs[col].to_numpy(dtype=float), rtol=1e-9)

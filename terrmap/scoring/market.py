@@ -9,23 +9,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from terrmap.data.market import region_places, segment_outcomes
 from terrmap.data.stats import region_stats
 from terrmap.geo import Layer, parse_layer
 from terrmap.plan import assignment_for_layer, get_plan, territories
-from terrmap.scoring.features import FROM_SQL
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
     from terrmap.plan import PlanInfo
-
-SIZE_BAND_SQL = """CASE
-    WHEN l.employees IS NULL THEN 'unknown'
-    WHEN l.employees < 10 THEN '1-9'
-    WHEN l.employees < 50 THEN '10-49'
-    WHEN l.employees < 200 THEN '50-199'
-    WHEN l.employees < 1000 THEN '200-999'
-    ELSE '1000+' END"""
-SIZE_BANDS = ["1-9", "10-49", "50-199", "200-999", "1000+", "unknown"]
 
 
 def icp_segments(store: "Store", min_support: int = 30, top: int | None = 25) -> pd.DataFrame:
@@ -36,20 +27,7 @@ def icp_segments(store: "Store", min_support: int = 30, top: int | None = 25) ->
     many), lift (win rate / overall), won_value, avg_deal, value_per_closed (won value per
     closed lead), open_leads, open_potential. Only segments with ``min_support`` closed leads.
     """
-    df = store.cursor().execute(
-        f"""
-        SELECT coalesce(l.industry, 'unknown') AS industry, {SIZE_BAND_SQL} AS size_band,
-               coalesce(zp.urbanicity, zr.urbanicity, 'unknown') AS place_type,
-               count(*) FILTER (WHERE l.status IN ('won', 'lost')) AS closed,
-               count(*) FILTER (WHERE l.status = 'won') AS won,
-               coalesce(sum(l.deal_value) FILTER (WHERE l.status = 'won'), 0) AS won_value,
-               median(l.deal_value) FILTER (WHERE l.status = 'won') AS avg_deal,
-               count(*) FILTER (WHERE l.status = 'open') AS open_leads,
-               coalesce(sum(l.score * l.expected_value) FILTER (WHERE l.status = 'open'), 0) AS open_potential
-        {FROM_SQL}
-        GROUP BY ALL
-        """
-    ).df()
+    df = segment_outcomes(store)
     total_closed = df["closed"].sum()
     overall = df["won"].sum() / total_closed if total_closed else 0.0
     df = df[df["closed"] >= max(1, min_support)].copy()
@@ -90,29 +68,7 @@ def whitespace(store: "Store", layer, top: int | None = 100, min_open_leads: int
     ws = ws[["region_id", "leads", "open_leads", "avg_score", "potential", "share"]].reset_index(drop=True)
     if ws.empty:
         return ws.assign(place=pd.Series(dtype=object), lat=pd.Series(dtype=float), lon=pd.Series(dtype=float))
-    key = layer.region_key_sql("l")
-    cur = store.cursor()
-    cur.register("_terrmap_ws", ws[["region_id"]])
-    try:
-        where = cur.execute(
-            f"""
-            WITH per_key AS (
-                SELECT {key} AS k, avg(l.lat) AS lat, avg(l.lon) AS lon
-                FROM leads l WHERE {key} IS NOT NULL GROUP BY k
-            ),
-            places AS (
-                SELECT {key} AS k, CASE WHEN z.city IS NULL THEN z.state ELSE z.city || ', ' || z.state END AS place,
-                       count(*) AS n
-                FROM leads l LEFT JOIN zips z ON z.zip = l.zip WHERE {key} IS NOT NULL GROUP BY ALL
-            ),
-            best AS (SELECT k, arg_max(place, n) AS place FROM places GROUP BY k)
-            SELECT w.region_id, b.place, p.lat, p.lon
-            FROM per_key p JOIN best b USING (k)
-            JOIN _terrmap_ws w ON w.region_id = {layer.region_id_sql('p.k')}
-            """
-        ).df()
-    finally:
-        cur.unregister("_terrmap_ws")
+    where = region_places(store, layer, ws["region_id"])
     out = ws.merge(where, on="region_id", how="left")
     return out[["region_id", "place", "lat", "lon", "leads", "open_leads", "avg_score", "potential", "share"]]
 
