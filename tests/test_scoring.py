@@ -19,6 +19,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from terrmap import scoring
+from terrmap.data.lead_features import closed_lead_features, lead_features, open_lead_features
 from terrmap.demo import build_demo, generate_leads
 from terrmap.geo import parse_layer
 from terrmap.plan import get_plan
@@ -153,7 +154,7 @@ def test_explain_lead(trained):
     assert set(by) == set(metrics["features"])
     assert by["industry"].value == lead.industry and by["employees"].value == lead.employees
     # The definition: score minus the score with the feature at its baseline value.
-    frame = scoring.load_frame(store.cursor(), model.spec, f"l.lead_id = '{lead.lead_id}'")
+    frame = lead_features(store.cursor(), model.spec, lead.lead_id)
     base = frame.copy()
     base["industry"] = model.baselines["industry"]
     expected = model.predict_proba(frame)[0] - model.predict_proba(base)[0]
@@ -282,7 +283,7 @@ def test_training_reads_no_outcome_columns(demo_db_path, tmp_path):
             seen.append(sql)
             return self.cur.execute(sql, *a)
 
-    scoring.load_frame(Recorder(store.cursor()), spec, "l.status IN ('won', 'lost')", columns=("status",))
+    closed_lead_features(Recorder(store.cursor()), spec)
     assert seen and not any(w in seen[0] for w in ("deal_value", "closed_at", "created_at", "crm_score"))
 
     m1 = scoring.train_model(store, seed=9)
@@ -296,7 +297,7 @@ def test_training_reads_no_outcome_columns(demo_db_path, tmp_path):
                 "FROM vals WHERE leads.lead_id = vals.lead_id")
     cur.unregister("vals")
     m2 = scoring.train_model(other, seed=9)
-    frame = scoring.load_frame(store.cursor(), m1.spec, "l.status = 'open'")
+    frame = open_lead_features(store.cursor(), m1.spec)
     np.testing.assert_array_equal(m1.predict_proba(frame), m2.predict_proba(frame))
     np.testing.assert_array_equal(m1.holdout_scores, m2.holdout_scores)
     assert m1.metrics["roc_auc"] == m2.metrics["roc_auc"]
@@ -309,7 +310,7 @@ def test_unseen_category_at_scoring_time(demo_db_path, tmp_path):
     _add_extras(store)
     scoring.retrain(store, seed=1)
     model = scoring.load_model(store)
-    frame = scoring.load_frame(store.cursor(), model.spec, "l.status = 'open'").head(200)
+    frame = open_lead_features(store.cursor(), model.spec).head(200)
     unseen = frame.assign(industry="Quantum Widgets", **{"extra:Lead Source": "Carrier pigeon"})
     missing = frame.assign(industry=None, **{"extra:Lead Source": None})
     p_unseen = model.predict_proba(unseen)
@@ -517,7 +518,7 @@ def test_model_history_and_saved_versions(demo_store):
     # Scores went through write_scores: every open lead, as the model scores it.
     leads = _leads(demo_store).sort_values("lead_id")
     open_ = leads[leads.status == "open"]
-    frame = scoring.load_frame(demo_store.cursor(), model.spec, "l.status = 'open'")
+    frame = open_lead_features(demo_store.cursor(), model.spec)
     p, v = model.score(frame)
     np.testing.assert_allclose(open_.score.to_numpy(), p, rtol=1e-12)
     np.testing.assert_allclose(open_.expected_value.to_numpy(), v, rtol=1e-12)

@@ -9,7 +9,7 @@ The way through the package, one concept per module:
 * :mod:`~terrmap.scoring.fallback`: the fallback score (imported CRM score, else a firmographic fit
   score) and expected deal value, in SQL and pandas;
 * :mod:`~terrmap.scoring.features`: which columns are features (imported columns detected, the
-  leakage guard's name and presence rules), how they are read and encoded;
+  leakage guard's name and presence rules) and how they are encoded;
 * :mod:`~terrmap.scoring.model`: the trained :class:`LeadModel` (boosted classifier, calibration,
   expected deal value) and its threads;
 * :mod:`~terrmap.scoring.train`: :func:`train_model` on the closed leads (splits, the leakage guard's
@@ -21,6 +21,10 @@ The way through the package, one concept per module:
 * :mod:`~terrmap.scoring.apply`: :func:`score_leads` and :func:`retrain` (train, save, score);
 * :mod:`~terrmap.scoring.explain`: the top reasons for a lead's score;
 * :mod:`~terrmap.scoring.market`: ideal customer profile segments, whitespace and TAM per territory.
+
+Its SQL lives in :mod:`terrmap.data` (``lead_features``: what a model reads; ``models``: stored models,
+score writes and closed-lead history; ``market``: segment and place queries); the fallback formula's SQL
+(:mod:`~terrmap.scoring.fallback`) stays here beside its pandas twin.
 """
 
 from terrmap.scoring.apply import retrain, score_leads
@@ -40,7 +44,7 @@ from terrmap.scoring.fallback import (
     fallback_score_sql,
     fallback_value_ctes,
 )
-from terrmap.scoring.features import FeatureSpec, feature_label, feature_spec, load_frame
+from terrmap.scoring.features import FeatureSpec, feature_label, feature_spec
 from terrmap.scoring.market import icp_segments, tam_by_territory, whitespace
 from terrmap.scoring.model import LeadModel
 from terrmap.scoring.saved import NoModel, latest_metrics, latest_version, load_model, save_model
@@ -58,6 +62,6 @@ __all__ = [
     "check_history", "comparison_table", "excluded_table", "expected_calibration_error", "explain_lead",
     "fallback_expected_value_sql", "fallback_score_sql", "fallback_value_ctes", "feature_label", "feature_spec",
     "features_table", "FeatureSpec", "gains_curves", "icp_segments", "latest_metrics", "latest_version",
-    "LeadModel", "load_frame", "load_model", "NoModel", "NotEnoughHistory", "Reason", "reasons_table", "retrain",
+    "LeadModel", "load_model", "NoModel", "NotEnoughHistory", "Reason", "reasons_table", "retrain",
     "save_model", "score_leads", "tam_by_territory", "train_model", "whitespace",
 ]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from terrmap.data.lead_features import open_lead_rows
 from terrmap.data.models import write_scores
 from terrmap.data.stats import refresh_rollup
 from terrmap.scoring.fallback import apply_fallback_scores
-from terrmap.scoring.features import load_open_rows
 from terrmap.scoring.model import LeadModel
 from terrmap.scoring.saved import load_model, save_model
 from terrmap.scoring.train import DEFAULT_SEED, NotEnoughHistory, Progress, train_model
@@ -31,7 +31,7 @@ def score_leads(store: "Store", model: LeadModel | None = None, progress: Progre
     t0 = time.perf_counter()
     with store.transaction() as tx:
         report(0.0, "loading open leads")
-        rows = load_open_rows(tx, model.spec)
+        rows = open_lead_rows(tx, model.spec)
         n = len(rows)
         report(0.3, f"scoring {n:,} open leads")
         if n:

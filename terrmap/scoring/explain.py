@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
+from terrmap.data.lead_features import lead_features
 from terrmap.data.models import lead_score_inputs
-from terrmap.scoring.features import feature_label, load_frame, prepare, sql_str
+from terrmap.scoring.features import feature_label, prepare
 from terrmap.scoring.model import LeadModel
 from terrmap.scoring.saved import NoModel, load_model
 
@@ -58,7 +59,7 @@ def _plain(value):
 
 
 def _model_reasons(store: "Store", model: LeadModel, lead_id: str) -> list[Reason]:
-    frame = load_frame(store.cursor(), model.spec, f"l.lead_id = {sql_str(str(lead_id))}")
+    frame = lead_features(store.cursor(), model.spec, lead_id)
     X = prepare(frame, model.spec)
     variants = [X]
     for c in model.spec.columns:

@@ -9,11 +9,12 @@ a column is *numeric* when >= 95% of its non-empty values parse as numbers (``$1
 notes, dates, free text and high-cardinality columns are skipped, as are columns present on under 1%
 of leads. The CRM score is not a feature: it is the baseline the model is compared with.
 
-Leakage guard, the parts decided here (the by-value rule, :func:`single_column_auc`, runs on the
-training rows in :mod:`terrmap.scoring.train`):
+The SQL that reads them is in :mod:`terrmap.data.lead_features`. Leakage guard (the by-value rule
+runs on the training rows in :mod:`terrmap.scoring.train`):
 
-1. the classifier's training query (:func:`load_frame`) reads only the feature columns, ``lead_id``
-   and what the caller names (``status`` for the label) -- never ``deal_value``, ``closed_at`` or any date;
+1. the classifier's training query (:func:`terrmap.data.lead_features.closed_lead_features`) reads
+   only the feature columns, ``lead_id`` and ``status`` (the label) -- never ``deal_value``,
+   ``closed_at`` or any date;
 2. an imported column is excluded by *name* when a word of it says outcome (:data:`LEAK_WORDS`);
 3. by *definition* when whether it is filled in depends on the outcome (present on won and lost or
    open leads at rates more than :data:`LEAK_PRESENCE_GAP` apart: a field filled in at closing).
@@ -28,6 +29,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from terrmap.data.lead_features import (
+    BASE_CATEGORICAL,
+    BASE_NUMERIC,
+    PROFILE_FIELDS,
+    extra_key_counts,
+    extra_value_profiles,
+    lead_column_counts,
+)
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -53,20 +63,6 @@ ID_WORDS = frozenset({
     "id", "ids", "uuid", "guid", "key", "email", "mail", "phone", "mobile", "fax", "url", "website", "domain",
     "name", "address", "street", "note", "notes", "description", "comment", "comments", "memo", "linkedin",
 })
-MISSING_TOKENS = ("", "na", "n/a", "null", "none", "nan", "-", "--", "?")
-
-# Base features: name -> SQL over leads l, zips zp (the postal ZIP) and zr (the region ZIP).
-BASE_CATEGORICAL = {
-    "industry": "l.industry",
-    "urbanicity": "coalesce(zp.urbanicity, zr.urbanicity)",
-}
-BASE_NUMERIC = {
-    "employees": "CAST(l.employees AS DOUBLE)",
-    "annual_revenue": "CAST(l.annual_revenue AS DOUBLE)",
-    "median_household_income": "CAST(coalesce(zp.median_household_income, zr.median_household_income) AS DOUBLE)",
-    "population_density": "CAST(coalesce(zp.population_density, zr.population_density) AS DOUBLE)",
-    "is_metro": "CAST(coalesce(zp.is_metro, zr.is_metro) AS DOUBLE)",
-}
 FEATURE_LABELS = {
     "industry": "Industry",
     "urbanicity": "Place type",
@@ -77,13 +73,6 @@ FEATURE_LABELS = {
     "is_metro": "In a metro area",
 }
 EXTRA_PREFIX = "extra:"
-
-# Leads with their postal ZIP's and region ZIP's census figures: what every feature query reads.
-FROM_SQL = """
-    FROM leads l
-    LEFT JOIN zips zp ON zp.zip = l.postal_zip
-    LEFT JOIN zips zr ON zr.zip = l.zip
-"""
 
 
 def feature_label(name: str) -> str:
@@ -128,38 +117,6 @@ def _words(name: str) -> set[str]:
     return {w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w}
 
 
-def sql_str(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _extra_value_sql(key: str) -> str:
-    """The cleaned text of ``extra[key]`` (NULL when empty or a missing-value token)."""
-    path = sql_str('$."' + key + '"')
-    raw = f"trim(json_extract_string(l.extra, {path}))"
-    missing = ", ".join(sql_str(t) for t in MISSING_TOKENS)
-    return f"(CASE WHEN lower({raw}) IN ({missing}) THEN NULL ELSE {raw} END)"
-
-
-def _number_sql(text_sql: str) -> str:
-    return f"TRY_CAST(replace(replace({text_sql}, ',', ''), '$', '') AS DOUBLE)"
-
-
-def column_sql(spec: FeatureSpec) -> list[str]:
-    """One ``<SQL> AS "<feature>"`` select item per feature of ``spec`` (over :data:`FROM_SQL`)."""
-    cols = []
-    for name in spec.categorical:
-        if name in BASE_CATEGORICAL:
-            cols.append(f"{BASE_CATEGORICAL[name]} AS \"{name}\"")
-    for name in spec.numeric:
-        if name in BASE_NUMERIC:
-            cols.append(f"{BASE_NUMERIC[name]} AS \"{name}\"")
-    for e in spec.extras:
-        v = _extra_value_sql(e.key)
-        alias = e.name.replace('"', '""')
-        cols.append(f"{_number_sql(v) if e.kind == 'numeric' else v} AS \"{alias}\"")
-    return cols
-
-
 def _name_verdict(key: str, n_candidates: int) -> str | None:
     """Why an imported column is not a feature, judged by its name alone (None: look at its values)."""
     words = _words(key)
@@ -175,25 +132,11 @@ def _name_verdict(key: str, n_candidates: int) -> str | None:
     return None
 
 
-def _value_profile_sql(i: int) -> list[str]:
-    """The aggregates :func:`_value_verdict` reads for candidate ``v{i}``, in its order."""
-    num = _number_sql(f"v{i}")
-    return [
-        f"count(v{i})",
-        f"count({num})",
-        f"count(TRY_CAST(v{i} AS TIMESTAMP))",
-        f"count(DISTINCT v{i})",
-        f"count(DISTINCT {num})",
-        f"count({num}) FILTER (WHERE {num} = round({num}))",
-        f"avg(CAST(v{i} IS NOT NULL AS DOUBLE)) FILTER (WHERE status = 'open')",
-        f"avg(CAST(v{i} IS NOT NULL AS DOUBLE)) FILTER (WHERE status = 'won')",
-        f"avg(CAST(v{i} IS NOT NULL AS DOUBLE)) FILTER (WHERE status = 'lost')",
-    ]
-
-
-def _value_verdict(profile, total: int, n_open: int, n_won: int, n_lost: int) -> str:
-    """'numeric', 'categorical', or why an imported column is not a feature, from its value profile."""
-    present, numeric, dates, distinct, distinct_num, integral, p_open, p_won, p_lost = profile
+def _value_verdict(profile: dict, total: int, n_open: int, n_won: int, n_lost: int) -> str:
+    """'numeric', 'categorical', or why an imported column is not a feature, from its value profile
+    (:func:`terrmap.data.lead_features.extra_value_profiles`)."""
+    present, numeric, dates, distinct, distinct_num, integral, p_open, p_won, p_lost = (
+        profile[f] for f in PROFILE_FIELDS)
     rates = [r for r, m in ((p_open, n_open), (p_won, n_won), (p_lost, n_lost)) if m >= 20 and r is not None]
     if present < max(1, MIN_EXTRA_PRESENT * total):
         return f"almost always empty (filled in on {present:,} of {total:,} leads)"
@@ -219,20 +162,11 @@ def detect_extra_columns(cur, n_leads: int | None = None) -> tuple[list[ExtraCol
 
     Detection reads at most :data:`DETECT_SAMPLE` leads (a deterministic sample by id hash).
     """
-    n = n_leads if n_leads is not None else cur.execute("SELECT count(*) FROM leads").fetchall()[0][0]
-    sample = ""
-    if n > DETECT_SAMPLE:
-        sample = f"AND hash(l.lead_id) % {int(math.ceil(n / DETECT_SAMPLE))} = 0"
-    keys = cur.execute(
-        f"""
-        SELECT key, count(*) AS n FROM (
-            SELECT unnest(json_keys(l.extra)) AS key FROM leads l WHERE l.extra IS NOT NULL {sample}
-        ) GROUP BY key ORDER BY n DESC, key
-        """
-    ).fetchall()
+    n = n_leads if n_leads is not None else lead_column_counts(cur)[0]
+    every = int(math.ceil(n / DETECT_SAMPLE)) if n > DETECT_SAMPLE else 1
     excluded: dict[str, str] = {}
     candidates = []
-    for key, _ in keys:
+    for key, _ in extra_key_counts(cur, every):
         why = _name_verdict(key, len(candidates))
         if why is None:
             candidates.append(key)
@@ -240,18 +174,10 @@ def detect_extra_columns(cur, n_leads: int | None = None) -> tuple[list[ExtraCol
             excluded[EXTRA_PREFIX + key] = why
     if not candidates:
         return [], excluded
-    inner = [f"{_extra_value_sql(key)} AS v{i}" for i, key in enumerate(candidates)]
-    aggs = [agg for i in range(len(candidates)) for agg in _value_profile_sql(i)]
-    row = cur.execute(
-        f"""
-        SELECT count(*), count(*) FILTER (WHERE status = 'open'), count(*) FILTER (WHERE status = 'won'),
-               count(*) FILTER (WHERE status = 'lost'), {', '.join(aggs)}
-        FROM (SELECT l.status, {', '.join(inner)} FROM leads l WHERE true {sample})
-        """
-    ).fetchall()[0]
+    totals, profiles = extra_value_profiles(cur, candidates, every)
     extras: list[ExtraColumn] = []
-    for i, key in enumerate(candidates):
-        verdict = _value_verdict(row[4 + 9 * i: 13 + 9 * i], *row[:4])
+    for key, profile in zip(candidates, profiles):
+        verdict = _value_verdict(profile, totals["total"], totals["open"], totals["won"], totals["lost"])
         if verdict in ("numeric", "categorical"):
             extras.append(ExtraColumn(key, verdict))
         else:
@@ -262,33 +188,18 @@ def detect_extra_columns(cur, n_leads: int | None = None) -> tuple[list[ExtraCol
 def feature_spec(store: "Store", cur=None) -> FeatureSpec:
     """The features a model trained now would use (base features with data, plus usable imported columns)."""
     cur = cur or store.cursor()
-    counts = cur.execute(
-        "SELECT count(*), count(l.industry), count(l.employees), count(l.annual_revenue) " + FROM_SQL
-    ).fetchall()[0]
+    n_leads, filled = lead_column_counts(cur)
     spec = FeatureSpec(list(BASE_CATEGORICAL), list(BASE_NUMERIC))
-    empty = [name for name, n in zip(("industry", "employees", "annual_revenue"), counts[1:]) if n == 0]
+    empty = [name for name, n in filled.items() if n == 0]
     for name in empty:
         spec.excluded[name] = "no values in the data"
     spec = spec.without(empty)
-    extras, excluded = detect_extra_columns(cur, counts[0])
+    extras, excluded = detect_extra_columns(cur, n_leads)
     spec.extras = extras
     spec.categorical += [e.name for e in extras if e.kind == "categorical"]
     spec.numeric += [e.name for e in extras if e.kind == "numeric"]
     spec.excluded.update(excluded)
     return spec
-
-
-def load_frame(cur, spec: FeatureSpec, where: str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """lead_id, ``columns`` (other lead columns, e.g. status) and the features of the leads matching ``where``,
-    in lead_id order. Reads nothing but those columns."""
-    extra = [f"l.{c}" for c in columns]
-    sql = f"SELECT l.lead_id, {', '.join(extra + column_sql(spec))} {FROM_SQL} WHERE {where} ORDER BY l.lead_id"
-    return cur.execute(sql).df()
-
-
-def load_open_rows(cur, spec: FeatureSpec) -> pd.DataFrame:
-    """``rid`` (the row id :func:`terrmap.data.models.write_scores` takes) and the features of every open lead."""
-    return cur.execute(f"SELECT l.rowid AS rid, {', '.join(column_sql(spec))} {FROM_SQL} WHERE l.status = 'open'").df()
 
 
 def prepare(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:

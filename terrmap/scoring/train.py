@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pandas as pd
 
+from terrmap.data.lead_features import closed_lead_features, won_deal_features
 from terrmap.data.models import closed_lead_counts, closed_lead_crm_scores
 from terrmap.scoring import evaluate
 from terrmap.scoring.fallback import ValueRule
-from terrmap.scoring.features import FeatureMatrix, FeatureSpec, feature_spec, load_frame, prepare
+from terrmap.scoring.features import FeatureMatrix, FeatureSpec, feature_spec, prepare
 from terrmap.scoring.model import Calibrator, LeadModel, calibration_method, classifier, openmp, regressor
 
 if TYPE_CHECKING:
@@ -191,7 +192,7 @@ def train_model(store: "Store", seed: int = DEFAULT_SEED, progress: Progress | N
     spec = feature_spec(store, cur)
     report(0.06, f"loading {counts['closed']:,} closed leads")
     # The leakage guard's first rule: only lead_id, status (the label) and the feature columns are read.
-    frame = load_frame(cur, spec, "l.status IN ('won', 'lost')", columns=("status",))
+    frame = closed_lead_features(cur, spec)
     y = (frame["status"] == "won").to_numpy(dtype=int)
     crm = closed_lead_crm_scores(cur)
     X = prepare(frame, spec)
@@ -212,7 +213,7 @@ def train_model(store: "Store", seed: int = DEFAULT_SEED, progress: Progress | N
     calibrator = Calibrator(method).fit(raw_cal, y[cal_idx])
 
     report(0.5, "expected deal values")
-    won_values = load_frame(cur, spec, "l.status = 'won' AND l.deal_value IS NOT NULL", columns=("deal_value",))
+    won_values = won_deal_features(cur, spec)
     rule = ValueRule.fit(won_values)
     value_model, smear, vrange, value_info = _train_value_model(spec, won_values, rule, seed,
                                                                 clf.named_steps["features"])
