@@ -585,3 +585,15 @@ def test_segment_outcomes_match_pandas(demo_store):
         assert ours[col].tolist() == theirs[col].tolist(), col
     for col in ("won_value", "avg_deal", "open_potential"):
         np.testing.assert_allclose(ours[col].to_numpy(dtype=float), theirs[col].to_numpy(dtype=float), rtol=1e-9)
+
+
+def test_model_saved_by_an_older_layout_asks_for_a_retrain(empty_store):
+    """A model pickled when terrmap.scoring was one module (its classes are gone) is NoModel, with a reason."""
+    from terrmap.data import models as stored
+
+    old_pickle = b"cterrmap.scoring\n_Calibrator\n)\x81."  # GLOBAL terrmap.scoring._Calibrator, NEWOBJ
+    with empty_store.transaction() as tx:
+        stored.insert_model(tx, 1, 42, "hash", 10, {"roc_auc": 0.7}, old_pickle)
+    assert scoring.latest_version(empty_store) == 1
+    with pytest.raises(scoring.NoModel, match="retrain"):
+        scoring.load_model(empty_store)
