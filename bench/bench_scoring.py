@@ -37,6 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import OUT, write_section  # noqa: E402
 from terrmap import scoring  # noqa: E402
+from terrmap.data.lead_features import (  # noqa: E402
+    BASE_CATEGORICAL,
+    BASE_NUMERIC,
+    closed_lead_features,
+    open_lead_features,
+)
+from terrmap.scoring.train import CALIBRATION_FRACTION, TEST_FRACTION, stratified_split  # noqa: E402
 from terrmap.demo import build_demo  # noqa: E402
 from terrmap.data.store import Store  # noqa: E402
 
@@ -56,12 +63,12 @@ def naive_training(store: Store, seed: int) -> tuple[float, float, int]:
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
-    spec = scoring.FeatureSpec(list(scoring.BASE_CATEGORICAL), list(scoring.BASE_NUMERIC))
-    frame = scoring.load_frame(store.cursor(), spec, "l.status IN ('won', 'lost')", columns=("status",))
+    spec = scoring.FeatureSpec(list(BASE_CATEGORICAL), list(BASE_NUMERIC))
+    frame = closed_lead_features(store.cursor(), spec)
     y = (frame["status"] == "won").to_numpy(dtype=int)
     idx = np.arange(len(frame))
-    fit_idx, test_idx = scoring._stratified_split(idx, y, scoring.TEST_FRACTION, seed)
-    train_idx, _ = scoring._stratified_split(fit_idx, y, scoring.CALIBRATION_FRACTION, seed)
+    fit_idx, test_idx = stratified_split(idx, y, TEST_FRACTION, seed)
+    train_idx, _ = stratified_split(fit_idx, y, CALIBRATION_FRACTION, seed)
     X = pd.get_dummies(frame[spec.columns], columns=spec.categorical, dummy_na=True, dtype=float)
     X = X.fillna(X.iloc[train_idx].median())
     t0 = time.perf_counter()
@@ -74,7 +81,7 @@ def naive_training(store: Store, seed: int) -> tuple[float, float, int]:
 
 def naive_scoring(store: Store, model: scoring.LeadModel, rows: int) -> float:
     """Seconds per lead, scoring one lead at a time."""
-    frame = scoring.load_frame(store.cursor(), model.spec, "l.status = 'open'").head(rows)
+    frame = open_lead_features(store.cursor(), model.spec).head(rows)
     t0 = time.perf_counter()
     for i in range(len(frame)):
         one = frame.iloc[[i]]

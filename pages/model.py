@@ -8,7 +8,9 @@ from terrmap.app import mapview as mv
 from terrmap import scoring
 from terrmap.app import ui
 from terrmap.geo import parse_layer
+from terrmap.data import models as stored_models
 from terrmap.data.store import open_store
+from terrmap.measures import fmt_int, fmt_money, fmt_pct
 
 ui.ensure_app_navigation()
 s = ui.store()
@@ -41,43 +43,19 @@ def cached_whitespace(db: str, stamp: str, version, layer_key: str, top: int) ->
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def cached_tam(db: str, stamp: str, version, plan_id: int, plan_version: int, layer_key: str) -> pd.DataFrame:
-    from terrmap.plan import get_plan
-
-    return scoring.tam_by_territory(open_store(db), get_plan(open_store(db), plan_id), layer_key)
+    return scoring.tam_by_territory(open_store(db), plan_id, layer_key)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def cached_top_leads(db: str, stamp: str, version) -> pd.DataFrame:
-    return open_store(db).df(
-        "SELECT lead_id, name, industry, score * expected_value AS potential FROM leads "
-        "WHERE status = 'open' ORDER BY potential DESC NULLS LAST, lead_id LIMIT 300"
-    )
-
-
-def history_counts() -> dict:
-    row = s.cursor().execute(
-        "SELECT count(*) FILTER (WHERE status = 'won'), count(*) FILTER (WHERE status = 'lost') FROM leads"
-    ).fetchall()[0]
-    return {"won": int(row[0]), "lost": int(row[1])}
-
-
-def pct(x, digits: int = 1) -> str:
-    return "–" if x is None else f"{x * 100:.{digits}f}%"
-
-
-def short(n: int) -> str:
-    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e4 else f"{n:,}"
-
-
-def num(x, digits: int = 3) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
+    return stored_models.top_open_leads(open_store(db), limit=300)
 
 
 # -- status and retraining ------------------------------------------------------------------
 
 version = scoring.latest_version(s)
 metrics = scoring.latest_metrics(s)
-sources = scoring.score_sources(s)
+sources = stored_models.score_source_counts(s)
 
 head, action = st.columns([3, 1], vertical_alignment="bottom")
 head = head.empty()  # filled once a retrain (below) is done
@@ -111,7 +89,7 @@ if go:
         )
         version = result["model_version"]
         metrics = scoring.latest_metrics(s)
-        sources = scoring.score_sources(s)
+        sources = stored_models.score_source_counts(s)
 
 stamp = ui.data_stamp(s)
 
@@ -127,16 +105,14 @@ if len(sources):
     parts = [f"{int(r.open_leads):,} by **{ui.md(r.score_source or 'nothing')}**" for r in sources.itertuples()]
     st.caption("Open leads scored: " + " · ".join(parts))
 
-if not metrics:
-    counts = history_counts()
-    closed = counts["won"] + counts["lost"]
-    if told:
-        pass
-    elif closed < scoring.MIN_CLOSED or min(counts.values()) < scoring.MIN_PER_CLASS:
-        st.info(str(scoring.NotEnoughHistory(closed, counts["won"], counts["lost"])), icon=":material/info:")
+if not metrics and not told:
+    try:
+        counts = scoring.check_history(s)
+    except scoring.NotEnoughHistory as exc:
+        st.info(str(exc), icon=":material/info:")
     else:
         st.info(
-            f"{closed:,} closed leads ({counts['won']:,} won) are enough to train a model: use **Retrain**, "
+            f"{counts['closed']:,} closed leads ({counts['won']:,} won) are enough to train a model: use **Retrain**, "
             "or `python -m terrmap score --db PATH`.",
             icon=":material/info:",
         )
@@ -152,17 +128,20 @@ with tabs[0]:
         base = metrics["baseline"]
         vs = f"vs. baseline ({base['label'].lower()})"
         cols = st.columns(6)
-        cols[0].metric("ROC AUC", num(metrics["roc_auc"]), delta=f"{metrics['roc_auc'] - base['roc_auc']:+.3f}",
+        cols[0].metric("ROC AUC", metrics["roc_auc"], format="%.3f",
+                       delta=f"{metrics['roc_auc'] - base['roc_auc']:+.3f}",
                        help=f"chance a random won lead scores above a random lost one; change {vs}", border=True)
-        cols[1].metric("PR AUC", num(metrics["pr_auc"]), delta=f"{metrics['pr_auc'] - base['pr_auc']:+.3f}",
+        cols[1].metric("PR AUC", metrics["pr_auc"], format="%.3f",
+                       delta=f"{metrics['pr_auc'] - base['pr_auc']:+.3f}",
                        help=f"average precision; change {vs}", border=True)
-        cols[2].metric("ECE", num(metrics["ece"]), delta=f"{metrics['ece'] - base['ece']:+.3f}", delta_color="inverse",
+        cols[2].metric("ECE", metrics["ece"], format="%.3f", delta=f"{metrics['ece'] - base['ece']:+.3f}",
+                       delta_color="inverse",
                        help="expected calibration error: mean gap between predicted and observed win rates over 10 "
                             f"equal-size score bins (lower is better); change {vs}", border=True)
-        cols[3].metric("Brier", num(metrics["brier"]), delta=f"{metrics['brier'] - base['brier']:+.3f}",
+        cols[3].metric("Brier", metrics["brier"], format="%.3f", delta=f"{metrics['brier'] - base['brier']:+.3f}",
                        delta_color="inverse", help=f"mean squared error of the probabilities; change {vs}", border=True)
-        cols[4].metric("Win rate", pct(metrics["base_rate"]), border=True, help="of the closed leads")
-        cols[5].metric("Held-out", short(metrics["n_test"]), border=True,
+        cols[4].metric("Win rate", fmt_pct(metrics["base_rate"], 1), border=True, help="of the closed leads")
+        cols[5].metric("Held-out", metrics["n_test"], format="compact", border=True,
                        help=f"closed leads never seen in training, where every figure here is measured "
                             f"(trained on {metrics['n_train']:,}, calibrated on {metrics['n_calibration']:,})")
         st.caption(
@@ -191,13 +170,7 @@ with tabs[0]:
             st.caption("Ten bins of equal size by score; on the dashed line, predictions match outcomes.")
         with right:
             st.subheader("Cumulative gains")
-            rows = [{"who": "Model", "leads": 0.0, "wins": 0.0}, {"who": base["label"], "leads": 0.0, "wins": 0.0}]
-            rows += [{"who": "Model", "leads": g["cum_leads_share"], "wins": g["cum_wins_share"]}
-                     for g in metrics["gains"]]
-            rows += [{"who": base["label"], "leads": g["cum_leads_share"], "wins": g["cum_wins_share"]}
-                     for g in base.get("gains", [])]
-            rows += [{"who": "Random", "leads": 0.0, "wins": 0.0}, {"who": "Random", "leads": 1.0, "wins": 1.0}]
-            gains = pd.DataFrame(rows)
+            gains = scoring.gains_curves(metrics)
             chart = alt.Chart(gains).mark_line(point=True).encode(
                 x=alt.X("leads:Q", title="Share of leads worked, best scores first", axis=alt.Axis(format="%")),
                 y=alt.Y("wins:Q", title="Share of wins captured", axis=alt.Axis(format="%")),
@@ -242,15 +215,7 @@ with tabs[0]:
 
         st.subheader("Model vs. baseline")
         same = base.get("model_on_same_leads")
-        model_row = same or metrics
-        comp = pd.DataFrame({
-            "Metric": ["ROC AUC (higher is better)", "PR AUC (higher is better)",
-                       "Calibration error, ECE (lower is better)", "Brier score (lower is better)",
-                       "Log loss (lower is better)"],
-            "Model": [model_row["roc_auc"], model_row["pr_auc"], model_row["ece"], model_row["brier"],
-                      model_row["log_loss"]],
-            base["label"]: [base["roc_auc"], base["pr_auc"], base["ece"], base["brier"], base["log_loss"]],
-        })
+        comp = scoring.comparison_table(metrics)
         st.dataframe(comp, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(c, format="%.4f") for c in comp.columns[1:]})
         st.caption(f"On {base['n']:,} held-out leads"
@@ -270,16 +235,12 @@ with tabs[0]:
             st.caption("Potential of an open lead = score × expected deal value.")
 
         with st.expander("Features and excluded columns", icon=":material/list:"):
-            feats = pd.DataFrame({"Feature": [scoring.feature_label(f) for f in metrics["features"]],
-                                  "Kind": [metrics["feature_kinds"][f] for f in metrics["features"]]})
-            st.dataframe(feats, hide_index=True, width="stretch")
+            st.dataframe(scoring.features_table(metrics), hide_index=True, width="stretch")
             if metrics["excluded"]:
                 st.markdown("**Not used** (leakage guard, identifiers, free text …)")
-                st.dataframe(pd.DataFrame({"Column": [scoring.feature_label(k) for k in metrics["excluded"]],
-                                           "Why": list(metrics["excluded"].values())}),
-                             hide_index=True, width="stretch")
+                st.dataframe(scoring.excluded_table(metrics), hide_index=True, width="stretch")
 
-        hist = scoring.model_history(s)
+        hist = stored_models.model_history(s)
         if len(hist) > 1:
             with st.expander(f"Model history ({len(hist)} versions)", icon=":material/history:"):
                 st.dataframe(hist, hide_index=True, width="stretch")
@@ -412,22 +373,19 @@ with tabs[4]:
     if not lead_id:
         st.caption("Pick a lead to see its score and the top reasons for it.")
     else:
-        lead = s.cursor().execute(
-            "SELECT lead_id, name, industry, employees, annual_revenue, status, zip, score, expected_value, "
-            "score_source FROM leads WHERE lead_id = ?", [lead_id]
-        ).df()
+        lead = stored_models.lead_card(s, lead_id)
         if lead.empty:
             st.warning(f"No lead with id {ui.md(lead_id)}.")
         else:
             row = lead.iloc[0]
             cols = st.columns(4)
-            cols[0].metric("Score", pct(row.score), border=True, help="probability the lead converts")
-            cols[1].metric("Expected deal value", mv.fmt_money(row.expected_value), border=True)
-            cols[2].metric("Potential", mv.fmt_money((row.score or 0) * (row.expected_value or 0))
-                           if row.status == "open" else "– (closed)", border=True)
+            cols[0].metric("Score", fmt_pct(row.score, 1), border=True, help="probability the lead converts")
+            cols[1].metric("Expected deal value", fmt_money(row.expected_value), border=True)
+            cols[2].metric("Potential", fmt_money(row.potential) if row.status == "open" else "– (closed)",
+                           border=True)
             cols[3].metric("Scored by", str(row.score_source or "–"), border=True)
             st.caption(f"{ui.md(row['name'])} · {ui.md(row.industry)} · "
-                       f"{mv.fmt_int(row.employees)} employees · ZIP {ui.md(row.zip)} · status {ui.md(row.status)}")
+                       f"{fmt_int(row.employees)} employees · ZIP {ui.md(row.zip)} · status {ui.md(row.status)}")
             source = str(row.score_source or "")
             model = None
             if source.startswith("model:"):
@@ -439,13 +397,7 @@ with tabs[4]:
             if not reasons:
                 st.caption("No reasons to show.")
             else:
-                rdf = pd.DataFrame([{
-                    "feature": scoring.feature_label(r.feature),
-                    "value": "missing" if r.value is None else (f"{r.value:,.0f}" if isinstance(r.value, float)
-                                                                else str(r.value)),
-                    "points": r.contribution * 100,
-                } for r in reasons])
-                rdf["label"] = rdf["feature"] + ": " + rdf["value"]
+                rdf = scoring.reasons_table(reasons)
                 order = rdf["label"].tolist()
                 chart = alt.Chart(rdf).mark_bar().encode(
                     y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=320)),

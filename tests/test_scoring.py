@@ -19,6 +19,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from terrmap import scoring
+from terrmap.data.lead_features import closed_lead_features, lead_features, open_lead_features
 from terrmap.demo import build_demo, generate_leads
 from terrmap.geo import parse_layer
 from terrmap.plan import get_plan
@@ -153,7 +154,7 @@ def test_explain_lead(trained):
     assert set(by) == set(metrics["features"])
     assert by["industry"].value == lead.industry and by["employees"].value == lead.employees
     # The definition: score minus the score with the feature at its baseline value.
-    frame = scoring.load_frame(store.cursor(), model.spec, f"l.lead_id = '{lead.lead_id}'")
+    frame = lead_features(store.cursor(), model.spec, lead.lead_id)
     base = frame.copy()
     base["industry"] = model.baselines["industry"]
     expected = model.predict_proba(frame)[0] - model.predict_proba(base)[0]
@@ -282,7 +283,7 @@ def test_training_reads_no_outcome_columns(demo_db_path, tmp_path):
             seen.append(sql)
             return self.cur.execute(sql, *a)
 
-    scoring.load_frame(Recorder(store.cursor()), spec, "l.status IN ('won', 'lost')", columns=("status",))
+    closed_lead_features(Recorder(store.cursor()), spec)
     assert seen and not any(w in seen[0] for w in ("deal_value", "closed_at", "created_at", "crm_score"))
 
     m1 = scoring.train_model(store, seed=9)
@@ -296,7 +297,7 @@ def test_training_reads_no_outcome_columns(demo_db_path, tmp_path):
                 "FROM vals WHERE leads.lead_id = vals.lead_id")
     cur.unregister("vals")
     m2 = scoring.train_model(other, seed=9)
-    frame = scoring.load_frame(store.cursor(), m1.spec, "l.status = 'open'")
+    frame = open_lead_features(store.cursor(), m1.spec)
     np.testing.assert_array_equal(m1.predict_proba(frame), m2.predict_proba(frame))
     np.testing.assert_array_equal(m1.holdout_scores, m2.holdout_scores)
     assert m1.metrics["roc_auc"] == m2.metrics["roc_auc"]
@@ -309,7 +310,7 @@ def test_unseen_category_at_scoring_time(demo_db_path, tmp_path):
     _add_extras(store)
     scoring.retrain(store, seed=1)
     model = scoring.load_model(store)
-    frame = scoring.load_frame(store.cursor(), model.spec, "l.status = 'open'").head(200)
+    frame = open_lead_features(store.cursor(), model.spec).head(200)
     unseen = frame.assign(industry="Quantum Widgets", **{"extra:Lead Source": "Carrier pigeon"})
     missing = frame.assign(industry=None, **{"extra:Lead Source": None})
     p_unseen = model.predict_proba(unseen)
@@ -460,3 +461,139 @@ def test_model_page_retrains_and_explains(demo_db_path, tmp_path, monkeypatch):
         assert {m.label: m.value for m in at.metric}["Scored by"] == "model:1"
     finally:
         close_all()
+
+
+# ---------------------------------------------------------------------------
+# What the Model page shows, against independent pandas computations on the 20k demo
+
+
+def _leads(store: Store) -> pd.DataFrame:
+    return store.cursor().sql("SELECT * FROM leads").df()
+
+
+def test_page_queries_match_pandas(demo_store):
+    from terrmap.data import models as stored
+
+    leads = _leads(demo_store)
+    open_ = leads[leads.status == "open"].assign(potential=lambda d: (d.score * d.expected_value).fillna(0.0))
+    expected = open_.sort_values(["potential", "lead_id"], ascending=[False, True]).head(300)
+    top = stored.top_open_leads(demo_store, limit=300)
+    assert list(top.lead_id) == list(expected.lead_id)
+    np.testing.assert_allclose(top.potential, expected.potential, rtol=1e-12)
+    assert list(top.columns) == ["lead_id", "name", "industry", "potential"]
+
+    counts = stored.score_source_counts(demo_store).set_index("score_source")["open_leads"]
+    theirs = open_.score_source.value_counts()
+    assert counts.to_dict() == theirs.to_dict() and counts.is_monotonic_decreasing
+
+    won, lost = stored.closed_lead_counts(demo_store.cursor())
+    assert (won, lost) == ((leads.status == "won").sum(), (leads.status == "lost").sum())
+    assert scoring.check_history(demo_store) == {"closed": won + lost, "won": won, "lost": lost}
+
+    for status in ("open", "won"):
+        row = leads[leads.status == status].sort_values("lead_id").iloc[0]
+        card = stored.lead_card(demo_store, row.lead_id)
+        assert len(card) == 1 and card.iloc[0].score == pytest.approx(row.score)
+        assert card.iloc[0].potential == pytest.approx(row.score * row.expected_value if status == "open" else 0.0)
+    assert stored.lead_card(demo_store, "no such lead").empty
+
+
+def test_model_history_and_saved_versions(demo_store):
+    from terrmap.data import models as stored
+
+    assert stored.model_history(demo_store).empty and scoring.latest_metrics(demo_store) is None
+    metrics = scoring.retrain(demo_store, seed=2)
+    model = scoring.load_model(demo_store)
+    with demo_store.transaction() as tx:
+        assert scoring.save_model(demo_store, model, tx) == 2
+    hist = stored.model_history(demo_store)
+    assert list(hist.version) == [2, 1]
+    assert hist.roc_auc.tolist() == pytest.approx([metrics["roc_auc"]] * 2)
+    assert (hist.data_hash == metrics["data_hash"]).all() and (hist.seed == 2).all()
+    latest = scoring.latest_metrics(demo_store)
+    assert latest["model_version"] == 2 and latest["created_at"]
+    assert scoring.load_model(demo_store, 1).version == 1
+    with pytest.raises(scoring.NoModel):
+        scoring.load_model(demo_store, 3)
+    # Scores went through write_scores: every open lead, as the model scores it.
+    leads = _leads(demo_store).sort_values("lead_id")
+    open_ = leads[leads.status == "open"]
+    frame = open_lead_features(demo_store.cursor(), model.spec)
+    p, v = model.score(frame)
+    np.testing.assert_allclose(open_.score.to_numpy(), p, rtol=1e-12)
+    np.testing.assert_allclose(open_.expected_value.to_numpy(), v, rtol=1e-12)
+    assert (open_.score_source == "model:1").all()
+
+
+def test_report_tables(demo_store):
+    metrics = scoring.retrain(demo_store, seed=4)
+    base = metrics["baseline"]
+    comp = scoring.comparison_table(metrics).set_index("Metric")
+    assert list(comp.columns) == ["Model", base["label"]]
+    keys = ("roc_auc", "pr_auc", "ece", "brier", "log_loss")
+    assert comp["Model"].tolist() == pytest.approx([metrics[k] for k in keys])
+    assert comp[base["label"]].tolist() == pytest.approx([base[k] for k in keys])
+    gains = scoring.gains_curves(metrics)
+    model_curve = gains[gains.who == "Model"]
+    assert model_curve.wins.is_monotonic_increasing and model_curve.wins.iloc[-1] == pytest.approx(1.0)
+    assert set(gains.who) == {"Model", base["label"], "Random"}
+    feats = scoring.features_table(metrics)
+    assert len(feats) == len(metrics["features"]) and "Industry" in feats.Feature.tolist()
+    lead = _leads(demo_store).query("status == 'open'").sort_values("lead_id").iloc[0]
+    reasons = scoring.explain_lead(demo_store, lead.lead_id, top=8)
+    table = scoring.reasons_table(reasons)
+    assert table.points.tolist() == pytest.approx([100 * r.contribution for r in reasons])
+    assert table.label.iloc[0].startswith(scoring.feature_label(reasons[0].feature) + ": ")
+
+
+def test_calibration_curve_equal_count_bins():
+    """Against pandas' quantile cut (the same right-closed bins), ties included."""
+    rng = np.random.default_rng(3)
+    p = np.round(rng.beta(2, 5, 5000), 3)  # rounded: many ties
+    y = (rng.random(5000) < p).astype(int)
+    curve = scoring.calibration_curve(y, p)
+    bins = pd.qcut(p, scoring.ECE_BINS, duplicates="drop")
+    g = pd.DataFrame({"p": p, "y": y}).groupby(bins, observed=True).agg(n=("y", "size"), predicted=("p", "mean"),
+                                                                       observed=("y", "mean"))
+    assert [b["n"] for b in curve] == g.n.tolist() and sum(g.n) == len(p)
+    assert [b["predicted"] for b in curve] == pytest.approx(g.predicted.tolist())
+    assert [b["observed"] for b in curve] == pytest.approx(g.observed.tolist())
+    ece = float((g.n * (g.observed - g.predicted).abs()).sum() / g.n.sum())
+    assert scoring.expected_calibration_error(y, p) == pytest.approx(ece)
+
+
+def test_segment_outcomes_match_pandas(demo_store):
+    from terrmap.data.market import segment_outcomes
+
+    leads = demo_store.cursor().sql(
+        "SELECT l.*, coalesce(zp.urbanicity, zr.urbanicity, 'unknown') AS place FROM leads l "
+        "LEFT JOIN zips zp ON zp.zip = l.postal_zip LEFT JOIN zips zr ON zr.zip = l.zip"
+    ).df()
+    band = pd.cut(leads.employees, [0, 9, 49, 199, 999, np.inf], labels=["1-9", "10-49", "50-199", "200-999", "1000+"])
+    leads = leads.assign(industry=leads.industry.fillna("unknown"),
+                         band=band.astype(object).where(leads.employees.notna(), "unknown"),
+                         won=leads.status == "won", closed=leads.status != "open", open=leads.status == "open",
+                         won_value=leads.deal_value.where(leads.status == "won"),
+                         potential=(leads.score * leads.expected_value).where(leads.status == "open"))
+    theirs = leads.groupby(["industry", "band", "place"]).agg(
+        closed=("closed", "sum"), won=("won", "sum"), won_value=("won_value", "sum"), avg_deal=("won_value", "median"),
+        open_leads=("open", "sum"), open_potential=("potential", "sum"))
+    ours = segment_outcomes(demo_store).set_index(["industry", "size_band", "place_type"]).sort_index()
+    theirs = theirs.rename_axis(ours.index.names).sort_index()
+    assert list(ours.index) == list(theirs.index)
+    for col in ("closed", "won", "open_leads"):
+        assert ours[col].tolist() == theirs[col].tolist(), col
+    for col in ("won_value", "avg_deal", "open_potential"):
+        np.testing.assert_allclose(ours[col].to_numpy(dtype=float), theirs[col].to_numpy(dtype=float), rtol=1e-9)
+
+
+def test_model_saved_by_an_older_layout_asks_for_a_retrain(empty_store):
+    """A model pickled when terrmap.scoring was one module (its classes are gone) is NoModel, with a reason."""
+    from terrmap.data import models as stored
+
+    old_pickle = b"cterrmap.scoring\n_Calibrator\n)\x81."  # GLOBAL terrmap.scoring._Calibrator, NEWOBJ
+    with empty_store.transaction() as tx:
+        stored.insert_model(tx, 1, 42, "hash", 10, {"roc_auc": 0.7}, old_pickle)
+    assert scoring.latest_version(empty_store) == 1
+    with pytest.raises(scoring.NoModel, match="retrain"):
+        scoring.load_model(empty_store)
