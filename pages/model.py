@@ -4,7 +4,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from terrmap.app import mapview as mv
+from terrmap.app.map_colors import LAND_COLOR
+from terrmap.measures import fmt_int, fmt_money
 from terrmap import scoring
 from terrmap.app import ui
 from terrmap.geo import parse_layer
@@ -342,7 +343,7 @@ with tabs[2]:
         outlines = ui.state_outlines()
         if outlines:
             layers.append(alt.Chart(alt.Data(values=outlines["features"])).mark_geoshape(
-                fill=mv.LAND_COLOR, stroke="#9ca3af", strokeWidth=0.5))
+                fill=LAND_COLOR, stroke="#9ca3af", strokeWidth=0.5))
         layers.append(points)
         st.altair_chart(alt.layer(*layers).project(type="albersUsa").properties(height=460), width="stretch")
         st.dataframe(
@@ -422,12 +423,12 @@ with tabs[4]:
             row = lead.iloc[0]
             cols = st.columns(4)
             cols[0].metric("Score", pct(row.score), border=True, help="probability the lead converts")
-            cols[1].metric("Expected deal value", mv.fmt_money(row.expected_value), border=True)
-            cols[2].metric("Potential", mv.fmt_money((row.score or 0) * (row.expected_value or 0))
+            cols[1].metric("Expected deal value", fmt_money(row.expected_value), border=True)
+            cols[2].metric("Potential", fmt_money((row.score or 0) * (row.expected_value or 0))
                            if row.status == "open" else "– (closed)", border=True)
             cols[3].metric("Scored by", str(row.score_source or "–"), border=True)
             st.caption(f"{ui.md(row['name'])} · {ui.md(row.industry)} · "
-                       f"{mv.fmt_int(row.employees)} employees · ZIP {ui.md(row.zip)} · status {ui.md(row.status)}")
+                       f"{fmt_int(row.employees)} employees · ZIP {ui.md(row.zip)} · status {ui.md(row.status)}")
             source = str(row.score_source or "")
             model = None
             if source.startswith("model:"):

@@ -15,7 +15,8 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from terrmap.app import mapview as mv
+from terrmap.app.map_data import STATE_NAMES, MapData
+from terrmap.app.maps import build_map
 from terrmap.app import ui
 from terrmap.geo import parse_layer
 from terrmap.optimize import (
@@ -153,7 +154,7 @@ with st.container(border=True):
                                       format_func=ui.layer_label, key="opt_layer", disabled=busy,
                                       help="ZIP codes, or H3 hexagons (coarser levels are faster).")
     all_states = ui.cached_state_codes(path, layer_key, stamp)
-    states = c_area.multiselect("Area", all_states, format_func=lambda c: mv.STATE_NAMES.get(c, c),
+    states = c_area.multiselect("Area", all_states, format_func=lambda c: STATE_NAMES.get(c, c),
                                 key="opt_states", disabled=busy, placeholder="All of the US (or choose states)")
 
     c1, c2, c3, c4 = st.columns([1.2, 2.4, 1.4, 1.4])
@@ -251,13 +252,13 @@ cand = res.candidate(pick)
 
 
 @st.cache_resource(max_entries=6, show_spinner="Drawing the territories…")
-def cached_candidate_map(result_id: int, started: float, which: str, _res) -> mv.MapData:
+def cached_candidate_map(result_id: int, started: float, which: str, _res) -> MapData:
     return candidate_map_data(s, _res, which)
 
 
 st.caption(f"“{pick}” on the map: each territory as one shape. Hover one for its totals and its potential "
            "against the average.")
-st_folium(mv.build_map(cached_candidate_map(id(res), job.started, pick, res), outlines=ui.state_outlines(),
+st_folium(build_map(cached_candidate_map(id(res), job.started, pick, res), outlines=ui.state_outlines(),
                        static_base=ui.static_base()),
           key="opt_map", height=520, use_container_width=True, returned_objects=[])
 
