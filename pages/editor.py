@@ -16,9 +16,9 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
 
 from terrmap.app.editor_map import RegionLocator, build_editor_map, build_naive_editor_map, editor_overlay, editor_payload_script, overlay_feature_group
+from terrmap.app import folium_protocol as fp
 from terrmap.app.geometry import default_decimals
 from terrmap.app.html_safe import esc
 from terrmap.app.map_colors import UNASSIGNED_COLOR, safe_color, territory_palette
@@ -31,8 +31,6 @@ from terrmap.plan import SaveConflict, Territory, create_plan, get_plan, list_pl
 
 MAP_HEIGHT = 610
 MAP_KEY = "editor_map"
-# last_object_clicked_count grows with every click on a region: a second click on the very same point counts too
-RETURNED = ["last_clicked", "last_object_clicked_count", "last_active_drawing", "last_circle_radius"]
 ERASER = -1  # "Unassign" in the palette
 DEFAULT_AREA_MAX = 2000  # the default area: the largest state with at most this many regions
 SHORT_MEASURE = {"potential": "Potential", "leads": "Leads", "open_leads": "Open", "customers": "Customers",
@@ -399,8 +397,8 @@ def ensure_base(ses, ed: dict, visible: list[str]) -> dict:
     places = ui.cached_places(path, ses.layer.key, stamp)
     frame = region_frame(ses, kept, places)
     data = map_data(frame, shapes, ses.terr, "territory",
-                       region_label="ZIP" if ses.layer.key == "zip" else "H3 cell",
-                       decimals=default_decimals(ses.layer.key))
+                    region_label="ZIP" if ses.layer.key == "zip" else "H3 cell",
+                    decimals=default_decimals(ses.layer.key))
     rows = ses.region_indices(kept)
     _, _, colors = territory_palette(ses.terr)
     pal = np.array(colors + [UNASSIGNED_COLOR], dtype=object)
@@ -420,11 +418,11 @@ def show_map(ses, ed: dict, base: dict, plan_id: int) -> None:
     else:
         url = ui.serve_script(base["script"]) if base.get("script") else None
         m = build_editor_map(base["data"], outlines=ui.state_outlines(), static_base=ui.static_base(),
-                                payload_url=url, payload_key=base.get("payload_key") if url else None)
+                             payload_url=url, payload_key=base.get("payload_key") if url else None)
     overlay = editor_overlay(base["rows"], base["terr"], base["colors"], ses.plan.assignment,
-                                ses.plan.locked, ses.terr, ed["rev"])
-    st_folium(m, key=MAP_KEY, height=MAP_HEIGHT, use_container_width=True, returned_objects=RETURNED,
-              feature_group_to_add=overlay_feature_group(overlay), on_change=partial(on_map_change, plan_id))
+                             ses.plan.locked, ses.terr, ed["rev"])
+    fp.show_map(m, key=MAP_KEY, height=MAP_HEIGHT, returned_objects=fp.EDITOR_RETURNED,
+                feature_group_to_add=overlay_feature_group(overlay), on_change=partial(on_map_change, plan_id))
 
 
 # -- the balance panel -------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Map: regions coloured by territory or by a measure, at any layer, for all the US or chosen states."""
 
 import streamlit as st
-from streamlit_folium import st_folium
 
 from terrmap.plan import hierarchy as hi
+from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import MAX_REGIONS, STATE_NAMES, filter_states
 from terrmap.app.maps import build_map, build_naive_map
 from terrmap.measures import MEASURES, STAT_COLUMNS, fmt_int, fmt_money
@@ -92,11 +92,11 @@ try:
             data = us.cached_level_map_data(path, layer_key, plan.plan_id, plan.version, level, stamp,
                                             us.structure_stamp(s, plan.plan_id), tuple(states))
         m = build_map(data, tiles=tiles, outlines=ui.state_outlines(), static_base=ui.static_base(),
-                         fit="all" if states else "core")
+                      fit="all" if states else "core")
     elif st.query_params.get("render") == "naive":  # benchmark baseline, see bench/bench_map_render.py
         terr = ui.cached_territories(path, plan.plan_id, plan.version) if plan else None
         m = build_naive_map(frame, parse_layer(layer_key).shapes(s, frame["region_id"].tolist()), terr, color_by,
-                               ui.static_base())
+                            ui.static_base())
     else:
         with st.spinner("Drawing the map…"):
             data = ui.cached_map_data(
@@ -104,7 +104,7 @@ try:
                 tuple(states), color_by,
             )
         m = build_map(data, tiles=tiles, outlines=ui.state_outlines(), static_base=ui.static_base(),
-                         fit="all" if states else "core")
+                      fit="all" if states else "core")
 except NotImplementedError:
     st.info(f"Shapes of {ui.layer_label(layer_key)} are not available in this installation yet; choose hexagons.")
     st.stop()
@@ -117,7 +117,7 @@ st.caption(
     f"potential in {area}. Hover a region for its numbers."
     + (" Street map: needs internet." if tiles else "")
 )
-st_folium(m, key="territory_map", height=MAP_HEIGHT, use_container_width=True, returned_objects=[])
+show_map(m, key="territory_map", height=MAP_HEIGHT)
 
 
 @st.fragment

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
 
+from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import STATE_NAMES, MapData
 from terrmap.app.maps import build_map
 from terrmap.app import ui
@@ -258,9 +258,9 @@ def cached_candidate_map(result_id: int, started: float, which: str, _res) -> Ma
 
 st.caption(f"“{pick}” on the map: each territory as one shape. Hover one for its totals and its potential "
            "against the average.")
-st_folium(build_map(cached_candidate_map(id(res), job.started, pick, res), outlines=ui.state_outlines(),
-                       static_base=ui.static_base()),
-          key="opt_map", height=520, use_container_width=True, returned_objects=[])
+show_map(build_map(cached_candidate_map(id(res), job.started, pick, res), outlines=ui.state_outlines(),
+                   static_base=ui.static_base()),
+         key="opt_map", height=520)
 
 # Per-territory balance of the chosen candidate.
 vals = res.instance.values

@@ -6,8 +6,8 @@ Opened directly as ``/rep?rep=R04`` (``&plan=NAME`` for a plan other than the pu
 import altair as alt
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
 
+from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import MAX_REGIONS, MapData
 from terrmap.measures import fmt_int
 from terrmap.app import rep_map
@@ -51,7 +51,7 @@ def footprint_data(path: str, plan_id: int, plan_version: int, stamp: str, rep_i
     store = open_store(path)
     p = rv.resolve_plan(store, plan_id)
     return rep_map.footprint_map_data(store, p, rep_id, plan_data(path, plan_id, plan_version, stamp)["feet"],
-                                 ui.cached_stats(path, p.layer, stamp), ui.cached_places(path, p.layer, stamp))
+                                      ui.cached_stats(path, p.layer, stamp), ui.cached_places(path, p.layer, stamp))
 
 
 reps = rv.plan_reps(s, plan)
@@ -129,8 +129,8 @@ if footprint.n_features > MAX_REGIONS:
     st.warning(f"{fmt_int(footprint.n_features)} regions: too many to draw (at most {fmt_int(MAX_REGIONS)}).")
 else:
     m = rep_map.build_rep_map(footprint, rep, ranked, stops, closed, route, outlines=ui.state_outlines(),
-                         static_base=ui.static_base())
-    st_folium(m, key="rep_map", height=MAP_HEIGHT, use_container_width=True, returned_objects=[])
+                              static_base=ui.static_base())
+    show_map(m, key="rep_map", height=MAP_HEIGHT)
 route_text = (f"Route: **{len(stops)} stops, {route.total_km:,.0f} km**{' round trip' if closed else ''} "
               f"(straight-line distances, {'the shortest order' if route.method == 'exact' else 'a short order'})"
               if route else ("No home base on file: no route." if not rep.has_home else "No accounts to visit."))

@@ -7,8 +7,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
 
+from terrmap.app.folium_protocol import show_map
 from terrmap.app.geometry import default_decimals
 from terrmap.app.legend import legend_territories_html
 from terrmap.app.map_data import MAX_REGIONS, MapData, filter_states, map_data
@@ -357,12 +357,12 @@ def cached_diff_map(key: tuple, _cmp: sc.Comparison) -> tuple[MapData | None, st
         return None, note or "No region changes territory."
     shapes = parse_layer(layer_key).shapes(s, out["region_id"].tolist())
     data = map_data(out, shapes, entries, "territory", region_label="ZIP" if layer_key == "zip" else "H3 cell",
-                       decimals=default_decimals(layer_key))
+                    decimals=default_decimals(layer_key))
     counts = np.bincount([x for x in data.terr if x >= 0], minlength=len(entries))
     shown = [i for i in range(len(entries)) if counts[i]]
     data.legend_html = legend_territories_html([data.territories[i] for i in shown],
-                                                  [data.palette[i] for i in shown], [counts[i] for i in shown],
-                                                  title="Change A → B")
+                                               [data.palette[i] for i in shown], [counts[i] for i in shown],
+                                               title="Change A → B")
     if not note and (entries["territory_id"] > 0).sum() == 0:
         note = "No region changes territory."
     return data, note
@@ -370,10 +370,10 @@ def cached_diff_map(key: tuple, _cmp: sc.Comparison) -> tuple[MapData | None, st
 
 data, note = cached_diff_map(key, cmp)
 m = build_map(data, outlines=ui.state_outlines(), static_base=ui.static_base(), note=note or None,
-                 fit="all" if note.startswith("Only") else "core")
+              fit="all" if note.startswith("Only") else "core")
 st.caption("Grey: unchanged. Coloured: the region moves, in the colour of its territory in B. "
            "Hover a region for from → to and its potential.")
-st_folium(m, key="sc_diff_map", height=MAP_HEIGHT, use_container_width=True, returned_objects=[])
+show_map(m, key="sc_diff_map", height=MAP_HEIGHT)
 
 # -- accounts that change owner ----------------------------------------------------------------------
 

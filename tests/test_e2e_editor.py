@@ -233,7 +233,7 @@ def test_editor_save_conflict_offers_reload_or_merge(page, app_url, browser):
 # -- server side -------------------------------------------------------------------------------------------
 
 def test_overlay_sends_only_what_changed(demo_store):
-    from terrmap.app.editor_map import RegionLocator, editor_overlay
+    from terrmap.app.editor_map import editor_overlay
     from terrmap.app.html_safe import js_json
     from terrmap.app.map_colors import UNASSIGNED_COLOR, territory_palette
     from terrmap.plan.editor import EditorSession
@@ -269,7 +269,7 @@ def test_overlay_sends_only_what_changed(demo_store):
 def test_region_locator_and_territory_edits(demo_store):
     import h3
 
-    from terrmap.app import mapview as mv
+    from terrmap.app.editor_map import RegionLocator
     from terrmap.plan.editor import EditorSession
     from terrmap.geo.groups import regions_in
 

@@ -73,7 +73,7 @@ def test_script_territory_name_is_escaped_in_tooltips_and_legend():
     stats, assignment = _frame()
     terr = _territories(names=(EVIL, "South"), reps=(f"Rep {EVIL}", None))
     frame = region_frame(stats, assignment, terr, pd.DataFrame({"region_id": ["r0"], "place": [EVIL],
-                                                                 "states": ["CA"]}))
+                                                                "states": ["CA"]}))
     data = map_data(frame, _squares(stats["region_id"]), terr, "territory")
 
     # the tooltip strings the browser concatenates are escaped once, in Python
@@ -189,9 +189,9 @@ def test_feature_count_equals_region_count(demo_store):
         layer = parse_layer(key)
         stats = region_stats(demo_store, layer)
         frame = region_frame(stats, assignment_for_layer(demo_store, plan, layer), terr,
-                                region_places(demo_store, layer))
+                             region_places(demo_store, layer))
         data = map_data(frame, layer.shapes(demo_store, frame["region_id"].tolist()), terr, "territory",
-                           decimals=default_decimals(key))
+                        decimals=default_decimals(key))
         assert data.n_features == len(stats) > 50
         assert not data.missing_shapes
         assert {f["properties"]["i"] for f in data.feature_collection()["features"]} == set(stats["region_id"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import folium
 import folium.elements
 from branca.element import Element
 from folium.elements import MacroElement

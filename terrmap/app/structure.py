@@ -125,10 +125,10 @@ def cached_level_map_data(path: str, layer_key: str, plan_id: int, plan_version:
         lambda t: node_of.get(int(t)) if pd.notna(t) else None).astype("Float64"))
     shapes = parse_layer(layer_key).shapes(s, frame["region_id"].tolist())
     data = map_data(frame, shapes, node_frame, "territory",
-                       region_label="ZIP" if layer_key == "zip" else "H3 cell",
-                       decimals=default_decimals(layer_key))
+                    region_label="ZIP" if layer_key == "zip" else "H3 cell",
+                    decimals=default_decimals(layer_key))
     counts = [data.terr.count(i) for i in range(len(node_frame))]
     shown = [i for i, n in enumerate(counts) if n] or list(range(len(counts)))
     legend = legend_territories_html([data.territories[i] for i in shown], [data.palette[i] for i in shown],
-                                        [counts[i] for i in shown], data.terr.count(-1), title=plural(level))
+                                     [counts[i] for i in shown], data.terr.count(-1), title=plural(level))
     return replace(data, legend_html=legend)

@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from terrmap.app.geometry import default_decimals
-from terrmap.app import map_data as md
+from terrmap.app.map_data import region_frame as build_region_frame
 from terrmap.app.map_data import MapData, filter_states, map_data, state_codes
 from terrmap.data.queries import headline_kpis, region_places
 from terrmap.measures import fmt_int, fmt_money
@@ -130,8 +130,8 @@ def region_frame(s: Store, layer_key: str, plan: PlanInfo | None, stamp: str) ->
     stats = cached_stats(path, layer_key, stamp)
     places = cached_places(path, layer_key, stamp)
     if plan is None:
-        return md.region_frame(stats, None, None, places)
-    return md.region_frame(
+        return build_region_frame(stats, None, None, places)
+    return build_region_frame(
         stats,
         cached_assignment(path, plan.plan_id, plan.version, layer_key, stamp),
         cached_territories(path, plan.plan_id, plan.version),
