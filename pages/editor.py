@@ -38,11 +38,7 @@ SHORT_MEASURE = {"potential": "Potential", "leads": "Leads", "open_leads": "Open
 STATUS_COLORS = {"within": "#2f9e44", "near": "#e8890c", "out": "#d6336c"}
 STATUS_LABELS = {"within": "within tolerance", "near": "outside", "out": "far outside"}
 
-ui.ensure_app_navigation()
-s = ui.store()
-ui.require_leads(s)
-path = str(s.path)
-stamp = ui.data_stamp(s)
+s, path, stamp = ui.page()
 RENDER = st.query_params.get("render")
 naive = RENDER in ("naive", "naive-folium")  # benchmark baselines: the whole map rebuilt on every change
 

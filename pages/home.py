@@ -8,16 +8,9 @@ from terrmap.measures import fmt_int, fmt_money, fmt_pct
 from terrmap.app import ui
 from terrmap.app import structure as us
 
-ui.ensure_app_navigation()
-
-s = ui.store()
-st.title("Territory overview")
-ui.require_leads(s)
-
-stamp = ui.data_stamp(s)
+s, path, stamp = ui.page("Territory overview")
 head, pick = st.columns([3, 1], vertical_alignment="bottom")
 plan = ui.plan_picker(s, pick)
-path = str(s.path)
 
 if plan is None:
     head.caption("No plan yet: every lead is unassigned.")

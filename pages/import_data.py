@@ -12,10 +12,7 @@ import streamlit as st
 from terrmap.measures import fmt_int
 from terrmap.app import ui
 
-ui.ensure_app_navigation()
-
-st.title("Import data")
-s = ui.store()
+s = ui.page("Import data", needs_leads=False).store
 
 LEADS, ALIGNMENT = "Leads", "Alignment (territory file)"
 # One section at a time (not tabs): tabs would render both file uploaders at once.

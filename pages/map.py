@@ -14,12 +14,7 @@ from terrmap.geo import parse_layer
 MAP_HEIGHT = 660
 COLOR_OPTIONS = ["territory", *STAT_COLUMNS]
 
-ui.ensure_app_navigation()
-s = ui.store()
-st.title("Territory map")
-ui.require_leads(s)
-stamp = ui.data_stamp(s)
-path = str(s.path)
+s, path, stamp = ui.page("Territory map")
 
 DEFAULTS = {"layer": ui.DEFAULT_MAP_LAYER, "color": "territory", "area": []}
 ui.seed_from_url("layer", ui.layer_options(), DEFAULTS["layer"])

@@ -11,11 +11,7 @@ from terrmap.app import ui
 from terrmap.geo import parse_layer
 from terrmap.data.store import open_store
 
-ui.ensure_app_navigation()
-s = ui.store()
-st.title("Lead scoring model")
-ui.require_leads(s)
-path = str(s.path)
+s, path, _ = ui.page("Lead scoring model")
 
 POS_COLOR = "#2ca02c"
 NEG_COLOR = "#d62728"

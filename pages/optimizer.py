@@ -35,17 +35,12 @@ from terrmap.optimize import (
 )
 from terrmap.plan import list_plans
 
-ui.ensure_app_navigation()
-s = ui.store()
-st.title("Territory optimizer")
-st.caption(
+s, path, stamp = ui.page(
+    "Territory optimizer",
     "Balanced, contiguous, compact territories in seconds: build them from scratch, or rebalance a plan while "
     "moving as little as possible. You get a few candidates along the trade-off between balance, compactness "
-    "and change; pick one and save it as a scenario."
+    "and change; pick one and save it as a scenario.",
 )
-ui.require_leads(s)
-stamp = ui.data_stamp(s)
-path = str(s.path)
 
 
 # -- the background job -------------------------------------------------------------------------------------

@@ -19,12 +19,7 @@ from terrmap.data.store import open_store
 MAP_HEIGHT = 560
 MAX_STOPS = 50
 
-ui.ensure_app_navigation()
-s = ui.store()
-path = str(s.path)
-st.title("Rep view")
-ui.require_leads(s)
-stamp = ui.data_stamp(s)
+s, path, stamp = ui.page("Rep view")
 
 try:
     plan = rv.resolve_plan(s, st.query_params.get("plan"))

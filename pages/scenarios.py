@@ -23,12 +23,7 @@ from terrmap.plan import PlanInfo, SaveConflict, list_plans
 MAP_HEIGHT = 560
 GOOD, BAD = "#137333", "#b3261e"  # text colours of an improvement / a worsening
 
-ui.ensure_app_navigation()
-s = ui.store()
-path = str(s.path)
-st.title("Scenarios")
-ui.require_leads(s)
-stamp = ui.data_stamp(s)
+s, path, stamp = ui.page("Scenarios")
 
 plans = list_plans(s)
 if not plans:

@@ -14,10 +14,7 @@ from terrmap.app import structure as us
 MEASURE_LABELS = {"potential": "Potential", "leads": "Leads", "open_leads": "Open leads", "customers": "Customers",
                   "won_revenue": "Won revenue"}
 
-ui.ensure_app_navigation()
-s = ui.store()
-st.title("Accounts & hierarchy")
-ui.require_leads(s)
+s = ui.page("Accounts & hierarchy").store
 head, pick = st.columns([3, 1], vertical_alignment="bottom")
 plan = ui.plan_picker(s, pick)
 if plan is None:

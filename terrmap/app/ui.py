@@ -15,6 +15,7 @@ import shlex
 import sys
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import streamlit as st
@@ -85,6 +86,28 @@ def require_leads(s: Store) -> None:
     )
     st.page_link("pages/import_data.py", label="Import data", icon=":material/upload_file:")
     st.stop()
+
+
+class PageContext(NamedTuple):
+    """What every page starts from: the store, its path (the cache key) and the data stamp."""
+
+    store: Store
+    path: str
+    stamp: str
+
+
+def page(title: str | None = None, caption: str | None = None, needs_leads: bool = True) -> PageContext:
+    """The top of every page: run it through app.py's navigation, open the store, show the title (and a
+    caption), and stop with a how-to when the page needs leads and there are none."""
+    ensure_app_navigation()
+    s = store()
+    if title:
+        st.title(title)
+    if caption:
+        st.caption(caption)
+    if needs_leads:
+        require_leads(s)
+    return PageContext(s, str(s.path), data_stamp(s))
 
 
 def static_base() -> str:
