@@ -16,6 +16,7 @@ from branca.element import Element
 from folium.elements import MacroElement
 from folium.template import Template
 
+from terrmap.app.assets import STATIC_DIR
 from terrmap.app.geometry import outline_payload
 from terrmap.app.html_safe import js_json
 from terrmap.app.map_colors import LAND_COLOR, safe_color
@@ -48,8 +49,6 @@ def formats_script() -> str:
 
 
 def write_formats_script(static_dir: Path | None = None) -> Path:
-    from terrmap.app.assets import STATIC_DIR  # why: assets imports folium's map classes; keep this module light
-
     path = (static_dir or STATIC_DIR) / FORMATS_JS[1]
     path.write_text(formats_script(), encoding="utf-8")
     return path
@@ -160,7 +159,6 @@ class OutlineLayer(folium.elements.JSCSSMixin, RawMacroElement):
     def __init__(self, geojson: dict, decimals: int = 3, land: bool = True):
         super().__init__()
         self._name = "OutlineLayer"
-        self.land = land
         self.payload = outline_payload(geojson, decimals)
         self.options_js = js_json({"land": bool(land), "landColor": safe_color(LAND_COLOR)})
 
