@@ -17,7 +17,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from terrmap.app.editor_map import RegionLocator, build_editor_map, build_naive_editor_map, editor_overlay, editor_payload_script, overlay_feature_group
+from terrmap.app.editor_map import (
+    RegionLocator, build_editor_map, build_naive_editor_map, editor_overlay, editor_payload_script,
+    overlay_feature_group,
+)
 from terrmap.app import folium_protocol as fp
 from terrmap.app.geometry import default_decimals
 from terrmap.app.html_safe import esc

@@ -56,7 +56,8 @@ def test_js_values_agree_with_python():
     # the payload's compact values: ints; money in dollars; scores in per mille; -1 missing
     cases = [(0, "int"), (7, "int"), (1234567, "int"), (-1, "int"), (123, "pct"), (4, "pct"), (996, "pct"), (-1, "pct"),
              (12_345, "money"), (0, "money")]
-    got = run_node([FORMATS_JS[1], REGIONS_JS[1]], f"{json.dumps(cases)}.map(function(c) {{ return tm.value(c[0], c[1]); }})")
+    expr = f"{json.dumps(cases)}.map(function(c) {{ return tm.value(c[0], c[1]); }})"
+    got = run_node([FORMATS_JS[1], REGIONS_JS[1]], expr)
     want = [fmt_int(v) if k == "int" and v >= 0 else fmt_pct(v / 1000) if k == "pct" and v >= 0
             else fmt_money(v) if k == "money" else fmt_int(None) for v, k in cases]
     assert got == want
