@@ -12,7 +12,7 @@ median of ``--repeat`` runs after one warm-up run (server caches filled; the
 cold first run is reported too). The same maps are drawn by the naive baseline
 (``?render=naive``: folium's ``GeoJson`` with a Python ``style_function`` and
 ``highlight_function``, ``GeoJsonTooltip`` on all fields, full-precision
-coordinates; see :func:`terrmap.app.mapview.build_naive_map`). Results are printed
+coordinates; see :func:`terrmap.app.maps.build_naive_map`). Results are printed
 as a markdown table and written to docs/BENCHMARKS.md ("## Map render").
 
     python bench/bench_map_render.py --leads 200000 --repeat 3
@@ -53,7 +53,8 @@ def build_db(path: Path, leads: int) -> None:
 
 def scenarios(db: Path, targets: list[int], layer_key: str) -> list[dict]:
     """For each target, states (largest first, skipping overshoots) whose regions add up to about the target."""
-    from terrmap.app import mapview as mv
+    from terrmap.app.map_data import filter_states, region_frame
+    from terrmap.data.queries import region_places
     from terrmap.geo import parse_layer
     from terrmap.data.stats import region_stats
     from terrmap.data.store import Store
@@ -61,7 +62,7 @@ def scenarios(db: Path, targets: list[int], layer_key: str) -> list[dict]:
     store = Store(db, read_only=True)
     try:
         layer = parse_layer(layer_key)
-        frame = mv.region_frame(region_stats(store, layer), places=mv.region_places(store, layer))
+        frame = region_frame(region_stats(store, layer), places=region_places(store, layer))
     finally:
         store.close()
     per_state = {}
@@ -73,12 +74,12 @@ def scenarios(db: Path, targets: list[int], layer_key: str) -> list[dict]:
     for target in targets:
         chosen: list[str] = []
         for s in order:
-            n_now = len(mv.filter_states(frame, chosen)) if chosen else 0
+            n_now = len(filter_states(frame, chosen)) if chosen else 0
             if n_now >= target * 0.97:
                 break
-            if len(mv.filter_states(frame, chosen + [s])) <= target * 1.06:
+            if len(filter_states(frame, chosen + [s])) <= target * 1.06:
                 chosen.append(s)
-        n = len(mv.filter_states(frame, chosen))
+        n = len(filter_states(frame, chosen))
         out.append({"target": target, "layer": layer_key, "states": chosen, "regions": n})
     return out
 
@@ -202,7 +203,7 @@ case per feature), `GeoJsonTooltip` on all fields, every stat as a feature prope
 full-precision coordinates. terrmap sends a columnar payload: rings as delta-encoded integers
 (3 decimals at H3 levels 5-6), per region its id, place, palette and territory index and six integers;
 parsed with `JSON.parse`, drawn as `L.polygon`s with a ready style, one tooltip for the whole layer
-built on hover (see `terrmap/app/mapview.py`).
+built on hover (see `static/terrmap/regions.js`).
 
 {table}
 """

@@ -16,9 +16,17 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
 
-from terrmap.app import mapview as mv
+from terrmap.app.editor_map import (
+    RegionLocator, build_editor_map, build_naive_editor_map, editor_overlay, editor_payload_script,
+    overlay_feature_group,
+)
+from terrmap.app import folium_protocol as fp
+from terrmap.app.geometry import default_decimals
+from terrmap.app.html_safe import esc
+from terrmap.app.map_colors import UNASSIGNED_COLOR, safe_color, territory_palette
+from terrmap.app.map_data import MAX_REGIONS, STATE_NAMES, map_data
+from terrmap.measures import fmt_int, fmt_money, fmt_pct
 from terrmap.app import ui
 from terrmap.plan.editor import BALANCE_MEASURES, MEASURES as SESSION_MEASURES
 from terrmap.geo.groups import county_choices, regions_in
@@ -26,8 +34,6 @@ from terrmap.plan import SaveConflict, Territory, create_plan, get_plan, list_pl
 
 MAP_HEIGHT = 610
 MAP_KEY = "editor_map"
-# last_object_clicked_count grows with every click on a region: a second click on the very same point counts too
-RETURNED = ["last_clicked", "last_object_clicked_count", "last_active_drawing", "last_circle_radius"]
 ERASER = -1  # "Unassign" in the palette
 DEFAULT_AREA_MAX = 2000  # the default area: the largest state with at most this many regions
 SHORT_MEASURE = {"potential": "Potential", "leads": "Leads", "open_leads": "Open", "customers": "Customers",
@@ -35,11 +41,7 @@ SHORT_MEASURE = {"potential": "Potential", "leads": "Leads", "open_leads": "Open
 STATUS_COLORS = {"within": "#2f9e44", "near": "#e8890c", "out": "#d6336c"}
 STATUS_LABELS = {"within": "within tolerance", "near": "outside", "out": "far outside"}
 
-ui.ensure_app_navigation()
-s = ui.store()
-ui.require_leads(s)
-path = str(s.path)
-stamp = ui.data_stamp(s)
+s, path, stamp = ui.page()
 RENDER = st.query_params.get("render")
 naive = RENDER in ("naive", "naive-folium")  # benchmark baselines: the whole map rebuilt on every change
 
@@ -377,7 +379,7 @@ def ensure_geo(ses, ed: dict, visible: list[str]) -> dict:
         shapes = {r: g for r, g in shapes.items() if g.get("type") in ("Polygon", "MultiPolygon")}
         kept = [r for r in visible if r in shapes]
         geo = {"key": key, "shapes": shapes if naive else None, "kept": kept,  # only the baselines redraw
-               "locator": mv.RegionLocator(ses.layer.key, kept, shapes), "first_shapes": shapes}
+               "locator": RegionLocator(ses.layer.key, kept, shapes), "first_shapes": shapes}
         ed["geo"] = geo
     return geo
 
@@ -393,33 +395,33 @@ def ensure_base(ses, ed: dict, visible: list[str]) -> dict:
     shapes = geo["shapes"] or geo.pop("first_shapes", None) or ses.layer.shapes(s, kept)
     places = ui.cached_places(path, ses.layer.key, stamp)
     frame = region_frame(ses, kept, places)
-    data = mv.map_data(frame, shapes, ses.terr, "territory",
-                       region_label="ZIP" if ses.layer.key == "zip" else "H3 cell",
-                       decimals=mv.default_decimals(ses.layer.key))
+    data = map_data(frame, shapes, ses.terr, "territory",
+                    region_label="ZIP" if ses.layer.key == "zip" else "H3 cell",
+                    decimals=default_decimals(ses.layer.key))
     rows = ses.region_indices(kept)
-    _, _, colors = mv.territory_palette(ses.terr)
-    pal = np.array(colors + [mv.UNASSIGNED_COLOR], dtype=object)
+    _, _, colors = territory_palette(ses.terr)
+    pal = np.array(colors + [UNASSIGNED_COLOR], dtype=object)
     terr = ses.plan.assignment[rows].copy()
     base = {"key": key, "data": data, "rows": rows, "terr": terr,
             "colors": pal[np.where(terr >= 0, terr, len(colors))], "visible": kept, "script": None,
             "frame": frame if RENDER == "naive-folium" else None}
     if not naive:
-        base["payload_key"], base["script"] = mv.editor_payload_script(data, ui.state_outlines())
+        base["payload_key"], base["script"] = editor_payload_script(data, ui.state_outlines())
     ed["base"] = base
     return base
 
 
 def show_map(ses, ed: dict, base: dict, plan_id: int) -> None:
     if RENDER == "naive-folium":
-        m = mv.build_naive_editor_map(base["frame"], ed["geo"]["shapes"], ses.terr, ui.static_base())
+        m = build_naive_editor_map(base["frame"], ed["geo"]["shapes"], ses.terr, ui.static_base())
     else:
         url = ui.serve_script(base["script"]) if base.get("script") else None
-        m = mv.build_editor_map(base["data"], outlines=ui.state_outlines(), static_base=ui.static_base(),
-                                payload_url=url, payload_key=base.get("payload_key") if url else None)
-    overlay = mv.editor_overlay(base["rows"], base["terr"], base["colors"], ses.plan.assignment,
-                                ses.plan.locked, ses.terr, ed["rev"])
-    st_folium(m, key=MAP_KEY, height=MAP_HEIGHT, use_container_width=True, returned_objects=RETURNED,
-              feature_group_to_add=mv.overlay_feature_group(overlay), on_change=partial(on_map_change, plan_id))
+        m = build_editor_map(base["data"], outlines=ui.state_outlines(), static_base=ui.static_base(),
+                             payload_url=url, payload_key=base.get("payload_key") if url else None)
+    overlay = editor_overlay(base["rows"], base["terr"], base["colors"], ses.plan.assignment,
+                             ses.plan.locked, ses.terr, ed["rev"])
+    fp.show_map(m, key=MAP_KEY, height=MAP_HEIGHT, returned_objects=fp.EDITOR_RETURNED,
+                feature_group_to_add=overlay_feature_group(overlay), on_change=partial(on_map_change, plan_id))
 
 
 # -- the balance panel -------------------------------------------------------------------------------
@@ -431,7 +433,7 @@ def status_of(dev: float, tol: float) -> str:
 
 
 def fmt_measure(measure: str, v) -> str:
-    return mv.fmt_money(v) if measure in ("potential", "won_revenue") else mv.fmt_int(v)
+    return fmt_money(v) if measure in ("potential", "won_revenue") else fmt_int(v)
 
 
 def saved_summary(ses, ed: dict, measure: str) -> dict:
@@ -503,7 +505,7 @@ def balance_chart(table: pd.DataFrame, measure: str) -> None:
     dev = table["deviation"].to_numpy(dtype=float)
     data = pd.DataFrame({
         "name": table["territory"].astype(str).to_numpy(), "deviation": dev, "lo": -tol, "hi": tol,
-        "color": [mv.safe_color(c) for c in table["color"]],
+        "color": [safe_color(c) for c in table["color"]],
         "status_label": [STATUS_LABELS[status_of(d, t)] for d, t in zip(dev, tol)],
         "label": [f"{d:+.0%}" for d in dev],
     })
@@ -556,9 +558,9 @@ def kpi_tiles(ses, ed: dict, measure: str, table: pd.DataFrame) -> None:
          "Largest |deviation from target| over the territories (0% = perfectly balanced)."),
         ("Spread (CV)", f"{cur['cv']:.2f}", delta(cur["cv"], old["cv"], True, num3),
          "Coefficient of variation of the territories' totals (standard deviation / mean)."),
-        ("Unassigned", mv.fmt_int(cur["unassigned"]), delta(cur["unassigned"], old["unassigned"], True, ints),
+        ("Unassigned", fmt_int(cur["unassigned"]), delta(cur["unassigned"], old["unassigned"], True, ints),
          "Regions of the plan in no territory."),
-        ("In pieces", mv.fmt_int(cur["non_contiguous"]), delta(cur["non_contiguous"], old["non_contiguous"], True, ints),
+        ("In pieces", fmt_int(cur["non_contiguous"]), delta(cur["non_contiguous"], old["non_contiguous"], True, ints),
          "Territories that are not one connected area."),
         ("Compactness", f"{cur['mean_polsby_popper']:.3f}",
          delta(cur["mean_polsby_popper"], old["mean_polsby_popper"], False, num3),
@@ -566,25 +568,25 @@ def kpi_tiles(ses, ed: dict, measure: str, table: pd.DataFrame) -> None:
         ("Cut edges", f"{cur['cut_edge_share']:.1%}", delta(cur["cut_edge_share"], old["cut_edge_share"], True, pts),
          "Share of neighbouring region pairs split between territories (lower: smoother borders)."),
     ]
-    cells = "".join(f'<div class="tm-kpi" title="{mv.esc(h + " Below: the change since the last save.")}"><div class="l">{mv.esc(label)}</div>'
-                    f'<div class="v">{mv.esc(v)}</div>{d}</div>' for label, v, d, h in tiles)
+    cells = "".join(f'<div class="tm-kpi" title="{esc(h + " Below: the change since the last save.")}"><div class="l">{esc(label)}</div>'
+                    f'<div class="v">{esc(v)}</div>{d}</div>' for label, v, d, h in tiles)
     pieces = table[table["pieces"] > 1]
     note = ""
     if len(pieces):
-        names = ", ".join(f"{mv.esc(r.territory)} ({int(r.pieces)})" for r in pieces.itertuples())
+        names = ", ".join(f"{esc(r.territory)} ({int(r.pieces)})" for r in pieces.itertuples())
         note = f'<div style="font-size:12px;color:#6b7280;margin-top:2px">In several pieces: {names}</div>'
     st.html(f'<div class="tm-kpis" data-testid="tm-kpis">{cells}</div>{note}')
 
 
 def balance_table_html(table: pd.DataFrame, measure: str) -> str:
     money = measure in ("potential", "won_revenue")
-    f = mv.fmt_money if money else mv.fmt_int
+    f = fmt_money if money else fmt_int
     cols = ["Territory", "Deviation", BALANCE_MEASURES[measure].replace("Revenue potential", "Potential"),
             "Δ since save", "Target", "Leads", "Avg score"]
     if measure != "potential":
         cols.append("Potential")
     cols += ["Customers", "Regions", "Pieces", "Rep"]
-    head = "".join(f"<th>{mv.esc(c)}</th>" for c in cols)
+    head = "".join(f"<th>{esc(c)}</th>" for c in cols)
     rows = []
     for r in table.itertuples():
         st_ = status_of(r.deviation, r.tolerance)
@@ -593,23 +595,23 @@ def balance_table_html(table: pd.DataFrame, measure: str) -> str:
         change = getattr(r, "change_since_save")
         chg = '<span class="tm-muted">–</span>' if abs(change) < 0.5 else (("+" if change > 0 else "") + f(change))
         cells = [
-            f'<td class="tm-name" title="{mv.esc(r.territory)}"><span class="tm-sq" style="background:'
-            f'{mv.safe_color(r.color)}"></span>{mv.esc(r.territory)}</td>',
+            f'<td class="tm-name" title="{esc(r.territory)}"><span class="tm-sq" style="background:'
+            f'{safe_color(r.color)}"></span>{esc(r.territory)}</td>',
             f'<td><span class="tm-dev" style="color:{c};{dev_bg}">{r.deviation:+.1%}</span></td>',
             f"<td>{f(getattr(r, measure))}</td>",
             f"<td>{chg}</td>",
             f'<td class="tm-muted">{f(r.target)} ±{r.tolerance:.0%}</td>',
-            f"<td>{mv.fmt_int(r.leads)}</td>",
-            f"<td>{mv.fmt_pct(r.avg_score, 1)}</td>",
+            f"<td>{fmt_int(r.leads)}</td>",
+            f"<td>{fmt_pct(r.avg_score, 1)}</td>",
         ]
         if measure != "potential":
-            cells.append(f"<td>{mv.fmt_money(r.potential)}</td>")
+            cells.append(f"<td>{fmt_money(r.potential)}</td>")
         rep = r.rep if isinstance(r.rep, str) else None
         cells += [
-            f"<td>{mv.fmt_int(r.customers)}</td>",
-            f"<td>{mv.fmt_int(r.regions)}</td>",
-            f'<td class="{"tm-bad" if r.pieces > 1 else ""}">{mv.fmt_int(r.pieces)}</td>',
-            f'<td style="text-align:left">{mv.esc(rep) if rep else "<span class=tm-muted>–</span>"}</td>',
+            f"<td>{fmt_int(r.customers)}</td>",
+            f"<td>{fmt_int(r.regions)}</td>",
+            f'<td class="{"tm-bad" if r.pieces > 1 else ""}">{fmt_int(r.pieces)}</td>',
+            f'<td style="text-align:left">{esc(rep) if rep else "<span class=tm-muted>–</span>"}</td>',
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<div class="tm-scroll"><table class="tm-bal" data-testid="tm-balance-table">'
@@ -630,7 +632,7 @@ def hints_block(ses, plan_id: int, measure: str, in_view: set) -> None:
     items = []
     for k, hint in enumerate(hints, start=1):
         where = "" if hint.region_id in in_view else ' <span style="color:#9ca3af">(outside the area shown)</span>'
-        items.append(f'<li><b>{k}.</b> {mv.esc(hint.text)}{where}</li>')
+        items.append(f'<li><b>{k}.</b> {esc(hint.text)}{where}</li>')
     body = ("".join(items) if items else
             '<li style="color:#6b7280">Every territory is within tolerance, or no single border move helps.</li>')
     st.html('<div style="font-size:13px;line-height:1.45">'
@@ -694,7 +696,7 @@ if plan.version != ses.info.version and not ses.pending and not ed["locks_change
 groups = ui.cached_region_groups(path, layer_key, stamp)
 groups = groups[groups["region_id"].isin(ses.index)]
 per_state = groups["state"].value_counts()
-state_codes = sorted(per_state.index, key=lambda c: mv.STATE_NAMES.get(c, c))
+state_codes = sorted(per_state.index, key=lambda c: STATE_NAMES.get(c, c))
 area_key = f"ed_area_{layer_key}"
 if area_key not in st.session_state or any(c not in per_state for c in st.session_state[area_key]):
     wanted = [c for part in st.query_params.get_all("area") for c in part.split(",") if c in per_state]
@@ -703,7 +705,7 @@ if area_key not in st.session_state or any(c not in per_state for c in st.sessio
     st.session_state[area_key] = wanted or default
 area = c_area.multiselect(
     "Area", state_codes, key=area_key, placeholder="Choose states",
-    format_func=lambda c: f"{mv.STATE_NAMES.get(c, c)} ({per_state[c]:,})",
+    format_func=lambda c: f"{STATE_NAMES.get(c, c)} ({per_state[c]:,})",
     help="The states shown for editing (regions per state in brackets). Fewer regions: a snappier map.",
 )
 c_name.text_input("Your name", key="ed_author", placeholder="for the change log",
@@ -723,7 +725,7 @@ def workspace(plan_id: int) -> None:
     terr_ids = [int(t) for t in ses.terr["territory_id"].tolist()]
     names = dict(zip(terr_ids, ses.terr["name"].astype(str)))
     reps = dict(zip(terr_ids, ses.terr["rep_name"] if "rep_name" in ses.terr else [None] * len(terr_ids)))
-    colors = dict(zip(terr_ids, [mv.safe_color(c) for c in ses.terr["color"]]))
+    colors = dict(zip(terr_ids, [safe_color(c) for c in ses.terr["color"]]))
     active_key, lock_key = f"ed_active_{plan_id}", f"ed_lock_{plan_id}"
     if st.session_state.get(active_key) not in [*terr_ids, ERASER]:
         st.session_state[active_key] = terr_ids[0] if terr_ids else ERASER
@@ -752,7 +754,7 @@ def workspace(plan_id: int) -> None:
             f"{names[t]}" + (f" · {reps[t]}" if isinstance(reps.get(t), str) else ""),
             help="Clicks, drawn shapes and the state/county buttons move regions into this territory.",
         )
-        sw = mv.UNASSIGNED_COLOR if active == ERASER else colors.get(active, mv.UNASSIGNED_COLOR)
+        sw = UNASSIGNED_COLOR if active == ERASER else colors.get(active, UNASSIGNED_COLOR)
         st.html(f'<div title="colour of the territory you paint with" style="width:38px;height:38px;'
                 f'border-radius:8px;background:{sw};border:1px solid rgba(0,0,0,.18)"></div>', width=40)
         if st.button("", icon=":material/edit:", key=f"ed_edit_btn_{plan_id}", disabled=active == ERASER,
@@ -772,9 +774,9 @@ def workspace(plan_id: int) -> None:
     with left:
         if not visible:
             st.info("Choose one or more states under **Area** to edit.", icon=":material/map:")
-        elif len(visible) > mv.MAX_REGIONS:
+        elif len(visible) > MAX_REGIONS:
             st.warning(f"**{len(visible):,} regions** in this area: too many to draw at once (at most "
-                       f"{mv.MAX_REGIONS:,}). Choose fewer states.", icon=":material/zoom_out_map:")
+                       f"{MAX_REGIONS:,}). Choose fewer states.", icon=":material/zoom_out_map:")
         else:
             base = ensure_base(ses, ed, visible)
             show_map(ses, ed, base, plan_id)
@@ -809,7 +811,7 @@ def group_dialog(plan_id: int) -> None:
     st_key, co_key = f"ed_grp_state_{plan_id}", f"ed_grp_county_{plan_id}"
     if st.session_state.get(st_key) not in state_codes:
         st.session_state[st_key] = area[0] if area else (state_codes[0] if state_codes else None)
-    code = st.selectbox("State", state_codes, key=st_key, format_func=lambda c: mv.STATE_NAMES.get(c, c))
+    code = st.selectbox("State", state_codes, key=st_key, format_func=lambda c: STATE_NAMES.get(c, c))
     counties = county_choices(s, [code]) if code else pd.DataFrame(columns=["county_fips", "county"])
     fips = counties["county_fips"].tolist()
     label = dict(zip(fips, counties["county"].fillna("?").astype(str)))
@@ -873,7 +875,7 @@ def territory_form(ses, ed: dict, plan_id: int, tid: int, measure: str, reps: di
     with st.form(f"ed_terr_{plan_id}_{tid}", border=False):
         f1, f2, f3 = st.columns([3, 1, 3], vertical_alignment="bottom")
         f1.text_input("Name", value=str(row["name"]), key=f"ed_tname_{plan_id}_{tid}")
-        f2.color_picker("Colour", value=mv.safe_color(row["color"], "#888888"), key=f"ed_tcolor_{plan_id}_{tid}")
+        f2.color_picker("Colour", value=safe_color(row["color"], "#888888"), key=f"ed_tcolor_{plan_id}_{tid}")
         rep_now = row["rep_id"] if isinstance(row["rep_id"], str) else ""
         f3.selectbox("Rep", ["", *reps], index=([""] + list(reps)).index(rep_now) if rep_now in reps else 0,
                      key=f"ed_trep_{plan_id}_{tid}", format_func=lambda r: reps.get(r, "No rep"))

@@ -3,20 +3,14 @@
 import altair as alt
 import streamlit as st
 
-from terrmap.app import mapview as mv
+from terrmap.app.map_colors import UNASSIGNED_COLOR, safe_color
+from terrmap.measures import fmt_int, fmt_money, fmt_pct
 from terrmap.app import ui
 from terrmap.app import structure as us
 
-ui.ensure_app_navigation()
-
-s = ui.store()
-st.title("Territory overview")
-ui.require_leads(s)
-
-stamp = ui.data_stamp(s)
+s, path, stamp = ui.page("Territory overview")
 head, pick = st.columns([3, 1], vertical_alignment="bottom")
 plan = ui.plan_picker(s, pick)
-path = str(s.path)
 
 if plan is None:
     head.caption("No plan yet: every lead is unassigned.")
@@ -51,8 +45,8 @@ n_overlays = int((rollup["kind"] == "overlay").sum())
 st.caption(
     f"{len(owned)} {plural.lower()}"
     + (f" and {n_overlays} segment overlay{'s' if n_overlays != 1 else ''}" if n_overlays else "")
-    + f". Potential per {level.lower()} ranges from {mv.fmt_money(owned['potential'].min())} to "
-    f"{mv.fmt_money(owned['potential'].max())}; the largest deviation from the mean is {mv.fmt_pct(spread)}. "
+    + f". Potential per {level.lower()} ranges from {fmt_money(owned['potential'].min())} to "
+    f"{fmt_money(owned['potential'].max())}; the largest deviation from the mean is {fmt_pct(spread)}. "
     "Each account counts once, where it is owned (a pin, then an overlay, then geography)."
     if len(owned) else f"No {plural.lower()} in this plan."
 )
@@ -91,10 +85,10 @@ st.dataframe(
 st.subheader(f"Leads and lead quality by {level.lower()}")
 chart_df = rollup[rollup["leads"] > 0].sort_values("leads", ascending=False).assign(
     rep=lambda d: d["rep"].fillna("–"),
-    color=lambda d: d["color"].fillna(mv.UNASSIGNED_COLOR),
+    color=lambda d: d["color"].fillna(UNASSIGNED_COLOR),
 )
 order = chart_df["label"].tolist()
-colors = [mv.safe_color(c) for c in chart_df["color"]]
+colors = [safe_color(c) for c in chart_df["color"]]
 base = alt.Chart(chart_df).encode(
     x=alt.X("label:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40, labelLimit=140, labelOverlap=False)),
 )
@@ -122,7 +116,7 @@ st.caption("Bars: number of leads (left axis). Dots: average score of the open l
 owned_leads = int(rollup["leads"].sum())
 all_leads = int(ui.cached_kpis(path, plan.plan_id, stamp)["leads"])
 if owned_leads < all_leads:
-    st.info(f"{mv.fmt_int(all_leads - owned_leads)} leads are in regions of no territory (and no overlay or pin "
+    st.info(f"{fmt_int(all_leads - owned_leads)} leads are in regions of no territory (and no overlay or pin "
             "claims them).", icon=":material/warning:")
 
 st.page_link("pages/map.py", label="Open the map", icon=":material/map:")

@@ -9,13 +9,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from terrmap.app import mapview as mv
+from terrmap.measures import fmt_int
 from terrmap.app import ui
 
-ui.ensure_app_navigation()
-
-st.title("Import data")
-s = ui.store()
+s = ui.page("Import data", needs_leads=False).store
 
 LEADS, ALIGNMENT = "Leads", "Alignment (territory file)"
 # One section at a time (not tabs): tabs would render both file uploaders at once.
@@ -74,15 +71,15 @@ def alignment_section() -> None:
     c = st.columns(4)
     c[0].metric("Layer", ui.layer_label(parsed.layer) if parsed.layer else "unknown",
                 help="The regions the scenario is made of: ZIP codes or H3 hexagons of one level.")
-    c[1].metric("Territories", mv.fmt_int(summary["territories"]), help="Distinct territories named in the file.")
-    c[2].metric("Regions assigned", mv.fmt_int(summary["assigned_regions"]),
+    c[1].metric("Territories", fmt_int(summary["territories"]), help="Distinct territories named in the file.")
+    c[2].metric("Regions assigned", fmt_int(summary["assigned_regions"]),
                 help="Regions the file gives a territory (PO-box and unique ZIPs count in the region that "
-                     "contains them). Locked: " + mv.fmt_int(summary["locked_regions"]) + ".")
+                     "contains them). Locked: " + fmt_int(summary["locked_regions"]) + ".")
     missing = summary["unassigned_populated_regions"]
-    c[3].metric("Regions with leads not in the file", "–" if missing is None else mv.fmt_int(missing),
+    c[3].metric("Regions with leads not in the file", "–" if missing is None else fmt_int(missing),
                 help="Regions that hold leads but are not listed: they stay unassigned in the new scenario"
                      + ("" if summary["unassigned_layer_regions"] is None else
-                        f" ({mv.fmt_int(summary['unassigned_layer_regions'])} ZIP regions in all are not listed)")
+                        f" ({fmt_int(summary['unassigned_layer_regions'])} ZIP regions in all are not listed)")
                      + ".")
     if parsed.problems:
         show_alignment_problems(parsed.problems, "Nothing can be imported")
@@ -119,8 +116,8 @@ def alignment_section() -> None:
         else:
             ui.clear_caches()
             st.session_state.pop("_alignment", None)
-            st.success(f"Scenario {ui.md(plan.name)} created: {mv.fmt_int(plan.summary['assigned_regions'])} "
-                       f"regions in {mv.fmt_int(plan.summary['territories'])} territories.",
+            st.success(f"Scenario {ui.md(plan.name)} created: {fmt_int(plan.summary['assigned_regions'])} "
+                       f"regions in {fmt_int(plan.summary['territories'])} territories.",
                        icon=":material/check_circle:")
             st.page_link("pages/editor.py", label="Open the editor", icon=":material/edit:")
 
@@ -148,7 +145,7 @@ except ImportError:
     st.info("The importer is not available in this installation yet (module `terrmap.io.ingest`).")
     st.stop()
 
-st.caption(f"Into `{s.path}` · currently {mv.fmt_int(ui.lead_count(s))} leads.")
+st.caption(f"Into `{s.path}` · currently {fmt_int(ui.lead_count(s))} leads.")
 
 uploaded = st.file_uploader("Lead file", type=["csv", "txt", "tsv", "gz", "parquet", "pq", "parq"], key="upload")
 if uploaded is None:
@@ -241,8 +238,8 @@ if st.button("Import", type="primary", disabled=bool(missing), icon=":material/u
         bar.progress(1.0, text="Done")
         ui.clear_caches()
         st.success(
-            f"Imported {mv.fmt_int(result.get('rows'))} rows from {ui.md(uploaded.name)}: "
-            f"{mv.fmt_int(result.get('inserted'))} new, {mv.fmt_int(result.get('updated'))} updated, "
+            f"Imported {fmt_int(result.get('rows'))} rows from {ui.md(uploaded.name)}: "
+            f"{fmt_int(result.get('inserted'))} new, {fmt_int(result.get('updated'))} updated, "
             f"in {result.get('seconds', 0):.1f} s.",
             icon=":material/check_circle:",
         )

@@ -1,23 +1,20 @@
 """Map: regions coloured by territory or by a measure, at any layer, for all the US or chosen states."""
 
 import streamlit as st
-from streamlit_folium import st_folium
 
 from terrmap.plan import hierarchy as hi
-from terrmap.app import mapview as mv
+from terrmap.app.folium_protocol import show_map
+from terrmap.app.map_data import MAX_REGIONS, STATE_NAMES, filter_states
+from terrmap.app.maps import build_map, build_naive_map
+from terrmap.measures import MEASURES, STAT_COLUMNS, fmt_int, fmt_money
 from terrmap.app import ui
 from terrmap.app import structure as us
 from terrmap.geo import parse_layer
 
 MAP_HEIGHT = 660
-COLOR_OPTIONS = ["territory", *mv.MEASURES]
+COLOR_OPTIONS = ["territory", *STAT_COLUMNS]
 
-ui.ensure_app_navigation()
-s = ui.store()
-st.title("Territory map")
-ui.require_leads(s)
-stamp = ui.data_stamp(s)
-path = str(s.path)
+s, path, stamp = ui.page("Territory map")
 
 DEFAULTS = {"layer": ui.DEFAULT_MAP_LAYER, "color": "territory", "area": []}
 ui.seed_from_url("layer", ui.layer_options(), DEFAULTS["layer"])
@@ -45,7 +42,7 @@ def color_label(option: str) -> str:
         return "Territory"
     if option.startswith(us.LEVEL_PREFIX):
         return option[len(us.LEVEL_PREFIX):]
-    return mv.MEASURES[option].label
+    return MEASURES[option].label
 
 
 color_by = c_color.selectbox(
@@ -59,7 +56,7 @@ ui.seed_from_url("area", all_states, DEFAULTS["area"], multi=True)
 if any(c not in all_states for c in st.session_state.get("area") or []):  # kept from another layer
     st.session_state["area"] = [c for c in st.session_state["area"] if c in all_states]
 states = c_area.multiselect(
-    "Area", all_states, format_func=lambda c: mv.STATE_NAMES.get(c, c), key="area", persist_state="session",
+    "Area", all_states, format_func=lambda c: STATE_NAMES.get(c, c), key="area", persist_state="session",
     placeholder="All of the US (or choose states)",
 )
 tiles = c_tiles.toggle(
@@ -68,17 +65,17 @@ tiles = c_tiles.toggle(
 )
 ui.sync_url({"layer": layer_key, "color": color_by, "area": states}, DEFAULTS)
 
-frame = mv.filter_states(ui.region_frame(s, layer_key, plan, stamp), states)
+frame = filter_states(ui.region_frame(s, layer_key, plan, stamp), states)
 n = len(frame)
-area = "all of the US" if not states else ", ".join(mv.STATE_NAMES.get(c, c) for c in states)
+area = "all of the US" if not states else ", ".join(STATE_NAMES.get(c, c) for c in states)
 
 if n == 0:
     st.info(f"No leads in {area} on this layer.")
     st.stop()
-if n > mv.MAX_REGIONS:
+if n > MAX_REGIONS:
     st.warning(
-        f"**{mv.fmt_int(n)} regions** with leads in {area} — too many to draw at once "
-        f"(the map shows at most {mv.fmt_int(mv.MAX_REGIONS)}). Choose fewer states under *Area*, or a coarser "
+        f"**{fmt_int(n)} regions** with leads in {area} — too many to draw at once "
+        f"(the map shows at most {fmt_int(MAX_REGIONS)}). Choose fewer states under *Area*, or a coarser "
         "layer under *Regions*.",
         icon=":material/zoom_out_map:",
     )
@@ -89,20 +86,20 @@ try:
         with st.spinner("Drawing the map…"):
             data = us.cached_level_map_data(path, layer_key, plan.plan_id, plan.version, level, stamp,
                                             us.structure_stamp(s, plan.plan_id), tuple(states))
-        m = mv.build_map(data, tiles=tiles, outlines=ui.state_outlines(), static_base=ui.static_base(),
-                         fit="all" if states else "core")
+        m = build_map(data, tiles=tiles, outlines=ui.state_outlines(), static_base=ui.static_base(),
+                      fit="all" if states else "core")
     elif st.query_params.get("render") == "naive":  # benchmark baseline, see bench/bench_map_render.py
         terr = ui.cached_territories(path, plan.plan_id, plan.version) if plan else None
-        m = mv.build_naive_map(frame, parse_layer(layer_key).shapes(s, frame["region_id"].tolist()), terr, color_by,
-                               ui.static_base())
+        m = build_naive_map(frame, parse_layer(layer_key).shapes(s, frame["region_id"].tolist()), terr, color_by,
+                            ui.static_base())
     else:
         with st.spinner("Drawing the map…"):
             data = ui.cached_map_data(
                 path, layer_key, plan.plan_id if plan else None, plan.version if plan else None, stamp,
                 tuple(states), color_by,
             )
-        m = mv.build_map(data, tiles=tiles, outlines=ui.state_outlines(), static_base=ui.static_base(),
-                         fit="all" if states else "core")
+        m = build_map(data, tiles=tiles, outlines=ui.state_outlines(), static_base=ui.static_base(),
+                      fit="all" if states else "core")
 except NotImplementedError:
     st.info(f"Shapes of {ui.layer_label(layer_key)} are not available in this installation yet; choose hexagons.")
     st.stop()
@@ -110,12 +107,12 @@ except NotImplementedError:
 leads = int(frame["leads"].sum())
 plan_text = f"Plan **{ui.md(plan.name)}** · " if plan is not None else "No plan · "
 st.caption(
-    f"{plan_text}{f'coloured by {ui.md(level)} · ' if level else ''}{mv.fmt_int(n)} regions · "
-    f"{mv.fmt_int(leads)} leads · {mv.fmt_money(frame['potential'].sum())} "
+    f"{plan_text}{f'coloured by {ui.md(level)} · ' if level else ''}{fmt_int(n)} regions · "
+    f"{fmt_int(leads)} leads · {fmt_money(frame['potential'].sum())} "
     f"potential in {area}. Hover a region for its numbers."
     + (" Street map: needs internet." if tiles else "")
 )
-st_folium(m, key="territory_map", height=MAP_HEIGHT, use_container_width=True, returned_objects=[])
+show_map(m, key="territory_map", height=MAP_HEIGHT)
 
 
 @st.fragment
@@ -124,7 +121,7 @@ def region_table() -> None:
     if not st.toggle("Show these regions as a table", key="show_table"):
         return
     top = frame.sort_values("potential", ascending=False)
-    cols = ["region_id", "place", *mv.MEASURES]
+    cols = ["region_id", "place", *STAT_COLUMNS]
     if plan is not None:
         terr = ui.cached_territories(path, plan.plan_id, plan.version)
         top = top.merge(terr[["territory_id", "name"]].rename(columns={"name": "territory"}), on="territory_id",

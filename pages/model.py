@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from terrmap.app import mapview as mv
+from terrmap.app.map_colors import LAND_COLOR
 from terrmap import scoring
 from terrmap.app import ui
 from terrmap.geo import parse_layer
@@ -12,11 +12,7 @@ from terrmap.data import models as stored_models
 from terrmap.data.store import open_store
 from terrmap.measures import fmt_int, fmt_money, fmt_pct
 
-ui.ensure_app_navigation()
-s = ui.store()
-st.title("Lead scoring model")
-ui.require_leads(s)
-path = str(s.path)
+s, path, _ = ui.page("Lead scoring model")
 
 POS_COLOR = "#2ca02c"
 NEG_COLOR = "#d62728"
@@ -303,7 +299,7 @@ with tabs[2]:
         outlines = ui.state_outlines()
         if outlines:
             layers.append(alt.Chart(alt.Data(values=outlines["features"])).mark_geoshape(
-                fill=mv.LAND_COLOR, stroke="#9ca3af", strokeWidth=0.5))
+                fill=LAND_COLOR, stroke="#9ca3af", strokeWidth=0.5))
         layers.append(points)
         st.altair_chart(alt.layer(*layers).project(type="albersUsa").properties(height=460), width="stretch")
         st.dataframe(

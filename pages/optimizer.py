@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
 
-from terrmap.app import mapview as mv
+from terrmap.app.folium_protocol import show_map
+from terrmap.app.map_data import STATE_NAMES, MapData
+from terrmap.app.maps import build_map
 from terrmap.app import ui
 from terrmap.geo import parse_layer
 from terrmap.optimize import (
@@ -34,17 +35,12 @@ from terrmap.optimize import (
 )
 from terrmap.plan import list_plans
 
-ui.ensure_app_navigation()
-s = ui.store()
-st.title("Territory optimizer")
-st.caption(
+s, path, stamp = ui.page(
+    "Territory optimizer",
     "Balanced, contiguous, compact territories in seconds: build them from scratch, or rebalance a plan while "
     "moving as little as possible. You get a few candidates along the trade-off between balance, compactness "
-    "and change; pick one and save it as a scenario."
+    "and change; pick one and save it as a scenario.",
 )
-ui.require_leads(s)
-stamp = ui.data_stamp(s)
-path = str(s.path)
 
 
 # -- the background job -------------------------------------------------------------------------------------
@@ -153,7 +149,7 @@ with st.container(border=True):
                                       format_func=ui.layer_label, key="opt_layer", disabled=busy,
                                       help="ZIP codes, or H3 hexagons (coarser levels are faster).")
     all_states = ui.cached_state_codes(path, layer_key, stamp)
-    states = c_area.multiselect("Area", all_states, format_func=lambda c: mv.STATE_NAMES.get(c, c),
+    states = c_area.multiselect("Area", all_states, format_func=lambda c: STATE_NAMES.get(c, c),
                                 key="opt_states", disabled=busy, placeholder="All of the US (or choose states)")
 
     c1, c2, c3, c4 = st.columns([1.2, 2.4, 1.4, 1.4])
@@ -251,15 +247,15 @@ cand = res.candidate(pick)
 
 
 @st.cache_resource(max_entries=6, show_spinner="Drawing the territories…")
-def cached_candidate_map(result_id: int, started: float, which: str, _res) -> mv.MapData:
+def cached_candidate_map(result_id: int, started: float, which: str, _res) -> MapData:
     return candidate_map_data(s, _res, which)
 
 
 st.caption(f"“{pick}” on the map: each territory as one shape. Hover one for its totals and its potential "
            "against the average.")
-st_folium(mv.build_map(cached_candidate_map(id(res), job.started, pick, res), outlines=ui.state_outlines(),
-                       static_base=ui.static_base()),
-          key="opt_map", height=520, use_container_width=True, returned_objects=[])
+show_map(build_map(cached_candidate_map(id(res), job.started, pick, res), outlines=ui.state_outlines(),
+                   static_base=ui.static_base()),
+         key="opt_map", height=520)
 
 # Per-territory balance of the chosen candidate.
 vals = res.instance.values

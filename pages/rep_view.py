@@ -6,9 +6,11 @@ Opened directly as ``/rep?rep=R04`` (``&plan=NAME`` for a plan other than the pu
 import altair as alt
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
 
-from terrmap.app import mapview as mv
+from terrmap.app.folium_protocol import show_map
+from terrmap.app.map_data import MAX_REGIONS, MapData
+from terrmap.measures import fmt_int
+from terrmap.app import rep_map
 from terrmap.rep import footprint as rv
 from terrmap.app import ui
 from terrmap.plan.accounts import account_owners
@@ -17,12 +19,7 @@ from terrmap.data.store import open_store
 MAP_HEIGHT = 560
 MAX_STOPS = 50
 
-ui.ensure_app_navigation()
-s = ui.store()
-path = str(s.path)
-st.title("Rep view")
-ui.require_leads(s)
-stamp = ui.data_stamp(s)
+s, path, stamp = ui.page("Rep view")
 
 try:
     plan = rv.resolve_plan(s, st.query_params.get("plan"))
@@ -45,11 +42,11 @@ def plan_data(path: str, plan_id: int, plan_version: int, stamp: str) -> dict:
 
 
 @st.cache_resource(max_entries=12, show_spinner="Drawing the footprint…")
-def footprint_data(path: str, plan_id: int, plan_version: int, stamp: str, rep_id: str) -> mv.MapData:
+def footprint_data(path: str, plan_id: int, plan_version: int, stamp: str, rep_id: str) -> MapData:
     store = open_store(path)
     p = rv.resolve_plan(store, plan_id)
-    return rv.footprint_map_data(store, p, rep_id, plan_data(path, plan_id, plan_version, stamp)["feet"],
-                                 ui.cached_stats(path, p.layer, stamp), ui.cached_places(path, p.layer, stamp))
+    return rep_map.footprint_map_data(store, p, rep_id, plan_data(path, plan_id, plan_version, stamp)["feet"],
+                                      ui.cached_stats(path, p.layer, stamp), ui.cached_places(path, p.layer, stamp))
 
 
 reps = rv.plan_reps(s, plan)
@@ -123,17 +120,17 @@ route, stops = routed if routed else (None, None)
 
 # -- map -----------------------------------------------------------------------------------------
 footprint = footprint_data(path, plan.plan_id, plan.version, stamp, rep_id)
-if footprint.n_features > mv.MAX_REGIONS:
-    st.warning(f"{mv.fmt_int(footprint.n_features)} regions: too many to draw (at most {mv.fmt_int(mv.MAX_REGIONS)}).")
+if footprint.n_features > MAX_REGIONS:
+    st.warning(f"{fmt_int(footprint.n_features)} regions: too many to draw (at most {fmt_int(MAX_REGIONS)}).")
 else:
-    m = rv.build_rep_map(footprint, rep, ranked, stops, closed, route, outlines=ui.state_outlines(),
-                         static_base=ui.static_base())
-    st_folium(m, key="rep_map", height=MAP_HEIGHT, use_container_width=True, returned_objects=[])
+    m = rep_map.build_rep_map(footprint, rep, ranked, stops, closed, route, outlines=ui.state_outlines(),
+                              static_base=ui.static_base())
+    show_map(m, key="rep_map", height=MAP_HEIGHT)
 route_text = (f"Route: **{len(stops)} stops, {route.total_km:,.0f} km**{' round trip' if closed else ''} "
               f"(straight-line distances, {'the shortest order' if route.method == 'exact' else 'a short order'})"
               if route else ("No home base on file: no route." if not rep.has_home else "No accounts to visit."))
 st.caption(
-    f"{mv.fmt_int(footprint.n_features)} regions in the footprint, {mv.fmt_int(len(ranked))} accounts match the filters; the top 300 are on the map (orange, numbered: "
+    f"{fmt_int(footprint.n_features)} regions in the footprint, {fmt_int(len(ranked))} accounts match the filters; the top 300 are on the map (orange, numbered: "
     f"the route). {route_text}"
 )
 

@@ -7,9 +7,13 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
 
-from terrmap.app import mapview as mv
+from terrmap.app.folium_protocol import show_map
+from terrmap.app.geometry import default_decimals
+from terrmap.app.legend import legend_territories_html
+from terrmap.app.map_data import MAX_REGIONS, MapData, filter_states, map_data
+from terrmap.app.maps import build_map
+from terrmap.measures import fmt_int, fmt_money, fmt_pct
 from terrmap.plan import scenarios as sc
 from terrmap.app import ui
 from terrmap.io.csvsafe import guard_frame
@@ -19,12 +23,7 @@ from terrmap.plan import PlanInfo, SaveConflict, list_plans
 MAP_HEIGHT = 560
 GOOD, BAD = "#137333", "#b3261e"  # text colours of an improvement / a worsening
 
-ui.ensure_app_navigation()
-s = ui.store()
-path = str(s.path)
-st.title("Scenarios")
-ui.require_leads(s)
-stamp = ui.data_stamp(s)
+s, path, stamp = ui.page("Scenarios")
 
 plans = list_plans(s)
 if not plans:
@@ -239,13 +238,13 @@ cmp: sc.Comparison = results[key]
 
 # headline numbers
 k1, k2, k3, k4 = st.columns(4)
-k1.metric("Regions that change territory", mv.fmt_int(len(cmp.changed_regions)), border=True,
+k1.metric("Regions that change territory", fmt_int(len(cmp.changed_regions)), border=True,
           help="Regions (on A's layer) whose territory name differs in B.")
-k2.metric("Accounts that change owner", mv.fmt_int(cmp.accounts_moved), border=True,
+k2.metric("Accounts that change owner", fmt_int(cmp.accounts_moved), border=True,
           help="Leads whose owner (territory or overlay, pins included) differs in B.")
-k3.metric("Potential that moves", mv.fmt_money(cmp.potential_moved), border=True,
+k3.metric("Potential that moves", fmt_money(cmp.potential_moved), border=True,
           help="Revenue potential (score × expected deal value of open leads) of the accounts that change owner.")
-k4.metric("Disruption", mv.fmt_pct(cmp.potential_moved_share, 1), border=True,
+k4.metric("Disruption", fmt_pct(cmp.potential_moved_share, 1), border=True,
           help="Share of all potential whose owner changes: the disruption of moving from A to B.")
 
 
@@ -338,43 +337,43 @@ st.markdown(f"**What changes on the map** ({ui.layer_label(a.layer)}, A's layer)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Drawing the changes…")
-def cached_diff_map(key: tuple, _cmp: sc.Comparison) -> tuple[mv.MapData | None, str]:
+def cached_diff_map(key: tuple, _cmp: sc.Comparison) -> tuple[MapData | None, str]:
     layer_key = _cmp.a.layer
     frame = ui.region_frame(s, layer_key, _cmp.a, stamp)
     out, entries = sc.diff_map_frame(frame, _cmp.changed_regions)
     note = ""
-    if len(out) > mv.MAX_REGIONS:  # too many to draw: the changes and their surroundings only
+    if len(out) > MAX_REGIONS:  # too many to draw: the changes and their surroundings only
         changed = out[out["territory_id"] > 0]
         states = sorted({c for v in changed["states"].dropna() for c in str(v).split(",") if c})
-        near = mv.filter_states(out, states)
-        out = near if len(near) <= mv.MAX_REGIONS else changed.nlargest(mv.MAX_REGIONS, "potential")
+        near = filter_states(out, states)
+        out = near if len(near) <= MAX_REGIONS else changed.nlargest(MAX_REGIONS, "potential")
         note = "Only the states where regions change are drawn." if len(out) else "No region changes territory."
     if not len(out):
         return None, note or "No region changes territory."
     shapes = parse_layer(layer_key).shapes(s, out["region_id"].tolist())
-    data = mv.map_data(out, shapes, entries, "territory", region_label="ZIP" if layer_key == "zip" else "H3 cell",
-                       decimals=mv.default_decimals(layer_key))
+    data = map_data(out, shapes, entries, "territory", region_label="ZIP" if layer_key == "zip" else "H3 cell",
+                    decimals=default_decimals(layer_key))
     counts = np.bincount([x for x in data.terr if x >= 0], minlength=len(entries))
     shown = [i for i in range(len(entries)) if counts[i]]
-    data.legend_html = mv.legend_territories_html([data.territories[i] for i in shown],
-                                                  [data.palette[i] for i in shown], [counts[i] for i in shown],
-                                                  title="Change A → B")
+    data.legend_html = legend_territories_html([data.territories[i] for i in shown],
+                                               [data.palette[i] for i in shown], [counts[i] for i in shown],
+                                               title="Change A → B")
     if not note and (entries["territory_id"] > 0).sum() == 0:
         note = "No region changes territory."
     return data, note
 
 
 data, note = cached_diff_map(key, cmp)
-m = mv.build_map(data, outlines=ui.state_outlines(), static_base=ui.static_base(), note=note or None,
-                 fit="all" if note.startswith("Only") else "core")
+m = build_map(data, outlines=ui.state_outlines(), static_base=ui.static_base(), note=note or None,
+              fit="all" if note.startswith("Only") else "core")
 st.caption("Grey: unchanged. Coloured: the region moves, in the colour of its territory in B. "
            "Hover a region for from → to and its potential.")
-st_folium(m, key="sc_diff_map", height=MAP_HEIGHT, use_container_width=True, returned_objects=[])
+show_map(m, key="sc_diff_map", height=MAP_HEIGHT)
 
 # -- accounts that change owner ----------------------------------------------------------------------
 
-st.markdown(f"**Accounts that change owner** · {mv.fmt_int(cmp.accounts_moved)} accounts, "
-            f"{mv.fmt_money(cmp.potential_moved)} potential")
+st.markdown(f"**Accounts that change owner** · {fmt_int(cmp.accounts_moved)} accounts, "
+            f"{fmt_money(cmp.potential_moved)} potential")
 moved = cmp.moved_accounts
 
 

@@ -7,16 +7,14 @@ import streamlit as st
 from terrmap.plan import accounts
 from terrmap.app import ui
 from terrmap.plan import hierarchy as hi
-from terrmap.app import mapview as mv
+from terrmap.app.map_colors import safe_color
+from terrmap.measures import fmt_int, fmt_pct
 from terrmap.app import structure as us
 
 MEASURE_LABELS = {"potential": "Potential", "leads": "Leads", "open_leads": "Open leads", "customers": "Customers",
                   "won_revenue": "Won revenue"}
 
-ui.ensure_app_navigation()
-s = ui.store()
-st.title("Accounts & hierarchy")
-ui.require_leads(s)
+s = ui.page("Accounts & hierarchy").store
 head, pick = st.columns([3, 1], vertical_alignment="bottom")
 plan = ui.plan_picker(s, pick)
 if plan is None:
@@ -109,7 +107,7 @@ with tab_tree:
             frame = frame[frame["kind"].isin(["node", "territory"])].copy()
             if frame.empty:
                 continue
-            frame["color"] = [mv.safe_color(c) for c in frame["color"]]
+            frame["color"] = [safe_color(c) for c in frame["color"]]
             b = hi.balance(frame, measure)
             mean = float(frame[measure].mean())
             fmt = "$,.0f" if measure in ("potential", "won_revenue") else ","
@@ -124,7 +122,7 @@ with tab_tree:
                 y="mean:Q", tooltip=[alt.Tooltip("mean:Q", title="mean", format=fmt)])
             with cols[i % len(cols)]:
                 st.altair_chart(alt.layer(bars, rule).properties(height=240, title=us.plural(lv)), width="stretch")
-                st.caption(f"{b['nodes']} {us.plural(lv).lower()} · largest deviation {mv.fmt_pct(b['max_abs_deviation'])} · "
+                st.caption(f"{b['nodes']} {us.plural(lv).lower()} · largest deviation {fmt_pct(b['max_abs_deviation'])} · "
                            f"coefficient of variation {b['cv']:.2f}")
 
     st.divider()
@@ -174,7 +172,7 @@ with tab_tree:
             new_parent = st.selectbox("Parent", [None, *others], index=([None, *others].index(current_parent)),
                                       format_func=lambda n: "(top level)" if n is None else node_label[n],
                                       key=f"parent_{target}")
-            new_color = st.color_picker("Colour on the map", value=mv.safe_color(row["color"]), key=f"color_{target}")
+            new_color = st.color_picker("Colour on the map", value=safe_color(row["color"]), key=f"color_{target}")
             b1, b2 = st.columns(2)
             if b1.button("Save changes", key="save_node", type="primary"):
                 try:
@@ -348,8 +346,8 @@ with tab_overlaps:
     report = us.cached_overlap_report(path, pid, plan.version, stamp, sstamp)
     resolved = report["resolved_by"].value_counts()
     st.caption(
-        f"{mv.fmt_int(len(report))} accounts are claimed by more than one owner "
-        f"({', '.join(f'{mv.fmt_int(n)} by {ui.md(k)}' for k, n in resolved.items()) or 'none'}). "
+        f"{fmt_int(len(report))} accounts are claimed by more than one owner "
+        f"({', '.join(f'{fmt_int(n)} by {ui.md(k)}' for k, n in resolved.items()) or 'none'}). "
         "Each counts once, for the owner shown."
     )
     st.dataframe(

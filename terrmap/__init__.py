@@ -8,7 +8,7 @@ All logic lives here and imports without Streamlit:
 * :mod:`terrmap.plan`: the live partition with incremental tallies, metrics, colours;
 * :mod:`terrmap.scoring`: lead scores and expected values;
 * :mod:`terrmap.demo`: the demo database;
-* :mod:`terrmap.app.mapview`: building the folium map (no Streamlit).
+* :mod:`terrmap.app`: the Streamlit side: widgets, the maps (:mod:`terrmap.app.maps`, scripts in static/terrmap/).
 """
 
 __version__ = "0.1.0"

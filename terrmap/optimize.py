@@ -2059,9 +2059,9 @@ def save_candidate(store: "Store", result: OptimizeResult, name: str, which: int
 
 
 def candidate_map_data(store: "Store", result: OptimizeResult, which: int | str = 0):
-    """The candidate's territories, dissolved, as :class:`terrmap.app.mapview.MapData` (one feature per
+    """The candidate's territories, dissolved, as :class:`terrmap.app.map_data.MapData` (one feature per
     territory with its totals): what the planner looks at before saving it. Only the optimised regions."""
-    from terrmap.app import mapview as mv
+    from terrmap.app import map_data as mv
     from terrmap.data.stats import region_stats
 
     terrs, frame = candidate_plan(result, which)

@@ -233,20 +233,22 @@ def test_editor_save_conflict_offers_reload_or_merge(page, app_url, browser):
 # -- server side -------------------------------------------------------------------------------------------
 
 def test_overlay_sends_only_what_changed(demo_store):
-    from terrmap.app import mapview as mv
+    from terrmap.app.editor_map import editor_overlay
+    from terrmap.app.html_safe import js_json
+    from terrmap.app.map_colors import UNASSIGNED_COLOR, territory_palette
     from terrmap.plan.editor import EditorSession
     from terrmap.geo.groups import regions_in
 
     ses = EditorSession.open(demo_store)
     ri = [r for r in regions_in(demo_store, ses.layer, states=["RI"]) if r in ses.index]
     rows = ses.region_indices(ri)
-    _, _, colors = mv.territory_palette(ses.terr)
-    pal = np.array(colors + [mv.UNASSIGNED_COLOR], dtype=object)
+    _, _, colors = territory_palette(ses.terr)
+    pal = np.array(colors + [UNASSIGNED_COLOR], dtype=object)
     base_t = ses.plan.assignment[rows].copy()
     base_c = pal[np.where(base_t >= 0, base_t, len(colors))]
 
     def overlay(n):
-        return mv.editor_overlay(rows, base_t, base_c, ses.plan.assignment, ses.plan.locked, ses.terr, n)
+        return editor_overlay(rows, base_t, base_c, ses.plan.assignment, ses.plan.locked, ses.terr, n)
 
     assert overlay(0)["ch"] == [] and overlay(0)["lk"] == []
     target = int(ses.terr["territory_id"].iloc[-1])
@@ -261,20 +263,20 @@ def test_overlay_sends_only_what_changed(demo_store):
     t_idx = ses.territory_index(target)
     changed = {i for g in overlay(3)["ch"] for i in g[1]}
     assert changed == set(np.flatnonzero(base_t == t_idx).tolist())
-    assert len(mv.js_json(overlay(3))) < 4000
+    assert len(js_json(overlay(3))) < 4000
 
 
 def test_region_locator_and_territory_edits(demo_store):
     import h3
 
-    from terrmap.app import mapview as mv
+    from terrmap.app.editor_map import RegionLocator
     from terrmap.plan.editor import EditorSession
     from terrmap.geo.groups import regions_in
 
     ses = EditorSession.open(demo_store)
     ri = [r for r in regions_in(demo_store, ses.layer, states=["RI"]) if r in ses.index]
     shapes = ses.layer.shapes(demo_store, ri)
-    loc = mv.RegionLocator("zip", ri, shapes)
+    loc = RegionLocator("zip", ri, shapes)
     import shapely
     from shapely.geometry import shape
 
@@ -283,7 +285,7 @@ def test_region_locator_and_territory_edits(demo_store):
         assert loc.locate(p.y, p.x) == r
     assert loc.locate(0.0, 0.0) is None
     cell = h3.latlng_to_cell(41.8, -71.4, 5)
-    assert mv.RegionLocator("h3:5", [cell]).locate(41.8, -71.4) == cell
+    assert RegionLocator("h3:5", [cell]).locate(41.8, -71.4) == cell
 
     tid = int(ses.terr["territory_id"].iloc[0])
     ses.update_territory(tid, name="Renamed", color="#123456", tolerance=0.2, target=1e6)

@@ -12,7 +12,14 @@ import pandas as pd
 import pytest
 
 from terrmap.app import assets
-from terrmap.app import mapview as mv
+from terrmap.app.geometry import decode_ring, default_decimals, encode_ring, round_geometry
+from terrmap.app.html_safe import js_json
+from terrmap.app.legend import legend_bins_html
+from terrmap.app.map_colors import UNASSIGNED_COLOR, quantile_bins, safe_color
+from terrmap.app.map_data import filter_states, map_data, region_frame, state_codes, territory_summary
+from terrmap.app.maps import build_map, build_naive_map
+from terrmap.data.queries import region_places
+from terrmap.measures import STAT_COLUMNS, fmt_int, fmt_money, fmt_pct
 from terrmap.geo import parse_layer
 from terrmap.plan import assignment_for_layer, get_plan, territories
 from terrmap.data.stats import region_stats
@@ -65,9 +72,9 @@ def _rendered(m: folium.Map) -> str:
 def test_script_territory_name_is_escaped_in_tooltips_and_legend():
     stats, assignment = _frame()
     terr = _territories(names=(EVIL, "South"), reps=(f"Rep {EVIL}", None))
-    frame = mv.region_frame(stats, assignment, terr, pd.DataFrame({"region_id": ["r0"], "place": [EVIL],
-                                                                 "states": ["CA"]}))
-    data = mv.map_data(frame, _squares(stats["region_id"]), terr, "territory")
+    frame = region_frame(stats, assignment, terr, pd.DataFrame({"region_id": ["r0"], "place": [EVIL],
+                                                                "states": ["CA"]}))
+    data = map_data(frame, _squares(stats["region_id"]), terr, "territory")
 
     # the tooltip strings the browser concatenates are escaped once, in Python
     assert data.territories[0] == "&lt;script&gt;alert(1)&lt;/script&gt; · Rep &lt;script&gt;alert(1)&lt;/script&gt;"
@@ -76,7 +83,7 @@ def test_script_territory_name_is_escaped_in_tooltips_and_legend():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in data.legend_html
     assert "<script>alert" not in data.legend_html
 
-    html_out = _rendered(mv.build_map(data))
+    html_out = _rendered(build_map(data))
     assert "<script>alert(1)" not in html_out
     # and the payload cannot close the <script> element it is embedded in
     payload = data.payload_json()
@@ -89,33 +96,33 @@ def test_template_syntax_in_names_is_not_evaluated():
     """folium/branca compile rendered output as Jinja templates: data must not be able to inject one."""
     stats, assignment = _frame()
     terr = _territories(names=("{{ 7777 * 1111 }}", "{% for x in range(3) %}loop{% endfor %}"))
-    frame = mv.region_frame(stats, assignment, terr)
-    data = mv.map_data(frame, _squares(stats["region_id"]), terr, "territory")
-    html_out = _rendered(mv.build_map(data))
+    frame = region_frame(stats, assignment, terr)
+    data = map_data(frame, _squares(stats["region_id"]), terr, "territory")
+    html_out = _rendered(build_map(data))
     assert str(7777 * 1111) not in html_out
     assert "looplooploop" not in html_out
     assert "&#123;&#123; 7777 * 1111 &#125;&#125;" in data.legend_html
 
 
 def test_js_json_has_no_script_or_template_openers():
-    text = mv.js_json({"a": "</script><!-- {{ x }} {% y %} {# z #} 'q' & \u2028"})
+    text = js_json({"a": "</script><!-- {{ x }} {% y %} {# z #} 'q' & \u2028"})
     for bad in ("<", ">", "&", "'", "{{", "{%", "{#", "\u2028"):
         assert bad not in text
     assert json.loads(text)["a"] == "</script><!-- {{ x }} {% y %} {# z #} 'q' & \u2028"
 
 
 def test_colors_are_validated():
-    assert mv.safe_color("#1f77b4") == "#1f77b4"
-    assert mv.safe_color("teal") == "teal"
-    assert mv.safe_color('red;background:url("http://x")') == mv.UNASSIGNED_COLOR
-    assert mv.safe_color(None) == mv.UNASSIGNED_COLOR
+    assert safe_color("#1f77b4") == "#1f77b4"
+    assert safe_color("teal") == "teal"
+    assert safe_color('red;background:url("http://x")') == UNASSIGNED_COLOR
+    assert safe_color(None) == UNASSIGNED_COLOR
 
 
 # -- bins and legend --------------------------------------------------------------------------------
 
 def test_quantile_bins_split_evenly_and_cover_all_values():
     values = np.arange(1, 101, dtype=float)
-    bins = mv.quantile_bins(values, "leads", k=5)
+    bins = quantile_bins(values, "leads", k=5)
     assert bins.counts == [20, 20, 20, 20, 20]
     assert len(bins.colors) == 5 and len(set(bins.colors)) == 5
     assert bins.labels[0] == "1 – 20" and bins.labels[-1] == "81 – 100"
@@ -127,12 +134,12 @@ def test_quantile_bins_split_evenly_and_cover_all_values():
 
 def test_quantile_bins_with_repeated_values_and_missing():
     values = [1.0] * 60 + [2.0] * 20 + [5.0, 9.0, 30.0, 100.0] * 5 + [np.nan] * 3
-    bins = mv.quantile_bins(values, "leads", k=5)
+    bins = quantile_bins(values, "leads", k=5)
     assert 0 not in bins.counts  # no empty class
     assert sum(bins.counts) == 100 and bins.missing == 3
     assert bins.labels[0] == "1"  # a class of one value is labelled by that value
     assert list(bins.classify([np.nan])) == [-1]
-    legend = mv.legend_bins_html(bins)
+    legend = legend_bins_html(bins)
     assert "No data" in legend and "Leads" in legend
     for label in bins.labels:
         assert label in legend
@@ -141,36 +148,36 @@ def test_quantile_bins_with_repeated_values_and_missing():
 def test_measure_colouring_uses_bins_palette_and_legend():
     stats, assignment = _frame(n=10)
     terr = _territories()
-    data = mv.map_data(mv.region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr, "potential")
+    data = map_data(region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr, "potential")
     assert data.bins is not None and data.palette == data.bins.colors
     colors = [f["properties"]["c"] for f in data.feature_collection()["features"]]
     assert colors == sorted(colors)  # potential grows with the region number
     # compact values: dollars rounded, score in per mille
-    potential = data.values[list(mv.MEASURES).index("potential")]
+    potential = data.values[STAT_COLUMNS.index("potential")]
     assert potential == [round(x) for x in stats["potential"]]
-    assert data.values[list(mv.MEASURES).index("avg_score")][0] == 100
+    assert data.values[STAT_COLUMNS.index("avg_score")][0] == 100
     assert "Potential" in data.legend_html and "$" in data.legend_html
-    assert data.payload()["hl"] == list(mv.MEASURES).index("potential")
+    assert data.payload()["hl"] == STAT_COLUMNS.index("potential")
 
 
 def test_territory_legend_counts_regions_and_unassigned():
     stats, assignment = _frame(n=6)
     assignment.loc[5, "territory_id"] = 99  # unknown territory -> unassigned
     terr = _territories()
-    data = mv.map_data(mv.region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr)
+    data = map_data(region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr)
     assert "Unassigned" in data.legend_html
     t_idx = [f["properties"]["t"] for f in data.feature_collection()["features"]]
     assert t_idx.count(-1) == 1 and t_idx.count(0) == 3 and t_idx.count(1) == 2
 
 
 def test_number_formats():
-    assert mv.fmt_int(1234567) == "1,234,567"
-    assert mv.fmt_money(950) == "$950"
-    assert mv.fmt_money(12_345) == "$12.3K"
-    assert mv.fmt_money(4_560_000) == "$4.56M"
-    assert mv.fmt_money(183_493_606) == "$183M"
-    assert mv.fmt_pct(0.1491) == "15%"
-    assert mv.fmt_int(None) == mv.fmt_money(float("nan")) == "–"
+    assert fmt_int(1234567) == "1,234,567"
+    assert fmt_money(950) == "$950"
+    assert fmt_money(12_345) == "$12.3K"
+    assert fmt_money(4_560_000) == "$4.56M"
+    assert fmt_money(183_493_606) == "$183M"
+    assert fmt_pct(0.1491) == "15%"
+    assert fmt_int(None) == fmt_money(float("nan")) == "–"
 
 
 # -- features -----------------------------------------------------------------------------------------
@@ -181,10 +188,10 @@ def test_feature_count_equals_region_count(demo_store):
     for key in ("h3:3", "h3:4"):
         layer = parse_layer(key)
         stats = region_stats(demo_store, layer)
-        frame = mv.region_frame(stats, assignment_for_layer(demo_store, plan, layer), terr,
-                                mv.region_places(demo_store, layer))
-        data = mv.map_data(frame, layer.shapes(demo_store, frame["region_id"].tolist()), terr, "territory",
-                           decimals=mv.default_decimals(key))
+        frame = region_frame(stats, assignment_for_layer(demo_store, plan, layer), terr,
+                             region_places(demo_store, layer))
+        data = map_data(frame, layer.shapes(demo_store, frame["region_id"].tolist()), terr, "territory",
+                        decimals=default_decimals(key))
         assert data.n_features == len(stats) > 50
         assert not data.missing_shapes
         assert {f["properties"]["i"] for f in data.feature_collection()["features"]} == set(stats["region_id"])
@@ -200,33 +207,33 @@ def test_feature_count_equals_region_count(demo_store):
 
 def test_filter_states_and_places(demo_store):
     layer = parse_layer("h3:5")
-    frame = mv.region_frame(region_stats(demo_store, layer), places=mv.region_places(demo_store, layer))
-    ca = mv.filter_states(frame, ["CA"])
+    frame = region_frame(region_stats(demo_store, layer), places=region_places(demo_store, layer))
+    ca = filter_states(frame, ["CA"])
     assert 0 < len(ca) < len(frame)
     assert all("CA" in s.split(",") for s in ca["states"])
-    assert "CA" in mv.state_codes(mv.region_places(demo_store, layer))
+    assert "CA" in state_codes(region_places(demo_store, layer))
     assert ca["place"].str.endswith(", CA").mean() > 0.9
-    assert len(mv.filter_states(frame, [])) == len(frame)
+    assert len(filter_states(frame, [])) == len(frame)
 
 
 def test_ring_encoding_round_trips():
     ring = [[-122.436, 37.757], [-122.42, 37.8], [-122.401, 37.771], [-122.436, 37.757]]
-    flat = mv.encode_ring(ring, 1000)
+    flat = encode_ring(ring, 1000)
     assert flat[:2] == [-122436, 37757] and len(flat) == 6  # closing vertex dropped, then deltas
-    assert all(abs(a - b) < 1e-9 for p, q in zip(mv.decode_ring(flat, 1000), ring) for a, b in zip(p, q))
+    assert all(abs(a - b) < 1e-9 for p, q in zip(decode_ring(flat, 1000), ring) for a, b in zip(p, q))
 
 
 def test_payload_is_compact():
     stats, assignment = _frame(n=200)
     terr = _territories()
-    data = mv.map_data(mv.region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr, decimals=3)
+    data = map_data(region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr, decimals=3)
     per_region = len(data.payload_json()) / data.n_features
     assert per_region < 110, per_region
 
 
 def test_antimeridian_ring_is_drawn_in_one_piece():
     geom = {"type": "Polygon", "coordinates": [[[179.9, 52], [-179.9, 52], [-179.9, 52.1], [179.9, 52.1], [179.9, 52]]]}
-    ring = mv.round_geometry(geom, 3)["coordinates"][0]
+    ring = round_geometry(geom, 3)["coordinates"][0]
     xs = [x for x, _ in ring]
     assert max(xs) - min(xs) < 1
 
@@ -235,7 +242,7 @@ def test_territory_summary_shares_and_deviation():
     stats, assignment = _frame(n=6)
     assignment.loc[5, "territory_id"] = None
     terr = _territories()
-    summary = mv.territory_summary(stats, assignment, terr)
+    summary = territory_summary(stats, assignment, terr)
     assert list(summary["territory"]) == ["North", "South", "Unassigned"]
     assert summary["share"].sum() == pytest.approx(1.0)
     assigned = summary[summary["territory_id"] != -1]
@@ -257,17 +264,17 @@ def _all_links(m) -> list[str]:
 def test_every_map_asset_url_is_local():
     stats, assignment = _frame()
     terr = _territories()
-    data = mv.map_data(mv.region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr)
+    data = map_data(region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr)
     outline = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
                                                           "geometry": _squares(["x"])["x"]}]}
-    m = mv.build_map(data, outlines=outline)
+    m = build_map(data, outlines=outline)
     folium.plugins.Draw().add_to(m)  # the editor's drawing tools must be local too
     assets.localize(m)
     urls = _all_links(m)
     assert urls, "the map needs at least Leaflet"
     for url in urls:
         assert not url.startswith(("http:", "https:", "//")), url
-        assert url.startswith(assets.DEFAULT_STATIC_BASE + "/vendor/")
+        assert url.startswith(assets.DEFAULT_STATIC_BASE + "/")
     assert any(u.endswith("/leaflet.js") for u in urls)
     assert any(u.endswith("/leaflet.draw.js") for u in urls)
     # every element's own lists too (what st_folium walks)
@@ -295,8 +302,8 @@ def test_localize_leaves_folium_defaults_alone_and_rejects_unknown_cdn():
 def test_naive_baseline_map_is_local_too():
     stats, assignment = _frame()
     terr = _territories(names=(EVIL, "South"))
-    frame = mv.region_frame(stats, assignment, terr)
-    m = mv.build_naive_map(frame, _squares(stats["region_id"]), terr)
+    frame = region_frame(stats, assignment, terr)
+    m = build_naive_map(frame, _squares(stats["region_id"]), terr)
     assert all(not u.startswith("http") for u in _all_links(m))
     assert "<script>alert(1)" not in m.get_root().render()
 

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.stats import percentileofscore
 
+from terrmap.app import rep_map
 from terrmap.rep import footprint as rv
 from terrmap.io.csvsafe import guard_cell
 from terrmap.plan.accounts import account_owners
@@ -260,7 +261,7 @@ def test_footprint_map_shows_only_the_reps_regions_escaped(demo_store):
     owners = rv.with_places(demo_store, account_owners(demo_store, plan))
     owners.loc[owners["owner_rep_id"] == "R07", "name"] = EVIL
     feet = rv.footprints(demo_store, plan, owners)
-    data = rv.footprint_map_data(demo_store, plan, "R07", feet, region_stats(demo_store, parse_layer("zip")))
+    data = rep_map.footprint_map_data(demo_store, plan, "R07", feet, region_stats(demo_store, parse_layer("zip")))
     assigned = demo_store.df("SELECT region_id FROM plan_assignments a JOIN territories t USING (plan_id, territory_id) "
                              "WHERE plan_id = ? AND t.rep_id = 'R07'", [plan.plan_id])
     assert sorted(data.ids) == sorted(assigned["region_id"])
@@ -268,10 +269,10 @@ def test_footprint_map_shows_only_the_reps_regions_escaped(demo_store):
     rep = rv.get_rep(demo_store, "R07")
     ranked = rv.ranked_accounts(rv.rep_accounts(owners, "R07"))
     route, stops = rv.visit_route(rep, ranked, 5)
-    m = rv.build_rep_map(data, rep, ranked, stops, True, route)
+    m = rep_map.build_rep_map(data, rep, ranked, stops, True, route)
     html = m.get_root().render()
     assert "<script>alert" not in html
-    payload = rv.overlay_payload(rep, ranked, stops, True)
+    payload = rep_map.overlay_payload(rep, ranked, stops, True)
     assert len(payload["route"]) == 7  # home, 5 stops, home
     assert sum(a[3] > 0 for a in payload["acc"]) == 5
     assert all(EVIL not in a[2] for a in payload["acc"])
@@ -296,7 +297,7 @@ def test_h3_plan_footprint_and_area(demo_store):
     assert kpis.loc["R01", "area_km2"] == pytest.approx(sum(h3.cell_area(c, "km^2") for c in cells[:half]))
     assert kpis["leads"].sum() == len(owners)  # every lead lies in one of the two territories
     feet = rv.footprints(demo_store, plan, owners)
-    data = rv.footprint_map_data(demo_store, plan, "R02", feet, region_stats(demo_store, parse_layer("h3:4")))
+    data = rep_map.footprint_map_data(demo_store, plan, "R02", feet, region_stats(demo_store, parse_layer("h3:4")))
     assert sorted(data.ids) == sorted(cells[half:])
 
 
@@ -305,7 +306,7 @@ def test_no_home_no_route(store, owners):
     homeless = rv.Rep(rep.rep_id, rep.name, rep.email, rep.home_zip, None, None, rep.home_metro)
     ranked = rv.ranked_accounts(rv.rep_accounts(owners, "R04"))
     assert rv.visit_route(homeless, ranked, 10) is None
-    payload = rv.overlay_payload(homeless, ranked, None, True)
+    payload = rep_map.overlay_payload(homeless, ranked, None, True)
     assert payload["home"] is None and payload["route"] == []
 
 

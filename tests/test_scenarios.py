@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from terrmap.app import mapview as mv
+from terrmap.app.html_safe import esc
+from terrmap.app.map_data import map_data, region_frame
 from terrmap.plan import scenarios as sc
 from terrmap.plan.accounts import OverlayRule, pin_account, save_overlay
 from terrmap.geo import parse_layer
@@ -462,7 +463,7 @@ def test_diff_map_colours_changed_regions_by_their_new_territory_and_escapes_nam
     layer = parse_layer(a.layer)
     from terrmap.data.stats import region_stats
 
-    frame = mv.region_frame(region_stats(demo_store, layer))
+    frame = region_frame(region_stats(demo_store, layer))
     out, entries = sc.diff_map_frame(frame, cmp.changed_regions)
     assert len(out) == len(frame)
     by_region = out.set_index("region_id")["territory_id"]
@@ -475,6 +476,6 @@ def test_diff_map_colours_changed_regions_by_their_new_territory_and_escapes_nam
         assert pair.name.endswith(" → " + EVIL) or pair.name.split(" → ")[1] in to_color
         assert colors[pair.territory_id] == terr.set_index("territory_id").loc[6, "color"]
     assert colors[0] == sc.UNCHANGED_COLOR
-    data = mv.map_data(out[out.region_id.isin(list(changed_with_leads)[:50])], {}, entries)
+    data = map_data(out[out.region_id.isin(list(changed_with_leads)[:50])], {}, entries)
     assert all(EVIL not in label for label in data.territories)
-    assert any(mv.esc(EVIL) in label for label in data.territories)
+    assert any(esc(EVIL) in label for label in data.territories)

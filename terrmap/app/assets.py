@@ -5,7 +5,9 @@ folium elements list the scripts and stylesheets they need in ``default_js`` /
 walks the element tree, collects those URLs and has its iframe load them. This
 module rewrites them, per element instance (never folium's class attributes),
 to the vendored copies in ``static/vendor/`` that Streamlit serves at
-``/app/static/...`` (``[server] enableStaticServing = true``), and drops the
+``/app/static/...`` (``[server] enableStaticServing = true``), makes terrmap's own
+files (paths under ``static/``, e.g. ``terrmap/regions.js``: see
+:mod:`terrmap.app.elements`) URLs under the same prefix, and drops the
 ones a map of GeoJSON regions, tooltips, controls and Leaflet.draw does not use:
 
 * jQuery: only folium's Popup-with-HTML-element, ``objects_to_stay_in_front``
@@ -104,11 +106,12 @@ def _asset_name(name: str, url: str) -> str | None:
 
 
 def localize_links(links: list[tuple[str, str]], base: str = DEFAULT_STATIC_BASE) -> list[tuple[str, str]]:
-    """``default_js``/``default_css`` pairs with remote URLs made local or dropped."""
+    """``default_js``/``default_css`` pairs with remote URLs made local or dropped, and paths under
+    ``static/`` made URLs."""
     out: list[tuple[str, str]] = []
     for name, url in links:
         if not _is_remote(url):
-            out.append((name, url))
+            out.append((name, url if url.startswith("/") else local_url(url, base)))
             continue
         asset = _asset_name(name, url)
         if asset in DROPPABLE:

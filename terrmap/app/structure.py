@@ -16,7 +16,9 @@ import streamlit as st
 from terrmap.plan import accounts
 from terrmap.app import ui
 from terrmap.plan import hierarchy as hi
-from terrmap.app import mapview as mv
+from terrmap.app.geometry import default_decimals
+from terrmap.app.legend import legend_territories_html
+from terrmap.app.map_data import MapData, filter_states, map_data
 from terrmap.geo import parse_layer
 from terrmap.plan import PlanInfo, list_plans
 from terrmap.data.store import Store
@@ -101,7 +103,7 @@ def level_picker(s: Store, plan: PlanInfo, container=None, key: str = "level") -
 
 def level_territories(s: Store, plan: PlanInfo, level: str) -> tuple[pd.DataFrame, dict[int, int]]:
     """Nodes of ``level`` as a territories-like frame (territory_id = node position, name, colour) and
-    territory_id -> node position, so mapview colours regions by their ancestor node unchanged."""
+    territory_id -> node position, so the map colours regions by their ancestor node unchanged."""
     anc = hi.ancestor_at(s, plan.plan_id, level)
     level_nodes = hi.nodes(s, plan.plan_id)
     level_nodes = level_nodes[level_nodes["level"] == level].reset_index(drop=True)
@@ -113,20 +115,20 @@ def level_territories(s: Store, plan: PlanInfo, level: str) -> tuple[pd.DataFram
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def cached_level_map_data(path: str, layer_key: str, plan_id: int, plan_version: int, level: str, stamp: str,
-                          sstamp: str, states: tuple[str, ...]) -> mv.MapData:
+                          sstamp: str, states: tuple[str, ...]) -> MapData:
     """Like :func:`terrmap.app.ui.cached_map_data`, coloured by the ancestor node at ``level``."""
     s = ui._store(path)
     plan = _plan(path, plan_id)
-    frame = mv.filter_states(ui.region_frame(s, layer_key, plan, stamp), states)
+    frame = filter_states(ui.region_frame(s, layer_key, plan, stamp), states)
     node_frame, node_of = level_territories(s, plan, level)
     frame = frame.assign(territory_id=frame["territory_id"].map(
         lambda t: node_of.get(int(t)) if pd.notna(t) else None).astype("Float64"))
     shapes = parse_layer(layer_key).shapes(s, frame["region_id"].tolist())
-    data = mv.map_data(frame, shapes, node_frame, "territory",
-                       region_label="ZIP" if layer_key == "zip" else "H3 cell",
-                       decimals=mv.default_decimals(layer_key))
+    data = map_data(frame, shapes, node_frame, "territory",
+                    region_label="ZIP" if layer_key == "zip" else "H3 cell",
+                    decimals=default_decimals(layer_key))
     counts = [data.terr.count(i) for i in range(len(node_frame))]
     shown = [i for i, n in enumerate(counts) if n] or list(range(len(counts)))
-    legend = mv.legend_territories_html([data.territories[i] for i in shown], [data.palette[i] for i in shown],
-                                        [counts[i] for i in shown], data.terr.count(-1), title=plural(level))
+    legend = legend_territories_html([data.territories[i] for i in shown], [data.palette[i] for i in shown],
+                                     [counts[i] for i in shown], data.terr.count(-1), title=plural(level))
     return replace(data, legend_html=legend)

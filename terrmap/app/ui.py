@@ -15,11 +15,16 @@ import shlex
 import sys
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import streamlit as st
 
-from terrmap.app import mapview as mv
+from terrmap.app.geometry import default_decimals
+from terrmap.app.map_data import region_frame as build_region_frame
+from terrmap.app.map_data import MapData, filter_states, map_data, state_codes
+from terrmap.data.queries import headline_kpis, region_places
+from terrmap.measures import fmt_int, fmt_money
 from terrmap.app.assets import static_base as _static_base
 from terrmap.geo import LAYER_KEYS, parse_layer
 from terrmap.plan import PlanInfo, assignment_for_layer, list_plans, territories
@@ -83,6 +88,28 @@ def require_leads(s: Store) -> None:
     st.stop()
 
 
+class PageContext(NamedTuple):
+    """What every page starts from: the store, its path (the cache key) and the data stamp."""
+
+    store: Store
+    path: str
+    stamp: str
+
+
+def page(title: str | None = None, caption: str | None = None, needs_leads: bool = True) -> PageContext:
+    """The top of every page: run it through app.py's navigation, open the store, show the title (and a
+    caption), and stop with a how-to when the page needs leads and there are none."""
+    ensure_app_navigation()
+    s = store()
+    if title:
+        st.title(title)
+    if caption:
+        st.caption(caption)
+    if needs_leads:
+        require_leads(s)
+    return PageContext(s, str(s.path), data_stamp(s))
+
+
 def static_base() -> str:
     """URL prefix of ``static/`` as this server serves it."""
     return _static_base(st.get_option("server.baseUrlPath"))
@@ -97,12 +124,12 @@ def cached_stats(path: str, layer_key: str, stamp: str) -> pd.DataFrame:
 
 @st.cache_data(max_entries=24, show_spinner=False)
 def cached_places(path: str, layer_key: str, stamp: str) -> pd.DataFrame:
-    return mv.region_places(_store(path), parse_layer(layer_key))
+    return region_places(_store(path), parse_layer(layer_key))
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
 def cached_state_codes(path: str, layer_key: str, stamp: str) -> list[str]:
-    return mv.state_codes(cached_places(path, layer_key, stamp))
+    return state_codes(cached_places(path, layer_key, stamp))
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
@@ -118,7 +145,7 @@ def cached_territories(path: str, plan_id: int, plan_version: int) -> pd.DataFra
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def cached_kpis(path: str, plan_id: int | None, stamp: str) -> dict:
-    return mv.kpis(_store(path), plan_id)
+    return headline_kpis(_store(path), plan_id)
 
 
 def region_frame(s: Store, layer_key: str, plan: PlanInfo | None, stamp: str) -> pd.DataFrame:
@@ -126,8 +153,8 @@ def region_frame(s: Store, layer_key: str, plan: PlanInfo | None, stamp: str) ->
     stats = cached_stats(path, layer_key, stamp)
     places = cached_places(path, layer_key, stamp)
     if plan is None:
-        return mv.region_frame(stats, None, None, places)
-    return mv.region_frame(
+        return build_region_frame(stats, None, None, places)
+    return build_region_frame(
         stats,
         cached_assignment(path, plan.plan_id, plan.version, layer_key, stamp),
         cached_territories(path, plan.plan_id, plan.version),
@@ -139,18 +166,18 @@ def region_frame(s: Store, layer_key: str, plan: PlanInfo | None, stamp: str) ->
 def cached_map_data(
     path: str, layer_key: str, plan_id: int | None, plan_version: int | None, stamp: str,
     states: tuple[str, ...], color_by: str,
-) -> mv.MapData:
+) -> MapData:
     """Shared read-only across sessions (cache_resource: no copy of a multi-MB payload per rerun)."""
     s = _store(path)
     plan = next((p for p in list_plans(s) if p.plan_id == plan_id), None)
-    frame = mv.filter_states(region_frame(s, layer_key, plan, stamp), states)
+    frame = filter_states(region_frame(s, layer_key, plan, stamp), states)
     layer = parse_layer(layer_key)
     shapes = layer.shapes(s, frame["region_id"].tolist())
     terr = cached_territories(path, plan.plan_id, plan.version) if plan else None
-    return mv.map_data(
+    return map_data(
         frame, shapes, terr, color_by,
         region_label="ZIP" if layer_key == "zip" else "H3 cell",
-        decimals=mv.default_decimals(layer_key),
+        decimals=default_decimals(layer_key),
     )
 
 
@@ -281,13 +308,13 @@ def md(text) -> str:
 
 def kpi_row(k: dict) -> None:
     items = [
-        ("Leads", mv.fmt_int(k["leads"]), None),
-        ("Open leads", mv.fmt_int(k["open_leads"]), None),
-        ("Customers", mv.fmt_int(k["customers"]), None),
-        ("Won revenue", mv.fmt_money(k["won_revenue"]), None),
-        ("Total potential", mv.fmt_money(k["potential"]), None),
-        ("Territories", mv.fmt_int(k["territories"]), None),
-        ("Reps", mv.fmt_int(k["reps"]), None),
+        ("Leads", fmt_int(k["leads"]), None),
+        ("Open leads", fmt_int(k["open_leads"]), None),
+        ("Customers", fmt_int(k["customers"]), None),
+        ("Won revenue", fmt_money(k["won_revenue"]), None),
+        ("Total potential", fmt_money(k["potential"]), None),
+        ("Territories", fmt_int(k["territories"]), None),
+        ("Reps", fmt_int(k["reps"]), None),
     ]
     cols = st.columns(len(items))
     for col, (label, value, help_text) in zip(cols, items):
@@ -296,7 +323,7 @@ def kpi_row(k: dict) -> None:
 
 def sidebar_footer(s: Store) -> None:
     with st.sidebar:
-        st.caption(f"Database `{s.path.name}` · {mv.fmt_int(lead_count(s))} leads")
+        st.caption(f"Database `{s.path.name}` · {fmt_int(lead_count(s))} leads")
 
 
 PAGE_CSS = """

@@ -284,7 +284,7 @@ def move_node(store: "Store", plan_id: int, node_id: str, parent: str | None) ->
 
 
 def set_node_color(store: "Store", plan_id: int, node_id: str, color: str) -> None:
-    from terrmap.app.mapview import safe_color
+    from terrmap.app.map_colors import safe_color
 
     if safe_color(color, default="") != color:
         raise ValueError(f"node {node_id!r}: {color!r} is not a colour like #1b9e77")

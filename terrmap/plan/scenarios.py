@@ -479,9 +479,9 @@ UNCHANGED_LABEL = "Unchanged"
 
 
 def diff_map_frame(frame: pd.DataFrame, changed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Regions coloured by change, for :func:`terrmap.app.mapview.map_data` with ``color_by="territory"``.
+    """Regions coloured by change, for :func:`terrmap.app.map_data.map_data` with ``color_by="territory"``.
 
-    ``frame``: regions with stats (a :func:`terrmap.app.mapview.region_frame`); ``changed``: from
+    ``frame``: regions with stats (a :func:`terrmap.app.map_data.region_frame`); ``changed``: from
     :class:`Comparison`. Each from → to pair becomes one legend entry (largest potential moved
     first) in B's territory colour, every other region the light "Unchanged" entry. Returns the
     frame with ``territory_id`` set to those entries and the entries as a territories table

@@ -1,5 +1,6 @@
 """The rep's view: one rep's footprint, KPIs beside their peers, accounts in order of likelihood to buy,
-a call list and a visit route. Plain functions (no Streamlit); ``pages/rep_view.py`` shows them.
+a call list and a visit route. Plain functions (no Streamlit); ``pages/rep_view.py`` shows them and
+:mod:`terrmap.app.rep_map` draws the map.
 
 Ownership comes from :func:`terrmap.plan.accounts.account_owners` (pins, then overlays, then geography),
 so the accounts listed here are exactly the ones the plan gives the rep, wherever they lie.
@@ -22,12 +23,12 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import pandas as pd
 
-from terrmap.app import mapview as mv
 from terrmap.plan.accounts import account_owners
 from terrmap.io.csvsafe import guard_frame
 from terrmap.geo import parse_layer
 from terrmap.plan import PlanInfo, get_plan, territories
 from terrmap.rep.route import Route, plan_route
+from terrmap.measures import fmt_int, fmt_money, fmt_pct
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -275,7 +276,7 @@ def rep_kpis(store: "Store", plan: PlanInfo, rep_id: str, table: pd.DataFrame | 
 
 def fmt_kpi(kpi: str, value) -> str:
     kind = KPI_LABELS[kpi][1]
-    return mv.fmt_int(value) if kind == "int" else mv.fmt_money(value) if kind == "money" else mv.fmt_pct(value, 1)
+    return fmt_int(value) if kind == "int" else fmt_money(value) if kind == "money" else fmt_pct(value, 1)
 
 
 # -- call list ----------------------------------------------------------------------------------------
@@ -318,7 +319,7 @@ def visit_route(rep: Rep, ranked: pd.DataFrame, n: int, closed: bool = True) -> 
 
 def footprint_frame(rep_id: str, feet: pd.DataFrame, stats: pd.DataFrame,
                     places: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The rep's footprint regions as a :func:`terrmap.app.mapview.region_frame` (empty regions included, with 0)."""
+    """The rep's footprint regions as a :func:`terrmap.app.map_data.region_frame` (empty regions included, with 0)."""
     mine = feet[feet["rep_id"] == rep_id].drop_duplicates("region_id")
     frame = mine[["region_id", "territory_id"]].merge(stats, on="region_id", how="left")
     counts = ["leads", "open_leads", "customers", "won_revenue", "potential"]
@@ -340,124 +341,3 @@ def footprint_territories(store: "Store", plan: PlanInfo, rep_id: str, frame: pd
         terr = pd.concat([terr, pd.DataFrame([{"territory_id": OUTSIDE_TERRITORY_ID, "name": OUTSIDE_LABEL,
                                                "color": OUTSIDE_COLOR, "rep_name": None}])], ignore_index=True)
     return terr
-
-
-def footprint_map_data(store: "Store", plan: PlanInfo, rep_id: str, feet: pd.DataFrame, stats: pd.DataFrame,
-                       places: pd.DataFrame | None = None) -> mv.MapData:
-    frame = footprint_frame(rep_id, feet, stats, places)
-    layer = parse_layer(plan.layer)
-    shapes = layer.shapes(store, frame["region_id"].tolist())
-    return mv.map_data(frame, shapes, footprint_territories(store, plan, rep_id, frame), "territory",
-                       region_label="ZIP" if plan.layer == "zip" else "H3 cell",
-                       decimals=mv.default_decimals(plan.layer))
-
-
-class RepOverlay(mv.RawMacroElement):
-    """Home, account markers (route stops numbered and highlighted) and the route polyline.
-
-    Markers are SVG circles and plain text labels (no marker images: nothing to fetch). Every
-    string in the payload is already escaped (:func:`terrmap.app.mapview.esc`); the payload is
-    embedded with :func:`terrmap.app.mapview.js_json`.
-    """
-
-    _template = mv.Template(
-        """
-        {% macro script(this, kwargs) %}
-        (function(map) {
-            var P = JSON.parse({{ this.payload }});
-            if (!map.getPane('tmRoute')) { map.createPane('tmRoute').style.zIndex = 610; }
-            var group = L.featureGroup();
-            if (P.route.length > 1) {
-                L.polyline(P.route, {pane: 'tmRoute', color: '#111827', weight: 3, opacity: 0.85, dashArray: '6 5',
-                                     interactive: false, className: 'tm-route'}).addTo(group);
-            }
-            P.acc.forEach(function(a) {
-                var stop = a[3] > 0;
-                var m = L.circleMarker([a[0], a[1]], {pane: 'tmRoute', radius: stop ? 7 : 3.5, weight: stop ? 2 : 1,
-                    color: stop ? '#111827' : '#374151', fillColor: stop ? '#f97316' : '#ffffff', fillOpacity: 0.95,
-                    className: stop ? 'tm-acct tm-stop' : 'tm-acct'});
-                m.bindTooltip(a[2], {className: 'tm-tip', sticky: true});
-                m.addTo(group);
-                if (stop) {
-                    L.marker([a[0], a[1]], {pane: 'tmRoute', interactive: false, keyboard: false,
-                        icon: L.divIcon({className: 'tm-stop-label', html: String(a[3]), iconSize: [18, 18],
-                                         iconAnchor: [-4, 20]})}).addTo(group);
-                }
-            });
-            if (P.home) {
-                var h = L.circleMarker(P.home, {pane: 'tmRoute', radius: 9, weight: 3, color: '#ffffff',
-                    fillColor: '#111827', fillOpacity: 1, className: 'tm-home'});
-                h.bindTooltip(P.home_tip, {className: 'tm-tip'});
-                h.addTo(group);
-            }
-            group.addTo(map);
-        })({{ this._parent.get_name() }});
-        {% endmacro %}
-        """
-    )
-
-    def __init__(self, payload: dict):
-        super().__init__()
-        self._name = "RepOverlay"
-        self.payload = mv.js_json(mv.js_json(payload))
-
-
-REP_MAP_CSS = """
-<style>
-.tm-stop-label { font: 600 11px/18px -apple-system, "Segoe UI", Roboto, Arial, sans-serif; color: #111827;
-  background: rgba(255,255,255,.9); border-radius: 9px; text-align: center; box-shadow: 0 0 2px rgba(0,0,0,.4); }
-</style>
-"""
-
-
-class RepMapStyle(mv.RawMacroElement):
-    _template = mv.Template("{% macro header(this, kwargs) %}" + REP_MAP_CSS + "{% endmacro %}")
-
-    def __init__(self):
-        super().__init__()
-        self._name = "RepMapStyle"
-
-
-def _account_tip(row, stop: int) -> str:
-    head = f"<div class='tm-h'>{'#' + str(stop) + ' · ' if stop else ''}{mv.esc(row.name)}</div>"
-    where = " · ".join(mv.esc(x) for x in (row.industry, row.city) if not mv._missing(x))
-    return (f"{head}<div class='tm-r'>{where}</div><table>"
-            f"<tr><td>Rank</td><td>{int(row.rank)}</td></tr>"
-            f"<tr><td>Score</td><td>{mv.fmt_pct(row.score, 1)}</td></tr>"
-            f"<tr><td>Expected value</td><td>{mv.fmt_money(row.expected_value)}</td></tr>"
-            f"<tr><td>Deal value if won</td><td>{mv.fmt_money(row.deal_value_if_won)}</td></tr></table>")
-
-
-def overlay_payload(rep: Rep, ranked: pd.DataFrame, stops: pd.DataFrame | None, closed: bool,
-                    max_markers: int = 300) -> dict:
-    """Markers for the top ``max_markers`` ranked accounts and the route's stops (numbered)."""
-    stop_of = {} if stops is None else dict(zip(stops["lead_id"], stops["stop"]))
-    shown = ranked[ranked["lat"].notna() & ranked["lon"].notna()]
-    shown = pd.concat([shown.head(max_markers), shown[shown["lead_id"].isin(stop_of)]]).drop_duplicates("lead_id")
-    acc = [[round(float(r.lat), 5), round(float(r.lon), 5), _account_tip(r, stop_of.get(r.lead_id, 0)),
-            int(stop_of.get(r.lead_id, 0))] for r in shown.itertuples(index=False)]
-    acc.sort(key=lambda a: a[3])  # stops last: drawn on top
-    home = [round(rep.home_lat, 5), round(rep.home_lon, 5)] if rep.has_home else None
-    route = []
-    if home and stops is not None and len(stops):
-        route = [home] + [[round(float(a), 5), round(float(b), 5)] for a, b in zip(stops["lat"], stops["lon"])]
-        if closed:
-            route.append(home)
-    home_tip = (f"<div class='tm-h'>Home · {mv.esc(rep.name)}</div>"
-                f"<div class='tm-r'>{mv.esc(rep.home_metro or '')} {mv.esc(rep.home_zip or '')}</div>")
-    return {"acc": acc, "home": home, "home_tip": home_tip, "route": route}
-
-
-def build_rep_map(data: mv.MapData, rep: Rep, ranked: pd.DataFrame, stops: pd.DataFrame | None, closed: bool,
-                  route: Route | None = None, outlines: dict | None = None,
-                  static_base: str | None = None, max_markers: int = 300):
-    """The folium map: the rep's footprint regions (only those), accounts, home and route."""
-    note = None
-    if route is not None and stops is not None:
-        note = f"Route: {len(stops)} stops, {route.total_km:,.0f} km" + (" round trip" if closed else "")
-    kwargs = {"static_base": static_base} if static_base else {}
-    # "core": a footprint mostly in the lower 48 opens there, not zoomed out to include Puerto Rico
-    m = mv.build_map(data, outlines=outlines, note=note, fit="core", **kwargs)
-    RepMapStyle().add_to(m)
-    RepOverlay(overlay_payload(rep, ranked, stops, closed, max_markers)).add_to(m)
-    return m

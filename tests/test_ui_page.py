@@ -1,0 +1,45 @@
+"""The shared page preamble (terrmap.app.ui.page) run as a Streamlit script (AppTest, no browser)."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+
+def _page_script():
+    import streamlit as st
+
+    from terrmap.app import ui
+
+    ctx = ui.page("A page", "What it is for", needs_leads=st.query_params.get("needs") != "no")
+    st.write(f"path={ctx.path}")
+    st.write(f"stamp={ctx.stamp}")
+
+
+def _run(monkeypatch, store, needs: str = "yes") -> AppTest:
+    monkeypatch.setenv("TERRMAP_DB", str(store.path))
+    at = AppTest.from_function(_page_script, default_timeout=60)
+    at.query_params["needs"] = needs
+    return at.run()
+
+
+def test_page_shows_title_and_caption_and_hands_over_store_path_and_stamp(monkeypatch, demo_store):
+    from terrmap.app import ui
+
+    at = _run(monkeypatch, demo_store)
+    assert not at.exception
+    assert at.title[0].value == "A page"
+    assert at.caption[0].value == "What it is for"
+    shown = [m.value for m in at.markdown]
+    assert f"path={demo_store.path.resolve()}" in shown
+    assert f"stamp={ui.data_stamp(demo_store)}" in shown
+
+
+def test_page_without_leads_stops_with_the_how_to_unless_it_needs_none(monkeypatch, empty_store):
+    # (outside app.py's navigation the how-to's link to the import page cannot resolve: AppTest reports that)
+    at = _run(monkeypatch, empty_store)
+    assert "No leads yet" in at.info[0].value
+    assert not any(m.value.startswith("path=") for m in at.markdown)
+    at = _run(monkeypatch, empty_store, needs="no")
+    assert not at.exception
+    assert not at.info
+    assert any(m.value.startswith("path=") for m in at.markdown)
