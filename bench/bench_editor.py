@@ -51,10 +51,10 @@ H3_LAYER = "h3:6"
 
 def prepare_db(db: Path, leads: int) -> dict:
     """The demo database plus an H3 plan (created once); returns plan ids and per-state region counts."""
+    from terrmap.data.store import Store
     from terrmap.geo import parse_layer
     from terrmap.geo.groups import region_groups
     from terrmap.plan import Territory, assignment_for_layer, create_plan, get_plan, territories
-    from terrmap.data.store import Store
 
     build_db(db, leads)
     store = Store(db)

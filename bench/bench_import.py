@@ -43,9 +43,9 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from terrmap.data.store import BASE_H3_RES, Store  # noqa: E402
 from terrmap.demo import generate_leads  # noqa: E402
 from terrmap.io.ingest import import_file  # noqa: E402
-from terrmap.data.store import BASE_H3_RES, Store  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 DOCS = ROOT / "docs" / "BENCHMARKS.md"

@@ -55,9 +55,9 @@ def scenarios(db: Path, targets: list[int], layer_key: str) -> list[dict]:
     """For each target, states (largest first, skipping overshoots) whose regions add up to about the target."""
     from terrmap.app.map_data import filter_states, region_frame
     from terrmap.data.queries import region_places
-    from terrmap.geo import parse_layer
     from terrmap.data.stats import region_stats
     from terrmap.data.store import Store
+    from terrmap.geo import parse_layer
 
     store = Store(db, read_only=True)
     try:

@@ -39,12 +39,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import OUT, write_section  # noqa: E402
-from terrmap.plan import metrics  # noqa: E402
+from terrmap.data.store import Store  # noqa: E402
 from terrmap.geo import graph as graph_module  # noqa: E402
 from terrmap.geo import parse_layer  # noqa: E402
 from terrmap.geo.zipdata import reference_table  # noqa: E402
 from terrmap.optimize import LOWER_48_EXCLUDED, MEASURES, Instance, Optimizer, populated_regions  # noqa: E402
-from terrmap.data.store import Store  # noqa: E402
+from terrmap.plan import metrics  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -167,14 +167,13 @@ def gerry_tree_part(inst: Instance, k: int, tol: float, seed: int):
 
 def gerry_recom(inst: Instance, k: int, start: np.ndarray, budget: float, seed: int):
     """ReCom short bursts (GerryChain's optimiser) minimising the max deviation, from a given start."""
+    import signal
     from functools import partial
 
     from gerrychain import Partition, updaters
     from gerrychain.optimization import SingleMetricOptimizer
     from gerrychain.proposals import recom
     from gerrychain.tree import bipartition_tree
-
-    import signal
 
     graph = _gerry_graph(inst)
     target = float(inst.values["potential"].sum()) / k

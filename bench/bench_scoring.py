@@ -43,9 +43,9 @@ from terrmap.data.lead_features import (  # noqa: E402
     closed_lead_features,
     open_lead_features,
 )
-from terrmap.scoring.train import CALIBRATION_FRACTION, TEST_FRACTION, stratified_split  # noqa: E402
-from terrmap.demo import build_demo  # noqa: E402
 from terrmap.data.store import Store  # noqa: E402
+from terrmap.demo import build_demo  # noqa: E402
+from terrmap.scoring.train import CALIBRATION_FRACTION, TEST_FRACTION, stratified_split  # noqa: E402
 
 
 def demo_db(path: Path, n: int, seed: int) -> Store:

@@ -17,20 +17,25 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from terrmap.app import folium_protocol as fp
+from terrmap.app import ui
 from terrmap.app.editor_map import (
-    RegionLocator, build_editor_map, build_naive_editor_map, editor_overlay, editor_payload_script,
+    RegionLocator,
+    build_editor_map,
+    build_naive_editor_map,
+    editor_overlay,
+    editor_payload_script,
     overlay_feature_group,
 )
-from terrmap.app import folium_protocol as fp
 from terrmap.app.geometry import default_decimals
 from terrmap.app.html_safe import esc
 from terrmap.app.map_colors import UNASSIGNED_COLOR, safe_color, territory_palette
 from terrmap.app.map_data import MAX_REGIONS, STATE_NAMES, map_data
-from terrmap.measures import fmt_int, fmt_money, fmt_pct
-from terrmap.app import ui
-from terrmap.plan.editor import BALANCE_MEASURES, MEASURES as SESSION_MEASURES
 from terrmap.geo.groups import county_choices, regions_in
+from terrmap.measures import fmt_int, fmt_money, fmt_pct
 from terrmap.plan import SaveConflict, Territory, create_plan, get_plan, list_plans, palette_color
+from terrmap.plan.editor import BALANCE_MEASURES
+from terrmap.plan.editor import MEASURES as SESSION_MEASURES
 
 MAP_HEIGHT = 610
 MAP_KEY = "editor_map"
@@ -438,8 +443,7 @@ def fmt_measure(measure: str, v) -> str:
 
 def saved_summary(ses, ed: dict, measure: str) -> dict:
     """The saved plan's summary (for the deltas), computed once per save and measure."""
-    from terrmap.plan import metrics
-    from terrmap.plan import Plan
+    from terrmap.plan import Plan, metrics
 
     key = (ses.info.version, ses.plan.k, ed["epoch"])
     cache = ed.get("saved")
@@ -592,7 +596,7 @@ def balance_table_html(table: pd.DataFrame, measure: str) -> str:
         st_ = status_of(r.deviation, r.tolerance)
         c = STATUS_COLORS[st_]
         dev_bg = f"background:{c}1f;" if st_ != "within" else ""
-        change = getattr(r, "change_since_save")
+        change = r.change_since_save
         chg = '<span class="tm-muted">–</span>' if abs(change) < 0.5 else (("+" if change > 0 else "") + f(change))
         cells = [
             f'<td class="tm-name" title="{esc(r.territory)}"><span class="tm-sq" style="background:'

@@ -3,10 +3,10 @@
 import altair as alt
 import streamlit as st
 
+from terrmap.app import structure as us
+from terrmap.app import ui
 from terrmap.app.map_colors import UNASSIGNED_COLOR, safe_color
 from terrmap.measures import fmt_int, fmt_money, fmt_pct
-from terrmap.app import ui
-from terrmap.app import structure as us
 
 s, path, stamp = ui.page("Territory overview")
 head, pick = st.columns([3, 1], vertical_alignment="bottom")

@@ -9,8 +9,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from terrmap.measures import fmt_int
 from terrmap.app import ui
+from terrmap.measures import fmt_int
 
 s = ui.page("Import data", needs_leads=False).store
 
@@ -24,8 +24,8 @@ kind = st.segmented_control(
 
 
 def alignment_section() -> None:
-    from terrmap.io import exchange
     from terrmap.geo import LAYER_KEYS
+    from terrmap.io import exchange
 
     st.caption(
         "Upload a ZIP (or H3 cell) → territory file: a CSV from your CRM or another tool (columns such as "

@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from terrmap.plan import hierarchy as hi
+from terrmap.app import structure as us
+from terrmap.app import ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import MAX_REGIONS, STATE_NAMES, filter_states
 from terrmap.app.maps import build_map, build_naive_map
-from terrmap.measures import MEASURES, STAT_COLUMNS, fmt_int, fmt_money
-from terrmap.app import ui
-from terrmap.app import structure as us
 from terrmap.geo import parse_layer
+from terrmap.measures import MEASURES, STAT_COLUMNS, fmt_int, fmt_money
+from terrmap.plan import hierarchy as hi
 
 MAP_HEIGHT = 660
 COLOR_OPTIONS = ["territory", *STAT_COLUMNS]

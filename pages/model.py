@@ -4,12 +4,12 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from terrmap.app.map_colors import LAND_COLOR
 from terrmap import scoring
 from terrmap.app import ui
-from terrmap.geo import parse_layer
+from terrmap.app.map_colors import LAND_COLOR
 from terrmap.data import models as stored_models
 from terrmap.data.store import open_store
+from terrmap.geo import parse_layer
 from terrmap.measures import fmt_int, fmt_money, fmt_pct
 
 s, path, _ = ui.page("Lead scoring model")

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 import streamlit as st
 
+from terrmap.app import ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import STATE_NAMES, MapData
 from terrmap.app.maps import build_map
-from terrmap.app import ui
 from terrmap.geo import parse_layer
 from terrmap.optimize import (
     MEASURE_LABELS,

@@ -7,14 +7,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from terrmap.app import rep_map, ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import MAX_REGIONS, MapData
-from terrmap.measures import fmt_int
-from terrmap.app import rep_map
-from terrmap.rep import footprint as rv
-from terrmap.app import ui
-from terrmap.plan.accounts import account_owners
 from terrmap.data.store import open_store
+from terrmap.measures import fmt_int
+from terrmap.plan.accounts import account_owners
+from terrmap.rep import footprint as rv
 
 MAP_HEIGHT = 560
 MAX_STOPS = 50

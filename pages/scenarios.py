@@ -8,17 +8,17 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from terrmap.app import ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.geometry import default_decimals
 from terrmap.app.legend import legend_territories_html
 from terrmap.app.map_data import MAX_REGIONS, MapData, filter_states, map_data
 from terrmap.app.maps import build_map
-from terrmap.measures import fmt_int, fmt_money, fmt_pct
-from terrmap.plan import scenarios as sc
-from terrmap.app import ui
-from terrmap.io.csvsafe import guard_frame
 from terrmap.geo import parse_layer
+from terrmap.io.csvsafe import guard_frame
+from terrmap.measures import fmt_int, fmt_money, fmt_pct
 from terrmap.plan import PlanInfo, SaveConflict, list_plans
+from terrmap.plan import scenarios as sc
 
 MAP_HEIGHT = 560
 GOOD, BAD = "#137333", "#b3261e"  # text colours of an improvement / a worsening

@@ -4,12 +4,12 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from terrmap.plan import accounts
+from terrmap.app import structure as us
 from terrmap.app import ui
-from terrmap.plan import hierarchy as hi
 from terrmap.app.map_colors import safe_color
 from terrmap.measures import fmt_int, fmt_pct
-from terrmap.app import structure as us
+from terrmap.plan import accounts
+from terrmap.plan import hierarchy as hi
 
 MEASURE_LABELS = {"potential": "Potential", "leads": "Leads", "open_leads": "Open leads", "customers": "Customers",
                   "won_revenue": "Won revenue"}

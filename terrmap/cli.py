@@ -25,8 +25,8 @@ def _progress(frac: float, msg: str) -> None:
 
 def cmd_demo(args) -> int:
     # lazy: start-up time (see the module docstring)
-    from terrmap.demo import build_demo
     from terrmap.data.store import open_store, resolve_db_path
+    from terrmap.demo import build_demo
 
     path = resolve_db_path(args.db)
     if path.exists() and args.if_absent:
@@ -42,10 +42,10 @@ def cmd_demo(args) -> int:
 
 def cmd_regions(args) -> int:
     # lazy: start-up time (see the module docstring)
-    from terrmap.geo import parse_layer
-    from terrmap.plan import assignment_for_layer, get_plan
     from terrmap.data.stats import region_stats
     from terrmap.data.store import open_store
+    from terrmap.geo import parse_layer
+    from terrmap.plan import assignment_for_layer, get_plan
 
     store = open_store(args.db)
     layer = parse_layer(args.layer)
@@ -69,8 +69,8 @@ def cmd_regions(args) -> int:
 
 def cmd_import(args) -> int:
     # lazy: start-up time (see the module docstring)
-    from terrmap.io.ingest import ImportRejected, import_file
     from terrmap.data.store import open_store
+    from terrmap.io.ingest import ImportRejected, import_file
 
     store = open_store(args.db)
     try:
@@ -84,8 +84,8 @@ def cmd_import(args) -> int:
 
 def cmd_zcta(args) -> int:
     # lazy: start-up time (see the module docstring)
-    from terrmap.geo.zipshapes import load_zcta
     from terrmap.data.store import open_store
+    from terrmap.geo.zipshapes import load_zcta
 
     print(json.dumps(load_zcta(open_store(args.db), args.file), default=str))
     return 0
@@ -93,8 +93,8 @@ def cmd_zcta(args) -> int:
 
 def cmd_score(args) -> int:
     # lazy: start-up time (see the module docstring)
-    from terrmap.scoring import NotEnoughHistory, retrain
     from terrmap.data.store import open_store
+    from terrmap.scoring import NotEnoughHistory, retrain
 
     store = open_store(args.db)
     try:
@@ -121,8 +121,8 @@ def _limit(text: str) -> tuple[str, tuple[float | None, float | None]]:
 
 def cmd_optimize(args) -> int:
     # lazy: start-up time (see the module docstring)
-    from terrmap.optimize import Optimizer
     from terrmap.data.store import open_store
+    from terrmap.optimize import Optimizer
 
     store = open_store(args.db)
     t0 = time.perf_counter()
@@ -145,8 +145,8 @@ def cmd_optimize(args) -> int:
 
 def cmd_export(args) -> int:
     # lazy: start-up time (see the module docstring)
-    from terrmap.io.exchange import export_to_file
     from terrmap.data.store import open_store
+    from terrmap.io.exchange import export_to_file
 
     store = open_store(args.db)
     t0 = time.perf_counter()
@@ -158,8 +158,8 @@ def cmd_export(args) -> int:
 
 def cmd_import_alignment(args) -> int:
     # lazy: start-up time (see the module docstring)
-    from terrmap.io.exchange import AlignmentRejected, import_alignment
     from terrmap.data.store import open_store
+    from terrmap.io.exchange import AlignmentRejected, import_alignment
 
     store = open_store(args.db)
     try:

@@ -22,19 +22,19 @@ compact territories of neighbouring counties, deliberately unbalanced.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 from scipy.spatial import Delaunay, cKDTree
 
+from terrmap.data.stats import refresh_rollup
+from terrmap.data.store import BASE_H3_RES, Store
 from terrmap.geo.distance import haversine_km, km_offsets_to_degrees
 from terrmap.geo.h3layer import index_points
 from terrmap.geo.zipdata import project, reference_table
 from terrmap.plan import Territory, accounts, create_plan, distinct_colors, get_plan, hierarchy
 from terrmap.scoring import apply_fallback_scores
-from terrmap.data.stats import refresh_rollup
-from terrmap.data.store import BASE_H3_RES, Store
 
 DEFAULT_LEADS = 200_000
 DEFAULT_SEED = 7

@@ -108,21 +108,22 @@ import heapq
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from terrmap.plan import metrics
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.graph import RegionGraph
+from terrmap.plan import metrics
 
 if TYPE_CHECKING:
-    from terrmap.plan import PlanInfo, Territory
     from terrmap.data.store import Store
+    from terrmap.plan import PlanInfo, Territory
 
 MEASURES = ["potential", "leads", "customers", "open_leads", "won_revenue", "workload"]
 MEASURE_LABELS = {"potential": "potential", "leads": "leads", "customers": "customers", "open_leads": "open leads",
@@ -152,7 +153,7 @@ class Instance:
     base: np.ndarray | None = None  # base territory index per region (-1: unassigned)
     base_locked: np.ndarray | None = None  # bool per region
     territories: pd.DataFrame | None = None  # base plan's territories (row i = territory index i)
-    base_plan: "PlanInfo | None" = None
+    base_plan: PlanInfo | None = None
     states: list[str] | None = None
     outside: pd.DataFrame | None = None  # base plan rows for regions not optimised (kept on save)
 
@@ -162,7 +163,7 @@ class Instance:
 
     @classmethod
     def from_arrays(cls, graph: RegionGraph, values: Mapping[str, Sequence[float]] | pd.DataFrame,
-                    layer_key: str = "h3:6", base: Sequence[int] | None = None) -> "Instance":
+                    layer_key: str = "h3:6", base: Sequence[int] | None = None) -> Instance:
         """An instance without a database (tests, benchmarks): ``values`` maps measure -> per-region array."""
         df = pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in dict(values).items()})
         for m in MEASURES:
@@ -175,10 +176,10 @@ class Instance:
                    base_locked=None if b is None else np.zeros(len(b), bool))
 
 
-def populated_regions(store: "Store", layer: Layer, states: Iterable[str] | None = None) -> pd.DataFrame:
+def populated_regions(store: Store, layer: Layer, states: Iterable[str] | None = None) -> pd.DataFrame:
     """Region stats (region_id + measures) of every region with leads, optionally only in ``states``."""
-    from terrmap.geo.groups import regions_in
     from terrmap.data.stats import region_stats
+    from terrmap.geo.groups import regions_in
 
     stats = region_stats(store, layer)
     if states:
@@ -189,8 +190,8 @@ def populated_regions(store: "Store", layer: Layer, states: Iterable[str] | None
     return stats
 
 
-def load_instance(store: "Store", layer: str | Layer, states: Iterable[str] | None = None,
-                  base_plan: "PlanInfo | str | int | None" = None, graph: RegionGraph | None = None) -> Instance:
+def load_instance(store: Store, layer: str | Layer, states: Iterable[str] | None = None,
+                  base_plan: PlanInfo | str | int | None = None, graph: RegionGraph | None = None) -> Instance:
     """Populated regions of ``layer`` (in ``states``), their measures and graph; with ``base_plan``, its assignment.
 
     The base plan may be on another layer (its assignment is carried over by
@@ -230,11 +231,11 @@ def load_instance(store: "Store", layer: str | Layer, states: Iterable[str] | No
     return inst
 
 
-_INSTANCES: "OrderedDict[tuple, Instance]" = OrderedDict()
+_INSTANCES: OrderedDict[tuple, Instance] = OrderedDict()
 _INSTANCES_LOCK = threading.Lock()
 
 
-def cached_instance(store: "Store", layer: str, states: Iterable[str] | None = None, stamp: str = "",
+def cached_instance(store: Store, layer: str, states: Iterable[str] | None = None, stamp: str = "",
                     max_entries: int = 4) -> Instance:
     """:func:`load_instance` (no base plan) kept in memory per (database, layer, states, ``stamp``): building the
     graph of a fine layer takes a while, and an instance is read-only. Pass a stamp that changes with the data."""
@@ -251,7 +252,7 @@ def cached_instance(store: "Store", layer: str, states: Iterable[str] | None = N
     return inst
 
 
-def rep_seeds(store: "Store", inst: Instance, reps: pd.DataFrame | None = None) -> pd.DataFrame:
+def rep_seeds(store: Store, inst: Instance, reps: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each rep's home region: rep_id, name, home region id (the populated region nearest the home if the
     home's own region has no leads or lies outside the selection), and the distance in km."""
     from scipy.spatial import cKDTree
@@ -493,9 +494,9 @@ class Optimizer:
         self.should_stop = should_stop or (lambda: False)
 
     @classmethod
-    def from_store(cls, store: "Store", layer: str | Layer, n_territories: int | None = None, *,
+    def from_store(cls, store: Store, layer: str | Layer, n_territories: int | None = None, *,
                    states: Iterable[str] | None = None, base_plan=None, seed_reps: bool | Sequence[str] = False,
-                   graph: RegionGraph | None = None, **kwargs) -> "Optimizer":
+                   graph: RegionGraph | None = None, **kwargs) -> Optimizer:
         """Load the instance from the database; ``seed_reps=True`` seeds one territory at each rep's home
         (or a list of rep ids), naming the territory after the rep."""
         inst = load_instance(store, layer, states=states, base_plan=base_plan, graph=graph)
@@ -2040,7 +2041,7 @@ def candidate_plan(result: OptimizeResult, which: int | str = 0) -> tuple[list[T
     return terrs, frame
 
 
-def save_candidate(store: "Store", result: OptimizeResult, name: str, which: int | str = 0,
+def save_candidate(store: Store, result: OptimizeResult, name: str, which: int | str = 0,
                    published: bool = False, description: str | None = None) -> int:
     """Save a candidate as a new plan (scenario) on the same layer (see :func:`candidate_plan`); returns its
     plan id."""
@@ -2058,7 +2059,7 @@ def save_candidate(store: "Store", result: OptimizeResult, name: str, which: int
                        description=desc)
 
 
-def candidate_map_data(store: "Store", result: OptimizeResult, which: int | str = 0):
+def candidate_map_data(store: Store, result: OptimizeResult, which: int | str = 0):
     """The candidate's territories, dissolved, as :class:`terrmap.app.map_data.MapData` (one feature per
     territory with its totals): what the planner looks at before saving it. Only the optimised regions."""
     from terrmap.app import map_data as mv
@@ -2076,7 +2077,7 @@ def candidate_map_data(store: "Store", result: OptimizeResult, which: int | str 
     return mv.territory_map_data(summary, layer.dissolve(store, groups))
 
 
-def _base_labels(store: "Store | None", base_plan, result: OptimizeResult) -> np.ndarray:
+def _base_labels(store: Store | None, base_plan, result: OptimizeResult) -> np.ndarray:
     inst = result.instance
     if result.mode == "rebalance" and result.base_labels is not None and (
             base_plan is None or (inst.base_plan is not None and _same_plan(base_plan, inst.base_plan))):
@@ -2095,7 +2096,7 @@ def _same_plan(a, b) -> bool:
     return a == b.name or str(a) == str(b.plan_id)
 
 
-def explain_moves(store: "Store | None", base_plan, result: OptimizeResult, which: int | str = 0) -> pd.DataFrame:
+def explain_moves(store: Store | None, base_plan, result: OptimizeResult, which: int | str = 0) -> pd.DataFrame:
     """Every region whose territory differs from the base plan: region_id, from, to, potential, leads, reason.
 
     For a rebalance the reason comes from the optimizer's own log: which territory's imbalance the move
@@ -2156,7 +2157,7 @@ def explain_moves(store: "Store | None", base_plan, result: OptimizeResult, whic
     return out.sort_values("potential", ascending=False).reset_index(drop=True)
 
 
-def moved_accounts(store: "Store", result: OptimizeResult, moves: pd.DataFrame) -> pd.DataFrame:
+def moved_accounts(store: Store, result: OptimizeResult, moves: pd.DataFrame) -> pd.DataFrame:
     """The accounts (leads) in the moved regions: lead_id, name, status, potential, region_id, from, to."""
     layer = parse_layer(result.instance.layer_key)
     cols = ["lead_id", "name", "industry", "status", "potential", "region_id", "from", "to"]

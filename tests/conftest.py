@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from terrmap.demo import build_demo
 from terrmap.data.store import Store
+from terrmap.demo import build_demo
 
 SMALL_DEMO_LEADS = 20_000
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from terrmap.plan import accounts as acc
-from terrmap.plan import Territory, create_plan, get_plan
 from terrmap.data.store import Store
+from terrmap.plan import Territory, create_plan, get_plan
+from terrmap.plan import accounts as acc
 
 MEASURES = ["leads", "open_leads", "customers", "won_revenue", "potential"]
 
@@ -214,9 +214,9 @@ def test_metrics_count_each_account_once_where_owned(demo_with_claims):
 
 def test_metrics_without_overlays_equal_region_stats_per_territory(demo_store):
     """With no pins or overlays, ownership is geography: the same numbers as region_stats summed per territory."""
+    from terrmap.data.stats import region_stats
     from terrmap.geo import parse_layer
     from terrmap.plan import assignment_for_layer
-    from terrmap.data.stats import region_stats
 
     s = demo_store
     s.cursor().execute("DELETE FROM overlays; DELETE FROM account_pins")

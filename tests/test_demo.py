@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from terrmap.data.store import Store
 from terrmap.demo import build_demo, generate_leads
 from terrmap.geo.zipdata import reference_table
-from terrmap.data.store import Store
 
 CHECKSUM = """
     SELECT count(*), sum(hash(lead_id, name, industry, employees, annual_revenue, status, deal_value,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-
 from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME, ROOT  # noqa: F401
 
 

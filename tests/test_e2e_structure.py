@@ -12,10 +12,10 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from terrmap.plan import accounts as acc
-from terrmap.plan import hierarchy as hi
-from terrmap.plan import get_plan
 from terrmap.data.store import Store
+from terrmap.plan import accounts as acc
+from terrmap.plan import get_plan
+from terrmap.plan import hierarchy as hi
 from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME, ROOT
 
 # -- page logic (AppTest) -----------------------------------------------------------------------------------

@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from terrmap.plan.editor import EditorSession
+from terrmap.data.stats import region_stats
 from terrmap.geo import parse_layer
 from terrmap.geo.groups import regions_in
 from terrmap.plan import SaveConflict, load_assignment
-from terrmap.data.stats import region_stats
+from terrmap.plan.editor import EditorSession
 
 
 @pytest.fixture

@@ -17,6 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from terrmap.data.store import PROJECT_ROOT, Store
+from terrmap.geo import H3Layer
+from terrmap.geo.zipshapes import ensure_zip_shapes
 from terrmap.io.exchange import (
     ACCOUNT_COLUMNS,
     EXPORT_FORMATS,
@@ -27,10 +30,7 @@ from terrmap.io.exchange import (
     import_alignment,
     read_alignment,
 )
-from terrmap.geo import H3Layer
-from terrmap.geo.zipshapes import ensure_zip_shapes
 from terrmap.plan import Territory, assignment_for_layer, create_plan, get_plan, list_plans, territories
-from terrmap.data.store import PROJECT_ROOT, Store
 
 NASTY = ['=HYPERLINK("http://evil","x")', "<script>alert(1)</script>", 'Comma, "quoted" name', "+1 Sales", "$5 & co"]
 _names = count(1)

@@ -18,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial import cKDTree
 
+from terrmap.data.stats import region_stats
+from terrmap.data.store import Store
 from terrmap.geo import H3Layer, Layer, ZipLayer
 from terrmap.geo.groups import county_choices, region_groups, regions_in
 from terrmap.geo.h3layer import H3_RESOLUTIONS, parent_int, parent_sql
@@ -31,8 +33,6 @@ from terrmap.geo.zipshapes import (
     zip_shape_geoms,
     zip_shapes_source,
 )
-from terrmap.data.stats import region_stats
-from terrmap.data.store import Store
 
 # -- H3 parents in SQL ---------------------------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from terrmap.plan import accounts as acc
-from terrmap.plan import hierarchy as hi
 from terrmap.plan import get_plan
+from terrmap.plan import hierarchy as hi
 
 SUMMED = ["leads", "open_leads", "customers", "won_revenue", "potential", "regions"]
 

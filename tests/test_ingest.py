@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from terrmap.data.store import BASE_H3_RES, PROJECT_ROOT, Store
 from terrmap.geo.zipdata import nearest_region_zip
 from terrmap.io.ingest import (
     CANONICAL_FIELDS,
@@ -27,7 +28,6 @@ from terrmap.io.ingest import (
     preview,
     suggest_mapping,
 )
-from terrmap.data.store import BASE_H3_RES, PROJECT_ROOT, Store
 
 SF_HEADER = ("Lead ID,Company,Industry,NumberOfEmployees,AnnualRevenue,Lead Status,Amount,CreatedDate,CloseDate,"
              "PostalCode,Latitude,Longitude,Lead Source")
@@ -287,8 +287,8 @@ def test_reimport_updates_instead_of_duplicating(demo_store, tmp_path):
     assert demo_store.scalar("SELECT count(*) FROM leads") == n0 + 3
     assert lead(demo_store, demo_id)["name"] == "Renamed"
     # Region stats (read from the pre-aggregated rollup) see the imports at once.
-    from terrmap.geo import parse_layer
     from terrmap.data.stats import region_stats
+    from terrmap.geo import parse_layer
 
     stats = region_stats(demo_store, parse_layer("zip")).set_index("region_id")
     raw = demo_store.df("SELECT zip, count(*) n, count(*) FILTER (WHERE status = 'won') won FROM leads GROUP BY zip")
@@ -422,7 +422,7 @@ def test_empty_and_header_only_files(shared_demo, tmp_path):
 
 def test_non_utf8_reports_byte_offset_and_line(shared_demo, tmp_path):
     head = ("Id,Company,Status,Zip\n" + "".join(f"a{i},Co,Open,10001\n" for i in range(3))).encode()
-    data = head + "a9,Caf".encode() + b"\xe9" + b",Open,10001\n"
+    data = head + b"a9,Caf" + b"\xe9" + b",Open,10001\n"
     exc = rejected(shared_demo, write(tmp_path, data))
     text = str(exc)
     assert "not UTF-8" in text and f"byte offset {len(head) + 6}" in text and "line 5" in text

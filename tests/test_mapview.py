@@ -19,10 +19,10 @@ from terrmap.app.map_colors import UNASSIGNED_COLOR, quantile_bins, safe_color
 from terrmap.app.map_data import filter_states, map_data, region_frame, state_codes, territory_summary
 from terrmap.app.maps import build_map, build_naive_map
 from terrmap.data.queries import region_places
-from terrmap.measures import STAT_COLUMNS, fmt_int, fmt_money, fmt_pct
-from terrmap.geo import parse_layer
-from terrmap.plan import assignment_for_layer, get_plan, territories
 from terrmap.data.stats import region_stats
+from terrmap.geo import parse_layer
+from terrmap.measures import STAT_COLUMNS, fmt_int, fmt_money, fmt_pct
+from terrmap.plan import assignment_for_layer, get_plan, territories
 
 EVIL = "<script>alert(1)</script>"
 

@@ -13,7 +13,8 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from terrmap.plan import metrics
+from terrmap.data.stats import region_stats
+from terrmap.data.store import Store
 from terrmap.geo import parse_layer
 from terrmap.geo.graph import h3_graph
 from terrmap.optimize import (
@@ -23,14 +24,12 @@ from terrmap.optimize import (
     candidate_map_data,
     explain_moves,
     load_instance,
-    populated_regions,
     moved_accounts,
+    populated_regions,
     rep_seeds,
     save_candidate,
 )
-from terrmap.plan import get_plan, load_assignment, territories
-from terrmap.data.stats import region_stats
-from terrmap.data.store import Store
+from terrmap.plan import get_plan, load_assignment, metrics, territories
 
 # -- helpers ----------------------------------------------------------------------------------------
 
@@ -324,8 +323,8 @@ def test_cli_writes_every_region_and_a_json_summary(demo_db_path, tmp_path, caps
     import shutil
 
     from terrmap.cli import main
-    from terrmap.geo.groups import regions_in
     from terrmap.data.store import Store
+    from terrmap.geo.groups import regions_in
 
     db = tmp_path / "cli.duckdb"
     shutil.copy(demo_db_path, db)

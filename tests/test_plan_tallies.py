@@ -6,9 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from terrmap.plan import metrics
 from terrmap.geo.graph import h3_graph
-from terrmap.plan import UNASSIGNED, Plan
+from terrmap.plan import UNASSIGNED, Plan, metrics
 
 K = 5
 

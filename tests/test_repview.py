@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from scipy.stats import percentileofscore
 
 from terrmap.app import rep_map
-from terrmap.rep import footprint as rv
-from terrmap.io.csvsafe import guard_cell
-from terrmap.plan.accounts import account_owners
-from terrmap.geo import parse_layer
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store
+from terrmap.geo import parse_layer
+from terrmap.io.csvsafe import guard_cell
+from terrmap.plan.accounts import account_owners
+from terrmap.rep import footprint as rv
 
 EVIL = "<script>alert(1)</script>"
 

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from terrmap.app.html_safe import esc
 from terrmap.app.map_data import map_data, region_frame
-from terrmap.plan import scenarios as sc
-from terrmap.plan.accounts import OverlayRule, pin_account, save_overlay
 from terrmap.geo import parse_layer
 from terrmap.plan import SaveConflict, create_plan, get_plan, load_assignment, save_assignment, territories
+from terrmap.plan import scenarios as sc
+from terrmap.plan.accounts import OverlayRule, pin_account, save_overlay
 
 EVIL = "<script>alert(1)</script>"
 

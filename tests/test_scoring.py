@@ -20,11 +20,11 @@ from sklearn.metrics import roc_auc_score
 
 from terrmap import scoring
 from terrmap.data.lead_features import closed_lead_features, lead_features, open_lead_features
+from terrmap.data.stats import region_stats
+from terrmap.data.store import Store
 from terrmap.demo import build_demo, generate_leads
 from terrmap.geo import parse_layer
 from terrmap.plan import get_plan
-from terrmap.data.stats import region_stats
-from terrmap.data.store import Store
 
 QUALITY_LEADS = 100_000
 ROOT = Path(__file__).resolve().parent.parent
@@ -396,8 +396,8 @@ def test_no_history_keeps_fallback(empty_store, tmp_path, capsys):
 
 def test_cli_scores_an_imported_csv(tmp_path, capsys):
     from terrmap.cli import main
-    from terrmap.io.ingest import import_file
     from terrmap.data.store import close_all, open_store
+    from terrmap.io.ingest import import_file
 
     db = tmp_path / "user.duckdb"
     csv = tmp_path / "leads.csv"

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from terrmap.data.stats import STAT_COLUMNS, region_stats
 from terrmap.geo import parse_layer
 from terrmap.plan import assignment_for_layer, get_plan
-from terrmap.data.stats import STAT_COLUMNS, region_stats
 
 
 def _pandas_stats(leads: pd.DataFrame, region: pd.Series) -> pd.DataFrame:

@@ -29,7 +29,7 @@ Usage::
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import folium
 import folium.elements

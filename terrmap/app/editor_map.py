@@ -11,7 +11,7 @@ map element itself stays small.
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import folium
 import h3
@@ -23,7 +23,13 @@ from shapely.geometry import shape as to_shape
 
 from terrmap.app.assets import DEFAULT_STATIC_BASE, LocalMap, localize
 from terrmap.app.elements import (
-    EditorEvents, EditorOverlay, EditorRegionLayer, EditorStyle, MapStyle, NaiveEditorTracker, OutlineLayer,
+    EditorEvents,
+    EditorOverlay,
+    EditorRegionLayer,
+    EditorStyle,
+    MapStyle,
+    NaiveEditorTracker,
+    OutlineLayer,
     ScriptSource,
 )
 from terrmap.app.folium_protocol import browser_protocol

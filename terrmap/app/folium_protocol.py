@@ -14,7 +14,7 @@ fails when the version changes and checks these names against the component's so
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import folium
 from streamlit_folium import st_folium

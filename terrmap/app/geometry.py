@@ -3,7 +3,7 @@ the browser decodes (``tm.decodeGeometry`` in static/terrmap/regions.js)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

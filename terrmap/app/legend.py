@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from terrmap.app.html_safe import esc
 from terrmap.app.map_colors import NO_DATA_COLOR, UNASSIGNED_COLOR, UNASSIGNED_LABEL, Bins, safe_color
 from terrmap.measures import MEASURES, fmt_int
+
 
 def _swatch(color: str) -> str:
     return f'<i class="tm-sw" style="background:{safe_color(color)}"></i>'

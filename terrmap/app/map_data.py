@@ -20,17 +20,22 @@ folium's GeoJSON with all stats as properties. Every string in it is escaped her
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from terrmap.app.geometry import outer_box, decode_ring, encode_ring, round_geometry, view_bounds
+from terrmap.app.geometry import decode_ring, encode_ring, outer_box, round_geometry, view_bounds
 from terrmap.app.html_safe import esc, is_missing, js_json
 from terrmap.app.legend import legend_bins_html, legend_territories_html
 from terrmap.app.map_colors import (
-    NO_DATA_COLOR, UNASSIGNED_COLOR, UNASSIGNED_LABEL, Bins, quantile_bins, territory_palette,
+    NO_DATA_COLOR,
+    UNASSIGNED_COLOR,
+    UNASSIGNED_LABEL,
+    Bins,
+    quantile_bins,
+    territory_palette,
 )
 from terrmap.measures import MEASURES, STAT_COLUMNS, fmt_int
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from terrmap.data.store import Store
 
 
-def footprint_map_data(store: "Store", plan: PlanInfo, rep_id: str, feet: pd.DataFrame, stats: pd.DataFrame,
+def footprint_map_data(store: Store, plan: PlanInfo, rep_id: str, feet: pd.DataFrame, stats: pd.DataFrame,
                        places: pd.DataFrame | None = None) -> MapData:
     frame = footprint_frame(rep_id, feet, stats, places)
     layer = parse_layer(plan.layer)

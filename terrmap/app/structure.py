@@ -13,15 +13,14 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from terrmap.plan import accounts
 from terrmap.app import ui
-from terrmap.plan import hierarchy as hi
 from terrmap.app.geometry import default_decimals
 from terrmap.app.legend import legend_territories_html
 from terrmap.app.map_data import MapData, filter_states, map_data
-from terrmap.geo import parse_layer
-from terrmap.plan import PlanInfo, list_plans
 from terrmap.data.store import Store
+from terrmap.geo import parse_layer
+from terrmap.plan import PlanInfo, accounts, list_plans
+from terrmap.plan import hierarchy as hi
 
 LEVEL_PREFIX = "level:"  # "Colour by" values for hierarchy levels: "level:Region"
 

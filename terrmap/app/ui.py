@@ -20,16 +20,16 @@ from typing import NamedTuple
 import pandas as pd
 import streamlit as st
 
-from terrmap.app.geometry import default_decimals
-from terrmap.app.map_data import region_frame as build_region_frame
-from terrmap.app.map_data import MapData, filter_states, map_data, state_codes
-from terrmap.data.queries import headline_kpis, region_places
-from terrmap.measures import fmt_int, fmt_money
 from terrmap.app.assets import static_base as _static_base
-from terrmap.geo import LAYER_KEYS, parse_layer
-from terrmap.plan import PlanInfo, assignment_for_layer, list_plans, territories
+from terrmap.app.geometry import default_decimals
+from terrmap.app.map_data import MapData, filter_states, map_data, state_codes
+from terrmap.app.map_data import region_frame as build_region_frame
+from terrmap.data.queries import headline_kpis, region_places
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store, open_store, resolve_db_path
+from terrmap.geo import LAYER_KEYS, parse_layer
+from terrmap.measures import fmt_int, fmt_money
+from terrmap.plan import PlanInfo, assignment_for_layer, list_plans, territories
 
 DEFAULT_MAP_LAYER = "h3:4"
 

@@ -9,7 +9,8 @@ the training read (:func:`closed_lead_features`) adds ``status`` for the label a
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import duckdb
 import pandas as pd

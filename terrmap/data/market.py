@@ -22,7 +22,7 @@ SIZE_BAND_SQL = """CASE
 SIZE_BANDS = ["1-9", "10-49", "50-199", "200-999", "1000+", "unknown"]
 
 
-def segment_outcomes(store: "Store") -> pd.DataFrame:
+def segment_outcomes(store: Store) -> pd.DataFrame:
     """Per segment industry x size band (employees, :data:`SIZE_BANDS`) x place type (the urbanicity of the
     postal ZIP, else the region ZIP; 'unknown' when missing): closed, won, won_value, avg_deal (median won
     deal), open_leads, open_potential."""
@@ -44,7 +44,7 @@ def segment_outcomes(store: "Store") -> pd.DataFrame:
     ).df()
 
 
-def region_places(store: "Store", layer: Layer, region_ids: pd.Series) -> pd.DataFrame:
+def region_places(store: Store, layer: Layer, region_ids: pd.Series) -> pd.DataFrame:
     """Per region of ``layer`` in ``region_ids``: region_id, place ("City, ST" of the ZIP holding most of its
     leads), lat, lon (mean of its leads)."""
     key = layer.region_key_sql("l")

@@ -39,17 +39,17 @@ def insert_model(cur: duckdb.DuckDBPyConnection, version: int, seed: int, data_h
     )
 
 
-def latest_model_version(store: "Store") -> int | None:
+def latest_model_version(store: Store) -> int | None:
     v = store.scalar("SELECT max(version) FROM models WHERE kind = ?", [MODEL_KIND])
     return None if v is None else int(v)
 
 
-def model_blob(store: "Store", version: int) -> bytes | None:
+def model_blob(store: Store, version: int) -> bytes | None:
     rows = store.cursor().execute("SELECT model FROM models WHERE version = ?", [int(version)]).fetchall()
     return rows[0][0] if rows else None
 
 
-def latest_model_metrics(store: "Store") -> dict | None:
+def latest_model_metrics(store: Store) -> dict | None:
     """The validation metrics of the latest model, with its ``created_at``, or None."""
     rows = store.cursor().execute(
         "SELECT metrics, created_at FROM models WHERE kind = ? ORDER BY version DESC LIMIT 1", [MODEL_KIND]
@@ -61,7 +61,7 @@ def latest_model_metrics(store: "Store") -> dict | None:
     return metrics
 
 
-def model_history(store: "Store") -> pd.DataFrame:
+def model_history(store: Store) -> pd.DataFrame:
     """One row per stored model, newest first: version, created_at, seed, n_train, data_hash, roc_auc, pr_auc, ece."""
     return store.cursor().execute(
         """
@@ -93,7 +93,7 @@ def closed_lead_crm_scores(cur: duckdb.DuckDBPyConnection) -> np.ndarray:
     ).df()["crm_score"].to_numpy(dtype=float, na_value=np.nan)
 
 
-def score_source_counts(store: "Store") -> pd.DataFrame:
+def score_source_counts(store: Store) -> pd.DataFrame:
     """How many open leads each score source scored (score_source, open_leads), most first."""
     return store.cursor().sql(
         "SELECT score_source, count(*) AS open_leads FROM leads WHERE status = 'open' GROUP BY ALL ORDER BY 2 DESC"
@@ -123,7 +123,7 @@ def lead_score_inputs(cur: duckdb.DuckDBPyConnection, lead_id: str) -> tuple | N
     return rows[0] if rows else None
 
 
-def lead_card(store: "Store", lead_id: str) -> pd.DataFrame:
+def lead_card(store: Store, lead_id: str) -> pd.DataFrame:
     """One lead as the Model page shows it (no row when there is no such lead): lead_id, name, industry,
     employees, annual_revenue, status, zip, score, expected_value, score_source and potential."""
     return store.cursor().execute(
@@ -132,7 +132,7 @@ def lead_card(store: "Store", lead_id: str) -> pd.DataFrame:
     ).df()
 
 
-def top_open_leads(store: "Store", limit: int = 300) -> pd.DataFrame:
+def top_open_leads(store: Store, limit: int = 300) -> pd.DataFrame:
     """The ``limit`` open leads with the most potential (lead_id, name, industry, potential), best first."""
     return store.cursor().execute(
         f"SELECT lead_id, name, industry, {LEAD_POTENTIAL_SQL} AS potential FROM leads l "

@@ -9,13 +9,14 @@ Saves use optimistic concurrency, so two planners cannot silently overwrite each
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from terrmap.measures import LEAD_POTENTIAL_SQL
 from terrmap.geo import Layer, parse_layer
+from terrmap.measures import LEAD_POTENTIAL_SQL
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -42,7 +43,7 @@ class PlanInfo:
 
 
 def create_plan(
-    store: "Store",
+    store: Store,
     name: str,
     layer: str,
     territories: Iterable[Territory],
@@ -110,14 +111,14 @@ def record_version(tx, plan_id: int, version: int, author: str | None, note: str
     )
 
 
-def list_plans(store: "Store") -> list[PlanInfo]:
+def list_plans(store: Store) -> list[PlanInfo]:
     rows = store.cursor().execute(
         "SELECT plan_id, name, layer, version, published FROM plans ORDER BY published DESC, plan_id"
     ).fetchall()
     return [PlanInfo(*r) for r in rows]
 
 
-def get_plan(store: "Store", name_or_id: str | int | None = None) -> PlanInfo | None:
+def get_plan(store: Store, name_or_id: str | int | None = None) -> PlanInfo | None:
     """A plan by name or id; with None, the published plan (else the first)."""
     plans = list_plans(store)
     if name_or_id is None:
@@ -128,7 +129,7 @@ def get_plan(store: "Store", name_or_id: str | int | None = None) -> PlanInfo | 
     return None
 
 
-def territories(store: "Store", plan_id: int) -> pd.DataFrame:
+def territories(store: Store, plan_id: int) -> pd.DataFrame:
     return store.cursor().execute(
         "SELECT t.*, r.name AS rep_name FROM territories t LEFT JOIN reps r USING (rep_id) "
         "WHERE plan_id = ? ORDER BY territory_id",
@@ -136,7 +137,7 @@ def territories(store: "Store", plan_id: int) -> pd.DataFrame:
     ).df()
 
 
-def assignment_for_layer(store: "Store", plan: PlanInfo, layer: Layer) -> pd.DataFrame:
+def assignment_for_layer(store: Store, plan: PlanInfo, layer: Layer) -> pd.DataFrame:
     """region_id -> territory_id for every region of ``layer`` the plan covers."""
     cur = store.cursor()
     if plan.layer == layer.key:
@@ -180,14 +181,14 @@ class SaveConflict(Exception):
         )
 
 
-def load_assignment(store: "Store", plan_id: int) -> pd.DataFrame:
+def load_assignment(store: Store, plan_id: int) -> pd.DataFrame:
     return store.cursor().execute(
         "SELECT region_id, territory_id, locked FROM plan_assignments WHERE plan_id = ? ORDER BY region_id", [plan_id]
     ).df()
 
 
 def save_assignment(
-    store: "Store",
+    store: Store,
     plan: PlanInfo,
     assignment: pd.DataFrame,
     changes: list[dict] | None = None,

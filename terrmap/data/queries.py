@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 _HEADLINE_MEASURES = ["leads", "open_leads", "customers", "won_revenue", "potential"]
 
 
-def region_places(store: "Store", layer: "Layer") -> pd.DataFrame:
+def region_places(store: Store, layer: Layer) -> pd.DataFrame:
     """Per populated region: ``place`` ("City, ST" holding most of its leads) and ``states``
     (the states it touches, comma-separated: "CA,NV"; a string pickles fast in caches)."""
     rid = layer.region_id_sql(layer.region_key_sql("l"))
@@ -35,7 +35,7 @@ def region_places(store: "Store", layer: "Layer") -> pd.DataFrame:
     ).df()
 
 
-def headline_kpis(store: "Store", plan_id: int | None = None) -> dict:
+def headline_kpis(store: Store, plan_id: int | None = None) -> dict:
     """Headline numbers for the home page: lead totals, average open score, territories of the plan, reps."""
     cur = store.cursor()
     totals = ", ".join(MEASURES[m].lead_sql for m in _HEADLINE_MEASURES)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from terrmap.geo import Layer
-from terrmap.measures import LEAD_POTENTIAL_SQL, MEASURES, ROLLUP_MEASURES, STAT_COLUMNS
+from terrmap.measures import MEASURES, ROLLUP_MEASURES, STAT_COLUMNS
 
 if TYPE_CHECKING:
     import duckdb
@@ -58,7 +58,7 @@ def _stat_aggregates(source: str) -> str:
     return ",\n                ".join(column(m) for m in STAT_COLUMNS) + f"\n            FROM {source} l"
 
 
-def refresh_rollup(cur: "duckdb.DuckDBPyConnection") -> None:
+def refresh_rollup(cur: duckdb.DuckDBPyConnection) -> None:
     """Rebuild ``lead_rollup`` from ``leads`` (call after any change to leads, scores included)."""
     cur.execute(_rollup_sql())
 
@@ -78,7 +78,7 @@ def region_stats_sql(layer: Layer, where: str | None = None) -> str:
     """
 
 
-def region_stats(store: "Store", layer: Layer, where: str | None = None) -> pd.DataFrame:
+def region_stats(store: Store, layer: Layer, where: str | None = None) -> pd.DataFrame:
     """One row per populated region of ``layer``: region_id and :data:`STAT_COLUMNS`."""
     # Through Arrow: for a million regions this is about twice as fast as DuckDB's .df().
     from terrmap.geo import H3Layer

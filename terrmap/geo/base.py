@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from terrmap.geo.graph import RegionGraph
     from terrmap.data.store import Store
+    from terrmap.geo.graph import RegionGraph
 
 
 def drawn_shape_geometry(shape: dict):
@@ -53,10 +54,10 @@ class Layer(ABC):
         return key
 
     @abstractmethod
-    def shapes(self, store: "Store", region_ids: Sequence[str]) -> dict[str, dict]:
+    def shapes(self, store: Store, region_ids: Sequence[str]) -> dict[str, dict]:
         """GeoJSON geometry (lon/lat) of each region id; unknown ids are left out."""
 
-    def dissolve(self, store: "Store", groups: Mapping[Hashable, Sequence[str]],
+    def dissolve(self, store: Store, groups: Mapping[Hashable, Sequence[str]],
                  progress: Callable[[float, str], None] | None = None) -> dict:
         """One shapely (lon/lat) geometry per group of region ids: the union of their shapes (None for a
         group with no known region). Layers override it with a faster union of their own."""
@@ -72,18 +73,18 @@ class Layer(ABC):
             out[key] = shapely.union_all(parts) if parts else None
         return out
 
-    def region_centroids(self, store: "Store", region_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
+    def region_centroids(self, store: Store, region_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
         """(lat, lon) of a representative point of each region id; unknown ids are left out.
 
         Every layer should implement it (routes and labels need it).
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement region_centroids")
 
-    def graph(self, store: "Store", region_ids: Sequence[str]) -> "RegionGraph":
+    def graph(self, store: Store, region_ids: Sequence[str]) -> RegionGraph:
         """The adjacency graph of ``region_ids`` (islands bridged; see :mod:`terrmap.geo.graph`)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement graph")
 
-    def cover(self, store: "Store", shape: dict, region_ids: Sequence[str]) -> list[str]:
+    def cover(self, store: Store, shape: dict, region_ids: Sequence[str]) -> list[str]:
         """The ids among ``region_ids`` whose representative point lies inside a drawn GeoJSON shape.
 
         A circle comes as a GeoJSON Point with a ``radius`` (metres) in its

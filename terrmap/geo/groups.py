@@ -12,7 +12,8 @@ group by ``state`` or ``county_fips``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -47,7 +48,7 @@ def _lead_groups_sql(layer: Layer) -> str:
     """
 
 
-def region_groups(store: "Store", layer: Layer) -> pd.DataFrame:
+def region_groups(store: Store, layer: Layer) -> pd.DataFrame:
     """region_id, state, county_fips, county for every region of ``layer`` (see the module doc), sorted."""
     sql = _zip_groups_sql() if isinstance(layer, ZipLayer) else _lead_groups_sql(layer)
     df = store.cursor().execute(f"SELECT * FROM ({sql}) ORDER BY region_id").df()
@@ -63,7 +64,7 @@ def _as_list(values: str | Iterable[str] | None) -> list[str] | None:
 
 
 def regions_in(
-    store: "Store",
+    store: Store,
     layer: Layer,
     states: str | Iterable[str] | None = None,
     county_fips: str | Iterable[str] | None = None,
@@ -85,7 +86,7 @@ def regions_in(
     return [r[0] for r in rows]
 
 
-def county_choices(store: "Store", states: str | Iterable[str] | None = None) -> pd.DataFrame:
+def county_choices(store: Store, states: str | Iterable[str] | None = None) -> pd.DataFrame:
     """Counties (county_fips, county, state, regions = region ZIP count) for a picker, optionally of some states."""
     states_l = _as_list(states)
     where, params = ("true", []) if states_l is None else (

@@ -9,7 +9,7 @@ arithmetic, so coarser layers need neither Python nor the H3 extension.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import h3
 import numpy as np

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pyogrio
 import shapely
 
 from terrmap.geo.distance import KM_PER_DEGREE
-from terrmap.geo.zipdata import project, region_candidates, reference_table, unproject
+from terrmap.geo.zipdata import project, reference_table, region_candidates, unproject
 
 # Units of the projection of terrmap.geo.zipdata (~1 degree of latitude) -> km.
 FALLBACK_RADIUS_KM = 20.0

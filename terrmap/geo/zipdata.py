@@ -131,7 +131,7 @@ def nearest_region_zip(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return zips[idx]
 
 
-def load_zip_reference(store: "Store") -> None:
+def load_zip_reference(store: Store) -> None:
     """Fill the ``zips`` table (done once, when a database is created)."""
     df = reference_table()
     cur = store.cursor()

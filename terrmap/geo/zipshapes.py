@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from terrmap.geo.distance import KM_PER_DEGREE
 from terrmap.geo.outlines import (
     discs_outline,
     polygonal,
@@ -53,7 +54,6 @@ from terrmap.geo.outlines import (
     unproject_geoms,
     us48_projected,
 )
-from terrmap.geo.distance import KM_PER_DEGREE
 from terrmap.geo.zipdata import project, reference_table
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ ZCTA_SIMPLIFY_DEG = 0.0002  # simplification of real ZCTA polygons (~20 m)
 
 
 # -- Voronoi ---------------------------------------------------------------------------------------------------------
-def region_points(store: "Store") -> pd.DataFrame:
+def region_points(store: Store) -> pd.DataFrame:
     """The region ZIPs (standard ZIPs with a centroid): zip, state, lat, lon."""
     return store.cursor().execute(
         """
@@ -190,17 +190,17 @@ def _write_shapes(tx, rows: pd.DataFrame) -> None:
 
 
 def _set_meta(tx, source: str, file_sig: str | None) -> None:
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     for key, value in ((META_SOURCE, source), (META_FILE, file_sig or ""), (META_BUILT, now)):
         tx.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
 
 
-def zip_shapes_source(store: "Store") -> str | None:
+def zip_shapes_source(store: Store) -> str | None:
     """'voronoi', the name of the ZCTA file in use, or None before the shapes are built."""
     return store.get_meta(META_SOURCE)
 
 
-def zip_shape_geoms(store: "Store", zips=None) -> pd.DataFrame:
+def zip_shape_geoms(store: Store, zips=None) -> pd.DataFrame:
     """Stored ZIP polygons as shapely geometries: zip, state, source, area_km2, geometry (all, or ``zips``)."""
     cur = store.cursor()
     if zips is None:
@@ -215,7 +215,7 @@ def zip_shape_geoms(store: "Store", zips=None) -> pd.DataFrame:
     return df
 
 
-def ensure_zip_shapes(store: "Store", auto_zcta: bool = True) -> str:
+def ensure_zip_shapes(store: Store, auto_zcta: bool = True) -> str:
     """Make sure ``zip_shapes`` is filled; returns the geometry source in use.
 
     Builds the Voronoi polygons if the table is empty (about 2 s for the US).
@@ -243,7 +243,7 @@ def ensure_zip_shapes(store: "Store", auto_zcta: bool = True) -> str:
     return store.get_meta(META_SOURCE) or SOURCE_VORONOI
 
 
-def rebuild_zip_shapes(store: "Store") -> dict:
+def rebuild_zip_shapes(store: Store) -> dict:
     """Back to Voronoi polygons and nearest-centroid region ZIPs (undoes :func:`load_zcta`); returns a summary."""
     t0 = time.perf_counter()
     shapes = build_voronoi_shapes(region_points(store)).assign(source=SOURCE_VORONOI)
@@ -264,7 +264,7 @@ def _file_signature(path: Path) -> str:
     return f"{path.name}|{st.st_size}|{st.st_mtime_ns}"
 
 
-def find_zcta_file(store: "Store | None" = None, directory: str | os.PathLike | None = None) -> Path | None:
+def find_zcta_file(store: Store | None = None, directory: str | os.PathLike | None = None) -> Path | None:
     """The ZCTA file to use: ``$TERRMAP_ZCTA`` if set (empty or 'none' disables), else the newest
     ``*zcta*`` .shp/.zip/.gpkg/.geojson in ``directory`` (default: the directory of the store's database)."""
     env = os.environ.get(ZCTA_ENV_VAR)
@@ -325,7 +325,7 @@ def read_zcta(path: str | os.PathLike, simplify_tolerance: float = ZCTA_SIMPLIFY
     return pd.DataFrame({"zip": df["zip"].to_numpy(), "geometry": round_geoms(geoms, DECIMALS)})
 
 
-def _current_voronoi(store: "Store", points: pd.DataFrame) -> pd.DataFrame:
+def _current_voronoi(store: Store, points: pd.DataFrame) -> pd.DataFrame:
     """The Voronoi polygons: read back if they are what zip_shapes holds, else built afresh."""
     if zip_shapes_source(store) == SOURCE_VORONOI:
         stored = zip_shape_geoms(store)
@@ -412,7 +412,7 @@ def _apply_region_zips(tx, mapping: pd.DataFrame) -> dict:
     return {"zips_remapped": int(changed), "leads_moved": int(leads)}
 
 
-def load_zcta(store: "Store", path: str | os.PathLike, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG) -> dict:
+def load_zcta(store: Store, path: str | os.PathLike, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG) -> dict:
     """Use a Census ZCTA boundary file for the ZIP polygons (``python -m terrmap`` wiring: ``load_zcta(store, path)``).
 
     ``path``: a .shp, .gpkg, .geojson, or a .zip holding a shapefile, e.g. the
@@ -483,7 +483,7 @@ def load_zcta(store: "Store", path: str | os.PathLike, simplify_tolerance: float
     }
 
 
-def _point_in_polygon_regions(store: "Store", shapes: pd.DataFrame) -> pd.DataFrame:
+def _point_in_polygon_regions(store: Store, shapes: pd.DataFrame) -> pd.DataFrame:
     """zip -> region_zip for located non-region ZIPs: the polygon containing the point (vectorized)."""
     pts = store.cursor().execute(
         """

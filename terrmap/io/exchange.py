@@ -66,8 +66,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from terrmap.io.csvsafe import guard_frame, unguard_cell
 from terrmap.geo import Layer, parse_layer
+from terrmap.io.csvsafe import guard_frame, unguard_cell
 from terrmap.io.ingest import MAX_ROWS_PER_PROBLEM, norm_header, not_utf8_problem
 from terrmap.plan import PlanInfo, Territory, create_plan, distinct_colors, get_plan, list_plans, palette_color
 
@@ -386,7 +386,7 @@ def _zip_ids(rows: list[_Row], column: str, problems: list[str]) -> None:
     _listed(problems, bad, "bad ZIPs")
 
 
-def _resolve_zips(store: "Store", rows: list[_Row], column: str, problems: list[str]) -> None:
+def _resolve_zips(store: Store, rows: list[_Row], column: str, problems: list[str]) -> None:
     """Each ZIP -> the region ZIP it counts in; unknown ZIPs (or ZIPs without a location) are problems."""
     zips = sorted({r.region_id for r in rows if r.region_id})
     ref = store.cursor().execute(
@@ -451,7 +451,7 @@ def _truthy(text: str) -> bool | None:
     return True if t in _TRUE else False if t in _FALSE else None
 
 
-def _territory_table(store: "Store", rows: Sequence[_Row], columns: dict[str, str | None],
+def _territory_table(store: Store, rows: Sequence[_Row], columns: dict[str, str | None],
                      problems: list[str], notes: list[str]) -> tuple[pd.DataFrame, Callable[[_Row], int]]:
     """Territories named in ``rows`` (keyed by the file's territory id when every row has one, else by name),
     with consistent attributes and known reps; returns the table and row -> territory_id."""
@@ -543,7 +543,7 @@ def _territory_table(store: "Store", rows: Sequence[_Row], columns: dict[str, st
     return terr, lambda r: ids[key_of(r)]
 
 
-def _fill_colors(store: "Store", layer: Layer, terr: pd.DataFrame, assignment: pd.DataFrame) -> None:
+def _fill_colors(store: Store, layer: Layer, terr: pd.DataFrame, assignment: pd.DataFrame) -> None:
     """Colours for territories the file left without one: neighbours differ (Delaunay neighbours of the
     regions' representative points: cheap, and an extra pair only constrains the colouring a little)."""
     missing = terr["color"].isna()
@@ -575,7 +575,7 @@ def _fill_colors(store: "Store", layer: Layer, terr: pd.DataFrame, assignment: p
     terr["color"] = [g if g else c for g, c in zip(given, colors)]
 
 
-def _missing_regions(store: "Store", layer: Layer, listed: set[str]) -> tuple[int | None, int]:
+def _missing_regions(store: Store, layer: Layer, listed: set[str]) -> tuple[int | None, int]:
     """(regions of the layer not listed or None for H3, whose cells are unbounded; populated regions not listed)."""
     from terrmap.data.stats import region_stats
 
@@ -586,7 +586,7 @@ def _missing_regions(store: "Store", layer: Layer, listed: set[str]) -> tuple[in
     return None, len(populated - listed)
 
 
-def _finish(store: "Store", al: Alignment, rows: list[_Row], column: str, layer_obj: Layer | None) -> Alignment:
+def _finish(store: Store, al: Alignment, rows: list[_Row], column: str, layer_obj: Layer | None) -> Alignment:
     """Shared tail of every format: ZIP lookup, conflicts, territories, colours, counts."""
     if al.layer == "zip" and column:
         _resolve_zips(store, rows, column, al.problems)
@@ -613,7 +613,7 @@ def _finish(store: "Store", al: Alignment, rows: list[_Row], column: str, layer_
     return al
 
 
-def read_alignment(store: "Store", source, layer: str | Layer | None = None,
+def read_alignment(store: Store, source, layer: str | Layer | None = None,
                    filename: str | None = None) -> Alignment:
     """Parse and validate an alignment file without writing anything (the preview).
 
@@ -638,7 +638,7 @@ def read_alignment(store: "Store", source, layer: str | Layer | None = None,
     return _finish(store, al, rows, col, layer_obj)
 
 
-def _read_geo(store: "Store", data: bytes, name: str, fmt: str, layer_key: str | None) -> Alignment:
+def _read_geo(store: Store, data: bytes, name: str, fmt: str, layer_key: str | None) -> Alignment:
     """Territory polygons -> one row per region whose representative point they contain."""
     import pyogrio
     import shapely
@@ -724,7 +724,7 @@ def _read_geo(store: "Store", data: bytes, name: str, fmt: str, layer_key: str |
     return _finish(store, al, rows, "", layer)
 
 
-def import_alignment(store: "Store", source, name: str, layer: str | Layer | None = None,
+def import_alignment(store: Store, source, name: str, layer: str | Layer | None = None,
                      filename: str | None = None, author: str | None = None) -> ImportedPlan:
     """Create plan ``name`` from an alignment file (path or bytes), all or nothing.
 
@@ -764,7 +764,7 @@ def import_alignment(store: "Store", source, name: str, layer: str | Layer | Non
 # Export
 
 
-def _resolve_plan(store: "Store", plan) -> PlanInfo:
+def _resolve_plan(store: Store, plan) -> PlanInfo:
     info = plan if isinstance(plan, PlanInfo) else get_plan(store, plan)
     if info is None:
         raise ValueError("the database has no plan yet" if plan is None else f"no plan named {plan!r}")
@@ -775,7 +775,7 @@ def _csv_bytes(df: pd.DataFrame) -> bytes:
     return guard_frame(df).to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
-def region_table(store: "Store", plan) -> pd.DataFrame:
+def region_table(store: Store, plan) -> pd.DataFrame:
     """Every region of the plan, sorted: region_id, territory, territory_id, rep_id, locked, color."""
     info = _resolve_plan(store, plan)
     df = store.cursor().execute(
@@ -789,7 +789,7 @@ def region_table(store: "Store", plan) -> pd.DataFrame:
     return df[REGION_CSV_COLUMNS]
 
 
-def account_table(store: "Store", plan) -> pd.DataFrame:
+def account_table(store: Store, plan) -> pd.DataFrame:
     """One row per account, Salesforce-style columns (:data:`ACCOUNT_COLUMNS`), owner from account_owners."""
     from terrmap.plan.accounts import account_owners
 
@@ -813,14 +813,14 @@ def account_table(store: "Store", plan) -> pd.DataFrame:
     return out[ACCOUNT_COLUMNS]
 
 
-def territory_shapes(store: "Store", plan, progress: Progress | None = None):
+def territory_shapes(store: Store, plan, progress: Progress | None = None):
     """The plan's dissolved territories: a GeoDataFrame (EPSG:4326), one row per territory with regions,
     columns territory, territory_id, rep_id, rep_name, color, regions, leads, potential, layer, geometry."""
     import geopandas as gpd
     import shapely
 
-    from terrmap.geo.outlines import polygonal
     from terrmap.data.stats import region_stats
+    from terrmap.geo.outlines import polygonal
 
     report = progress or (lambda f, m: None)
     info = _resolve_plan(store, plan)
@@ -902,7 +902,7 @@ def _polygon_path(geom):
     return MplPath(np.concatenate(verts), np.concatenate(codes))
 
 
-def map_figure(store: "Store", plan, labels: bool | None = None, progress: Progress | None = None):
+def map_figure(store: Store, plan, labels: bool | None = None, progress: Progress | None = None):
     """A 16:9 matplotlib Figure (Agg, no pyplot state) of the plan's territories over the state outlines."""
     import shapely
     from matplotlib import patheffects
@@ -981,7 +981,7 @@ def map_figure(store: "Store", plan, labels: bool | None = None, progress: Progr
     return fig
 
 
-def export_plan(store: "Store", plan, fmt: str, progress: Progress | None = None) -> bytes:
+def export_plan(store: Store, plan, fmt: str, progress: Progress | None = None) -> bytes:
     """The plan in format ``fmt`` (one of :data:`EXPORT_FORMATS`) as bytes."""
     fmt = fmt.strip().lower()
     if fmt not in EXPORT_FORMATS:
@@ -1000,7 +1000,7 @@ def export_plan(store: "Store", plan, fmt: str, progress: Progress | None = None
     return buf.getvalue()
 
 
-def export_to_file(store: "Store", plan, fmt: str, path, progress: Progress | None = None) -> dict:
+def export_to_file(store: Store, plan, fmt: str, path, progress: Progress | None = None) -> dict:
     """Write :func:`export_plan` to ``path``; returns a summary (format, out, bytes, plan, layer)."""
     info = _resolve_plan(store, plan)
     data = export_plan(store, info, fmt, progress=progress)

@@ -72,17 +72,19 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from terrmap.data.stats import refresh_rollup
+from terrmap.data.store import BASE_H3_RES, Store
 from terrmap.geo.h3layer import index_points
 from terrmap.geo.zipdata import nearest_region_zip
 from terrmap.scoring import (
@@ -91,8 +93,6 @@ from terrmap.scoring import (
     fallback_score_sql,
     fallback_value_ctes,
 )
-from terrmap.data.stats import refresh_rollup
-from terrmap.data.store import BASE_H3_RES, Store
 
 __all__ = [
     "CANONICAL_FIELDS",

@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from terrmap.geo import parse_layer
-from terrmap.plan import PlanInfo, palette_color
 from terrmap.measures import LEAD_POTENTIAL_SQL
+from terrmap.plan import PlanInfo, palette_color
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -98,7 +99,7 @@ class OverlayRule:
         return json.dumps({k: v for k, v in self.__dict__.items() if v is not None}, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | dict) -> "OverlayRule":
+    def from_json(cls, text: str | dict) -> OverlayRule:
         data = json.loads(text) if isinstance(text, str) else dict(text)
         unknown = set(data) - {"min_employees", "max_employees", "min_annual_revenue", "industries"}
         if unknown:
@@ -213,7 +214,7 @@ def _claims_ctes(plan: PlanInfo) -> str:
     """
 
 
-def account_owners(store: "Store", plan: PlanInfo) -> pd.DataFrame:
+def account_owners(store: Store, plan: PlanInfo) -> pd.DataFrame:
     """One row per lead (all statuses) with its geographic territory, its owner and the rule that decided.
 
     Columns: :data:`OWNER_COLUMNS`. ``owner_kind`` is 'territory' or 'overlay' (None when
@@ -229,7 +230,7 @@ def account_owners(store: "Store", plan: PlanInfo) -> pd.DataFrame:
     return df[OWNER_COLUMNS]
 
 
-def territory_metrics(store: "Store", plan: PlanInfo) -> pd.DataFrame:
+def territory_metrics(store: Store, plan: PlanInfo) -> pd.DataFrame:
     """One row per owner: every territory of the plan (even empty), then every overlay.
 
     Columns: owner_kind, owner_id, name, rep_id, color and :data:`METRIC_COLUMNS`; each
@@ -275,7 +276,7 @@ def territory_metrics(store: "Store", plan: PlanInfo) -> pd.DataFrame:
     return df
 
 
-def exceptions_by_region(store: "Store", plan: PlanInfo) -> pd.DataFrame:
+def exceptions_by_region(store: Store, plan: PlanInfo) -> pd.DataFrame:
     """The accounts owned by exception (a pin, or an overlay), summed per (region, owner).
 
     Columns: region_id, rule ('pin' | 'overlay'), owner_id, overlay_behind (a pinned account an
@@ -301,7 +302,7 @@ def exceptions_by_region(store: "Store", plan: PlanInfo) -> pd.DataFrame:
     return df
 
 
-def overlap_report(store: "Store", plan: PlanInfo) -> pd.DataFrame:
+def overlap_report(store: Store, plan: PlanInfo) -> pd.DataFrame:
     """Accounts claimed by more than one owner, with every claim and how it was resolved.
 
     Columns: lead_id, name, potential, claims (e.g. ``Dallas (geography); Enterprise (overlay);
@@ -365,7 +366,7 @@ def _require_rep(cur, rep_id: str | None, what: str) -> None:
         raise ValueError(f"{what}: rep {rep_id!r} does not exist")
 
 
-def pin_account(store: "Store", plan_id: int, lead_id: str, territory_id: int, reason: str | None = None) -> None:
+def pin_account(store: Store, plan_id: int, lead_id: str, territory_id: int, reason: str | None = None) -> None:
     """Give the account ``lead_id`` to ``territory_id`` regardless of geography (replaces an earlier pin)."""
     with store.transaction() as tx:
         _require_plan(tx, plan_id)
@@ -380,7 +381,7 @@ def pin_account(store: "Store", plan_id: int, lead_id: str, territory_id: int, r
         )
 
 
-def unpin_account(store: "Store", plan_id: int, lead_id: str) -> None:
+def unpin_account(store: Store, plan_id: int, lead_id: str) -> None:
     """Let geography (or an overlay) decide the account's owner again."""
     with store.transaction() as tx:
         if not tx.execute("SELECT 1 FROM account_pins WHERE plan_id = ? AND lead_id = ?", [plan_id, lead_id]).fetchall():
@@ -388,7 +389,7 @@ def unpin_account(store: "Store", plan_id: int, lead_id: str) -> None:
         tx.execute("DELETE FROM account_pins WHERE plan_id = ? AND lead_id = ?", [plan_id, lead_id])
 
 
-def list_pins(store: "Store", plan_id: int) -> pd.DataFrame:
+def list_pins(store: Store, plan_id: int) -> pd.DataFrame:
     """The plan's pins: lead_id, name, territory_id, territory, reason, pinned_at (newest first)."""
     return store.cursor().execute(
         """
@@ -408,7 +409,7 @@ def list_pins(store: "Store", plan_id: int) -> pd.DataFrame:
 
 
 def save_overlay(
-    store: "Store",
+    store: Store,
     plan_id: int,
     name: str,
     rule: OverlayRule,
@@ -464,14 +465,14 @@ def save_overlay(
     return int(overlay_id)
 
 
-def delete_overlay(store: "Store", plan_id: int, overlay_id: int) -> None:
+def delete_overlay(store: Store, plan_id: int, overlay_id: int) -> None:
     with store.transaction() as tx:
         if not tx.execute("SELECT 1 FROM overlays WHERE plan_id = ? AND overlay_id = ?", [plan_id, overlay_id]).fetchall():
             raise ValueError(f"overlay {overlay_id} does not exist in plan {plan_id}")
         tx.execute("DELETE FROM overlays WHERE plan_id = ? AND overlay_id = ?", [plan_id, overlay_id])
 
 
-def list_overlays(store: "Store", plan_id: int) -> pd.DataFrame:
+def list_overlays(store: Store, plan_id: int) -> pd.DataFrame:
     """The plan's overlays: overlay_id, name, rep_id, color, rule (JSON), description, territories, priority."""
     df = store.cursor().execute(
         "SELECT overlay_id, name, rep_id, color, rule::VARCHAR AS rule, territories, priority "

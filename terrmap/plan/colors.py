@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 # Kelly's colours of maximum contrast (without white and black) in his order, then four
 # ColorBrewer Dark2 colours: distinct on a light map and for most colour-blind readers

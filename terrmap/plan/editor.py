@@ -9,13 +9,14 @@ against the database. It holds no Streamlit state and is tested directly.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from terrmap.plan import metrics
+from terrmap.data.stats import region_stats
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.graph import articulation_points
 from terrmap.plan import (
@@ -26,11 +27,11 @@ from terrmap.plan import (
     get_plan,
     load_assignment,
     merge_assignments,
+    metrics,
     palette_color,
     save_assignment,
     territories,
 )
-from terrmap.data.stats import region_stats
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -62,7 +63,7 @@ class Hint:
 
 @dataclass
 class EditorSession:
-    store: "Store"
+    store: Store
     info: PlanInfo
     layer: Layer
     region_ids: list[str]
@@ -76,7 +77,7 @@ class EditorSession:
 
     # -- loading --------------------------------------------------------------
     @classmethod
-    def open(cls, store: "Store", plan: PlanInfo | str | int | None = None, graph_for=None) -> "EditorSession":
+    def open(cls, store: Store, plan: PlanInfo | str | int | None = None, graph_for=None) -> EditorSession:
         """Load a plan for editing; ``graph_for(layer, region_ids)`` may supply the adjacency graph
         (a cache: building a ZIP graph takes seconds, and it is the same for every session)."""
         info = plan if isinstance(plan, PlanInfo) else get_plan(store, plan)
@@ -305,7 +306,7 @@ class EditorSession:
         return report
 
     @classmethod
-    def open_with_graph(cls, store: "Store", plan: PlanInfo | str | int | None = None, graph_for=None) -> "EditorSession":
+    def open_with_graph(cls, store: Store, plan: PlanInfo | str | int | None = None, graph_for=None) -> EditorSession:
         """:meth:`open` with a graph provider (kept for the page's call)."""
         return cls.open(store, plan, graph_for=graph_for)
 
@@ -457,7 +458,7 @@ def _no_named_accounts() -> dict:
             "overlay_behind": np.zeros(0, dtype=bool), "values": np.zeros((0, len(MEASURES)))}
 
 
-def _named_accounts(store: "Store", info: PlanInfo, region_index: dict, territory_index: dict) -> dict:
+def _named_accounts(store: Store, info: PlanInfo, region_index: dict, territory_index: dict) -> dict:
     """Accounts owned by exception, per (region, owner), as arrays: their region's index, the index of the
     territory they are pinned to (UNASSIGNED for an overlay team: owned outside the geographic plan), whether
     an overlay would own a pinned account without its pin, and their values on MEASURES. Overlay claims are decided on the plan as opened (an overlay limited to some

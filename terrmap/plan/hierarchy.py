@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from terrmap.plan import metrics
+from terrmap.plan import PALETTE, PlanInfo, metrics
 from terrmap.plan.accounts import territory_metrics
-from terrmap.plan import PALETTE, PlanInfo
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -51,7 +50,7 @@ class HierarchyError(ValueError):
 # ---------------------------------------------------------------------------
 
 
-def nodes(store: "Store", plan_id: int) -> pd.DataFrame:
+def nodes(store: Store, plan_id: int) -> pd.DataFrame:
     """The plan's nodes: node_id, name, level, parent, color, depth (ancestors; None inside a cycle)."""
     df = store.cursor().execute(
         "SELECT node_id, name, level, parent, color FROM hierarchy_nodes WHERE plan_id = ? ORDER BY node_id",
@@ -148,7 +147,7 @@ def _territory_parents(cur, plan_id: int) -> dict[int, str | None]:
     return {int(t): p for t, p in rows}
 
 
-def check(store: "Store", plan_id: int) -> list[str]:
+def check(store: Store, plan_id: int) -> list[str]:
     """Problems of the stored hierarchy (empty when valid)."""
     return problems(nodes(store, plan_id), _territory_parents(store.cursor(), plan_id))
 
@@ -160,7 +159,7 @@ def _assert_valid(tx, plan_id: int) -> None:
         raise HierarchyError("; ".join(found))
 
 
-def levels(store: "Store", plan_id: int) -> list[str]:
+def levels(store: Store, plan_id: int) -> list[str]:
     """Level names from the bottom up, e.g. ``["Territory", "Region", "Division"]``."""
     df = nodes(store, plan_id)
     df = df[df["depth"].notna()]
@@ -168,7 +167,7 @@ def levels(store: "Store", plan_id: int) -> list[str]:
     return [TERRITORY_LEVEL] + list(dict.fromkeys(by_depth.tolist()))
 
 
-def ancestor_at(store: "Store", plan_id: int, level: str) -> dict[int, str | None]:
+def ancestor_at(store: Store, plan_id: int, level: str) -> dict[int, str | None]:
     """territory_id -> the node of ``level`` it rolls up into (None: it has none at that level)."""
     if level == TERRITORY_LEVEL:
         raise ValueError(f"{TERRITORY_LEVEL!r} is the bottom level: every territory is its own node there")
@@ -223,7 +222,7 @@ def _new_node_id(cur, plan_id: int) -> str:
     return f"N{number}"
 
 
-def create_node(store: "Store", plan_id: int, name: str, level: str, parent: str | None = None,
+def create_node(store: Store, plan_id: int, name: str, level: str, parent: str | None = None,
                 color: str | None = None) -> str:
     """A new node of ``level`` under ``parent`` (None: top level); returns its node_id."""
     name, level = (name or "").strip(), (level or "").strip()
@@ -238,7 +237,7 @@ def create_node(store: "Store", plan_id: int, name: str, level: str, parent: str
     return node_id
 
 
-def add_top_level(store: "Store", plan_id: int, name: str, level: str, color: str | None = None) -> str:
+def add_top_level(store: Store, plan_id: int, name: str, level: str, color: str | None = None) -> str:
     """A new single node above every current top-level node (a new rung, e.g. "Company" over the Divisions).
 
     One transaction: creating it beside the current top nodes first would mix two levels at one depth.
@@ -255,7 +254,7 @@ def add_top_level(store: "Store", plan_id: int, name: str, level: str, color: st
     return node_id
 
 
-def rename_node(store: "Store", plan_id: int, node_id: str, name: str) -> None:
+def rename_node(store: Store, plan_id: int, node_id: str, name: str) -> None:
     with store.transaction() as tx:
         _require_node(tx, plan_id, node_id)
         tx.execute("UPDATE hierarchy_nodes SET name = ? WHERE plan_id = ? AND node_id = ?",
@@ -263,7 +262,7 @@ def rename_node(store: "Store", plan_id: int, node_id: str, name: str) -> None:
         _assert_valid(tx, plan_id)
 
 
-def rename_level(store: "Store", plan_id: int, old: str, new: str) -> None:
+def rename_level(store: Store, plan_id: int, old: str, new: str) -> None:
     """Rename a level for all its nodes (e.g. "Region" -> "Area")."""
     with store.transaction() as tx:
         if not tx.execute("SELECT 1 FROM hierarchy_nodes WHERE plan_id = ? AND level = ?", [plan_id, old]).fetchall():
@@ -273,7 +272,7 @@ def rename_level(store: "Store", plan_id: int, old: str, new: str) -> None:
         _assert_valid(tx, plan_id)
 
 
-def move_node(store: "Store", plan_id: int, node_id: str, parent: str | None) -> None:
+def move_node(store: Store, plan_id: int, node_id: str, parent: str | None) -> None:
     """Put ``node_id`` (and everything under it) under ``parent`` (None: top level)."""
     with store.transaction() as tx:
         _require_node(tx, plan_id, node_id)
@@ -283,7 +282,7 @@ def move_node(store: "Store", plan_id: int, node_id: str, parent: str | None) ->
         _assert_valid(tx, plan_id)
 
 
-def set_node_color(store: "Store", plan_id: int, node_id: str, color: str) -> None:
+def set_node_color(store: Store, plan_id: int, node_id: str, color: str) -> None:
     from terrmap.app.map_colors import safe_color
 
     if safe_color(color, default="") != color:
@@ -293,7 +292,7 @@ def set_node_color(store: "Store", plan_id: int, node_id: str, color: str) -> No
         tx.execute("UPDATE hierarchy_nodes SET color = ? WHERE plan_id = ? AND node_id = ?", [color, plan_id, node_id])
 
 
-def delete_node(store: "Store", plan_id: int, node_id: str) -> None:
+def delete_node(store: Store, plan_id: int, node_id: str) -> None:
     """Remove a node; its child nodes and territories move up to its parent.
 
     Refused (nothing changed) when that would put child nodes beside nodes of
@@ -311,12 +310,12 @@ def delete_node(store: "Store", plan_id: int, node_id: str) -> None:
                                  f"({e}); move or delete its child nodes first") from None
 
 
-def set_territory_parent(store: "Store", plan_id: int, territory_id: int, node_id: str | None) -> None:
+def set_territory_parent(store: Store, plan_id: int, territory_id: int, node_id: str | None) -> None:
     """Roll territory ``territory_id`` up into ``node_id`` (None: into nothing)."""
     set_territory_parents(store, plan_id, {territory_id: node_id})
 
 
-def set_territory_parents(store: "Store", plan_id: int, parents: dict[int, str | None]) -> None:
+def set_territory_parents(store: Store, plan_id: int, parents: dict[int, str | None]) -> None:
     """Several territories at once, all or nothing."""
     with store.transaction() as tx:
         _require_plan(tx, plan_id)
@@ -336,7 +335,7 @@ def set_territory_parents(store: "Store", plan_id: int, parents: dict[int, str |
 # ---------------------------------------------------------------------------
 
 
-def rollup(store: "Store", plan: PlanInfo, level: str, measure: str = "potential",
+def rollup(store: Store, plan: PlanInfo, level: str, measure: str = "potential",
            owner_metrics: pd.DataFrame | None = None) -> pd.DataFrame:
     """:func:`~terrmap.plan.accounts.territory_metrics` summed per node of ``level``, with balance.
 
@@ -397,7 +396,7 @@ def balance(rollup_frame: pd.DataFrame, measure: str = "potential") -> dict:
             "nodes": int(own.size)}
 
 
-def tree(store: "Store", plan: PlanInfo, measure: str = "potential",
+def tree(store: Store, plan: PlanInfo, measure: str = "potential",
          owner_metrics: pd.DataFrame | None = None) -> pd.DataFrame:
     """The whole hierarchy as ordered rows for a tree view: each top node, then what it contains, depth first.
 

@@ -18,24 +18,25 @@ history only grows and a restore can itself be undone.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from terrmap.plan import metrics
-from terrmap.plan.accounts import account_owners, territory_metrics
+from terrmap.data.stats import region_stats
 from terrmap.geo import parse_layer
 from terrmap.plan import (
     TERRITORY_COLUMNS,
     PlanInfo,
     assignment_for_layer,
     load_assignment,
+    metrics,
     record_version,
     save_assignment,
 )
-from terrmap.data.stats import region_stats
+from terrmap.plan.accounts import account_owners, territory_metrics
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -116,7 +117,7 @@ def _columns(cur, table: str) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
-def clone_plan(store: "Store", plan: PlanInfo, new_name: str, author: str | None = None) -> PlanInfo:
+def clone_plan(store: Store, plan: PlanInfo, new_name: str, author: str | None = None) -> PlanInfo:
     """A copy of ``plan`` named ``new_name``: territories, assignment (locks included), hierarchy,
     named-account pins and overlays. Its history starts with "cloned from <name> v<version>"."""
     with store.transaction() as tx:
@@ -134,7 +135,7 @@ def clone_plan(store: "Store", plan: PlanInfo, new_name: str, author: str | None
     return PlanInfo(new_id, name, layer, 1, False)
 
 
-def rename_plan(store: "Store", plan: PlanInfo, new_name: str) -> PlanInfo:
+def rename_plan(store: Store, plan: PlanInfo, new_name: str) -> PlanInfo:
     with store.transaction() as tx:
         _, layer, version, published, _ = _require(tx, plan)
         name = _check_name(tx, new_name, exclude_plan_id=plan.plan_id)
@@ -142,7 +143,7 @@ def rename_plan(store: "Store", plan: PlanInfo, new_name: str) -> PlanInfo:
     return PlanInfo(plan.plan_id, name, layer, version, published)
 
 
-def delete_plan(store: "Store", plan: PlanInfo) -> int:
+def delete_plan(store: Store, plan: PlanInfo) -> int:
     """Remove every row of the plan from every plan table (versions, changes, pins, overlays, ...).
 
     The published plan can be deleted only when it is the last one (publish another first: reps
@@ -159,7 +160,7 @@ def delete_plan(store: "Store", plan: PlanInfo) -> int:
     return int(removed)
 
 
-def publish_plan(store: "Store", plan: PlanInfo) -> PlanInfo:
+def publish_plan(store: Store, plan: PlanInfo) -> PlanInfo:
     """Make ``plan`` the published plan (and no other)."""
     with store.transaction() as tx:
         name, layer, version, _, _ = _require(tx, plan)
@@ -172,7 +173,7 @@ def publish_plan(store: "Store", plan: PlanInfo) -> PlanInfo:
 # ---------------------------------------------------------------------------
 
 
-def plan_history(store: "Store", plan: PlanInfo) -> pd.DataFrame:
+def plan_history(store: Store, plan: PlanInfo) -> pd.DataFrame:
     """Every recorded version, newest first: version, saved_at, author, note, regions_changed
     (regions whose territory differs from the previous recorded version; NA for the first)."""
     return store.cursor().execute(
@@ -203,7 +204,7 @@ def plan_history(store: "Store", plan: PlanInfo) -> pd.DataFrame:
     ).df().astype({"regions_changed": "Int64"})
 
 
-def version_snapshot(store: "Store", plan: PlanInfo, version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def version_snapshot(store: Store, plan: PlanInfo, version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(territories, assignment) of a recorded version; ValueError if it was not recorded."""
     cur = store.cursor()
     row = cur.execute("SELECT territories FROM plan_versions WHERE plan_id = ? AND version = ?",
@@ -219,7 +220,7 @@ def version_snapshot(store: "Store", plan: PlanInfo, version: int) -> tuple[pd.D
     return terr, assignment
 
 
-def restore_version(store: "Store", plan: PlanInfo, version: int, author: str | None = None) -> PlanInfo:
+def restore_version(store: Store, plan: PlanInfo, version: int, author: str | None = None) -> PlanInfo:
     """Save the territories and assignment of ``version`` as a new version ("restored version N").
 
     ``plan`` is the version the planner is looking at: if someone saved since, this raises
@@ -247,7 +248,7 @@ def restore_version(store: "Store", plan: PlanInfo, version: int, author: str | 
 GraphFor = Callable  # (layer, region_ids) -> RegionGraph, e.g. a cache (building a ZIP graph takes seconds)
 
 
-def territory_table(store: "Store", plan: PlanInfo) -> pd.DataFrame:
+def territory_table(store: Store, plan: PlanInfo) -> pd.DataFrame:
     """One row per territory: territory_id, name, color, rep_id, leads, potential, customers, regions,
     target and deviation of potential from it.
 
@@ -269,7 +270,7 @@ def territory_table(store: "Store", plan: PlanInfo) -> pd.DataFrame:
               "deviation"]].reset_index(drop=True)
 
 
-def plan_summary(store: "Store", plan: PlanInfo, graph_for: GraphFor | None = None,
+def plan_summary(store: Store, plan: PlanInfo, graph_for: GraphFor | None = None,
                  table: pd.DataFrame | None = None) -> dict:
     """Plan-level metrics (keys of :data:`PLAN_METRICS`).
 
@@ -293,7 +294,7 @@ def plan_summary(store: "Store", plan: PlanInfo, graph_for: GraphFor | None = No
     }
 
 
-def list_scenarios(store: "Store", graph_for: GraphFor | None = None, with_metrics: bool = True) -> pd.DataFrame:
+def list_scenarios(store: Store, graph_for: GraphFor | None = None, with_metrics: bool = True) -> pd.DataFrame:
     """Every plan, published first: plan_id, name, layer, version, published, updated_at, description,
     territories, regions (assigned), author (of the last recorded version), and with ``with_metrics``
     the headline metrics max_abs_deviation (of potential) and non_contiguous (see :func:`plan_summary`)."""
@@ -399,7 +400,7 @@ def _territory_keys(table: pd.DataFrame) -> dict[int, str]:
     return dict(zip(table["territory_id"].astype(int), _unique_names(table["name"])))
 
 
-def changed_regions(store: "Store", a: PlanInfo, b: PlanInfo, ta: pd.DataFrame, tb: pd.DataFrame) -> pd.DataFrame:
+def changed_regions(store: Store, a: PlanInfo, b: PlanInfo, ta: pd.DataFrame, tb: pd.DataFrame) -> pd.DataFrame:
     """Regions of A's layer whose territory (matched by name) differs in B (see :class:`Comparison`)."""
     layer = parse_layer(a.layer)
     asg_a = load_assignment(store, a.plan_id)
@@ -426,7 +427,7 @@ def changed_regions(store: "Store", a: PlanInfo, b: PlanInfo, ta: pd.DataFrame, 
                   "potential"]].reset_index(drop=True)
 
 
-def moved_accounts(store: "Store", a: PlanInfo, b: PlanInfo) -> tuple[pd.DataFrame, float]:
+def moved_accounts(store: Store, a: PlanInfo, b: PlanInfo) -> tuple[pd.DataFrame, float]:
     """(accounts whose owner name differs between A and B, total potential of all accounts)."""
     oa = account_owners(store, a)[["lead_id", "name", "status", "potential", "owner_name"]]
     ob = account_owners(store, b)[["lead_id", "owner_name"]]
@@ -439,7 +440,7 @@ def moved_accounts(store: "Store", a: PlanInfo, b: PlanInfo) -> tuple[pd.DataFra
     return moved[cols].reset_index(drop=True), float(oa["potential"].sum())
 
 
-def compare_plans(store: "Store", a: PlanInfo, b: PlanInfo, graph_for: GraphFor | None = None,
+def compare_plans(store: Store, a: PlanInfo, b: PlanInfo, graph_for: GraphFor | None = None,
                   progress: Callable[[float, str], None] | None = None) -> Comparison:
     """Plan B against plan A: territory and plan metrics with deltas, changed regions, moved accounts."""
     report = progress or (lambda frac, text: None)

@@ -17,18 +17,19 @@ so the accounts listed here are exactly the ones the plan gives the rep, whereve
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from terrmap.plan.accounts import account_owners
-from terrmap.io.csvsafe import guard_frame
 from terrmap.geo import parse_layer
-from terrmap.plan import PlanInfo, get_plan, territories
-from terrmap.rep.route import Route, plan_route
+from terrmap.io.csvsafe import guard_frame
 from terrmap.measures import fmt_int, fmt_money, fmt_pct
+from terrmap.plan import PlanInfo, get_plan, territories
+from terrmap.plan.accounts import account_owners
+from terrmap.rep.route import Route, plan_route
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -78,7 +79,7 @@ class Rep:
             np.isnan(self.home_lat) or np.isnan(self.home_lon))
 
 
-def get_rep(store: "Store", rep_id: str) -> Rep:
+def get_rep(store: Store, rep_id: str) -> Rep:
     rows = store.cursor().execute(
         "SELECT rep_id, name, email, home_zip, home_lat, home_lon, home_metro FROM reps WHERE rep_id = ?", [rep_id]
     ).fetchall()
@@ -87,7 +88,7 @@ def get_rep(store: "Store", rep_id: str) -> Rep:
     return Rep(*rows[0])
 
 
-def resolve_plan(store: "Store", name: str | None = None) -> PlanInfo | None:
+def resolve_plan(store: Store, name: str | None = None) -> PlanInfo | None:
     """The plan a rep sees: ``name`` (or id) if given, else the published one."""
     plan = get_plan(store, name)
     if plan is None and name is not None:
@@ -95,7 +96,7 @@ def resolve_plan(store: "Store", name: str | None = None) -> PlanInfo | None:
     return plan
 
 
-def plan_reps(store: "Store", plan: PlanInfo) -> pd.DataFrame:
+def plan_reps(store: Store, plan: PlanInfo) -> pd.DataFrame:
     """The reps owning a territory or an overlay in ``plan``: rep_id, name, home_metro (by name)."""
     return store.cursor().execute(
         """
@@ -108,7 +109,7 @@ def plan_reps(store: "Store", plan: PlanInfo) -> pd.DataFrame:
     ).df()
 
 
-def rep_territories(store: "Store", plan: PlanInfo, rep_id: str) -> pd.DataFrame:
+def rep_territories(store: Store, plan: PlanInfo, rep_id: str) -> pd.DataFrame:
     """What the rep owns in the plan: kind ('territory' | 'overlay'), id, name, color."""
     return store.cursor().execute(
         """
@@ -123,7 +124,7 @@ def rep_territories(store: "Store", plan: PlanInfo, rep_id: str) -> pd.DataFrame
 
 # -- accounts -----------------------------------------------------------------------------------------
 
-def with_places(store: "Store", owners: pd.DataFrame) -> pd.DataFrame:
+def with_places(store: Store, owners: pd.DataFrame) -> pd.DataFrame:
     """``owners`` plus city and state of each account's ZIP (reference geography)."""
     zips = store.cursor().execute("SELECT zip, city, state FROM zips").df()
     return owners.merge(zips, on="zip", how="left")
@@ -184,7 +185,7 @@ def size_band_bounds(first: str, last: str) -> tuple[int | None, int | None]:
 
 # -- KPIs ---------------------------------------------------------------------------------------------
 
-def region_areas_km2(store: "Store", layer_key: str, region_ids: Sequence[str]) -> pd.Series:
+def region_areas_km2(store: Store, layer_key: str, region_ids: Sequence[str]) -> pd.Series:
     """Land area (km²) per region id; ZIPs from their stored polygons, H3 cells from h3."""
     ids = list(dict.fromkeys(region_ids))
     if layer_key == "zip":
@@ -201,7 +202,7 @@ def region_areas_km2(store: "Store", layer_key: str, region_ids: Sequence[str]) 
     return pd.Series([h3.cell_area(r, "km^2") if h3.is_valid_cell(r) else 0.0 for r in ids], index=ids, dtype=float)
 
 
-def footprints(store: "Store", plan: PlanInfo, owners: pd.DataFrame) -> pd.DataFrame:
+def footprints(store: Store, plan: PlanInfo, owners: pd.DataFrame) -> pd.DataFrame:
     """Every rep's footprint: rep_id, region_id, territory_id (None for a region that only holds
     accounts the rep owns outside their territories)."""
     assigned = store.cursor().execute(
@@ -221,7 +222,7 @@ def footprints(store: "Store", plan: PlanInfo, owners: pd.DataFrame) -> pd.DataF
     return out
 
 
-def all_rep_kpis(store: "Store", plan: PlanInfo, owners: pd.DataFrame | None = None,
+def all_rep_kpis(store: Store, plan: PlanInfo, owners: pd.DataFrame | None = None,
                  feet: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per rep of the plan (index rep_id) with :data:`KPI_COLUMNS`."""
     owners = account_owners(store, plan) if owners is None else owners
@@ -252,7 +253,7 @@ def all_rep_kpis(store: "Store", plan: PlanInfo, owners: pd.DataFrame | None = N
     return out[KPI_COLUMNS]
 
 
-def rep_kpis(store: "Store", plan: PlanInfo, rep_id: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
+def rep_kpis(store: Store, plan: PlanInfo, rep_id: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """The rep's KPIs beside their peers: one row per KPI with value, peer_median, percentile (0-100:
     share of the other reps of the plan below this rep, ties counted half; NaN without peers)."""
     table = all_rep_kpis(store, plan) if table is None else table
@@ -333,7 +334,7 @@ def footprint_frame(rep_id: str, feet: pd.DataFrame, stats: pd.DataFrame,
     return frame
 
 
-def footprint_territories(store: "Store", plan: PlanInfo, rep_id: str, frame: pd.DataFrame) -> pd.DataFrame:
+def footprint_territories(store: Store, plan: PlanInfo, rep_id: str, frame: pd.DataFrame) -> pd.DataFrame:
     """The legend rows: the rep's territories, plus one row for regions outside them if any."""
     terr = territories(store, plan.plan_id)
     terr = terr[terr["rep_id"] == rep_id][["territory_id", "name", "color", "rep_name"]]

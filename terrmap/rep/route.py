@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from terrmap.geo.distance import distance_matrix_km, haversine_km
+from terrmap.geo.distance import distance_matrix_km
 
 EXACT_MAX_STOPS = 10
 OR_OPT_MAX_SEGMENT = 3

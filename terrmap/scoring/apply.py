@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from terrmap.data.store import Store
 
 
-def score_leads(store: "Store", model: LeadModel | None = None, progress: Progress | None = None) -> dict:
+def score_leads(store: Store, model: LeadModel | None = None, progress: Progress | None = None) -> dict:
     """Score every open lead with ``model`` (default: the latest) and refresh the region rollup, in one transaction."""
     report = progress or (lambda frac, msg: None)
     model = model or load_model(store)
@@ -44,7 +44,7 @@ def score_leads(store: "Store", model: LeadModel | None = None, progress: Progre
     return {"open_leads": int(n), "score_source": model.score_source, "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def retrain(store: "Store", seed: int = DEFAULT_SEED, progress: Progress | None = None) -> dict:
+def retrain(store: Store, seed: int = DEFAULT_SEED, progress: Progress | None = None) -> dict:
     """Train, validate, store and apply a new model; returns its metrics (with ``scored``).
 
     Without enough history, makes sure every lead has its fallback score and raises :class:`NotEnoughHistory`.

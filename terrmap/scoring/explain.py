@@ -32,7 +32,7 @@ class Reason(NamedTuple):
     contribution: float
 
 
-def _model_of(store: "Store", source) -> LeadModel | None:
+def _model_of(store: Store, source) -> LeadModel | None:
     """The model that wrote ``score_source``, when it is a model and still loadable."""
     if source is None or not str(source).startswith("model:"):
         return None
@@ -58,7 +58,7 @@ def _plain(value):
     return value
 
 
-def _model_reasons(store: "Store", model: LeadModel, lead_id: str) -> list[Reason]:
+def _model_reasons(store: Store, model: LeadModel, lead_id: str) -> list[Reason]:
     frame = lead_features(store.cursor(), model.spec, lead_id)
     X = prepare(frame, model.spec)
     variants = [X]
@@ -70,7 +70,7 @@ def _model_reasons(store: "Store", model: LeadModel, lead_id: str) -> list[Reaso
     return [Reason(c, _plain(X[c].iloc[0]), float(p[0] - p[i])) for i, c in enumerate(model.spec.columns, start=1)]
 
 
-def explain_lead(store: "Store", lead_id: str, top: int = 5, model: LeadModel | None = None) -> list[Reason]:
+def explain_lead(store: Store, lead_id: str, top: int = 5, model: LeadModel | None = None) -> list[Reason]:
     """The top reasons for a lead's score, largest effect first (by the model that scored it, or ``model``).
 
     Raises KeyError when there is no such lead.

@@ -61,7 +61,7 @@ def fallback_score_sql(row: str) -> tuple[str, str]:
             f"CASE WHEN {row}.crm_score IS NOT NULL THEN 'crm' ELSE 'fit' END")
 
 
-def apply_fallback_scores(store: "Store", cur=None) -> None:
+def apply_fallback_scores(store: Store, cur=None) -> None:
     """(Re)compute score and expected value of every lead not scored by a model.
 
     Only rows whose values change are written (an import computes its own rows' values as it inserts
@@ -87,7 +87,7 @@ class ValueRule:
     overall: float | None
 
     @classmethod
-    def fit(cls, won: pd.DataFrame) -> "ValueRule":
+    def fit(cls, won: pd.DataFrame) -> ValueRule:
         """From won leads (columns industry, deal_value)."""
         v = won[won["deal_value"] > 0]
         by = v.groupby("industry")["deal_value"].agg(["median", "count"])

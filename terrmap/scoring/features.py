@@ -102,7 +102,7 @@ class FeatureSpec:
     def columns(self) -> list[str]:
         return self.categorical + self.numeric
 
-    def without(self, names) -> "FeatureSpec":
+    def without(self, names) -> FeatureSpec:
         names = set(names)
         return FeatureSpec(
             [c for c in self.categorical if c not in names],
@@ -185,7 +185,7 @@ def detect_extra_columns(cur, n_leads: int | None = None) -> tuple[list[ExtraCol
     return extras, excluded
 
 
-def feature_spec(store: "Store", cur=None) -> FeatureSpec:
+def feature_spec(store: Store, cur=None) -> FeatureSpec:
     """The features a model trained now would use (base features with data, plus usable imported columns)."""
     cur = cur or store.cursor()
     n_leads, filled = lead_column_counts(cur)
@@ -236,12 +236,12 @@ class FeatureMatrix:
         return {"categorical": self.categorical, "numeric": self.numeric, "min_count": self.min_count,
                 "max_categories": self.max_categories}
 
-    def set_params(self, **params) -> "FeatureMatrix":
+    def set_params(self, **params) -> FeatureMatrix:
         for k, v in params.items():
             setattr(self, k, v)
         return self
 
-    def fit(self, X: pd.DataFrame, y=None) -> "FeatureMatrix":
+    def fit(self, X: pd.DataFrame, y=None) -> FeatureMatrix:
         self.codes_: dict[str, dict] = {}
         for c in self.categorical:
             counts = X[c].dropna().value_counts()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from terrmap.plan import PlanInfo
 
 
-def icp_segments(store: "Store", min_support: int = 30, top: int | None = 25) -> pd.DataFrame:
+def icp_segments(store: Store, min_support: int = 30, top: int | None = 25) -> pd.DataFrame:
     """Segments industry x size band (employees) x place type (ZIP urbanicity), best first.
 
     Columns: industry, size_band, place_type, closed, won, win_rate, win_rate_low (the Wilson 95%
@@ -47,11 +47,11 @@ def icp_segments(store: "Store", min_support: int = 30, top: int | None = 25) ->
     return df.head(top) if top else df
 
 
-def _layer(layer: "Layer | str") -> Layer:
+def _layer(layer: Layer | str) -> Layer:
     return parse_layer(layer) if isinstance(layer, str) else layer
 
 
-def whitespace(store: "Store", layer, top: int | None = 100, min_open_leads: int = 1) -> pd.DataFrame:
+def whitespace(store: Store, layer, top: int | None = 100, min_open_leads: int = 1) -> pd.DataFrame:
     """High-potential regions of ``layer`` with no customers (no won lead), largest potential first.
 
     Columns: region_id, place ("City, ST" holding most of its leads), lat, lon (mean of its
@@ -73,7 +73,7 @@ def whitespace(store: "Store", layer, top: int | None = 100, min_open_leads: int
     return out[["region_id", "place", "lat", "lon", "leads", "open_leads", "avg_score", "potential", "share"]]
 
 
-def tam_by_territory(store: "Store", plan: "PlanInfo | str | int | None" = None, layer=None) -> pd.DataFrame:
+def tam_by_territory(store: Store, plan: PlanInfo | str | int | None = None, layer=None) -> pd.DataFrame:
     """Total addressable market per territory of ``plan`` (default: the published plan) on ``layer``
     (default: the plan's): all open potential of its regions, with open leads, customers, won
     revenue and its whitespace (regions without customers). Unassigned regions form territory -1.

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -163,7 +163,7 @@ class Calibrator:
         p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
         return np.log(p / (1 - p)).reshape(-1, 1)
 
-    def fit(self, raw, y) -> "Calibrator":
+    def fit(self, raw, y) -> Calibrator:
         raw = np.asarray(raw, dtype=float)
         if self.method == "isotonic":
             from sklearn.isotonic import IsotonicRegression  # why: slow import (module note)

@@ -21,7 +21,7 @@ class NoModel(LookupError):
     """No (loadable) model of that version in this database."""
 
 
-def save_model(store: "Store", model: LeadModel, cur=None) -> int:
+def save_model(store: Store, model: LeadModel, cur=None) -> int:
     """Store ``model`` as the next version; returns the version (also set on the model and its metrics)."""
     cur = cur or store.cursor()
     version = stored.next_model_version(cur)
@@ -33,16 +33,16 @@ def save_model(store: "Store", model: LeadModel, cur=None) -> int:
     return version
 
 
-def latest_version(store: "Store") -> int | None:
+def latest_version(store: Store) -> int | None:
     return stored.latest_model_version(store)
 
 
-def latest_metrics(store: "Store") -> dict | None:
+def latest_metrics(store: Store) -> dict | None:
     """The validation metrics of the latest model (without loading the model), or None."""
     return stored.latest_model_metrics(store)
 
 
-def load_model(store: "Store", version: int | None = None) -> LeadModel:
+def load_model(store: Store, version: int | None = None) -> LeadModel:
     """The stored model of ``version`` (default: the latest); raises :class:`NoModel` when there is none."""
     if version is None:
         version = latest_version(store)

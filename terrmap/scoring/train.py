@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -64,7 +65,7 @@ class NotEnoughHistory(Exception):
                 "min_closed": MIN_CLOSED, "min_per_class": MIN_PER_CLASS}
 
 
-def check_history(store: "Store", cur=None) -> dict:
+def check_history(store: Store, cur=None) -> dict:
     """The closed-lead counts; raises :class:`NotEnoughHistory` when a model cannot be trained."""
     won, lost = closed_lead_counts(cur or store.cursor())
     if won + lost < MIN_CLOSED or won < MIN_PER_CLASS or lost < MIN_PER_CLASS:
@@ -179,7 +180,7 @@ def _validate(model: LeadModel, frame: pd.DataFrame, X: pd.DataFrame, y: np.ndar
     return metrics
 
 
-def train_model(store: "Store", seed: int = DEFAULT_SEED, progress: Progress | None = None) -> LeadModel:
+def train_model(store: Store, seed: int = DEFAULT_SEED, progress: Progress | None = None) -> LeadModel:
     """Train and validate a model on the closed leads (nothing is written; see :func:`terrmap.scoring.retrain`).
 
     Raises :class:`NotEnoughHistory` when there are too few closed leads or only one outcome.
