@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from terrmap.geo.distance import distance_matrix_km, haversine_km
 from terrmap.rep import route as rt
 
 HOME = (32.78, -96.80)  # Dallas
@@ -39,14 +40,14 @@ stops_strategy = st.lists(coordinate, min_size=1, max_size=8).map(
 
 
 def _matrix(lat, lon) -> np.ndarray:
-    return rt.distance_matrix_km(np.r_[HOME[0], lat], np.r_[HOME[1], lon])
+    return distance_matrix_km(np.r_[HOME[0], lat], np.r_[HOME[1], lon])
 
 
 def test_haversine_known_distances():
-    assert rt.haversine_km(0, 0, 1, 0) == pytest.approx(2 * math.pi * 6371.0088 / 360, rel=1e-12)  # one degree
-    assert rt.haversine_km(0, 0, 0, 180) == pytest.approx(math.pi * 6371.0088, rel=1e-12)  # half the equator
+    assert haversine_km(0, 0, 1, 0) == pytest.approx(2 * math.pi * 6371.0088 / 360, rel=1e-12)  # one degree
+    assert haversine_km(0, 0, 0, 180) == pytest.approx(math.pi * 6371.0088, rel=1e-12)  # half the equator
     # Dallas - Houston: about 362 km as the crow flies
-    assert rt.haversine_km(32.7767, -96.7970, 29.7604, -95.3698) == pytest.approx(362, abs=3)
+    assert haversine_km(32.7767, -96.7970, 29.7604, -95.3698) == pytest.approx(362, abs=3)
 
 
 @settings(max_examples=120, deadline=None)
@@ -84,7 +85,7 @@ def test_route_visits_every_stop_once_from_home(stops, closed, exact_max):
     # legs: home -> first stop, stop -> stop, and (closed) last stop -> home
     path_lat = np.r_[HOME[0], lat[route.order], [HOME[0]] if closed and n else []]
     path_lon = np.r_[HOME[1], lon[route.order], [HOME[1]] if closed and n else []]
-    expected = rt.haversine_km(path_lat[:-1], path_lon[:-1], path_lat[1:], path_lon[1:])
+    expected = haversine_km(path_lat[:-1], path_lon[:-1], path_lat[1:], path_lon[1:])
     np.testing.assert_allclose(route.leg_km, expected, rtol=1e-12, atol=1e-9)
     assert len(route.leg_km) == n + (1 if closed and n else 0)
     assert route.total_km == pytest.approx(float(np.sum(expected)), abs=1e-9)
