@@ -44,7 +44,7 @@ def main() -> None:
     plan = Plan(graph, values, ["leads", "potential", "customers"], assign, args.territories)
 
     inc, naive = [], []
-    for i in range(args.repeat):
+    for _ in range(args.repeat):
         src = int(rng.integers(0, args.territories - 1))
         members = np.flatnonzero(plan.assignment == src)[: args.move]
         t0 = time.perf_counter()
@@ -58,7 +58,8 @@ def main() -> None:
     print(f"incremental {a:.2f} ms, full recomputation {b:.2f} ms, x{b / a:.1f}")
     write_section(
         "Plan edit, server side",
-        f"""Command: `python bench/bench_plan_flip.py --regions {args.regions} --territories {args.territories} --move {args.move} --repeat {args.repeat}`
+        f"""Command: `python bench/bench_plan_flip.py --regions {args.regions} --territories {args.territories} \
+--move {args.move} --repeat {args.repeat}`
 
 Move {args.move} regions between territories of a {graph.n:,}-region H3 plan ({args.territories} territories) and refresh
 all metrics (totals per measure, deviations, CV, contiguity of the touched territories, cut edges, perimeters,

@@ -73,7 +73,7 @@ def main() -> None:
             pkey = df["zip"].to_numpy()
         else:
             pkey = None
-        def run_pandas():
+        def run_pandas(pkey=pkey, layer=layer):
             k = pkey if pkey is not None else parent_int(cells, layer.res)
             return pandas_stats(df, k)
 
@@ -81,7 +81,7 @@ def main() -> None:
         theirs = run_pandas()
         assert len(ours) == len(theirs), (key, len(ours), len(theirs))
         assert abs(ours["potential"].sum() - theirs["potential"].sum()) < 1e-6 * max(1, theirs["potential"].sum())
-        t_duck, _ = timed(lambda: region_stats(store, layer), repeat=args.repeat)
+        t_duck, _ = timed(lambda layer=layer: region_stats(store, layer), repeat=args.repeat)
         t_pd, _ = timed(run_pandas, repeat=max(1, args.repeat // 2))
         rows.append((key, len(ours), t_duck, t_pd))
         print(f"{key:6} regions={len(ours):>8,} duckdb={t_duck:.3f}s pandas={t_pd:.3f}s x{t_pd / t_duck:.1f}", flush=True)

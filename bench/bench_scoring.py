@@ -164,9 +164,20 @@ def main() -> None:
         f"| naive: `GradientBoostingClassifier` (100 trees, depth 3, one-hot), fit only | {naive_train[2]:,} | "
         f"{naive_train[0]:.1f} | {naive_train[1]:.4f} |" if naive_train else "| naive: skipped | | | |"
     )
-    body = f"""Command: `python bench/bench_scoring.py --train-leads {args.train_leads} --score-open {args.score_open} --repeat {args.repeat}`  
+    command = (f"python bench/bench_scoring.py --train-leads {args.train_leads} --score-open {args.score_open} "
+               f"--repeat {args.repeat}")
+    train_row = (f"| `train_model` (HistGradientBoosting + calibration + validation) | {m['n_train']:,} | {t_train:.1f} "
+                 f"(runs: {', '.join(f'{t:.1f}' for t in train_times)}; CPU {statistics.median(train_cpu):.1f}) "
+                 f"| {m['roc_auc']:.4f} |")
+    score_row = (f"| `score_leads` | {open_n:,} | {t_score:.2f} (runs: {', '.join(f'{t:.2f}' for t in score_times)}; "
+                 f"CPU {statistics.median(score_cpu):.2f}, both cores) |")
+    naive_score_row = (f"| naive: row by row (`predict_proba` + `expected_value` per lead, nothing written) | {open_n:,} | "
+                       f"{naive_score:,.0f} (extrapolated from {args.naive_rows:,} leads: {per_row * 1e3:.2f} ms per lead) |")
+    body = f"""Command: `{command}`
+
 Run: {time.strftime('%Y-%m-%d %H:%M')}; {platform.machine()}, {os.cpu_count()} cores, load average at start
-{', '.join(f'{x:.1f}' for x in load_start)}, at end {', '.join(f'{x:.1f}' for x in load_end)} (the cores were shared with other work);
+{', '.join(f'{x:.1f}' for x in load_start)}, at end {', '.join(f'{x:.1f}' for x in load_end)}
+(the cores were shared with other work);
 Python {platform.python_version()}; medians of {args.repeat} runs. Budgets: train on 200k closed leads <= 60 s,
 score 1M open leads <= 10 s.
 
@@ -178,7 +189,7 @@ shared cores OpenMP's spin-waiting made two threads 10-50x slower.
 
 | method | training rows | seconds | held-out ROC AUC |
 |---|---:|---:|---:|
-| `train_model` (HistGradientBoosting + calibration + validation) | {m['n_train']:,} | {t_train:.1f} (runs: {', '.join(f'{t:.1f}' for t in train_times)}; CPU {statistics.median(train_cpu):.1f}) | {m['roc_auc']:.4f} |
+{train_row}
 {naive_train_row}
 
 Quality on the same held-out leads ({quality['n']:,}): model ROC AUC {quality['auc']:.4f} vs the true propensity's
@@ -192,12 +203,14 @@ predictions run in one thread per core over chunks of rows.
 
 | method | open leads | seconds |
 |---|---:|---:|
-| `score_leads` | {open_n:,} | {t_score:.2f} (runs: {', '.join(f'{t:.2f}' for t in score_times)}; CPU {statistics.median(score_cpu):.2f}, both cores) |
-| naive: row by row (`predict_proba` + `expected_value` per lead, nothing written) | {open_n:,} | {naive_score:,.0f} (extrapolated from {args.naive_rows:,} leads: {per_row * 1e3:.2f} ms per lead) |
+{score_row}
+{naive_score_row}
 
 Speed-up: {naive_score / t_score:,.0f}x.
 
-Wall times depend on what else runs on the 2 shared cores; CPU seconds (all threads) are the steadier figure. Runs of this benchmark on this machine at load averages of 3-6 took 10-16 s wall for the same ~6 CPU-seconds of scoring.
+Wall times depend on what else runs on the 2 shared cores; CPU seconds (all threads) are the steadier figure.
+Runs of this benchmark on this machine at load averages of 3-6 took 10-16 s wall for the same ~6 CPU-seconds
+of scoring.
 """
     write_section("Lead scoring", body)
     print(body)

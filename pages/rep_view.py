@@ -56,7 +56,8 @@ label_of = {r.rep_id: f"{r.name} ({r.rep_id})" + (f" · {r.home_metro}" if r.hom
             for r in reps.itertuples()}
 ui.seed_from_url("rep", label_of, default=None)
 head, pick = st.columns([3, 1], vertical_alignment="bottom")
-rep_id = pick.selectbox("Rep", list(label_of), format_func=label_of.get, key="rep", placeholder="Choose a rep", help="Each rep can bookmark their own view: /rep?rep=ID")
+rep_id = pick.selectbox("Rep", list(label_of), format_func=label_of.get, key="rep", placeholder="Choose a rep",
+                        help="Each rep can bookmark their own view: /rep?rep=ID")
 ui.sync_url({"rep": rep_id}, {})
 if rep_id is None:
     head.caption(f"Plan **{ui.md(plan.name)}**. Choose a rep to see their footprint and accounts.")
@@ -129,7 +130,8 @@ route_text = (f"Route: **{len(stops)} stops, {route.total_km:,.0f} km**{' round 
               f"(straight-line distances, {'the shortest order' if route.method == 'exact' else 'a short order'})"
               if route else ("No home base on file: no route." if not rep.has_home else "No accounts to visit."))
 st.caption(
-    f"{fmt_int(footprint.n_features)} regions in the footprint, {fmt_int(len(ranked))} accounts match the filters; the top 300 are on the map (orange, numbered: "
+    f"{fmt_int(footprint.n_features)} regions in the footprint, {fmt_int(len(ranked))} accounts match the filters; "
+    "the top 300 are on the map (orange, numbered: "
     f"the route). {route_text}"
 )
 
