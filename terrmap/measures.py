@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 import numpy as np
@@ -124,17 +125,33 @@ def fmt_number(value) -> str:
 
 
 def fmt_money(value) -> str:
-    """$950, $12.3K, $4.56M, $1.20B."""
+    """$950, $12.3K, $4.56M, $1.20B: three significant digits, halves rounded up, and a value that rounds
+    up to 1,000 of one unit is written in the next ($1.00M, not $1,000K)."""
     if _missing(value):
         return MISSING
     v = float(value)
+    if not math.isfinite(v):
+        return MISSING
     sign = "-" if v < 0 else ""
-    v = abs(v)
-    for div, suffix in MONEY_UNITS:
-        if v >= div:
-            x = v / div
-            return f"{sign}${x:,.{_money_digits(x)}f}{suffix}"
-    return f"{sign}${v:,.0f}"
+    a = abs(v)
+    units = ((1.0, ""),) + tuple(reversed(MONEY_UNITS))
+    i = max([j for j, (div, _) in enumerate(units) if a >= div], default=0)
+    while True:
+        div, suffix = units[i]
+        x = a / div
+        digits = 0 if div == 1 else _money_digits(x)
+        rounded = _round_half_up(x, digits)
+        if div != 1 and _money_digits(rounded) != digits:  # 9.996 -> 10.00 is written 10.0
+            digits = _money_digits(rounded)
+            rounded = _round_half_up(x, digits)
+        if rounded < 1000 or i == len(units) - 1:
+            return f"{sign}${rounded:,.{digits}f}{suffix}"
+        i += 1
+
+
+def _round_half_up(x: float, digits: int) -> float:
+    # JavaScript's toFixed rounds the exact binary value half up; Decimal(x) is that exact value.
+    return float(Decimal(x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
 
 
 def fmt_pct(value, digits: int = 0) -> str:
@@ -158,14 +175,19 @@ def formats_js() -> str:
 
     Expects ``nf`` (an ``Intl.NumberFormat('en-US')``) in scope.
     """
-    units = json.dumps([[d, s] for d, s in MONEY_UNITS])
+    units = json.dumps([[1, ""]] + [[d, s] for d, s in reversed(MONEY_UNITS)])
     return (
         "function money(v) {\n"
-        f"    var a = Math.abs(v), s = v < 0 ? '-' : '', u = {units};\n"
-        "    for (var j = 0; j < u.length; j++) {\n"
-        "        if (a >= u[j][0]) { var x = a / u[j][0];\n"
-        "            return s + '$' + x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0) + u[j][1]; }\n"
+        f"    var a = Math.abs(v), s = v < 0 ? '-' : '', u = {units}, i = 0;\n"
+        "    function digits(x) { return x < 10 ? 2 : x < 100 ? 1 : 0; }\n"
+        "    while (i + 1 < u.length && a >= u[i + 1][0]) i++;\n"
+        "    for (;;) {\n"
+        "        var x = a / u[i][0], d = u[i][0] === 1 ? 0 : digits(x), r = Number(x.toFixed(d));\n"
+        "        if (u[i][0] !== 1 && digits(r) !== d) { d = digits(r); r = Number(x.toFixed(d)); }\n"
+        "        if (r < 1000 || i === u.length - 1) {\n"
+        "            return s + '$' + (d === 0 ? nf.format(r) : r.toFixed(d)) + u[i][1];\n"
+        "        }\n"
+        "        i++;\n"
         "    }\n"
-        "    return s + '$' + nf.format(Math.round(a));\n"
         "}\n"
     )

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from terrmap.app.assets import STATIC_DIR
@@ -19,9 +20,10 @@ SCRIPTS = STATIC_DIR / "terrmap"
 MONEY_VALUES = [0, 0.4, 7, 950, 999, 999.4, 1000, 1234, 9994, 9999, 12_345, 99_940, 123_456, 999_000,
                 1e6, 4_560_000, 45_600_000, 183_493_606, 1e9, 2.5e9, 75.26e9, 999e9,
                 -1, -950, -12_345, -4_560_000, -2.5e9]
-# Where the two disagree today (terrmap.measures owns the rule): just under the next unit Python writes
-# "$1,000K" and JavaScript "$1000K" (both should say "$1.00M"); halves round to even in Python, up in JS.
-KNOWN_DIFFERENCES = [999_999, 999_999_999, 950.5, 75.25e9]
+# Just under the next unit and exact halves: where Python and JavaScript disagreed before the rule was
+# written once in terrmap.measures ("$1,000K" vs "$1000K"; halves to even vs up).
+BOUNDARIES = {999.5: "$1.00K", 999_999: "$1.00M", 999_999_999: "$1.00B", 950.5: "$951", 75.25e9: "$75.3B",
+              9_999: "$10.0K", 99_950: "$100K", 9_995: "$9.99K", 2.5e12: "$2,500B", -999_999: "-$1.00M"}
 
 
 def run_node(files: list[str], expr: str):
@@ -46,10 +48,19 @@ def test_js_money_agrees_with_python():
     assert got == [fmt_money(v) for v in MONEY_VALUES]
 
 
-@pytest.mark.xfail(strict=True, reason="known: see KNOWN_DIFFERENCES; fix in terrmap.measures, then drop this mark")
-def test_js_money_agrees_with_python_at_unit_boundaries_and_halves():
-    got = run_node([FORMATS_JS[1]], f"{json.dumps(KNOWN_DIFFERENCES)}.map(tm.money)")
-    assert got == [fmt_money(v) for v in KNOWN_DIFFERENCES]
+def test_money_at_unit_boundaries_and_halves_reads_the_same_in_python_and_js():
+    values = list(BOUNDARIES)
+    assert [fmt_money(v) for v in values] == list(BOUNDARIES.values())
+    assert run_node([FORMATS_JS[1]], f"{json.dumps(values)}.map(tm.money)") == list(BOUNDARIES.values())
+
+
+def test_js_money_agrees_with_python_on_random_amounts():
+    rng = np.random.default_rng(7)
+    # every magnitude from cents to trillions, plus values just under each unit and exact halves
+    values = [round(v, int(d)) for v, d in zip(10 ** rng.uniform(-1, 12.5, 1500), rng.integers(0, 3, 1500))]
+    values += [u * (1 - 10.0 ** -e) for u in (1e3, 1e6, 1e9) for e in range(2, 8)] + [k + 0.5 for k in range(0, 2000, 37)]
+    values += [-v for v in values[:200]]
+    assert run_node([FORMATS_JS[1]], f"{json.dumps(values)}.map(tm.money)") == [fmt_money(v) for v in values]
 
 
 def test_js_values_agree_with_python():
