@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 
-from terrmap.data.plans import PlanInfo
+from terrmap.data.plans import PlanInfo, plan_exists  # noqa: F401 (plan_exists: the checks in plan.accounts use it)
 from terrmap.geo import parse_layer
 from terrmap.measures import LEAD_POTENTIAL_SQL
 
@@ -245,10 +245,6 @@ def overlap_report(store: Store, plan: PlanInfo) -> pd.DataFrame:
 # ---------------------------------------------------------------------------
 # Existence checks (``con``: a store cursor or an open transaction)
 # ---------------------------------------------------------------------------
-
-
-def plan_exists(con: duckdb.DuckDBPyConnection, plan_id: int) -> bool:
-    return bool(con.execute("SELECT 1 FROM plans WHERE plan_id = ?", [plan_id]).fetchall())
 
 
 def territory_ids(con: duckdb.DuckDBPyConnection, plan_id: int) -> set[int]:
