@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from terrmap.app.html_safe import esc
 from terrmap.app.map_data import map_data, region_frame
+from terrmap.data import scenarios as stored_scenarios
 from terrmap.geo import parse_layer
 from terrmap.plan import SaveConflict, create_plan, get_plan, load_assignment, save_assignment, territories
 from terrmap.plan import scenarios as sc
@@ -188,7 +189,7 @@ def test_delete_removes_every_row_of_that_plan_and_nothing_else(demo_store):
     plan, _ = _decorate(demo_store, get_plan(demo_store))
     clone = sc.clone_plan(demo_store, plan, "Doomed")
     _decorate(demo_store, clone)
-    tables = sc._plan_tables(demo_store.cursor())
+    tables = stored_scenarios.plan_tables(demo_store.cursor())
     expected = {"plans", "territories", "plan_assignments", "plan_changes", "plan_versions",
                 "plan_version_assignments", "hierarchy_nodes", "account_pins", "overlays"}
     assert expected <= set(tables)

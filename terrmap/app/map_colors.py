@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,22 +10,14 @@ import pandas as pd
 
 from terrmap.app.html_safe import esc, is_missing
 from terrmap.measures import fmt_value
+from terrmap.plan.colors import UNASSIGNED_COLOR, safe_color  # noqa: F401 (re-exported: colour validation lives in plan)
 
-UNASSIGNED_COLOR = "#c8ccd2"
 NO_DATA_COLOR = "#e4e6ea"
 UNASSIGNED_LABEL = "Unassigned"
 
 # ColorBrewer YlGnBu (sequential, colour-blind safe, prints well), without its near-white first class.
 SEQUENTIAL = ["#edf8b1", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#253494", "#081d58"]
 LAND_COLOR = "#f7f8fa"  # the states (offline base layer); water is the map background (static/terrmap/map.css)
-
-_COLOR_RE = re.compile(r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|#[0-9a-fA-F]{8}|[a-zA-Z]{3,20})$")
-
-
-def safe_color(value, default: str = UNASSIGNED_COLOR) -> str:
-    """A CSS colour we can put into a style attribute, else ``default``."""
-    return value if isinstance(value, str) and _COLOR_RE.match(value.strip() or "-") else default
-
 
 @dataclass
 class Bins:

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from terrmap.data.store import Store
 
 
+def plan_exists(con, plan_id: int) -> bool:
+    """Whether plan ``plan_id`` is stored (``con``: a store cursor or an open transaction)."""
+    return bool(con.execute("SELECT 1 FROM plans WHERE plan_id = ?", [plan_id]).fetchall())
+
+
 @dataclass
 class Territory:
     territory_id: int

@@ -1,8 +1,12 @@
-"""Territory colours: a high-contrast palette and a colouring that keeps neighbours apart."""
+"""Territory colours: a high-contrast palette, a colouring that keeps neighbours apart, colour validation."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
+
+UNASSIGNED_COLOR = "#c8ccd2"
+_COLOR_RE = re.compile(r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|#[0-9a-fA-F]{8}|[a-zA-Z]{3,20})$")
 
 # Kelly's colours of maximum contrast (without white and black) in his order, then four
 # ColorBrewer Dark2 colours: distinct on a light map and for most colour-blind readers
@@ -12,6 +16,11 @@ PALETTE = [
     "#e68fac", "#0067a5", "#f99379", "#604e97", "#f6a600", "#b3446c", "#dcd300", "#882d17",
     "#8db600", "#654522", "#e25822", "#2b3d26", "#1b9e77", "#7570b3", "#66a61e", "#e7298a",
 ]
+
+
+def safe_color(value, default: str = UNASSIGNED_COLOR) -> str:
+    """A CSS colour we can put into a style attribute, else ``default``."""
+    return value if isinstance(value, str) and _COLOR_RE.match(value.strip() or "-") else default
 
 
 def palette_color(i: int) -> str:

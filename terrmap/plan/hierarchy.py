@@ -14,8 +14,9 @@ valid when
 A territory may roll up into a node of any depth; at a deeper level than its
 parent's it has no ancestor and is reported under "(no <level>)".
 
-Every change is checked against these rules inside its transaction and rolled
-back, with a message naming the node, when it would break one of them.
+Rows are read and written through :mod:`terrmap.data.hierarchy`; every change
+is checked against these rules inside its transaction and rolled back, with a
+message naming the node, when it would break one of them.
 
 Roll-ups (:func:`rollup`) sum :func:`terrmap.plan.accounts.territory_metrics` per
 node of a level, so accounts are counted once, where they are owned; accounts
@@ -29,8 +30,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from terrmap.data import hierarchy as stored
+from terrmap.data.plans import plan_exists
 from terrmap.plan import PALETTE, PlanInfo, metrics
 from terrmap.plan.accounts import territory_metrics
+from terrmap.plan.colors import safe_color
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -52,10 +56,7 @@ class HierarchyError(ValueError):
 
 def nodes(store: Store, plan_id: int) -> pd.DataFrame:
     """The plan's nodes: node_id, name, level, parent, color, depth (ancestors; None inside a cycle)."""
-    df = store.cursor().execute(
-        "SELECT node_id, name, level, parent, color FROM hierarchy_nodes WHERE plan_id = ? ORDER BY node_id",
-        [plan_id],
-    ).df()
+    df = stored.node_rows(store.cursor(), plan_id)
     df["depth"] = pd.array([_depths(df).get(n) for n in df["node_id"]], dtype="Int64")
     return df
 
@@ -141,20 +142,14 @@ def problems(node_frame: pd.DataFrame, territory_parents: dict[int, str | None] 
     return out
 
 
-def _territory_parents(cur, plan_id: int) -> dict[int, str | None]:
-    rows = cur.execute("SELECT territory_id, parent FROM territories WHERE plan_id = ? ORDER BY territory_id",
-                       [plan_id]).fetchall()
-    return {int(t): p for t, p in rows}
-
-
 def check(store: Store, plan_id: int) -> list[str]:
     """Problems of the stored hierarchy (empty when valid)."""
-    return problems(nodes(store, plan_id), _territory_parents(store.cursor(), plan_id))
+    return problems(nodes(store, plan_id), stored.territory_parents(store.cursor(), plan_id))
 
 
 def _assert_valid(tx, plan_id: int) -> None:
-    frame = tx.execute("SELECT node_id, name, level, parent FROM hierarchy_nodes WHERE plan_id = ?", [plan_id]).df()
-    found = problems(frame, _territory_parents(tx, plan_id))
+    frame = stored.node_rows(tx, plan_id)
+    found = problems(frame, stored.territory_parents(tx, plan_id))
     if found:
         raise HierarchyError("; ".join(found))
 
@@ -177,7 +172,7 @@ def ancestor_at(store: Store, plan_id: int, level: str) -> dict[int, str | None]
     parents = _parents(df)
     level_of = dict(zip(df["node_id"], df["level"]))
     out: dict[int, str | None] = {}
-    for t, p in _territory_parents(store.cursor(), plan_id).items():
+    for t, p in stored.territory_parents(store.cursor(), plan_id).items():
         seen: set[str] = set()
         node = p
         while node is not None and node in parents and node not in seen and level_of[node] != level:
@@ -192,30 +187,29 @@ def ancestor_at(store: Store, plan_id: int, level: str) -> dict[int, str | None]
 # ---------------------------------------------------------------------------
 
 
-def _require_plan(cur, plan_id: int) -> None:
-    if not cur.execute("SELECT 1 FROM plans WHERE plan_id = ?", [plan_id]).fetchall():
+def _require_plan(con, plan_id: int) -> None:
+    if not plan_exists(con, plan_id):
         raise ValueError(f"plan {plan_id} does not exist")
 
 
-def _require_node(cur, plan_id: int, node_id: str) -> tuple:
-    row = cur.execute("SELECT node_id, name, level, parent, color FROM hierarchy_nodes WHERE plan_id = ? AND node_id = ?",
-                      [plan_id, node_id]).fetchall()
-    if not row:
+def _require_node(con, plan_id: int, node_id: str) -> tuple:
+    row = stored.node_row(con, plan_id, node_id)
+    if row is None:
         raise ValueError(f"node {node_id!r} does not exist in plan {plan_id}")
-    return row[0]
+    return row
 
 
-def _free_color(cur, plan_id: int, level: str) -> str:
+def _free_color(con, plan_id: int, level: str) -> str:
     """The palette colour least used by the level's nodes (so a map by level tells them apart), preferring
     one no other level uses (so a Division's colour differs from its Regions')."""
-    rows = cur.execute("SELECT color, level = ? FROM hierarchy_nodes WHERE plan_id = ?", [level, plan_id]).fetchall()
+    rows = stored.node_colors(con, plan_id, level)
     same = [c for c, here in rows if here]
     other = {c for c, here in rows if not here}
     return min(PALETTE, key=lambda c: (same.count(c), c in other, PALETTE.index(c)))
 
 
-def _new_node_id(cur, plan_id: int) -> str:
-    taken = {r[0] for r in cur.execute("SELECT node_id FROM hierarchy_nodes WHERE plan_id = ?", [plan_id]).fetchall()}
+def _new_node_id(con, plan_id: int) -> str:
+    taken = stored.node_ids(con, plan_id)
     number = len(taken) + 1
     while f"N{number}" in taken:
         number += 1
@@ -231,8 +225,7 @@ def create_node(store: Store, plan_id: int, name: str, level: str, parent: str |
         if parent is not None:
             _require_node(tx, plan_id, parent)
         node_id = _new_node_id(tx, plan_id)
-        tx.execute("INSERT INTO hierarchy_nodes VALUES (?, ?, ?, ?, ?, ?)",
-                   [plan_id, node_id, name, level, parent, color or _free_color(tx, plan_id, level)])
+        stored.insert_node(tx, plan_id, node_id, name, level, parent, color or _free_color(tx, plan_id, level))
         _assert_valid(tx, plan_id)
     return node_id
 
@@ -246,10 +239,8 @@ def add_top_level(store: Store, plan_id: int, name: str, level: str, color: str 
     with store.transaction() as tx:
         _require_plan(tx, plan_id)
         node_id = _new_node_id(tx, plan_id)
-        tx.execute("INSERT INTO hierarchy_nodes VALUES (?, ?, ?, ?, NULL, ?)",
-                   [plan_id, node_id, name, level, color or _free_color(tx, plan_id, level)])
-        tx.execute("UPDATE hierarchy_nodes SET parent = ? WHERE plan_id = ? AND parent IS NULL AND node_id <> ?",
-                   [node_id, plan_id, node_id])
+        stored.insert_node(tx, plan_id, node_id, name, level, None, color or _free_color(tx, plan_id, level))
+        stored.put_top_nodes_under(tx, plan_id, node_id)
         _assert_valid(tx, plan_id)
     return node_id
 
@@ -257,18 +248,16 @@ def add_top_level(store: Store, plan_id: int, name: str, level: str, color: str 
 def rename_node(store: Store, plan_id: int, node_id: str, name: str) -> None:
     with store.transaction() as tx:
         _require_node(tx, plan_id, node_id)
-        tx.execute("UPDATE hierarchy_nodes SET name = ? WHERE plan_id = ? AND node_id = ?",
-                   [(name or "").strip(), plan_id, node_id])
+        stored.set_node_name(tx, plan_id, node_id, (name or "").strip())
         _assert_valid(tx, plan_id)
 
 
 def rename_level(store: Store, plan_id: int, old: str, new: str) -> None:
     """Rename a level for all its nodes (e.g. "Region" -> "Area")."""
     with store.transaction() as tx:
-        if not tx.execute("SELECT 1 FROM hierarchy_nodes WHERE plan_id = ? AND level = ?", [plan_id, old]).fetchall():
+        if not stored.level_exists(tx, plan_id, old):
             raise ValueError(f"plan {plan_id} has no level {old!r}")
-        tx.execute("UPDATE hierarchy_nodes SET level = ? WHERE plan_id = ? AND level = ?",
-                   [(new or "").strip(), plan_id, old])
+        stored.set_level_name(tx, plan_id, old, (new or "").strip())
         _assert_valid(tx, plan_id)
 
 
@@ -278,18 +267,16 @@ def move_node(store: Store, plan_id: int, node_id: str, parent: str | None) -> N
         _require_node(tx, plan_id, node_id)
         if parent is not None:
             _require_node(tx, plan_id, parent)
-        tx.execute("UPDATE hierarchy_nodes SET parent = ? WHERE plan_id = ? AND node_id = ?", [parent, plan_id, node_id])
+        stored.set_node_parent(tx, plan_id, node_id, parent)
         _assert_valid(tx, plan_id)
 
 
 def set_node_color(store: Store, plan_id: int, node_id: str, color: str) -> None:
-    from terrmap.app.map_colors import safe_color
-
     if safe_color(color, default="") != color:
         raise ValueError(f"node {node_id!r}: {color!r} is not a colour like #1b9e77")
     with store.transaction() as tx:
         _require_node(tx, plan_id, node_id)
-        tx.execute("UPDATE hierarchy_nodes SET color = ? WHERE plan_id = ? AND node_id = ?", [color, plan_id, node_id])
+        stored.set_node_color(tx, plan_id, node_id, color)
 
 
 def delete_node(store: Store, plan_id: int, node_id: str) -> None:
@@ -300,9 +287,7 @@ def delete_node(store: Store, plan_id: int, node_id: str) -> None:
     """
     with store.transaction() as tx:
         _, name, level, parent, _ = _require_node(tx, plan_id, node_id)
-        tx.execute("UPDATE hierarchy_nodes SET parent = ? WHERE plan_id = ? AND parent = ?", [parent, plan_id, node_id])
-        tx.execute("UPDATE territories SET parent = ? WHERE plan_id = ? AND parent = ?", [parent, plan_id, node_id])
-        tx.execute("DELETE FROM hierarchy_nodes WHERE plan_id = ? AND node_id = ?", [plan_id, node_id])
+        stored.delete_node(tx, plan_id, node_id, parent)
         try:
             _assert_valid(tx, plan_id)
         except HierarchyError as e:
@@ -319,14 +304,14 @@ def set_territory_parents(store: Store, plan_id: int, parents: dict[int, str | N
     """Several territories at once, all or nothing."""
     with store.transaction() as tx:
         _require_plan(tx, plan_id)
-        known = set(_territory_parents(tx, plan_id))
+        known = set(stored.territory_parents(tx, plan_id))
         unknown = sorted(int(t) for t in parents if int(t) not in known)
         if unknown:
             raise ValueError(f"territory {', '.join(map(str, unknown))} is not in plan {plan_id}")
         for t, node in parents.items():
             if node is not None:
                 _require_node(tx, plan_id, node)
-            tx.execute("UPDATE territories SET parent = ? WHERE plan_id = ? AND territory_id = ?", [node, plan_id, int(t)])
+            stored.set_territory_parent(tx, plan_id, int(t), node)
         _assert_valid(tx, plan_id)
 
 
@@ -353,7 +338,7 @@ def rollup(store: Store, plan: PlanInfo, level: str, measure: str = "potential",
     m = m.assign(territories=(m["owner_kind"] == "territory").astype(int))
     terr = m[m["owner_kind"] == "territory"].copy()
     over = m[m["owner_kind"] == "overlay"]
-    tparents = _territory_parents(store.cursor(), plan.plan_id)
+    tparents = stored.territory_parents(store.cursor(), plan.plan_id)
     if level == TERRITORY_LEVEL:
         body = terr.assign(kind="territory", node_id=terr["owner_id"].astype(int).astype(str), level=level,
                            parent=terr["owner_id"].map(lambda t: tparents.get(int(t))))
@@ -414,7 +399,7 @@ def tree(store: Store, plan: PlanInfo, measure: str = "potential",
             rows_of[key] = row
     all_nodes = nodes(store, plan.plan_id)
     parent_of = {("node", n): (None if pd.isna(p) else p) for n, p in zip(all_nodes["node_id"], all_nodes["parent"])}
-    for t, p in _territory_parents(store.cursor(), plan.plan_id).items():
+    for t, p in stored.territory_parents(store.cursor(), plan.plan_id).items():
         parent_of[("territory", str(t))] = p
     for key, parent in parent_of.items():
         children.setdefault(parent if parent in set(all_nodes["node_id"]) else None, []).append(key)

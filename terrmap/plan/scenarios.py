@@ -9,7 +9,8 @@ and restore any saved version, and compare two plans:
 * the accounts that change owner (named-account pins and overlays included, see
   :mod:`terrmap.plan.accounts`), with the potential that moves.
 
-Every write happens in one transaction; names are user text (escape them when shown as HTML).
+The rows are read and written through :mod:`terrmap.data.scenarios`. Every write happens in one
+transaction; names are user text (escape them when shown as HTML).
 History: :func:`terrmap.plan.create_plan` and :func:`terrmap.plan.save_assignment` record every
 version in ``plan_versions``; restoring a version saves it again as a new version, so the
 history only grows and a restore can itself be undone.
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from terrmap.data import scenarios as stored
+from terrmap.data.hierarchy import node_ids, territory_parents
 from terrmap.data.stats import region_stats
 from terrmap.geo import parse_layer
 from terrmap.plan import (
@@ -37,6 +40,7 @@ from terrmap.plan import (
     save_assignment,
 )
 from terrmap.plan.accounts import account_owners, territory_metrics
+from terrmap.plan.editor import EditorSession
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -68,48 +72,24 @@ TERRITORY_MEASURES = ["leads", "potential", "customers", "regions", "deviation"]
 # ---------------------------------------------------------------------------
 
 
-def _check_name(cur, name: str, exclude_plan_id: int | None = None) -> str:
+def _check_name(con, name: str, exclude_plan_id: int | None = None) -> str:
     """The trimmed name if no other plan has it (case-insensitive), else a ValueError saying so."""
     clean = (name or "").strip()
     if not clean:
         raise ValueError("a scenario needs a name")
     if len(clean) > MAX_NAME_LENGTH:
         raise ValueError(f"a scenario name has at most {MAX_NAME_LENGTH} characters (this one has {len(clean)})")
-    clash = cur.execute(
-        "SELECT name FROM plans WHERE lower(name) = lower(?) AND plan_id IS DISTINCT FROM ?", [clean, exclude_plan_id]
-    ).fetchall()
-    if clash:
-        raise ValueError(f"a scenario named {clash[0][0]!r} already exists: choose another name")
+    clash = stored.plan_named(con, clean, other_than=exclude_plan_id)
+    if clash is not None:
+        raise ValueError(f"a scenario named {clash!r} already exists: choose another name")
     return clean
 
 
-def _require(cur, plan: PlanInfo) -> tuple:
-    row = cur.execute("SELECT name, layer, version, published, description FROM plans WHERE plan_id = ?",
-                      [plan.plan_id]).fetchall()
-    if not row:
+def _require(con, plan: PlanInfo) -> tuple:
+    row = stored.plan_row(con, plan.plan_id)
+    if row is None:
         raise ValueError(f"scenario {plan.name!r} no longer exists")
-    return row[0]
-
-
-def _plan_tables(cur) -> list[str]:
-    """Every table with a plan_id column: all of them hold rows of a plan (found, not listed, so a
-    table added by a later migration is cloned/deleted too)."""
-    rows = cur.execute(
-        "SELECT table_name FROM information_schema.columns c JOIN information_schema.tables t USING "
-        "(table_catalog, table_schema, table_name) WHERE c.column_name = 'plan_id' AND t.table_type = 'BASE TABLE' "
-        "AND c.table_schema = current_schema() ORDER BY table_name"
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-# Rows of a plan a clone copies (the history and the change log start afresh).
-CLONED_TABLES = ["territories", "plan_assignments", "hierarchy_nodes", "account_pins", "overlays"]
-
-
-def _columns(cur, table: str) -> list[str]:
-    return [r[0] for r in cur.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema() "
-        "ORDER BY ordinal_position", [table]).fetchall()]
+    return row
 
 
 # ---------------------------------------------------------------------------
@@ -123,14 +103,7 @@ def clone_plan(store: Store, plan: PlanInfo, new_name: str, author: str | None =
     with store.transaction() as tx:
         name = _check_name(tx, new_name)
         src_name, layer, version, _, description = _require(tx, plan)
-        new_id = tx.execute(
-            "INSERT INTO plans (name, layer, published, description) VALUES (?, ?, false, ?) RETURNING plan_id",
-            [name, layer, description],
-        ).fetchall()[0][0]
-        for table in CLONED_TABLES:
-            cols = [c for c in _columns(tx, table) if c != "plan_id"]
-            tx.execute(f"INSERT INTO {table} (plan_id, {', '.join(cols)}) SELECT ?, {', '.join(cols)} "
-                       f"FROM {table} WHERE plan_id = ?", [new_id, plan.plan_id])
+        new_id = stored.copy_plan(tx, plan.plan_id, name, layer, description)
         record_version(tx, new_id, 1, author, f"cloned from {src_name} v{version}")
     return PlanInfo(new_id, name, layer, 1, False)
 
@@ -139,7 +112,7 @@ def rename_plan(store: Store, plan: PlanInfo, new_name: str) -> PlanInfo:
     with store.transaction() as tx:
         _, layer, version, published, _ = _require(tx, plan)
         name = _check_name(tx, new_name, exclude_plan_id=plan.plan_id)
-        tx.execute("UPDATE plans SET name = ?, updated_at = current_timestamp WHERE plan_id = ?", [name, plan.plan_id])
+        stored.set_plan_name(tx, plan.plan_id, name)
     return PlanInfo(plan.plan_id, name, layer, version, published)
 
 
@@ -151,12 +124,10 @@ def delete_plan(store: Store, plan: PlanInfo) -> int:
     """
     with store.transaction() as tx:
         name, _, _, published, _ = _require(tx, plan)
-        others = tx.execute("SELECT count(*) FROM plans WHERE plan_id <> ?", [plan.plan_id]).fetchall()[0][0]
+        others = stored.count_other_plans(tx, plan.plan_id)
         if published and others:
             raise ValueError(f"scenario {name!r} is the published plan: publish another scenario before deleting it")
-        removed = 0
-        for table in _plan_tables(tx):
-            removed += tx.execute(f"DELETE FROM {table} WHERE plan_id = ?", [plan.plan_id]).fetchall()[0][0]
+        removed = stored.delete_plan_rows(tx, plan.plan_id)
     return int(removed)
 
 
@@ -164,7 +135,7 @@ def publish_plan(store: Store, plan: PlanInfo) -> PlanInfo:
     """Make ``plan`` the published plan (and no other)."""
     with store.transaction() as tx:
         name, layer, version, _, _ = _require(tx, plan)
-        tx.execute("UPDATE plans SET published = (plan_id = ?)", [plan.plan_id])
+        stored.set_published(tx, plan.plan_id)
     return PlanInfo(plan.plan_id, name, layer, version, True)
 
 
@@ -176,47 +147,18 @@ def publish_plan(store: Store, plan: PlanInfo) -> PlanInfo:
 def plan_history(store: Store, plan: PlanInfo) -> pd.DataFrame:
     """Every recorded version, newest first: version, saved_at, author, note, regions_changed
     (regions whose territory differs from the previous recorded version; NA for the first)."""
-    return store.cursor().execute(
-        """
-        WITH v AS (
-            SELECT version, lag(version) OVER (ORDER BY version) AS prev, saved_at, author, note
-            FROM plan_versions WHERE plan_id = $plan
-        ),
-        a AS (SELECT version, region_id, territory_id FROM plan_version_assignments WHERE plan_id = $plan),
-        both_sides AS (
-            SELECT v.version, a.region_id, a.territory_id FROM v JOIN a ON a.version = v.version WHERE v.prev IS NOT NULL
-            UNION ALL
-            SELECT v.version, a.region_id, a.territory_id FROM v JOIN a ON a.version = v.prev
-        ),
-        changed AS (
-            -- a region on one side only, or on both in different territories
-            SELECT version, count(*) AS n FROM (
-                SELECT version, region_id FROM both_sides GROUP BY version, region_id
-                HAVING count(*) = 1 OR count(DISTINCT coalesce(territory_id, -1)) > 1
-            ) GROUP BY version
-        )
-        SELECT v.version, v.saved_at, v.author, v.note,
-               CASE WHEN v.prev IS NULL THEN NULL ELSE coalesce(c.n, 0) END AS regions_changed
-        FROM v LEFT JOIN changed c USING (version)
-        ORDER BY v.version DESC
-        """,
-        {"plan": plan.plan_id},
-    ).df().astype({"regions_changed": "Int64"})
+    return stored.plan_history(store, plan.plan_id)
 
 
 def version_snapshot(store: Store, plan: PlanInfo, version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(territories, assignment) of a recorded version; ValueError if it was not recorded."""
-    cur = store.cursor()
-    row = cur.execute("SELECT territories FROM plan_versions WHERE plan_id = ? AND version = ?",
-                      [plan.plan_id, int(version)]).fetchall()
-    if not row:
+    saved = stored.version_territories_json(store, plan.plan_id, version)
+    if saved is None:
         raise ValueError(f"scenario {plan.name!r} has no recorded version {version}")
-    terr = pd.DataFrame(json.loads(row[0][0]), columns=TERRITORY_COLUMNS).astype(
+    terr = pd.DataFrame(json.loads(saved), columns=TERRITORY_COLUMNS).astype(
         {"territory_id": int, "name": object, "color": object, "rep_id": object, "target": float,
          "tolerance": float, "parent": object})
-    assignment = cur.execute(
-        "SELECT region_id, territory_id, locked FROM plan_version_assignments WHERE plan_id = ? AND version = ? "
-        "ORDER BY region_id", [plan.plan_id, int(version)]).df()
+    assignment = stored.version_assignment(store, plan.plan_id, version)
     return terr, assignment
 
 
@@ -231,10 +173,8 @@ def restore_version(store: Store, plan: PlanInfo, version: int, author: str | No
     # overlays): a territory keeps its current place in it; one that comes back keeps its old parent
     # only if that node still exists.
     cur = store.cursor()
-    current = dict(cur.execute("SELECT territory_id, parent FROM territories WHERE plan_id = ?",
-                               [plan.plan_id]).fetchall())
-    nodes = {r[0] for r in cur.execute("SELECT node_id FROM hierarchy_nodes WHERE plan_id = ?",
-                                       [plan.plan_id]).fetchall()}
+    current = territory_parents(cur, plan.plan_id)
+    nodes = node_ids(cur, plan.plan_id)
     terr["parent"] = [current[t] if t in current else (p if p in nodes else None)
                       for t, p in zip(terr["territory_id"], terr["parent"])]
     return save_assignment(store, plan, assignment, author=author, territories=terr,
@@ -258,8 +198,7 @@ def territory_table(store: Store, plan: PlanInfo) -> pd.DataFrame:
     """
     tm = territory_metrics(store, plan)
     tm = tm[tm["owner_kind"] == "territory"].rename(columns={"owner_id": "territory_id"})
-    targets = store.cursor().execute("SELECT territory_id, target FROM territories WHERE plan_id = ?",
-                                     [plan.plan_id]).df()
+    targets = stored.territory_targets(store, plan.plan_id)
     t = tm.astype({"territory_id": int}).merge(targets, on="territory_id", how="left")
     pot = t["potential"].to_numpy(dtype=float)
     equal_share = pot.sum() / len(pot) if len(pot) else 0.0
@@ -278,8 +217,6 @@ def plan_summary(store: Store, plan: PlanInfo, graph_for: GraphFor | None = None
     with the per-territory comparison; contiguity and compactness from the region graph as the
     editor computes them (:class:`terrmap.plan.editor.EditorSession`).
     """
-    from terrmap.plan.editor import EditorSession
-
     table = territory_table(store, plan) if table is None else table
     graph_side = EditorSession.open(store, plan, graph_for=graph_for).plan.summary("potential")
     pot = table["potential"].to_numpy(dtype=float)
@@ -298,18 +235,7 @@ def list_scenarios(store: Store, graph_for: GraphFor | None = None, with_metrics
     """Every plan, published first: plan_id, name, layer, version, published, updated_at, description,
     territories, regions (assigned), author (of the last recorded version), and with ``with_metrics``
     the headline metrics max_abs_deviation (of potential) and non_contiguous (see :func:`plan_summary`)."""
-    df = store.cursor().execute(
-        """
-        SELECT p.plan_id, p.name, p.layer, p.version, p.published, p.updated_at, p.description,
-               (SELECT count(*) FROM territories t WHERE t.plan_id = p.plan_id) AS territories,
-               (SELECT count(*) FROM plan_assignments a WHERE a.plan_id = p.plan_id AND a.territory_id IS NOT NULL)
-                   AS regions,
-               coalesce((SELECT arg_max(v.author, v.version) FROM plan_versions v WHERE v.plan_id = p.plan_id),
-                        (SELECT arg_max(c.author, c.change_id) FROM plan_changes c WHERE c.plan_id = p.plan_id))
-                   AS author
-        FROM plans p ORDER BY p.published DESC, p.plan_id
-        """
-    ).df()
+    df = stored.scenario_rows(store)
     if with_metrics:
         heads = []
         for row in df.itertuples(index=False):
