@@ -13,6 +13,7 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from terrmap.app.optimizer_map import candidate_map_data
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store
 from terrmap.geo import parse_layer
@@ -21,7 +22,6 @@ from terrmap.optimize import (
     InfeasibleError,
     Instance,
     Optimizer,
-    candidate_map_data,
     explain_moves,
     load_instance,
     moved_accounts,
