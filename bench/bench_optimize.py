@@ -44,6 +44,7 @@ from terrmap.geo import graph as graph_module  # noqa: E402
 from terrmap.geo import parse_layer  # noqa: E402
 from terrmap.geo.zipdata import reference_table  # noqa: E402
 from terrmap.optimize import LOWER_48_EXCLUDED, MEASURES, Instance, Optimizer, populated_regions  # noqa: E402
+from terrmap.optimize import starts as optimizer_starts  # noqa: E402
 from terrmap.plan import metrics  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -280,10 +281,7 @@ def bench_instance(label: str, inst: Instance, k: int, tol: float, budget: float
         print(f"  ours run {rep}: {best.name} max dev {s['max_deviation']:.2%}, {s['contiguous']}/{k} contiguous, "
               f"{seconds:.2f} s, {res.notes[1:]}", flush=True)
         if metis_start is None:
-            opt = Optimizer(inst, k, "potential", tol)
-            from terrmap.optimize import _Engine
-            fixed, _ = opt._fixed()
-            metis_start = _Engine(opt, fixed, time.perf_counter()).metis_start(seed=0)
+            metis_start = optimizer_starts.metis_start(Optimizer(inst, k, "potential", tol).search_state(), seed=0)
     med = {key: statistics.median([o[key] for o in ours]) for key in
            ("max_deviation", "cv", "cut_edge_share", "mean_polsby_popper", "seconds")}
     within = sum(o["within_tolerance"] for o in ours)

@@ -18,6 +18,7 @@ from terrmap.app import ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import STATE_NAMES, MapData
 from terrmap.app.maps import build_map
+from terrmap.app.optimizer_map import candidate_map_data
 from terrmap.geo import parse_layer
 from terrmap.optimize import (
     MEASURE_LABELS,
@@ -26,7 +27,6 @@ from terrmap.optimize import (
     InfeasibleError,
     Optimizer,
     cached_instance,
-    candidate_map_data,
     explain_moves,
     load_instance,
     moved_accounts,

@@ -130,7 +130,8 @@ def cmd_optimize(args) -> int:
     opt = Optimizer.from_store(
         store, args.layer, args.territories, states=states, base_plan=args.base_plan, seed_reps=args.seed_reps,
         balance=args.balance, tolerance=args.tolerance, max_disruption=args.max_disruption,
-        limits=dict(args.limit or []), time_limit=args.time_limit, random_state=args.seed, progress=_progress,
+        limits=dict(args.limit or []), time_limit=args.time_limit, iterations=args.iterations,
+        random_state=args.seed, progress=_progress,
     )
     res = opt.solve()
     res.assignment(args.candidate)[["region_id", "territory"]].to_csv(args.out, index=False)
@@ -216,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", action="append", type=_limit, metavar="MEASURE:MIN:MAX",
                    help="hard limit per territory, repeatable; leave a side empty: customers::400, leads:500:")
     p.add_argument("--time-limit", type=float, default=10.0, help="seconds for the search (default 10)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="an iteration budget instead of --time-limit (deterministic: same input, same plan)")
     p.add_argument("--candidate", default=0, type=lambda x: int(x) if x.isdigit() else x,
                    help="which candidate to write: index or name (default: the recommended one)")
     p.add_argument("--seed", type=int, default=0, help="random seed")

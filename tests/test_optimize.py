@@ -13,6 +13,7 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from terrmap.app.optimizer_map import candidate_map_data
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store
 from terrmap.geo import parse_layer
@@ -21,7 +22,6 @@ from terrmap.optimize import (
     InfeasibleError,
     Instance,
     Optimizer,
-    candidate_map_data,
     explain_moves,
     load_instance,
     moved_accounts,
@@ -78,7 +78,7 @@ def test_random_patches_are_contiguous_and_balanced(seed, radius, drop, k, balan
     k = min(k, inst.n)
     tol = 0.05
     try:
-        res = Optimizer(inst, k, balance, tol, time_limit=1.5, random_state=seed).solve()
+        res = Optimizer(inst, k, balance, tol, iterations=400, random_state=seed).solve()
     except InfeasibleError as exc:  # only the granularity bound may refuse: a region heavier than a target allows
         assert "alone holds" in str(exc)
         return
@@ -104,7 +104,7 @@ def test_random_patches_keep_seeds_and_locks(seed, radius, drop, k, n_locks, use
     seeds = [inst.region_ids[i] for i in picks[:k]] if use_seeds else None
     locks = {inst.region_ids[i]: int(rng.integers(0, k)) for i in picks[k:]}
     try:
-        res = Optimizer(inst, k, "potential", 0.10, seeds=seeds, locks=locks, time_limit=1.0,
+        res = Optimizer(inst, k, "potential", 0.10, seeds=seeds, locks=locks, iterations=200,
                         random_state=seed).solve()
     except InfeasibleError as exc:  # locks/seeds placed so that no contiguous plan exists, or too heavy
         assert any(w in str(exc) for w in ("contiguous", "locked", "alone holds")), str(exc)
@@ -116,7 +116,7 @@ def test_seeded_territories_are_named_and_hold_their_seed():
     inst = random_instance(3, 7, 0.1)
     seeds = [inst.region_ids[0], None, inst.region_ids[-1]]
     res = Optimizer(inst, 3, "potential", 0.05, seeds=seeds, seed_names=["Ava", None, "Ben"],
-                    seed_rep_ids=["R01", None, "R02"], time_limit=2).solve()
+                    seed_rep_ids=["R01", None, "R02"], iterations=300).solve()
     assert_valid(inst, res, 3, seeds=seeds)
     assert res.territory_names == ["Ava", "Territory 2", "Ben"]
     assert res.rep_ids == ["R01", None, "R02"]
@@ -127,7 +127,7 @@ def test_limits_hold():
     inst = random_instance(5, 8, 0.05)
     cust = inst.values["customers"]
     hi = cust.sum() / 4 * 1.08
-    res = Optimizer(inst, 4, "potential", 0.05, limits={"customers": (None, hi)}, time_limit=2).solve()
+    res = Optimizer(inst, 4, "potential", 0.05, limits={"customers": (None, hi)}, iterations=300).solve()
     assert_valid(inst, res, 4)
     best = res.candidates[0]
     per = np.bincount(best.labels_, weights=cust, minlength=4)
@@ -144,7 +144,7 @@ def test_cancel_returns_a_valid_plan_and_progress_reaches_one():
         calls["n"] += 1
         return calls["n"] > 2
 
-    res = Optimizer(inst, 5, "potential", 0.001, time_limit=5, progress=lambda f, m: seen.append(f),
+    res = Optimizer(inst, 5, "potential", 0.001, iterations=500, progress=lambda f, m: seen.append(f),
                     should_stop=stop).solve()
     assert res.status == "cancelled"
     assert_valid(inst, res, 5)
@@ -192,7 +192,7 @@ def _tx_instance(store):
 def test_real_state_zip_layer_balanced_contiguous(demo_store):
     inst = _tx_instance(demo_store)
     assert inst.n > 300
-    res = Optimizer(inst, 4, "potential", 0.05, time_limit=4).solve()
+    res = Optimizer(inst, 4, "potential", 0.05, iterations=400).solve()
     assert_valid(inst, res, 4)
     assert res.status == "ok", res.notes
     best = res.candidates[0]
@@ -214,7 +214,7 @@ def test_candidate_map_draws_each_territory_once_with_its_totals(demo_store):
     from terrmap.geo.zipshapes import zip_shape_geoms
 
     inst = _tx_instance(demo_store)
-    res = Optimizer(inst, 4, "potential", 0.05, time_limit=3).solve()
+    res = Optimizer(inst, 4, "potential", 0.05, iterations=300).solve()
     data = candidate_map_data(demo_store, res, "balanced")
     feats = data.feature_collection()["features"]
     assert sorted(f["properties"]["t"] for f in feats) == [0, 1, 2, 3]  # one shape per territory
@@ -244,7 +244,7 @@ def test_real_two_measures_and_rep_seeds(demo_store):
     assert len(seeds) >= 2
     k = len(seeds) + 1
     res = Optimizer(inst, k, "potential,leads", 0.08, seeds=seeds["region_id"].tolist(),
-                    seed_names=seeds["name"].tolist(), seed_rep_ids=seeds["rep_id"].tolist(), time_limit=4).solve()
+                    seed_names=seeds["name"].tolist(), seed_rep_ids=seeds["rep_id"].tolist(), iterations=400).solve()
     assert_valid(inst, res, k, seeds=seeds["region_id"].tolist())
     assert res.territory_names[: len(seeds)] == seeds["name"].tolist()
     assert res.territory_names[-1] == f"Territory {k}"
@@ -261,7 +261,7 @@ def test_rebalance_respects_cap_and_explains_moves(demo_store):
     inst = _tx_instance(demo_store)
     # A base plan: 4 contiguous territories, one of them two merged neighbours (so far out of balance), then
     # rebalanced towards ±5% within a 15% cap.
-    five = Optimizer(inst, 5, "potential", 0.05, time_limit=2, compactness=False).solve()
+    five = Optimizer(inst, 5, "potential", 0.05, iterations=200, compactness=False).solve()
     lab5 = five.labels_
     a, b = sorted(next((int(lab5[i]), int(lab5[j])) for i, j in inst.graph.edges.tolist() if lab5[i] != lab5[j]))
     base_id = save_candidate(demo_store, five, "TX base")
@@ -277,7 +277,7 @@ def test_rebalance_respects_cap_and_explains_moves(demo_store):
     base_info = get_plan(demo_store, base_id)
     reb_inst = load_instance(demo_store, "zip", states=["TX"], base_plan=base_info)
     cap = 0.15
-    res = Optimizer(reb_inst, None, "potential", 0.05, max_disruption=cap, time_limit=4).solve()
+    res = Optimizer(reb_inst, None, "potential", 0.05, max_disruption=cap, iterations=400).solve()
     assert res.mode == "rebalance" and res.n_territories == 4
     for c in res.candidates:
         assert_contiguous(reb_inst, c.labels_, 4)
@@ -304,10 +304,10 @@ def test_rebalance_respects_cap_and_explains_moves(demo_store):
 
 def test_rebalance_with_a_tight_cap_moves_little(demo_store):
     inst = _tx_instance(demo_store)
-    loose = Optimizer(inst, 3, "potential", 0.4, time_limit=1, compactness=False).solve()
+    loose = Optimizer(inst, 3, "potential", 0.4, iterations=100, compactness=False).solve()
     base_id = save_candidate(demo_store, loose, "TX loose", which="compact")
     reb = load_instance(demo_store, "zip", states=["TX"], base_plan=base_id)
-    res = Optimizer(reb, None, "potential", 0.01, max_disruption=0.02, time_limit=2).solve()
+    res = Optimizer(reb, None, "potential", 0.01, max_disruption=0.02, iterations=200).solve()
     for c in res.candidates:
         assert c.scores["disruption_potential"] <= 0.02 + 1e-9
         assert c.scores["disruption_customers"] <= 0.02 + 1e-9
@@ -330,7 +330,7 @@ def test_cli_writes_every_region_and_a_json_summary(demo_db_path, tmp_path, caps
     shutil.copy(demo_db_path, db)
     out = tmp_path / "tx.csv"
     code = main(["optimize", "--db", str(db), "--layer", "zip", "--territories", "3", "--balance", "potential,leads",
-                 "--tolerance", "0.08", "--states", "TX,OK", "--time-limit", "3", "--out", str(out)])
+                 "--tolerance", "0.08", "--states", "TX,OK", "--iterations", "300", "--out", str(out)])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("max_deviation", "contiguous", "compactness", "seconds", "status", "candidates", "bridges"):
@@ -361,7 +361,7 @@ def test_cli_seeds_territories_at_rep_homes(demo_db_path, tmp_path, capsys):
     k = len(reps) + 1
     out = tmp_path / "seeded.csv"
     assert main(["optimize", "--db", str(db), "--layer", "zip", "--territories", str(k), "--states", "TX",
-                 "--seed-reps", "--tolerance", "0.1", "--time-limit", "2", "--out", str(out)]) == 0
+                 "--seed-reps", "--tolerance", "0.1", "--iterations", "200", "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     names = list(summary["territory_names"].values())
     assert names[: len(reps)] == [r[0] for r in reps] and names[-1] == f"Territory {k}"
@@ -396,7 +396,7 @@ def test_cli_hard_limits(demo_db_path, tmp_path, capsys):
     out = tmp_path / "limited.csv"
     assert main(["optimize", "--db", str(db), "--layer", "zip", "--territories", "4", "--states", "TX",
                  "--balance", "potential", "--tolerance", "0.2", "--limit", f"customers::{cap}",
-                 "--time-limit", "4", "--out", str(out)]) == 0
+                 "--iterations", "400", "--out", str(out)]) == 0
     frame = pd.read_csv(out, dtype={"region_id": str}).merge(stats, on="region_id")
     assert frame.groupby("territory")["customers"].sum().max() <= cap
     with pytest.raises(SystemExit):

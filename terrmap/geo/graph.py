@@ -234,46 +234,83 @@ def polygon_adjacency(geometries) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return edges, shared[touching], shapely.area(km), shapely.length(km)
 
 
+class _CsrNeighbours:
+    """``neighbours[i]`` of a CSR adjacency, as a list (what :func:`separating_subtrees` walks)."""
+
+    def __init__(self, adjacency: sp.csr_matrix):
+        self.indptr, self.indices = adjacency.indptr, adjacency.indices
+
+    def __getitem__(self, i: int) -> list[int]:
+        return self.indices[self.indptr[i] : self.indptr[i + 1]].tolist()
+
+
+def separating_subtrees(neighbours, labels: list[int], label: int, root: int, pre: list[int], low: list[int]):
+    """Depth-first search (iterative Tarjan low-links) of the regions ``i`` with ``labels[i] == label`` that
+    ``root`` reaches, for the articulation points and what each one alone holds to the root.
+
+    ``neighbours[i]`` lists region i's neighbours; ``pre`` and ``low`` are scratch lists over all regions,
+    all -1 (they are -1 again on return, so a caller can keep them between calls). Returns ``(order, pre_of,
+    size, sep, root_children)``: the regions in discovery order, each one's discovery index, its subtree size
+    (its subtree is ``order[pre_of[x]:pre_of[x] + size[x]]``), for each non-root region the children whose
+    subtrees only it links to the root (so it is an articulation point when that list is non-empty), and the
+    root's number of tree children (the root is an articulation point when it has more than one).
+    """
+    pre[root] = low[root] = 0
+    order = [root]
+    size: dict[int, int] = {}
+    sep: dict[int, list[int]] = {}
+    root_children = 0
+    stack = [(root, -1, iter(neighbours[root]))]
+    while stack:
+        node, parent, itr = stack[-1]
+        advanced = False
+        for y in itr:
+            if labels[y] != label:
+                continue
+            py = pre[y]
+            if py < 0:
+                pre[y] = low[y] = len(order)
+                order.append(y)
+                stack.append((y, node, iter(neighbours[y])))
+                advanced = True
+                break
+            if y != parent and py < low[node]:
+                low[node] = py
+        if advanced:
+            continue
+        stack.pop()
+        size[node] = len(order) - pre[node]
+        if stack:
+            up = stack[-1][0]
+            if low[node] < low[up]:
+                low[up] = low[node]
+            if up == root:
+                root_children += 1
+            elif low[node] >= pre[up]:
+                sep.setdefault(up, []).append(node)
+    pre_of = {x: pre[x] for x in order}
+    for x in order:
+        pre[x] = low[x] = -1
+    return order, pre_of, size, sep, root_children
+
+
 def articulation_points(adjacency: sp.csr_matrix, members: np.ndarray) -> set[int]:
     """Regions among ``members`` whose removal would split the subgraph they induce (iterative Tarjan)."""
     members = np.asarray(members, dtype=np.int64)
-    inside = set(members.tolist())
-    indptr, indices = adjacency.indptr, adjacency.indices
-    disc: dict[int, int] = {}
-    low: dict[int, int] = {}
+    n = adjacency.shape[0]
+    labels = [0] * n
+    for i in members.tolist():
+        labels[i] = 1
+    neighbours = _CsrNeighbours(adjacency)
+    pre, low = [-1] * n, [-1] * n
+    seen: set[int] = set()
     points: set[int] = set()
-    counter = 0
     for root in members.tolist():
-        if root in disc:
+        if root in seen:
             continue
-        disc[root] = low[root] = counter
-        counter += 1
-        children = 0
-        stack = [(root, -1, iter(indices[indptr[root] : indptr[root + 1]].tolist()))]
-        while stack:
-            node, parent, it = stack[-1]
-            advanced = False
-            for nb in it:
-                if nb not in inside:
-                    continue
-                if nb not in disc:
-                    disc[nb] = low[nb] = counter
-                    counter += 1
-                    if node == root:
-                        children += 1
-                    stack.append((nb, node, iter(indices[indptr[nb] : indptr[nb + 1]].tolist())))
-                    advanced = True
-                    break
-                if nb != parent:
-                    low[node] = min(low[node], disc[nb])
-            if advanced:
-                continue
-            stack.pop()
-            if stack:
-                up = stack[-1][0]
-                low[up] = min(low[up], low[node])
-                if up != root and low[node] >= disc[up]:
-                    points.add(up)
-        if children > 1:
+        order, _, _, sep, root_children = separating_subtrees(neighbours, labels, 1, root, pre, low)
+        seen.update(order)
+        points.update(sep)
+        if root_children > 1:
             points.add(root)
     return points

@@ -1,0 +1,183 @@
+"""Starting plans: METIS (contiguous parts, one balance constraint per measure), recursive spanning-tree
+bisection (for sparse, tree-like graphs METIS cannot balance), and the matching of parts to the
+territories that own fixed (locked/seed) regions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pymetis
+import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
+
+from terrmap.optimize.repair import repair
+from terrmap.optimize.state import SearchState
+
+
+def metis_start(s: SearchState, seed: int = 0) -> np.ndarray:
+    """METIS parts (``contig=1``), vertex weights = the balanced measures, edge weights = border length."""
+    k = s.k
+    if k == 1:
+        return np.zeros(s.n, dtype=np.int64)
+    xb = s.vals[:, s.bal_idx]
+    scaled = np.floor(xb / np.maximum(xb.sum(axis=0), 1e-300) * 1e7).astype(np.int64)
+    elen = s.elen
+    pos = elen[elen > 0]
+    unit = float(np.median(pos)) if len(pos) else 1.0
+    ew = np.maximum(1, np.round(elen / unit * 10)).astype(np.int64)
+    ufactor = int(np.clip(np.min(s.tau) * 1000 / 2, 1, 300))
+    opts = pymetis.Options(contig=1, ufactor=ufactor, seed=seed, ncuts=1)
+    adj = pymetis.CSRAdjacency(s.indptr.astype(np.int64), s.indices.astype(np.int64))
+    try:
+        res = pymetis.part_graph(k, adj, vweights=scaled.ravel(), eweights=ew, options=opts)
+    except Exception:  # METIS refuses some inputs with contig: fall back to no contiguity (repaired below)
+        opts = pymetis.Options(ufactor=ufactor, seed=seed)
+        res = pymetis.part_graph(k, adj, vweights=scaled.ravel(), eweights=ew, options=opts)
+    return np.asarray(res[1], dtype=np.int64)
+
+
+def tree_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, guide: np.ndarray | None, rng, tries: int = 4,
+               good_enough: float = 0.0) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Split the connected region set ``nodes`` into two connected parts holding k1 : k2 of its load.
+
+    A random spanning tree of the induced subgraph (minimum spanning tree of random edge weights; edges
+    that ``guide`` cuts weigh more, so the tree follows the guide's parts) is cut at the edge whose
+    subtree load is closest to a k1 or k2 share. Fixed regions must not be split from their territory-mates:
+    the cut is only chosen among edges that leave all regions fixed to one territory on one side.
+    Returns (part with k1, part with k2, relative error) or None.
+    """
+    nodes = np.asarray(nodes, dtype=np.int64)
+    m = len(nodes)
+    if m < 2:
+        return None
+    pos = np.full(s.n, -1, dtype=np.int64)
+    pos[nodes] = np.arange(m)
+    sel = (pos[s.rows] >= 0) & (pos[s.indices] >= 0) & (s.rows < s.indices)
+    er, ec = pos[s.rows[sel]], pos[s.indices[sel]]
+    load = s.region_load[nodes] + 1e-9
+    total = load.sum()
+    want1, want2 = total * k1 / (k1 + k2), total * k2 / (k1 + k2)
+    fx = s.fixed[nodes]
+    fixed_terr = np.unique(fx[fx >= 0])
+    best = None
+    for _ in range(tries):
+        wgt = rng.random(len(er)) + 1.0
+        if guide is not None:
+            wgt += 2.0 * (guide[nodes[er]] != guide[nodes[ec]])
+        tree = minimum_spanning_tree(sp.csr_matrix((wgt, (er, ec)), shape=(m, m)))
+        order, pred = breadth_first_order(tree, 0, directed=False, return_predecessors=True)
+        if len(order) < m:
+            return None  # not connected
+        sub = load.copy()
+        order_l = order.tolist()
+        pred_l = pred.tolist()
+        for i in reversed(order_l[1:]):
+            sub[pred_l[i]] += sub[i]
+        # Fixed regions: count per territory in each subtree; a cut must not separate a territory's fixed regions.
+        ok = np.ones(m, dtype=bool)
+        ok[order[0]] = False
+        for t in fixed_terr.tolist():
+            cnt = (fx == t).astype(np.int64)
+            tot = int(cnt.sum())
+            if tot <= 1:
+                continue
+            for i in reversed(order_l[1:]):
+                cnt[pred_l[i]] += cnt[i]
+            ok &= (cnt == 0) | (cnt == tot)
+        err1 = np.abs(sub / want1 - 1)
+        err2 = np.abs(sub / want2 - 1)
+        err = np.where(ok, np.minimum(err1, err2), np.inf)
+        i = int(np.argmin(err))
+        if not np.isfinite(err[i]):
+            continue
+        if best is None or err[i] < best[0]:
+            inside = np.zeros(m, dtype=bool)
+            inside[i] = True
+            for x in order_l:
+                p_ = pred_l[x]
+                if p_ >= 0 and inside[p_]:
+                    inside[x] = True
+            first = err1[i] <= err2[i]
+            best = (float(err[i]), inside, first)
+        if best[0] <= good_enough:
+            break
+    if best is None:
+        return None
+    err, inside, first = best
+    a_nodes, b_nodes = nodes[inside], nodes[~inside]
+    return (a_nodes, b_nodes, err) if first else (b_nodes, a_nodes, err)
+
+
+def tree_partition(s: SearchState, nodes: np.ndarray, kk: int, guide: np.ndarray | None, rng,
+                   tries: int = 6) -> np.ndarray | None:
+    """Labels 0..kk-1 for ``nodes`` (a connected set): recursive spanning-tree bisection, kk -> kk//2 + rest."""
+    out = np.full(len(nodes), -1, dtype=np.int64)
+    pos = {int(x): i for i, x in enumerate(nodes.tolist())} if len(nodes) < s.n else None
+    stack = [(np.asarray(nodes, dtype=np.int64), kk)]
+    nxt = 0
+    tol = float(np.min(s.tau)) / 4
+    while stack:
+        part, m = stack.pop()
+        if m == 1:
+            if pos is None:
+                out[part] = nxt
+            else:
+                out[[pos[int(x)] for x in part.tolist()]] = nxt
+            nxt += 1
+            continue
+        k1 = m // 2
+        got = tree_split(s, part, k1, m - k1, guide, rng, tries=tries, good_enough=tol)
+        if got is None:
+            return None
+        a_nodes, b_nodes, _ = got
+        stack.append((a_nodes, k1))
+        stack.append((b_nodes, m - k1))
+    return out
+
+
+def tree_start(s: SearchState, guide: np.ndarray | None, rng) -> np.ndarray | None:
+    """K connected parts by recursive spanning-tree bisection following ``guide`` (METIS) where it can."""
+    return tree_partition(s, np.arange(s.n), s.k, guide, rng)
+
+
+def match_fixed(s: SearchState, parts: np.ndarray) -> np.ndarray:
+    """Relabel parts so that as many fixed regions as possible already sit in their territory (Hungarian
+    method; a seed weighs more than any set of locks)."""
+    f = np.flatnonzero(s.fixed >= 0)
+    if not len(f):
+        return parts
+    share = (s.vals[f][:, s.bal_idx] / s.mu).sum(axis=1) + 1.0
+    is_seed = np.zeros(s.n, bool)
+    for x in s.seed_regions:
+        if x is not None:
+            is_seed[x] = True
+    w = np.where(is_seed[f], 1e6, share)
+    gain = np.zeros((s.k, s.k))
+    np.add.at(gain, (s.fixed[f], parts[f]), w)
+    rows, cols = linear_sum_assignment(-gain)
+    relabel = np.empty(s.k, dtype=np.int64)
+    relabel[cols] = rows
+    return relabel[parts]
+
+
+def scratch_start(s: SearchState, attempt: int, rng) -> tuple[str, float, float]:
+    """A contiguous start: METIS (seed varies per attempt), or a spanning-tree bisection guided by it when
+    METIS cannot balance contiguous parts. Leaves the better one (lower B) in place; returns its name, its
+    max deviation and METIS's max deviation."""
+    metis = metis_start(s, seed=s.random_state + attempt)
+    s.set_labels(match_fixed(s, metis))
+    repair(s, "contiguity")
+    metis_dev = float(np.abs(s.obj.dev(s.T)).max())
+    starts = [("METIS", s.imbalance(), metis_dev, s.lab.copy())]
+    if metis_dev > float(np.min(s.tau)):
+        # METIS could not balance contiguous parts (sparse, tree-like graphs: islands chained by bridges):
+        # recursive spanning-tree bisection that follows METIS's parts where it can.
+        tree = tree_start(s, metis, rng)
+        if tree is not None:
+            s.set_labels(match_fixed(s, tree))
+            repair(s, "contiguity")
+            starts.append(("spanning-tree bisection guided by METIS", s.imbalance(),
+                           float(np.abs(s.obj.dev(s.T)).max()), s.lab.copy()))
+    name, _, dev, lab = min(starts, key=lambda x: (x[1], x[2]))
+    s.set_labels(lab)
+    return name, dev, metis_dev

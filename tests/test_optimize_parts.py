@@ -1,0 +1,239 @@
+"""The optimizer's parts, each on its own: the objective's move delta, the contiguity checks, the chunk
+trees, the moves, the budget and the move explanations."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.sparse.csgraph import connected_components
+
+from terrmap.geo.graph import articulation_points
+from terrmap.optimize import MEASURES, Budget, MoveRecord, Optimizer
+from terrmap.optimize.chunks import chunk_members, refresh_trees
+from terrmap.optimize.constraints import stays_connected
+from terrmap.optimize.explain import Balance, Compactness, Placed, Redraw, Swap, describe, render, swapped
+from terrmap.optimize.moves import compact, kick, swap_step, tabu_step
+from terrmap.optimize.search import refine
+from terrmap.optimize.state import SearchState
+from tests.test_optimize import random_instance
+
+
+def solved_state(seed: int = 3, k: int = 4, balance: str = "potential,leads", iterations: int = 100,
+                 **kwargs) -> tuple[Optimizer, SearchState]:
+    """A search state holding a contiguous plan the optimizer made."""
+    inst = random_instance(seed, 7, 0.1)
+    opt = Optimizer(inst, k, balance, 0.05, iterations=iterations, **kwargs)
+    res = opt.solve()
+    state = Optimizer(inst, k, balance, 0.05, iterations=iterations, **kwargs).search_state()
+    state.set_labels(res.labels_)
+    return opt, state
+
+
+def territory_pieces(state: SearchState, members: np.ndarray) -> int:
+    """Connected components of the subgraph ``members`` induce (scipy)."""
+    if not len(members):
+        return 0
+    adj = state.g.adjacency[members][:, members]
+    return connected_components(sp.csr_matrix(adj), directed=False)[0]
+
+
+# -- the objective ------------------------------------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 6), band_share=st.sampled_from([1.0, 0.5, 0.25]),
+       balance=st.sampled_from(["potential", "potential,leads", "workload,customers"]),
+       with_limits=st.booleans())
+def test_objective_delta_equals_the_recomputed_objective(seed, k, band_share, balance, with_limits):
+    inst = random_instance(seed, 5, 0.1)
+    limits = {"customers": (1.0, float(inst.values["customers"].sum()) / k)} if with_limits else None
+    opt = Optimizer(inst, k, balance, 0.05, limits=limits, iterations=10)
+    obj = opt.objective()
+    vals = inst.values[MEASURES].to_numpy(float)
+    rng = np.random.default_rng(seed)
+    lab = rng.integers(0, k, inst.n)
+    T = np.zeros((k, len(MEASURES)))
+    np.add.at(T, lab, vals)
+    band = obj.tau * band_share
+    moves = [(int(r), int(lab[r]), int(b)) for r, b in zip(rng.integers(0, inst.n, 20), rng.integers(0, k, 20))
+             if int(b) != int(lab[r])]
+    if not moves:
+        return
+    r, a, b = (np.array(x) for x in zip(*moves))
+    dB, dS = obj.deltas(T, vals[r], a, b, band)  # vectorised: all moves at once
+    for j, (ri, ai, bi) in enumerate(moves):
+        after = T.copy()
+        after[ai] -= vals[ri]
+        after[bi] += vals[ri]
+        assert dB[j] == pytest.approx(obj.pen(after, band).sum() - obj.pen(T, band).sum(), abs=1e-9)
+        assert dS[j] == pytest.approx(obj.soft(after, band).sum() - obj.soft(T, band).sum(), abs=1e-9)
+        # One formula: the scalar case is the vectorised one with no leading dimension, to the last bit.
+        assert obj.delta(T, vals[ri], ai, bi, band) == (float(dB[j]), float(dS[j]))
+
+
+def test_moves_keep_the_tallies_equal_to_a_recount():
+    _, state = solved_state()
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        r = int(rng.integers(0, state.n))
+        state.move(r, int(rng.integers(0, state.k)), "balance")
+    T, count = state.T.copy(), state.count.copy()
+    state._retally()
+    assert np.allclose(T, state.T) and (count == state.count).all()
+
+
+# -- contiguity -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 3, 7])
+def test_stays_connected_agrees_with_a_component_count(seed):
+    _, state = solved_state(seed)
+    for r in range(state.n):
+        a = int(state.lab[r])
+        rest = np.flatnonzero((state.lab == a) & (np.arange(state.n) != r))
+        if not len(rest):
+            continue
+        assert stays_connected(state, r, a, limit=10**9) == (territory_pieces(state, rest) == 1), r
+
+
+@pytest.mark.parametrize("seed", [1, 3, 7])
+def test_chunks_hold_exactly_what_an_articulation_point_cuts_off(seed):
+    _, state = solved_state(seed)
+    refresh_trees(state)
+    for t in range(state.k):
+        members = np.flatnonzero(state.lab == t)
+        cut = articulation_points(state.g.adjacency, members)
+        sub = nx.Graph(state.g.adjacency[members][:, members])
+        assert cut == {int(members[i]) for i in nx.articulation_points(sub)}
+        anchor = int(state.anchor[t])
+        for r in members.tolist():
+            if r == anchor:
+                continue
+            chunk = chunk_members(state, r, t)
+            assert (len(chunk) > 1) == (r in cut), r
+            assert anchor not in chunk
+            rest = np.setdiff1d(members, chunk)
+            assert territory_pieces(state, rest) == 1  # moving the chunk keeps the territory in one piece
+
+
+# -- the moves, each alone --------------------------------------------------------------------------------
+
+
+def _border_scored(state, band):
+    r, a, b = state.border_pairs()
+    dB, dS = state.obj.deltas(state.T, state.vals[r], a, b, band)
+    viol = state.obj.pen(state.T, band) > 1e-12
+    return r, a, b, dB, dS, viol
+
+
+@pytest.mark.parametrize("step", ["swap", "tabu", "kick", "compact", "refine"])
+def test_each_move_keeps_territories_whole_and_tallies_right(step):
+    inst = random_instance(5, 7, 0.1)
+    ids = inst.region_ids
+    opt = Optimizer(inst, 4, "potential", 0.02, locks={ids[0]: 0, ids[-1]: 1}, iterations=100)
+    state = opt.search_state()
+    lab = Optimizer(inst, 4, "potential", 0.02, locks={ids[0]: 0, ids[-1]: 1}, iterations=20).solve().labels_
+    state.set_labels(lab)
+    band = state.tau / 4  # tight: there is something to do
+    rng = np.random.default_rng(0)
+    if step == "swap":
+        r, a, b, dB, dS, viol = _border_scored(state, band)
+        swap_step(state, r, a, b, viol, band, it=1)
+    elif step == "tabu":
+        refresh_trees(state)
+        r, a, b, dB, dS, viol = _border_scored(state, band)
+        tabu_step(state, r, a, b, dB, dS, viol, band, it=1, tenure=8)
+    elif step == "kick":
+        kick(state, band, budget=1.0, rng=rng,
+             rebalance=lambda band, budget, hold: refine(state, band, budget, "escaping", 0, 1, hold=hold))
+    elif step == "compact":
+        compact(state, state.tau, budget=1.0)
+    else:
+        before = state.score(band)
+        refine(state, band, budget=1.0, label="test", frac0=0, frac1=1)
+        assert state.score(band) <= before
+    for t in range(state.k):
+        assert territory_pieces(state, np.flatnonzero(state.lab == t)) == 1
+    assert state.lab[0] == 0 and state.lab[-1] == 1
+    T = state.T.copy()
+    state._retally()
+    assert np.allclose(T, state.T)
+
+
+# -- the budget -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 250])
+def test_an_iteration_budget_stops_after_n_iterations(n):
+    budget = Budget(iterations=n)
+    done = 0
+    while not budget.exhausted():
+        budget.tick()
+        done += 1
+    assert done == n
+
+
+def test_a_budget_is_seconds_or_iterations():
+    with pytest.raises(ValueError):
+        Budget()
+    with pytest.raises(ValueError):
+        Budget(seconds=1, iterations=10)
+    assert not Budget(seconds=5).by_iterations and Budget(seconds=5).deadline == pytest.approx(5 * 0.93)
+
+
+@pytest.mark.parametrize("n", [5, 40, 200])
+def test_the_search_spends_at_most_its_iterations_and_repeats_itself(n):
+    inst = random_instance(9, 8, 0.1)
+    runs = []
+    for _ in range(2):
+        opt = Optimizer(inst, 5, "potential", 0.002, iterations=n)  # unreachable: the budget ends the search
+        res = opt.solve()
+        assert 0 < opt.budget.ticks <= n
+        runs.append(res)
+    for x, y in zip(runs[0].candidates, runs[1].candidates):
+        assert x.name == y.name and np.array_equal(x.labels_, y.labels_)
+        assert [m.detail for m in x.moves] == [m.detail for m in y.moves]
+
+
+# -- explanations -------------------------------------------------------------------------------------------
+
+
+def test_move_reasons_render_to_the_explanation_texts():
+    bal = Balance("potential", 0.05, 0.081, 0.049, -0.062, -0.03, 0.0123)
+    assert render(bal) == ("balance (potential, tolerance ±5%): {src} +8.1% → +4.9%, {dst} -6.2% → -3.0%; "
+                           "imbalance reduced by 0.0123")
+    group = Balance("open_leads", 0.05, 0.1, 0.09, 0.0, 0.01, 0.0, group_size=3)
+    assert render(group) == ("balance chain (open leads): {src} +10.0% → +9.0%, {dst} +0.0% → +1.0%, making room "
+                             "next to an out-of-tolerance territory (a group of 3 regions, moved together to keep "
+                             "{src} in one piece)")
+    escape = Balance("leads", 0.05, 0.01, -0.02, 0.0, 0.03, -0.5)
+    assert render(escape) == ("balance (escape step, leads): {src} +1.0% → -2.0%, {dst} +0.0% → +3.0%; briefly "
+                              "worse to get out of a stall")
+    swap = Swap("75001", "potential", 0.07, 0.04, -0.01, 0.02)
+    text = "balance by exchange with region 75001 (potential): {src} +7.0% → +4.0%, {dst} -1.0% → +2.0%"
+    assert render(swap) == text
+    assert render(swapped(swap)) == text.replace("{src}", "@").replace("{dst}", "{src}").replace("@", "{dst}")
+    redraw = Redraw("workload", (("North", 0.1, 0.02), ("South", -0.1, -0.02)))
+    assert render(redraw) == ("balance by redrawing the borders of 2 neighbouring territories (workload): "
+                              "North +10.0% → +2.0%, South -10.0% → -2.0%")
+    assert render(Compactness(12.345, 0.0125)) == ("compactness: the {src}/{dst} border gets 12.3 km shorter "
+                                                   "(balance stays within ±1.2%)")
+    assert render(Placed("fixed")) == "locked/seed region put in its territory"
+    assert render(None) == ""
+    assert describe(MoveRecord(0, 1, 2, "balance", bal), "A", "B").startswith("balance (potential, tolerance ±5%): A")
+    assert describe(MoveRecord(0, -1, 2, "contiguity"), "Unassigned", "B") == (
+        "contiguity: part of a detached piece of Unassigned; joined neighbouring B")
+    assert describe(MoveRecord(0, -1, 2, "unassigned", Placed("unassigned")), "Unassigned", "B") == "was unassigned"
+    assert describe(MoveRecord(0, -1, 2, "unassigned"), "Unassigned", "B") == "was unassigned; joined neighbouring B"
+
+
+def test_a_searchs_moves_are_records_rendered_later():
+    inst = random_instance(4, 7, 0.1)
+    res = Optimizer(inst, 4, "potential", 0.01, iterations=200).solve()
+    moves = [m for c in res.candidates for m in c.moves]
+    assert moves and all(isinstance(m.reason, (Balance, Swap, Redraw, Compactness, Placed, type(None))) for m in moves)
+    assert all("{src}" in m.detail or "{dst}" in m.detail or not m.detail or m.phase != "balance" for m in moves)
