@@ -213,6 +213,13 @@ class EditorState:
         self.rev += 1
 
     # -- summaries ----------------------------------------------------------------------------------------
+    def balance_table(self, measure: str) -> pd.DataFrame:
+        """The session's balance table, with a column holding each territory's total on ``measure``."""
+        table = self.session.balance_table(measure)
+        if measure not in table:
+            table[measure] = self.session.plan.totals[:, SESSION_MEASURES.index(measure)]
+        return table
+
     def summary(self, measure: str) -> dict:
         return self.session.summary(measure)
 
