@@ -1,7 +1,9 @@
 """Editor: click on a region -> map and balance metrics updated, in Chromium, against the naive baseline.
 
-Starts the app (``python -m terrmap.serve``, i.e. ``streamlit run app.py``) on a demo database of its own, opens the Editor page and
-clicks regions, one after the other (each moves a region into the territory the planner paints with):
+Starts the app (``python -m terrmap.serve``, i.e. ``streamlit run app.py``) on a demo database of its own, and
+beside it the baselines' script (``streamlit run bench/naive_editor_app.py``, the same workspace widgets with a
+map rebuilt on every edit), opens the Editor page and clicks regions, one after the other (each moves a region
+into the territory the planner paints with):
 
 * ``click → metrics``: from the mouse click in the map iframe until the balance panel shows the new
   edit (its hidden edit counter, written after the metrics, the chart and the table);
@@ -11,10 +13,10 @@ clicks regions, one after the other (each moves a region into the territory the 
 
 Scenarios: the demo plan (ZIP codes) in Texas (~1.9k regions), and an H3 level-6 plan created here
 from the demo plan (``plan.assignment_for_layer``) shown for the largest states until ~10k cells.
-Each runs in three modes in the same server run: terrmap's editor (base map drawn once; after an edit
-only an overlay of restyled regions travels, applied in place) and two baselines that rebuild and re-send
-the whole folium map on every edit (the iframe is re-created): ``?render=naive`` with terrmap's compact
-region layer, ``?render=naive-folium`` with ``folium.GeoJson`` + style function + tooltip.
+Each runs in three modes: terrmap's editor (base map drawn once; after an edit only an overlay of restyled
+regions travels, applied in place) and two baselines that rebuild and re-send the whole folium map on every
+edit (the iframe is re-created), served by bench/naive_editor_app.py: ``?render=naive`` with terrmap's
+compact region layer, ``?render=naive-folium`` with ``folium.GeoJson`` + style function + tooltip.
 Medians of ``--clicks`` clicks after ``--warmup`` unmeasured ones; the three modes are open side by side
 (a browser context each) and click in turn, so load changes on a shared machine hit them alike. Before each
 click the benchmark waits until the cores are idle: a baseline's browser keeps painting and collecting garbage
@@ -31,9 +33,14 @@ import json
 import os
 import platform
 import re
+import signal
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -41,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_map_render import build_db  # noqa: E402
 from bench.common import OUT, wait_for_idle_cpu, write_section  # noqa: E402
-from terrmap.serve import CHROMIUM_ARGS, find_chromium, running_app  # noqa: E402
+from terrmap.serve import CHROMIUM_ARGS, AppDidNotStart, find_chromium, free_port, running_app  # noqa: E402
 
 IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
 REV = '[data-testid="tm-edit-rev"]'
@@ -178,16 +185,53 @@ class Session:
 MODES = ("editor", "naive", "naive-folium")
 
 
-def measure_interleaved(browsers: dict, base: str, sc: dict, clicks: int, warmup: int) -> list[dict]:
+NAIVE_APP = Path(__file__).resolve().parent / "naive_editor_app.py"
+
+
+@contextmanager
+def running_naive_app(db: Path, timeout: float = 60.0) -> Iterator[str]:
+    """bench/naive_editor_app.py served on ``db`` in a child process (its own process group); yields its URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(NAIVE_APP), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--", "--db", str(db)],
+        cwd=NAIVE_APP.parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise AppDidNotStart("the baselines' server (bench/naive_editor_app.py) did not start")
+            time.sleep(0.25)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def measure_interleaved(browsers: dict, bases: dict, sc: dict, clicks: int, warmup: int) -> list[dict]:
     """The three modes side by side (one session each, each in its own Chromium: pages of one browser
     re-raster when brought to the front), clicking in turn: a change in the machine's load hits every
     mode alike."""
     sessions = {}
     for mode in MODES:
         q = {"plan": sc["plan"], "area": ",".join(sc["states"])}
-        if mode != "editor":
-            q["render"] = mode
-        url = f"{base}/editor?{urlencode(q)}"
+        if mode == "editor":
+            url = f"{bases[mode]}/editor?{urlencode(q)}"
+        else:
+            url = f"{bases[mode]}/?{urlencode({**q, 'render': mode})}"
         print(f"{sc['name']} ({sc['layer']}, {len(sc['states'])} states), {mode}: {url}", flush=True)
         sessions[mode] = Session(browsers[mode], url, mode, sc["margin"], clicks + warmup)
     for k in range(clicks + warmup):
@@ -231,10 +275,11 @@ def main() -> None:
     results = []
     from playwright.sync_api import sync_playwright
 
-    with running_app(db) as base, sync_playwright() as p:
+    with running_app(db) as base, running_naive_app(db) as naive_base, sync_playwright() as p:
+        bases = {"editor": base, "naive": naive_base, "naive-folium": naive_base}
         browsers = {m: p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS) for m in MODES}
         for sc in scenarios:
-            results += measure_interleaved(browsers, base, sc, args.clicks, args.warmup)
+            results += measure_interleaved(browsers, bases, sc, args.clicks, args.warmup)
         for b in browsers.values():
             b.close()
     load1 = os.getloadavg()
@@ -266,7 +311,8 @@ def report(results: list[dict], args, load0, load1) -> str:
         "terrmap draws the base map once (its region payload is a script file the iframe loads once) and after",
         "an edit sends only an overlay (regions whose colour changed since, locks, legend) applied in place;",
         "map and panel are one `st.fragment`. Two baselines rebuild the whole folium map on every edit, so it",
-        "is re-sent and its iframe re-created (zoom and pan are lost too): *naive* (`?render=naive`) with terrmap's",
+        "is re-sent and its iframe re-created (zoom and pan are lost too; bench/naive_editor_app.py serves them):",
+        "*naive* (`?render=naive`) with terrmap's",
         "own compact region layer (the same drawing code as terrmap, only the update differs), *naive-folium*",
         "(`?render=naive-folium`) with `folium.GeoJson`, a style function and a tooltip, as tutorials do it (the",
         "Map page's baseline). Speed-up: on the later of *metrics* and *map*.",
@@ -320,7 +366,8 @@ def report(results: list[dict], args, load0, load1) -> str:
             lines.append(f"terrmap {name} runs (s, later of metrics and map): {runs} ({moved} of {len(e['runs'])} "
                          f"clicks moved a region{others})  ")
     paints = ", ".join(f"{r['name']} {r['mode']} {r['first_paint']:.1f} s" for r in results)
-    lines.append(f"First paint of the page (navigation → map drawn; the first visit of each plan also opens it: stats, region graph): {paints}.")
+    lines.append("First paint of the page (navigation → map drawn; the first visit of each plan also opens it: "
+                 f"stats, region graph): {paints}.")
     return "\n".join(lines)
 
 

@@ -12,12 +12,15 @@ import time
 
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME
 
 REV = '[data-testid="tm-edit-rev"]'
-TABLE = '[data-testid="tm-balance-table"]'
-KPIS = '[data-testid="tm-kpis"]'
+# Keyed containers of terrmap.app.editor_panel (Streamlit gives a keyed container the class st-key-<key>);
+# the table's text is the data grid's accessible copy of its cells.
+TABLE = ".st-key-tm-balance-table"
+KPIS = ".st-key-tm-kpis"
 AREA = "NM"  # a few hundred ZIP regions: quick to draw, polygons big enough to click
 
 
@@ -34,6 +37,11 @@ def _rev(page) -> int:
 def _wait_rev(page, n: int, timeout: float = 20_000) -> None:
     page.wait_for_function(
         f"() => {{ const e = document.querySelector('{REV}'); return e && +e.dataset.rev >= {n}; }}", timeout=timeout)
+
+
+def _table_text(page) -> str:
+    """The balance table's cells as text (the data grid draws on a canvas; its accessible copy holds the text)."""
+    return page.locator(TABLE).text_content()
 
 
 def _iframe_origin(page) -> tuple[float, float]:
@@ -76,7 +84,8 @@ def _open_editor(page, app_url, area: str = AREA) -> object:
     page.locator(REV).wait_for(state="attached", timeout=30_000)
     frame = _map_frame(page)
     frame.wait_for_function("() => window.tmEditor && window.tmEditor.n >= 0 && window.map", timeout=30_000)
-    page.wait_for_timeout(300)
+    expect(page.locator(KPIS)).to_contain_text("Max deviation")
+    expect(page.locator(TABLE)).to_contain_text(EVIL)  # the malicious territory name, shown as text
     return frame
 
 
@@ -87,7 +96,7 @@ def test_editor_click_undo_zoom_and_rectangle(page, app_url):
     frame = _open_editor(page, app_url)
     active = _active_color(page)
     ox, oy = _iframe_origin(page)
-    table0, kpis0 = page.locator(TABLE).inner_text(), page.locator(KPIS).inner_text()
+    table0, kpis0 = _table_text(page), page.locator(KPIS).inner_text()
     assert EVIL in table0  # the malicious territory name is shown as text (the page fixture fails on a dialog)
 
     # 1. click a region of another territory: it takes the active colour, the balance follows
@@ -97,8 +106,8 @@ def test_editor_click_undo_zoom_and_rectangle(page, app_url):
     _wait_rev(page, rev + 1)
     frame.wait_for_function(f"() => window.tmEditor.n >= {rev + 1}")
     assert _fill(frame, cand["i"]).lower() == active
-    table1 = page.locator(TABLE).inner_text()
-    assert table1 != table0, "the balance table did not change after the click"
+    # the data grid paints after the edit counter: wait for its new numbers
+    expect(page.locator(TABLE)).not_to_have_text(table0)  # the balance table changed after the click
     assert "1 region" in page.get_by_text(re.compile(r"Edit \d+ ·")).first.inner_text()
     page.screenshot(path=str(ARTIFACTS / "editor_click.png"), full_page=True)
 
@@ -108,14 +117,14 @@ def test_editor_click_undo_zoom_and_rectangle(page, app_url):
     _wait_rev(page, rev + 1)
     frame.wait_for_function(f"() => window.tmEditor.n >= {rev + 1}")
     assert _fill(frame, cand["i"]).lower() == cand["fill"].lower()
-    assert page.locator(TABLE).inner_text() == table0
-    assert page.locator(KPIS).inner_text() == kpis0
+    expect(page.locator(TABLE)).to_have_text(table0)
+    expect(page.locator(KPIS)).to_have_text(kpis0, use_inner_text=True)
 
     # 3. zoom in, edit: zoom and centre stay, the iframe is not reloaded
     zoom0 = frame.evaluate("() => window.map.getZoom()")
+    frame.evaluate("() => { window.__tmMoved = false; window.map.once('moveend', () => { window.__tmMoved = true; }); }")
     frame.locator("a.leaflet-control-zoom-in").click()
-    frame.wait_for_function(f"() => window.map.getZoom() > {zoom0} && !window.map._animatingZoom")
-    page.wait_for_timeout(400)
+    frame.wait_for_function(f"() => window.__tmMoved && window.map.getZoom() > {zoom0} && !window.map._animatingZoom")
     zoom1 = frame.evaluate("() => window.map.getZoom()")
     center1 = frame.evaluate("() => window.map.getCenter()")
     frame.evaluate("() => { window.__tmTestMark = 42; }")
@@ -132,7 +141,7 @@ def test_editor_click_undo_zoom_and_rectangle(page, app_url):
     assert abs(center2["lat"] - center1["lat"]) < 1e-9 and abs(center2["lng"] - center1["lng"]) < 1e-9
 
     # 4. draw a rectangle (Leaflet.draw): every region with its centre inside moves
-    table_before = page.locator(TABLE).inner_text()
+    table_before = _table_text(page)
     box = frame.evaluate("""() => { const r = window.map.getContainer().getBoundingClientRect();
         return {x0: r.left + r.width * 0.30, y0: r.top + r.height * 0.30,
                 x1: r.left + r.width * 0.55, y1: r.top + r.height * 0.60}; }""")
@@ -156,7 +165,7 @@ def test_editor_click_undo_zoom_and_rectangle(page, app_url):
     n_in2, same_after = frame.evaluate(inside_js, {**box, "color": active})
     assert same_after > same_before and same_after >= n_in - 2, (n_in, same_before, same_after)
     assert frame.evaluate("() => window.drawnItems.getLayers().length") == 0  # the drawn shape is cleared
-    assert page.locator(TABLE).inner_text() != table_before
+    expect(page.locator(TABLE)).not_to_have_text(table_before)
     assert "regions" in page.get_by_text(re.compile(r"Edit \d+ ·")).first.inner_text()
     assert frame.evaluate("() => window.map.getZoom()") == zoom1
     assert frame.evaluate("() => window.__tmTestMark") == 42
@@ -172,7 +181,7 @@ def test_editor_click_undo_zoom_and_rectangle(page, app_url):
 
     # 6. lock mode: a click locks the region (dark dashed outline); a second click on the same point unlocks it
     page.get_by_text("Lock mode").click()
-    page.wait_for_timeout(500)
+    expect(page.get_by_text("Click a region to lock or unlock it")).to_be_visible()
     cand3 = _candidates(frame)[-1]
     for expected, dash in (("Locked 1 region", "4 3"), ("Unlocked 1 region", None)):
         rev = _rev(page)

@@ -142,6 +142,17 @@ def territories(store: Store, plan_id: int) -> pd.DataFrame:
     ).df()
 
 
+def rep_name(store: Store, rep_id: str) -> str | None:
+    """The name of rep ``rep_id``, or None when there is no such rep."""
+    rows = store.cursor().execute("SELECT name FROM reps WHERE rep_id = ?", [rep_id]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def rep_names(store: Store) -> list[tuple[str, str]]:
+    """Every rep as (rep_id, name), ordered by name: the choices when a territory gets a rep."""
+    return store.cursor().execute("SELECT rep_id, name FROM reps ORDER BY name").fetchall()
+
+
 def assignment_for_layer(store: Store, plan: PlanInfo, layer: Layer) -> pd.DataFrame:
     """region_id -> territory_id for every region of ``layer`` the plan covers."""
     cur = store.cursor()

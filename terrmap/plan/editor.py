@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from terrmap.data.plans import rep_name as stored_rep_name
 from terrmap.data.stats import region_stats
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.graph import articulation_points
@@ -32,6 +33,7 @@ from terrmap.plan import (
     save_assignment,
     territories,
 )
+from terrmap.plan.accounts import exceptions_by_region
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -169,7 +171,8 @@ class EditorSession:
         if not moved:
             return "Nothing moved" + (f" ({skipped} locked or already there)" if skipped else "") + "."
         sources = ", ".join(f"{self.territory_name(t)} ({n})" for t, n in sorted(from_counts.items(), key=lambda x: -x[1]))
-        text = f"{len(moved)} region{'s' if len(moved) != 1 else ''}, {_money(pot)} potential: {sources} → {self.territory_name(to)}"
+        text = (f"{len(moved)} region{'s' if len(moved) != 1 else ''}, {_money(pot)} potential: {sources} → "
+                f"{self.territory_name(to)}")
         if skipped:
             text += f" · {skipped} locked or already there"
         return text
@@ -242,10 +245,9 @@ class EditorSession:
             rep = fields["rep_id"] or None
             rep_name = None
             if rep is not None:
-                row = self.store.cursor().execute("SELECT name FROM reps WHERE rep_id = ?", [rep]).fetchall()
-                if not row:
+                rep_name = stored_rep_name(self.store, rep)
+                if rep_name is None:
                     raise ValueError(f"no rep {rep!r}")
-                rep_name = row[0][0]
             terr.at[i, "rep_id"] = rep
             terr.at[i, "rep_name"] = rep_name
         if "target" in fields:
@@ -461,10 +463,9 @@ def _no_named_accounts() -> dict:
 def _named_accounts(store: Store, info: PlanInfo, region_index: dict, territory_index: dict) -> dict:
     """Accounts owned by exception, per (region, owner), as arrays: their region's index, the index of the
     territory they are pinned to (UNASSIGNED for an overlay team: owned outside the geographic plan), whether
-    an overlay would own a pinned account without its pin, and their values on MEASURES. Overlay claims are decided on the plan as opened (an overlay limited to some
+    an overlay would own a pinned account without its pin, and their values on MEASURES. Overlay claims are
+    decided on the plan as opened (an overlay limited to some
     territories keeps its accounts while their regions move in the session)."""
-    from terrmap.plan.accounts import exceptions_by_region
-
     exc = exceptions_by_region(store, info)
     exc = exc[exc["region_id"].isin(region_index.keys())]
     if exc.empty:
