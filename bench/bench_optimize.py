@@ -334,7 +334,7 @@ def fmt_rows(rows: list[dict]) -> str:
             "| seconds | note |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     out = [head]
     for r in rows:
-        def f(key, fmt):
+        def f(key, fmt, r=r):
             v = r.get(key)
             return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else fmt.format(v)
         out.append(f"| {r['instance']} | {r['method']} | {f('territories', '{:d}')} | {f('max_deviation', '{:.2%}')} "
@@ -354,10 +354,12 @@ def verdicts(rows: list[dict]) -> tuple[list[str], list[str]]:
                     or r.get("max_deviation") is None):
                 continue
             checks = [
-                ("max deviation", r["max_deviation"], ours["max_deviation"], "{:.2%}", r["max_deviation"] < ours["max_deviation"]),
+                ("max deviation", r["max_deviation"], ours["max_deviation"], "{:.2%}",
+                 r["max_deviation"] < ours["max_deviation"]),
                 ("mean Polsby-Popper", r["mean_polsby_popper"], ours["mean_polsby_popper"], "{:.3f}",
                  r["mean_polsby_popper"] > ours["mean_polsby_popper"]),
-                ("cut edges", r["cut_edge_share"], ours["cut_edge_share"], "{:.2%}", r["cut_edge_share"] < ours["cut_edge_share"]),
+                ("cut edges", r["cut_edge_share"], ours["cut_edge_share"], "{:.2%}",
+                 r["cut_edge_share"] < ours["cut_edge_share"]),
                 ("seconds", r["seconds"], ours["seconds"], "{:.2f}", r["seconds"] < ours["seconds"]),
             ]
             parts = [f"{name} {fmt.format(theirs)} vs our {fmt.format(mine)} ({'theirs better' if better else 'ours better'})"
@@ -444,7 +446,8 @@ def main() -> None:
     if args.write_docs:
         load = os.getloadavg()
         body = f"""
-Command: `python bench/bench_optimize.py --write-docs` (repeat {args.repeat}, budgets {args.h3_budget:g} s / {args.zip_budget:g} s,
+Command: `python bench/bench_optimize.py --write-docs` (repeat {args.repeat},
+budgets {args.h3_budget:g} s / {args.zip_budget:g} s,
 competitors' timeout {args.other_timeout:g} s).
 Run: {time.strftime('%Y-%m-%d %H:%M')}; {platform.machine()}, {os.cpu_count()} cores shared with other work
 (load average at the end {load[0]:.1f}); Python {platform.python_version()}.

@@ -305,7 +305,8 @@ with tab_overlays:
         c1, c2, c3 = st.columns(3)
         o_name = c1.text_input("Name", value="" if current is None else current["name"], key=f"ov_name_{choice}")
         o_priority = c2.number_input("Priority", value=0 if current is None else int(current["priority"]), step=1,
-                                     key=f"ov_priority_{choice}", help="Where overlays overlap, the higher priority owns the account.")
+                                     key=f"ov_priority_{choice}",
+                                     help="Where overlays overlap, the higher priority owns the account.")
         rep_ids = [None, *sorted(reps)]
         o_rep = c3.selectbox("Rep", rep_ids, index=rep_ids.index(current["rep_id"]) if current is not None
                              and current["rep_id"] in rep_ids else 0,

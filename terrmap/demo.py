@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import Delaunay, cKDTree
 
-from terrmap.data.stats import refresh_rollup
+from terrmap.data.rollup import refresh_rollup
 from terrmap.data.store import BASE_H3_RES, Store
 from terrmap.geo.distance import haversine_km, km_offsets_to_degrees
 from terrmap.geo.h3layer import index_points

@@ -23,7 +23,6 @@ def _tool(name: str) -> str:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 in progress: optimize, plan.hierarchy and geo.zipshapes still import upwards; remove this mark when it passes")
 def test_layer_contract_holds():
     """pyproject.toml's import-linter contracts: layers only import downwards, only terrmap.app
     imports Streamlit/folium, and no package has an import cycle among its modules."""

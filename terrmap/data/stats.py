@@ -10,8 +10,8 @@ For each region with at least one lead:
 Unfiltered stats are read from ``lead_rollup``, the leads pre-aggregated by
 (base H3 cell, region ZIP), which every layer's regions are unions of: a few
 times fewer rows than leads, so any layer over 10M leads aggregates in well
-under a second. Whatever writes leads calls :func:`refresh_rollup` in the same
-transaction. Filtered stats (``where`` on lead columns) read the leads.
+under a second. Whatever writes leads rebuilds the roll-up in the same
+transaction (:mod:`terrmap.data.rollup`). Filtered stats (``where`` on lead columns) read the leads.
 
 Everything interactive works on these aggregates (thousands of rows), never on
 raw leads, so interaction cost does not grow with the number of leads.
@@ -24,20 +24,15 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from terrmap.data.rollup import refresh_rollup  # noqa: F401  (re-exported: the roll-up's old home)
 from terrmap.geo import Layer
 from terrmap.measures import MEASURES, ROLLUP_MEASURES, STAT_COLUMNS
 
 if TYPE_CHECKING:
-    import duckdb
 
     from terrmap.data.store import Store
 
 _INT_UNITS = ("int",)
-
-
-def _rollup_sql() -> str:
-    columns = ",\n        ".join(f"{MEASURES[m].lead_sql} AS {m}" for m in ROLLUP_MEASURES)
-    return f"CREATE OR REPLACE TABLE lead_rollup AS SELECT cell, zip,\n        {columns}\n    FROM leads l GROUP BY cell, zip"
 
 
 def _stat_aggregates(source: str) -> str:
@@ -56,11 +51,6 @@ def _stat_aggregates(source: str) -> str:
         return f"{derived} AS {m}"
 
     return ",\n                ".join(column(m) for m in STAT_COLUMNS) + f"\n            FROM {source} l"
-
-
-def refresh_rollup(cur: duckdb.DuckDBPyConnection) -> None:
-    """Rebuild ``lead_rollup`` from ``leads`` (call after any change to leads, scores included)."""
-    cur.execute(_rollup_sql())
 
 
 def region_stats_sql(layer: Layer, where: str | None = None) -> str:

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import duckdb
 
+from terrmap.data.rollup import refresh_rollup
+from terrmap.geo.zipdata import load_zip_reference
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_DB = PROJECT_ROOT / "data" / "terrmap.duckdb"
 DB_ENV_VAR = "TERRMAP_DB"
@@ -281,13 +284,14 @@ class Store:
                 tx.execute(ddl)
                 tx.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
         if not self.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'lead_rollup'"):
-            from terrmap.data.stats import refresh_rollup
-
             refresh_rollup(cur)
         if self.scalar("SELECT count(*) FROM zips") == 0:
-            from terrmap.geo.zipdata import load_zip_reference
-
             load_zip_reference(self)
+
+    def refresh_rollup(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Rebuild ``lead_rollup`` on ``cur`` (a transaction of this store): for code below the data layer
+        (geo) that moves leads between regions and holds only the store."""
+        refresh_rollup(cur)
 
     # -- meta ------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:

@@ -239,7 +239,8 @@ def ensure_zip_shapes(store: Store, auto_zcta: bool = True) -> str:
                     load_zcta(store, path)
                 except Exception as exc:  # a bad file must not break the map
                     store.set_meta(META_FILE_ERROR, sig)
-                    warnings.warn(f"could not load ZCTA file {path}: {exc}; keeping the current ZIP polygons")
+                    warnings.warn(f"could not load ZCTA file {path}: {exc}; keeping the current ZIP polygons",
+                                  stacklevel=2)
     return store.get_meta(META_SOURCE) or SOURCE_VORONOI
 
 
@@ -252,7 +253,7 @@ def rebuild_zip_shapes(store: Store) -> dict:
     merged = current.merge(ref, on="zip", how="inner", suffixes=("_old", ""))
     with store.transaction() as tx:
         _write_shapes(tx, _shape_rows(shapes))
-        moved = _apply_region_zips(tx, merged[["zip", "region_zip"]])
+        moved = _apply_region_zips(store, tx, merged[["zip", "region_zip"]])
         _set_meta(tx, SOURCE_VORONOI, None)
     return {"source": SOURCE_VORONOI, "shapes": int(shapes["geometry"].notna().sum()), **moved,
             "seconds": round(time.perf_counter() - t0, 2)}
@@ -375,7 +376,7 @@ def _remnants(voronoi: pd.DataFrame, real: np.ndarray, points: pd.DataFrame) -> 
     return geoms, overlapping
 
 
-def _apply_region_zips(tx, mapping: pd.DataFrame) -> dict:
+def _apply_region_zips(store: Store, tx, mapping: pd.DataFrame) -> dict:
     """Write zips.region_zip from ``mapping`` (zip, region_zip); move the leads that followed the old mapping."""
     tx.register("new_region_zips", mapping)
     try:
@@ -406,9 +407,7 @@ def _apply_region_zips(tx, mapping: pd.DataFrame) -> dict:
     )
     tx.execute("DROP TABLE region_zip_changes")
     if leads:
-        from terrmap.data.stats import refresh_rollup
-
-        refresh_rollup(tx)
+        store.refresh_rollup(tx)
     return {"zips_remapped": int(changed), "leads_moved": int(leads)}
 
 
@@ -469,7 +468,7 @@ def load_zcta(store: Store, path: str | os.PathLike, simplify_tolerance: float =
     mapping = _point_in_polygon_regions(store, shapes)
     with store.transaction() as tx:
         _write_shapes(tx, _shape_rows(shapes))
-        moved = _apply_region_zips(tx, mapping)
+        moved = _apply_region_zips(store, tx, mapping)
         _set_meta(tx, source, _file_signature(path))
     return {
         "source": source,

@@ -283,7 +283,8 @@ def fmt_kpi(kpi: str, value) -> str:
 # -- call list ----------------------------------------------------------------------------------------
 
 def call_list(ranked: pd.DataFrame) -> pd.DataFrame:
-    """The ranked accounts as a call list (:data:`CALL_LIST_COLUMNS`), text cells guarded (:func:`terrmap.io.csvsafe.guard_cell`)."""
+    """The ranked accounts as a call list (:data:`CALL_LIST_COLUMNS`), text cells guarded
+    (:func:`terrmap.io.csvsafe.guard_cell`)."""
     out = ranked.rename(columns={"name": "account", "rule": "owned_as"}).copy()
     out["score"] = out["score"].round(4)
     out["expected_value"] = out["expected_value"].round(2)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from terrmap.data.lead_features import open_lead_rows
 from terrmap.data.models import write_scores
-from terrmap.data.stats import refresh_rollup
+from terrmap.data.rollup import refresh_rollup
 from terrmap.scoring.fallback import apply_fallback_scores
 from terrmap.scoring.model import LeadModel
 from terrmap.scoring.saved import load_model, save_model
