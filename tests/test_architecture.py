@@ -32,7 +32,6 @@ def test_layer_contract_holds():
     assert "0 broken" in run.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 in progress: findings left (long lines, loop variables in closures); remove this mark when it passes")
 def test_ruff_is_clean():
     run = subprocess.run([_tool("ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import shapely
 
 from terrmap.app.geometry import decode_ring, encode_ring, outer_box, round_geometry, view_bounds
 from terrmap.app.html_safe import esc, is_missing, js_json
@@ -316,8 +317,6 @@ def territory_map_data(summary: pd.DataFrame, geoms: dict, decimals: int = 3) ->
     (neighbours keep a common border) to about 1/1500 of the map's width. The tooltip shows the territory,
     its totals, its region count and its potential against the average.
     """
-    import shapely
-
     rows = summary[(summary["territory_id"] >= 0) & summary["territory_id"].map(lambda t: geoms.get(t) is not None)]
     rows = rows.reset_index(drop=True)
     shapes = np.array([geoms[t] for t in rows["territory_id"]], dtype=object)

@@ -11,6 +11,7 @@ switching pages reuse what is computed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shlex
 import sys
 import threading
@@ -28,8 +29,11 @@ from terrmap.data.queries import headline_kpis, region_places
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store, open_store, resolve_db_path
 from terrmap.geo import LAYER_KEYS, parse_layer
+from terrmap.geo.groups import region_groups
+from terrmap.geo.outlines import state_outlines_geojson
 from terrmap.measures import fmt_int, fmt_money
 from terrmap.plan import PlanInfo, assignment_for_layer, list_plans, territories
+from terrmap.plan.editor import EditorSession
 
 DEFAULT_MAP_LAYER = "h3:4"
 
@@ -183,10 +187,6 @@ def cached_map_data(
 
 def _outlines_or_none() -> dict | None:
     try:
-        from terrmap.geo.outlines import state_outlines_geojson
-    except ImportError:  # not installed in this build: no base layer
-        return None
-    try:
         return state_outlines_geojson()
     except Exception:  # a broken outline file must not take the map down
         return None
@@ -219,7 +219,7 @@ def ensure_app_navigation() -> None:
     page alone (no page config, a different sidebar). Switch and rerun instead.
     """
     try:
-        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.pages_manager import PagesManager  # private API, guarded: it may move
     except ImportError:  # private API moved: the legacy quirk is harmless
         return
     if PagesManager.uses_pages_directory:
@@ -344,8 +344,6 @@ def page_style() -> None:
 @st.cache_data(max_entries=12, show_spinner=False)
 def cached_region_groups(path: str, layer_key: str, stamp: str) -> pd.DataFrame:
     """region_id, state, county_fips, county of every region of the layer (see terrmap.geo.groups)."""
-    from terrmap.geo.groups import region_groups
-
     return region_groups(_store(path), parse_layer(layer_key))
 
 
@@ -357,8 +355,6 @@ def _cached_graph(path: str, layer_key: str, digest: str, _ids: tuple[str, ...])
 
 def graph_provider(path: str):
     """graph_for(layer, ids) for terrmap functions that take one: graphs cached across sessions."""
-    import hashlib
-
     def graph_for(layer, ids):
         digest = hashlib.sha1("\n".join(ids).encode()).hexdigest()
         return _cached_graph(path, layer.key, digest, tuple(ids))
@@ -372,8 +368,6 @@ EDITOR_SESSIONS = "tm_editor_sessions"
 def editor_session(s: Store, plan: PlanInfo, reload: bool = False):
     """The planner's :class:`terrmap.plan.editor.EditorSession` on ``plan``, kept in the Streamlit session
     (keyed by database path and plan id); ``reload``: discard it and open the saved plan again."""
-    from terrmap.plan.editor import EditorSession
-
     sessions = st.session_state.setdefault(EDITOR_SESSIONS, {})
     key = (str(s.path), plan.plan_id)
     if reload or key not in sessions:
@@ -390,7 +384,7 @@ def serve_script(js: str, coordinates: str = "terrmap-editor-map") -> str | None
     when there is no runtime (bare mode, tests). Re-register on every run that shows it: files not
     registered during a full run are dropped after it."""
     try:
-        from streamlit import runtime
+        from streamlit import runtime  # internal API, guarded by the except below
 
         if not runtime.exists():
             return None

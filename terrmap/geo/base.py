@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING
+
+import numpy as np
+import shapely
+from shapely.geometry import shape as to_shape
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -17,11 +22,6 @@ def drawn_shape_geometry(shape: dict):
     Circles (Point + radius in metres) become 64-gon polygons on the sphere's
     local tangent plane, accurate to well under 1% for radii of a few hundred km.
     """
-    import math
-
-    import shapely
-    from shapely.geometry import shape as to_shape
-
     geometry = shape.get("geometry", shape)
     props = shape.get("properties") or {}
     radius = props.get("radius", shape.get("radius"))
@@ -61,9 +61,6 @@ class Layer(ABC):
                  progress: Callable[[float, str], None] | None = None) -> dict:
         """One shapely (lon/lat) geometry per group of region ids: the union of their shapes (None for a
         group with no known region). Layers override it with a faster union of their own."""
-        import shapely
-        from shapely.geometry import shape as to_shape
-
         shapes = self.shapes(store, [r for ids in groups.values() for r in ids])
         out = {}
         for k, (key, ids) in enumerate(groups.items()):
@@ -90,9 +87,6 @@ class Layer(ABC):
         A circle comes as a GeoJSON Point with a ``radius`` (metres) in its
         properties or beside its geometry, as Leaflet.draw reports it.
         """
-        import numpy as np
-        import shapely
-
         geom = drawn_shape_geometry(shape)
         cents = self.region_centroids(store, region_ids)
         ids = [r for r in region_ids if r in cents]

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 import h3
 import numpy as np
 import scipy.sparse as sp
+import shapely
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import Delaunay, QhullError, cKDTree
 
 from terrmap.geo.distance import KM_PER_DEGREE
+from terrmap.geo.zipdata import project
 
 
 @dataclass
@@ -87,10 +90,6 @@ def bridge_components(graph: RegionGraph) -> RegionGraph:
     query for all regions); pieces with no candidate within the k nearest are joined to their nearest
     region elsewhere afterwards.
     """
-    from scipy.spatial import cKDTree
-
-    from terrmap.geo.zipdata import project
-
     n_comp, labels = connected_components(graph.adjacency, directed=False)
     if n_comp <= 1:
         return graph
@@ -144,8 +143,6 @@ def bridge_components(graph: RegionGraph) -> RegionGraph:
 def _gap_edges(xy: np.ndarray, labels: np.ndarray, max_length: float) -> list[tuple[int, int]]:
     """Delaunay edges between regions of different pieces, up to ``max_length``: the pieces whose
     nearest-region (Voronoi) areas meet across the empty land between them."""
-    from scipy.spatial import Delaunay, QhullError
-
     if len(xy) < 3 or max_length <= 0:
         return []
     try:
@@ -214,10 +211,6 @@ def polygon_adjacency(geometries) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     Lengths and areas are measured in the conformal projection of terrmap.geo.zipdata, in km (km²),
     precise enough for compactness scores.
     """
-    import shapely
-
-    from terrmap.geo.zipdata import project
-
     geoms = np.asarray(geometries, dtype=object)
 
     def to_km(g):

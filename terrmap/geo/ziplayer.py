@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+import numpy as np
+import pandas as pd
+import shapely
+
 from terrmap.geo.base import Layer
+from terrmap.geo.graph import graph_from_edges, polygon_adjacency
+from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
 
 
 class ZipLayer(Layer):
@@ -16,8 +22,6 @@ class ZipLayer(Layer):
         return f"{leads}.zip"
 
     def shapes(self, store, region_ids: Sequence[str]) -> dict[str, dict]:
-        from terrmap.geo.zipshapes import ensure_zip_shapes
-
         ensure_zip_shapes(store)
         cur = store.cursor()
         rows = cur.execute(
@@ -27,10 +31,6 @@ class ZipLayer(Layer):
 
     def dissolve(self, store, groups, progress=None) -> dict:
         """Unions of the stored ZIP polygons (read once, as shapely geometries)."""
-        import shapely
-
-        from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
-
         ensure_zip_shapes(store)
         geoms = zip_shape_geoms(store, [r for ids in groups.values() for r in ids]).set_index("zip")["geometry"]
         out = {}
@@ -53,10 +53,6 @@ class ZipLayer(Layer):
     def graph(self, store, region_ids: Sequence[str]):
         """The regions' adjacency graph, from the nationwide ZIP adjacency stored with the shapes
         (computed on first use, once per geometry: several seconds for the whole country)."""
-        import numpy as np
-
-        from terrmap.geo.graph import graph_from_edges
-
         ensure_zip_adjacency(store)
         ids = list(region_ids)
         cents = self.region_centroids(store, ids)
@@ -88,15 +84,9 @@ class ZipLayer(Layer):
 
 def ensure_zip_adjacency(store) -> None:
     """Fill zip_shape_edges / zip_shape_sizes from the current zip_shapes if they are empty."""
-    from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
-
     ensure_zip_shapes(store)
     if store.scalar("SELECT count(*) > 0 FROM zip_shape_sizes"):
         return
-    import pandas as pd
-
-    from terrmap.geo.graph import polygon_adjacency
-
     shapes = zip_shape_geoms(store)
     zips = shapes["zip"].to_numpy()
     edges, lengths, area, perimeter = polygon_adjacency(shapes["geometry"].to_numpy())

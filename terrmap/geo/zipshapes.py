@@ -290,7 +290,7 @@ def find_zcta_file(store: Store | None = None, directory: str | os.PathLike | No
 
 def read_zcta(path: str | os.PathLike, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG) -> pd.DataFrame:
     """A ZCTA file -> zip (5 digits), geometry (shapely, lon/lat, valid, simplified, one row per ZCTA)."""
-    import pyogrio
+    import pyogrio  # GDAL loads only when a boundary file is read, not with every map
 
     path = Path(path)
     info = pyogrio.read_info(path)

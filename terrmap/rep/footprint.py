@@ -21,10 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import h3
 import numpy as np
 import pandas as pd
 
 from terrmap.geo import parse_layer
+from terrmap.geo.zipshapes import ensure_zip_shapes
 from terrmap.io.csvsafe import guard_frame
 from terrmap.measures import fmt_int, fmt_money, fmt_pct
 from terrmap.plan import PlanInfo, get_plan, territories
@@ -189,15 +191,11 @@ def region_areas_km2(store: Store, layer_key: str, region_ids: Sequence[str]) ->
     """Land area (km²) per region id; ZIPs from their stored polygons, H3 cells from h3."""
     ids = list(dict.fromkeys(region_ids))
     if layer_key == "zip":
-        from terrmap.geo.zipshapes import ensure_zip_shapes
-
         ensure_zip_shapes(store)
         df = store.cursor().execute(
             "SELECT zip, area_km2 FROM zip_shapes WHERE zip IN (SELECT unnest(?::VARCHAR[]))", [ids]
         ).df()
         return df.set_index("zip")["area_km2"].reindex(ids).fillna(0.0)
-    import h3
-
     parse_layer(layer_key)
     return pd.Series([h3.cell_area(r, "km^2") if h3.is_valid_cell(r) else 0.0 for r in ids], index=ids, dtype=float)
 
