@@ -25,7 +25,7 @@ kind = st.segmented_control(
 
 def alignment_section() -> None:
     from terrmap.geo import LAYER_KEYS
-    from terrmap.io import exchange
+    from terrmap.io import alignment
 
     st.caption(
         "Upload a ZIP (or H3 cell) → territory file: a CSV from your CRM or another tool (columns such as "
@@ -38,9 +38,9 @@ def alignment_section() -> None:
     if upload is None:
         with st.expander("Which columns are understood?", icon=":material/help:"):
             st.dataframe(
-                pd.DataFrame([{"Column": exchange.ROLE_LABELS[role], "Required": "yes" if role in
+                pd.DataFrame([{"Column": alignment.ROLE_LABELS[role], "Required": "yes" if role in
                                ("region", "territory") else "", "Names recognised": ", ".join(names)}
-                              for role, names in exchange.COLUMN_NAMES.items()]),
+                              for role, names in alignment.COLUMN_NAMES.items()]),
                 hide_index=True, width="stretch",
             )
         return
@@ -57,9 +57,9 @@ def alignment_section() -> None:
     else:
         with st.spinner(f"Reading {upload.name}…"):
             try:
-                parsed, error = exchange.read_alignment(s, upload.getvalue(), layer=layer_choice,
+                parsed, error = alignment.read_alignment(s, upload.getvalue(), layer=layer_choice,
                                                         filename=upload.name), None
-            except exchange.AlignmentRejected as exc:
+            except alignment.AlignmentRejected as exc:
                 parsed, error = None, exc
         st.session_state["_alignment"] = (cache_key, parsed, error)
     if error is not None:
@@ -110,8 +110,8 @@ def alignment_section() -> None:
                          help="The new scenario's name; it must not be in use.")
     if st.button("Create scenario", type="primary", icon=":material/upload:", disabled=not name.strip()):
         try:
-            plan = exchange.import_alignment(s, upload.getvalue(), name, layer=layer_choice, filename=upload.name)
-        except exchange.AlignmentRejected as exc:
+            plan = alignment.import_alignment(s, upload.getvalue(), name, layer=layer_choice, filename=upload.name)
+        except alignment.AlignmentRejected as exc:
             show_alignment_problems(exc.problems, "Import rejected")
         else:
             ui.clear_caches()

@@ -158,9 +158,9 @@ with c_buttons:
                  help="Publish another scenario first to delete the published one." if plan.published else None):
         confirm_delete(plan)
 
-# export (terrmap.io.exchange, when installed)
+# export (terrmap.io.export, when installed)
 try:
-    from terrmap.io.exchange import EXPORT_FORMATS, FORMAT_MIME, FORMAT_SUFFIX, export_plan
+    from terrmap.io.export import EXPORT_FORMATS, FORMAT_MIME, FORMAT_SUFFIX, export_plan
 except ImportError:
     st.caption("Exports are not available in this installation yet.")
 else:

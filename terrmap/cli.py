@@ -147,7 +147,7 @@ def cmd_optimize(args) -> int:
 def cmd_export(args) -> int:
     # lazy: start-up time (see the module docstring)
     from terrmap.data.store import open_store
-    from terrmap.io.exchange import export_to_file
+    from terrmap.io.export import export_to_file
 
     store = open_store(args.db)
     t0 = time.perf_counter()
@@ -160,7 +160,7 @@ def cmd_export(args) -> int:
 def cmd_import_alignment(args) -> int:
     # lazy: start-up time (see the module docstring)
     from terrmap.data.store import open_store
-    from terrmap.io.exchange import AlignmentRejected, import_alignment
+    from terrmap.io.alignment import AlignmentRejected, import_alignment
 
     store = open_store(args.db)
     try:
@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("export", cmd_export, "export a plan: region CSV, CRM account CSV, territory boundaries or a map image")
     p.add_argument("--plan", help="plan name or id (default: the published plan)")
-    # Checked by terrmap.io.exchange.export_plan (importing it here would slow every command's start).
+    # Checked by terrmap.io.export.export_plan (importing it here would slow every command's start).
     p.add_argument("--format", required=True,
                    help="csv: region -> territory (re-importable); accounts: CRM bulk-update CSV; geojson or gpkg: "
                         "dissolved territory boundaries; png or pdf: a 16:9 map with legend")

@@ -20,16 +20,8 @@ from hypothesis import strategies as st
 from terrmap.data.store import PROJECT_ROOT, Store
 from terrmap.geo import H3Layer
 from terrmap.geo.zipshapes import ensure_zip_shapes
-from terrmap.io.exchange import (
-    ACCOUNT_COLUMNS,
-    EXPORT_FORMATS,
-    AlignmentRejected,
-    ImportedPlan,
-    export_plan,
-    export_to_file,
-    import_alignment,
-    read_alignment,
-)
+from terrmap.io.alignment import AlignmentRejected, ImportedPlan, import_alignment, read_alignment
+from terrmap.io.export import ACCOUNT_COLUMNS, EXPORT_FORMATS, export_plan, export_to_file
 from terrmap.plan import Territory, assignment_for_layer, create_plan, get_plan, list_plans, territories
 
 NASTY = ['=HYPERLINK("http://evil","x")', "<script>alert(1)</script>", 'Comma, "quoted" name', "+1 Sales", "$5 & co"]

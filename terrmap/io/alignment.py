@@ -1,10 +1,11 @@
-"""Alignment files in and out: a plan from a territory file, and a plan to CSV, GeoJSON, GeoPackage or a map.
+"""Alignment import: a plan (a scenario) from a file that says which territory each region belongs to.
 
-**Import** (:func:`import_alignment`): a file that says which territory each
-region belongs to becomes a new plan (a scenario), all or nothing.
+:func:`import_alignment` turns such a file into a new plan, all or nothing;
+:func:`read_alignment` is the preview (parse and validate, write nothing).
 
-* CSV, as exported by a CRM or another tool, or by :func:`export_plan` (``csv``):
-  one row per region. Columns are found by name, ignoring case and punctuation
+* CSV, as exported by a CRM or another tool, or by :func:`terrmap.io.export.export_plan` (``csv``):
+  one row per region. The encoding and delimiter are found by
+  :mod:`terrmap.io.sniff`, as for lead files. Columns are found by name, ignoring case and punctuation
   (:data:`COLUMN_NAMES`): the region (``zip``, ``Zip Code``, ``Postal Code``,
   ``region_id``, ``h3``, ``cell`` ...) and the territory (``territory``,
   ``Territory Name``, ``Territory__c`` ...) are required; territory id, rep
@@ -15,7 +16,7 @@ region belongs to becomes a new plan (a scenario), all or nothing.
   PO-box or single-organisation ZIP counts in the region that contains it
   (``zips.region_zip``); when the file also lists that region itself, the
   region's own row wins and the disagreement is reported as a note.
-* GeoJSON or GeoPackage, as written by :func:`export_plan`: one (Multi)Polygon
+* GeoJSON or GeoPackage, as written by :func:`terrmap.io.export.export_plan`: one (Multi)Polygon
   per territory; each region of the layer goes to the territory whose polygon
   contains its representative point (a point on the surface of a ZIP polygon,
   an H3 cell's centre). Locks are not part of these formats.
@@ -31,21 +32,8 @@ written; otherwise the plan is created in one transaction
 (:func:`terrmap.plan.create_plan`). Regions of the layer the file does not
 mention stay unassigned; the returned :class:`ImportedPlan` says how many.
 
-**Export** (:func:`export_plan`, :func:`export_to_file`), formats :data:`EXPORT_FORMATS`:
-
-* ``csv``: region_id, territory, territory_id, rep_id, locked, color: every
-  region of the plan, sorted; importing it gives back the same plan.
-* ``accounts``: a CRM bulk-update file, Salesforce-style columns
-  (:data:`ACCOUNT_COLUMNS`), one row per account with its owner from
-  :func:`terrmap.plan.accounts.account_owners` (pins, overlays, geography).
-* ``geojson`` / ``gpkg``: the dissolved territory boundaries (lon/lat,
-  EPSG:4326) with territory, territory_id, rep_id, color, regions, leads,
-  potential and the plan's layer.
-* ``png`` / ``pdf``: a 16:9 map of the territories over the state outlines,
-  with a legend (territory and rep), for slides.
-
-Spreadsheets run formulas: a text cell that starts with ``= + - @`` is written
-with a leading apostrophe (CSV injection), which the import removes again.
+Spreadsheets run formulas: an exported text cell that starts with ``= + - @`` has a leading
+apostrophe (:mod:`terrmap.io.csvsafe`), which this import removes again.
 """
 
 from __future__ import annotations
@@ -55,40 +43,34 @@ import io
 import json
 import math
 import re
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import h3
 import numpy as np
 import pandas as pd
+import pyogrio
+import shapely
+from scipy.spatial import Delaunay
 
+from terrmap.data.alignments import region_zip_of, region_zips, rep_directory
+from terrmap.data.stats import region_stats
 from terrmap.geo import Layer, parse_layer
-from terrmap.io.csvsafe import guard_frame, unguard_cell
-from terrmap.io.ingest import MAX_ROWS_PER_PROBLEM, norm_header, not_utf8_problem
+from terrmap.geo.zipdata import project
+from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
+from terrmap.io.csvsafe import unguard_cell
+from terrmap.io.problems import MAX_ROWS_PER_PROBLEM
+from terrmap.io.sniff import EMPTY_MESSAGE, SniffError, decode_utf8, guess_delimiter, norm_header
 from terrmap.plan import PlanInfo, Territory, create_plan, distinct_colors, get_plan, list_plans, palette_color
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
 
-Progress = Callable[[float, str], None]
-
-EXPORT_FORMATS = ("csv", "accounts", "geojson", "gpkg", "png", "pdf")
-FORMAT_SUFFIX = {"csv": ".csv", "accounts": ".csv", "geojson": ".geojson", "gpkg": ".gpkg", "png": ".png",
-                 "pdf": ".pdf"}
-FORMAT_MIME = {"csv": "text/csv", "accounts": "text/csv", "geojson": "application/geo+json",
-               "gpkg": "application/geopackage+sqlite3", "png": "image/png", "pdf": "application/pdf"}
-
-REGION_CSV_COLUMNS = ["region_id", "territory", "territory_id", "rep_id", "locked", "color"]
-# Id: lead id; OwnerId / Owner_Name: the owning rep's id and name; Territory__c / Territory_Id__c: the owning
-# territory (or overlay team, id "overlay-<id>"); Assignment_Rule__c: pin, overlay, geography or unassigned.
-ACCOUNT_COLUMNS = ["Id", "Name", "OwnerId", "Owner_Name", "Territory__c", "Territory_Id__c", "Assignment_Rule__c",
-                   "Potential__c", "Region__c"]
+# The layer (table) name of the territories in a GeoPackage, and the GeoJSON collection's name.
 GEO_LAYER_NAME = "territories"
-GEO_DECIMALS = 6  # ~0.1 m: representative points never land on the wrong side of a rounded border
 
 # Column names by role, compared with ingest's header normalisation (case, spaces, punctuation ignored).
 # The first name present wins, so the order is a preference.
@@ -228,16 +210,10 @@ def _read_source(source, filename: str | None) -> tuple[bytes, str, str]:
 
 
 def _decode(data: bytes, name: str) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise AlignmentRejected(["the file is not UTF-8 (it is UTF-16); export or save it as UTF-8"], file=name)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise AlignmentRejected([not_utf8_problem(None, exc.start, line, data[exc.start: exc.end]).message],
-                                file=name) from None
+        return decode_utf8(data)
+    except SniffError as exc:
+        raise AlignmentRejected([exc.message], file=name) from None
 
 
 def _find_columns(header: Sequence[str]) -> dict[str, str | None]:
@@ -259,11 +235,8 @@ def _find_columns(header: Sequence[str]) -> dict[str, str | None]:
 
 def _csv_rows(text: str, name: str) -> tuple[list[_Row], dict[str, str | None], list[str]]:
     if not text.strip():
-        raise AlignmentRejected(["the file is empty"], file=name)
-    first = re.sub(r'"[^"]*"', "", text.split("\n", 1)[0])  # count delimiters outside quotes
-    counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
-    delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        raise AlignmentRejected([EMPTY_MESSAGE], file=name)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=guess_delimiter(text))
     try:
         header = [h.strip() for h in next(reader)]
     except csv.Error as exc:
@@ -303,8 +276,6 @@ def _csv_rows(text: str, name: str) -> tuple[list[_Row], dict[str, str | None], 
 def _classify_regions(rows: list[_Row], column: str, layer: str | None, hint: str | None,
                       problems: list[str]) -> str | None:
     """Normalise every row's region id to ``layer`` (inferred when None); returns the layer key."""
-    import h3
-
     def as_cell(raw: str) -> str | None:
         text = raw.lower().removeprefix("0x")
         if text.isdigit() and len(text) > 12:  # a cell written as its 64-bit integer
@@ -389,10 +360,7 @@ def _zip_ids(rows: list[_Row], column: str, problems: list[str]) -> None:
 def _resolve_zips(store: Store, rows: list[_Row], column: str, problems: list[str]) -> None:
     """Each ZIP -> the region ZIP it counts in; unknown ZIPs (or ZIPs without a location) are problems."""
     zips = sorted({r.region_id for r in rows if r.region_id})
-    ref = store.cursor().execute(
-        "SELECT zip, region_zip FROM zips WHERE zip IN (SELECT unnest(?::VARCHAR[]))", [zips]
-    ).fetchall()
-    region_of = dict(ref)
+    region_of = region_zip_of(store, zips)
     unknown = []
     for r in rows:
         if r.region_id is None:
@@ -494,7 +462,7 @@ def _territory_table(store: Store, rows: Sequence[_Row], columns: dict[str, str 
         notes.append("territory ids are not all whole numbers: territories are numbered in order of appearance")
     ids = {k: (int(k) if numeric else i + 1) for i, k in enumerate(order)}
 
-    reps = store.cursor().execute("SELECT rep_id, name, email FROM reps").fetchall()
+    reps = rep_directory(store)
     by_rep_id = {r[0]: r for r in reps}
     by_lower: dict[str, set[str]] = {}
     for rep_id, name, email in reps:
@@ -553,10 +521,6 @@ def _fill_colors(store: Store, layer: Layer, terr: pd.DataFrame, assignment: pd.
     a = assignment.dropna(subset=["territory_id"])
     pairs: set[tuple[int, int]] = set()
     try:
-        from scipy.spatial import Delaunay
-
-        from terrmap.geo.zipdata import project
-
         cents = layer.region_centroids(store, a["region_id"].tolist())
         a = a[a["region_id"].isin(cents)]
         if len(a) >= 4:
@@ -577,11 +541,9 @@ def _fill_colors(store: Store, layer: Layer, terr: pd.DataFrame, assignment: pd.
 
 def _missing_regions(store: Store, layer: Layer, listed: set[str]) -> tuple[int | None, int]:
     """(regions of the layer not listed or None for H3, whose cells are unbounded; populated regions not listed)."""
-    from terrmap.data.stats import region_stats
-
     populated = set(region_stats(store, layer)["region_id"])
     if layer.key == "zip":
-        all_regions = {z for (z,) in store.cursor().execute("SELECT zip FROM zips WHERE zip = region_zip").fetchall()}
+        all_regions = set(region_zips(store))
         return len(all_regions - listed), len(populated - listed)
     return None, len(populated - listed)
 
@@ -624,7 +586,7 @@ def read_alignment(store: Store, source, layer: str | Layer | None = None,
     layer_key = (layer.key if isinstance(layer, Layer) else parse_layer(layer).key) if layer is not None else None
     data, name, fmt = _read_source(source, filename)
     if not data.strip():
-        raise AlignmentRejected(["the file is empty"], file=name)
+        raise AlignmentRejected([EMPTY_MESSAGE], file=name)
     if fmt in ("geojson", "gpkg"):
         return _read_geo(store, data, name, fmt, layer_key)
     rows, columns, problems = _csv_rows(_decode(data, name), name)
@@ -640,9 +602,6 @@ def read_alignment(store: Store, source, layer: str | Layer | None = None,
 
 def _read_geo(store: Store, data: bytes, name: str, fmt: str, layer_key: str | None) -> Alignment:
     """Territory polygons -> one row per region whose representative point they contain."""
-    import pyogrio
-    import shapely
-
     al = Alignment(file=name, format=fmt)
     try:
         if fmt == "geojson":
@@ -701,11 +660,8 @@ def _read_geo(store: Store, data: bytes, name: str, fmt: str, layer_key: str | N
              for i in range(len(df))]
     rows: list[_Row] = []
     if layer.key == "zip":
-        from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
-
         ensure_zip_shapes(store)
-        shapes = zip_shape_geoms(store, [z for (z,) in store.cursor().execute(
-            "SELECT zip FROM zips WHERE zip = region_zip").fetchall()])
+        shapes = zip_shape_geoms(store, region_zips(store))
         ids = shapes["zip"].to_numpy()
         points = shapely.point_on_surface(shapes["geometry"].to_numpy())
         tree = shapely.STRtree(geoms)
@@ -713,8 +669,6 @@ def _read_geo(store: Store, data: bytes, name: str, fmt: str, layer_key: str | N
         for p, f in zip(pt_idx.tolist(), feat_idx.tolist()):
             rows.append(_Row(f"feature {f + 1}", str(ids[p]), *props[f], region_id=str(ids[p])))
     else:
-        import h3
-
         for f, g in enumerate(geoms):
             for cell in h3.geo_to_cells(json.loads(shapely.to_geojson(g)), layer.res):
                 rows.append(_Row(f"feature {f + 1}", cell, *props[f], region_id=cell))
@@ -758,254 +712,3 @@ def import_alignment(store: Store, source, name: str, layer: str | Layer | None 
         raise
     info = get_plan(store, plan_id)
     return ImportedPlan(info.plan_id, info.name, info.layer, info.version, info.published, summary=al.summary())
-
-
-# ---------------------------------------------------------------------------
-# Export
-
-
-def _resolve_plan(store: Store, plan) -> PlanInfo:
-    info = plan if isinstance(plan, PlanInfo) else get_plan(store, plan)
-    if info is None:
-        raise ValueError("the database has no plan yet" if plan is None else f"no plan named {plan!r}")
-    return info
-
-
-def _csv_bytes(df: pd.DataFrame) -> bytes:
-    return guard_frame(df).to_csv(index=False, lineterminator="\n").encode("utf-8")
-
-
-def region_table(store: Store, plan) -> pd.DataFrame:
-    """Every region of the plan, sorted: region_id, territory, territory_id, rep_id, locked, color."""
-    info = _resolve_plan(store, plan)
-    df = store.cursor().execute(
-        """
-        SELECT a.region_id, t.name AS territory, a.territory_id::BIGINT AS territory_id, t.rep_id, a.locked, t.color
-        FROM plan_assignments a LEFT JOIN territories t ON t.plan_id = a.plan_id AND t.territory_id = a.territory_id
-        WHERE a.plan_id = ? ORDER BY a.region_id
-        """, [info.plan_id]).df()
-    df["territory_id"] = df["territory_id"].astype("Int64")
-    df["locked"] = df["locked"].map({True: "true", False: "false"})
-    return df[REGION_CSV_COLUMNS]
-
-
-def account_table(store: Store, plan) -> pd.DataFrame:
-    """One row per account, Salesforce-style columns (:data:`ACCOUNT_COLUMNS`), owner from account_owners."""
-    from terrmap.plan.accounts import account_owners
-
-    info = _resolve_plan(store, plan)
-    own = account_owners(store, info)
-    rep_names = dict(store.cursor().execute("SELECT rep_id, name FROM reps").fetchall())
-    terr_id = np.where(own["owner_kind"].eq("overlay").fillna(False),
-                       "overlay-" + own["owner_id"].astype("string").fillna(""),
-                       own["owner_id"].astype("string"))
-    out = pd.DataFrame({
-        "Id": own["lead_id"],
-        "Name": own["name"],
-        "OwnerId": own["owner_rep_id"],
-        "Owner_Name": own["owner_rep_id"].map(rep_names),
-        "Territory__c": own["owner_name"],
-        "Territory_Id__c": pd.array(terr_id, dtype="string"),
-        "Assignment_Rule__c": own["rule"],
-        "Potential__c": own["potential"].astype(float).round(2),
-        "Region__c": own["region_id"],
-    })
-    return out[ACCOUNT_COLUMNS]
-
-
-def territory_shapes(store: Store, plan, progress: Progress | None = None):
-    """The plan's dissolved territories: a GeoDataFrame (EPSG:4326), one row per territory with regions,
-    columns territory, territory_id, rep_id, rep_name, color, regions, leads, potential, layer, geometry."""
-    import geopandas as gpd
-    import shapely
-
-    from terrmap.data.stats import region_stats
-    from terrmap.geo.outlines import polygonal
-
-    report = progress or (lambda f, m: None)
-    info = _resolve_plan(store, plan)
-    layer = parse_layer(info.layer)
-    cur = store.cursor()
-    a = cur.execute("SELECT region_id, territory_id FROM plan_assignments WHERE plan_id = ? "
-                    "AND territory_id IS NOT NULL ORDER BY region_id", [info.plan_id]).df()
-    terr = cur.execute("SELECT t.territory_id, t.name, t.rep_id, r.name AS rep_name, t.color FROM territories t "
-                       "LEFT JOIN reps r USING (rep_id) WHERE t.plan_id = ? ORDER BY t.territory_id",
-                       [info.plan_id]).df()
-    stats = region_stats(store, layer)[["region_id", "leads", "potential"]]
-    a = a.merge(stats, on="region_id", how="left").fillna({"leads": 0, "potential": 0.0})
-    groups = {int(tid): g for tid, g in a.groupby("territory_id")}
-    report(0.1, "reading region shapes")
-    geoms = layer.dissolve(store, {tid: g["region_id"].tolist() for tid, g in groups.items()},
-                           progress=lambda f, m: report(0.1 + 0.85 * f, m))
-    rows = []
-    for tid, g in groups.items():
-        geom = geoms.get(tid)
-        if geom is None:
-            continue
-        # Onto the output grid (rounded coordinates); set_precision keeps the result valid.
-        geom = polygonal(shapely.make_valid(shapely.set_precision(geom, 10 ** -GEO_DECIMALS)))
-        if geom is None:
-            continue
-        rows.append({"territory_id": tid, "regions": len(g), "leads": int(g["leads"].sum()),
-                     "potential": round(float(g["potential"].sum()), 2), "geometry": geom})
-    report(0.95, "assembling")
-    geo = pd.DataFrame(rows, columns=["territory_id", "regions", "leads", "potential", "geometry"])
-    geo = terr.merge(geo, on="territory_id", how="inner").rename(columns={"name": "territory"})
-    geo["layer"] = info.layer
-    cols = ["territory", "territory_id", "rep_id", "rep_name", "color", "regions", "leads", "potential", "layer"]
-    return gpd.GeoDataFrame(geo[cols], geometry=geo["geometry"].to_list(), crs="EPSG:4326")
-
-
-def _geojson_bytes(gdf, info: PlanInfo) -> bytes:
-    import shapely
-
-    features = []
-    for row in gdf.itertuples():
-        props = {c: (None if pd.isna(getattr(row, c)) else getattr(row, c)) for c in gdf.columns if c != "geometry"}
-        props = {k: (v.item() if hasattr(v, "item") else v) for k, v in props.items()}
-        features.append({"type": "Feature", "properties": props,
-                         "geometry": json.loads(shapely.to_geojson(row.geometry))})
-    doc = {"type": "FeatureCollection", "name": GEO_LAYER_NAME,
-           "terrmap": {"plan": info.name, "layer": info.layer, "version": info.version}, "features": features}
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _gpkg_bytes(gdf) -> bytes:
-    import pyogrio
-
-    with tempfile.TemporaryDirectory(prefix="terrmap-gpkg-") as folder:
-        path = Path(folder) / "plan.gpkg"
-        pyogrio.write_dataframe(gdf, path, layer=GEO_LAYER_NAME, driver="GPKG")
-        return path.read_bytes()
-
-
-def _mpl_text(text) -> str:
-    """Text from data for matplotlib: a ``$`` would start mathtext; escape it so names show literally."""
-    return str(text).replace("$", r"\$")
-
-
-def _polygon_path(geom):
-    """A matplotlib Path (holes included) of a shapely (Multi)Polygon."""
-    import shapely
-    from matplotlib.path import Path as MplPath
-
-    verts, codes = [], []
-    for poly in shapely.get_parts(geom):
-        for ring in [poly.exterior, *poly.interiors]:
-            xy = np.asarray(ring.coords)
-            if len(xy) < 3:
-                continue
-            verts.append(xy)
-            codes.append(np.r_[MplPath.MOVETO, np.full(len(xy) - 2, MplPath.LINETO), MplPath.CLOSEPOLY])
-    if not verts:
-        return None
-    return MplPath(np.concatenate(verts), np.concatenate(codes))
-
-
-def map_figure(store: Store, plan, labels: bool | None = None, progress: Progress | None = None):
-    """A 16:9 matplotlib Figure (Agg, no pyplot state) of the plan's territories over the state outlines."""
-    import shapely
-    from matplotlib import patheffects
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch, PathPatch
-
-    from terrmap.geo.outlines import state_outlines_geojson
-    from terrmap.io.ingest import US_BOXES
-
-    info = _resolve_plan(store, plan)
-    gdf = territory_shapes(store, info, progress=progress)
-    fig = Figure(figsize=(16, 9), dpi=150)
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.01, 0.03, 0.70, 0.86))
-    ax.set_axis_off()
-    geoms = list(gdf.geometry)
-    lat_lo, lat_hi, lon_lo, lon_hi = US_BOXES["contiguous US"]
-    box = shapely.box(lon_lo, lat_lo, lon_hi, lat_hi)
-    parts = [p for g in geoms for p in shapely.get_parts(g)]
-    main = [p for p in parts if p.intersects(box)] or parts
-    hidden = len(parts) - len(main)
-    if main:
-        x0, y0, x1, y1 = shapely.total_bounds(np.array(main, dtype=object))
-    else:
-        x0, y0, x1, y1 = lon_lo, lat_lo, lon_hi, lat_hi
-    pad_x, pad_y = max((x1 - x0) * 0.04, 0.05), max((y1 - y0) * 0.04, 0.05)
-    x0, x1, y0, y1 = x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y
-    ax.set_aspect(1 / max(math.cos(math.radians((y0 + y1) / 2)), 0.2))  # equirectangular, true shape at mid-latitude
-    view = shapely.box(x0, y0, x1, y1)
-    state_paths = []
-    for feat in state_outlines_geojson()["features"]:
-        g = shapely.geometry.shape(feat["geometry"])
-        if g.intersects(view):
-            path = _polygon_path(g)
-            if path is not None:
-                state_paths.append(path)
-                ax.add_patch(PathPatch(path, facecolor="#f1f1ef", edgecolor="#a3a3a3", linewidth=0.5, zorder=1))
-    # Close hairline gaps between region polygons (tiny mismatches where state outlines meet): invisible
-    # at slide scale, but a white edge drawn around each would streak the territory.
-    close = max(x1 - x0, y1 - y0) / 1500
-    for row in gdf.itertuples():
-        shown = row.geometry.buffer(close, quad_segs=2).buffer(-close, quad_segs=2)
-        path = _polygon_path(shown if not shown.is_empty else row.geometry)
-        if path is not None:
-            ax.add_patch(PathPatch(path, facecolor=row.color, edgecolor="white", linewidth=0.6, zorder=2))
-    for path in state_paths:  # state borders over the territories, for orientation
-        ax.add_patch(PathPatch(path, facecolor="none", edgecolor="#4d4d4d", linewidth=0.35, alpha=0.45, zorder=2.5))
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    if labels is None:
-        labels = len(gdf) <= 40
-    if labels:
-        halo = [patheffects.withStroke(linewidth=2.5, foreground="white")]
-        for row in gdf.itertuples():
-            biggest = max(shapely.get_parts(row.geometry), key=lambda p: p.area)
-            pt = biggest.representative_point()
-            if view.contains(pt):
-                ax.text(pt.x, pt.y, _mpl_text(row.territory), fontsize=7, ha="center", va="center", zorder=3,
-                        path_effects=halo, clip_on=True)
-    handles = [Patch(facecolor=r.color, edgecolor="#555555", linewidth=0.4,
-                     label=_mpl_text(r.territory + (f" — {r.rep_name}" if isinstance(r.rep_name, str) else "")))
-               for r in gdf.itertuples()]
-    n = len(handles)
-    if n:
-        ncol = 1 if n <= 28 else 2 if n <= 56 else 3
-        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.72, 0.89), ncol=ncol, frameon=False,
-                   fontsize=9 if n <= 20 else 7 if n <= 40 else 5, title="Territory — rep", title_fontsize=10,
-                   alignment="left")
-    fig.text(0.01, 0.955, _mpl_text(info.name), fontsize=20, weight="bold", va="center")
-    sub = f"{date.today().isoformat()} · {parse_layer(info.layer).label} · {n} territories"
-    fig.text(0.01, 0.915, _mpl_text(sub), fontsize=11, color="#555555", va="center")
-    if hidden:
-        fig.text(0.01, 0.015, f"Not shown: {hidden} piece(s) of territory outside the contiguous US "
-                 "(Alaska, Hawaii, Puerto Rico, other territories).", fontsize=8, color="#777777")
-    return fig
-
-
-def export_plan(store: Store, plan, fmt: str, progress: Progress | None = None) -> bytes:
-    """The plan in format ``fmt`` (one of :data:`EXPORT_FORMATS`) as bytes."""
-    fmt = fmt.strip().lower()
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}")
-    info = _resolve_plan(store, plan)
-    if fmt == "csv":
-        return _csv_bytes(region_table(store, info))
-    if fmt == "accounts":
-        return _csv_bytes(account_table(store, info))
-    if fmt in ("geojson", "gpkg"):
-        gdf = territory_shapes(store, info, progress=progress)
-        return _geojson_bytes(gdf, info) if fmt == "geojson" else _gpkg_bytes(gdf)
-    fig = map_figure(store, info, progress=progress)
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=150, metadata={"Title": info.name} if fmt == "pdf" else None)
-    return buf.getvalue()
-
-
-def export_to_file(store: Store, plan, fmt: str, path, progress: Progress | None = None) -> dict:
-    """Write :func:`export_plan` to ``path``; returns a summary (format, out, bytes, plan, layer)."""
-    info = _resolve_plan(store, plan)
-    data = export_plan(store, info, fmt, progress=progress)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return {"plan": info.name, "layer": info.layer, "format": fmt.strip().lower(), "out": str(path),
-            "bytes": len(data)}
