@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from terrmap.plan import accounts as acc
@@ -158,7 +158,7 @@ def test_rename_level_and_node_colours_distinct(tree):
 
 # -- random trees (hypothesis): the validator agrees with a brute-force reading of the rules ---------------------
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(-1, 7), st.sampled_from(["A", "B", "C"])), min_size=1, max_size=8))
 def test_problems_agree_with_brute_force(spec):
     ids = [f"n{i}" for i in range(len(spec))]

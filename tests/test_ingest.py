@@ -6,14 +6,13 @@ import json
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import h3
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from terrmap.data.store import BASE_H3_RES, PROJECT_ROOT, Store
@@ -494,31 +493,36 @@ INVALID = st.sampled_from([
 
 
 @pytest.fixture(scope="module")
-def property_store(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("prop") / "prop.duckdb")
-    yield store
-    store.close()
+def empty_db_path(tmp_path_factory):
+    """An empty database (schema and reference geography), closed: each example imports into a copy."""
+    path = tmp_path_factory.mktemp("prop") / "prop.duckdb"
+    Store(path).close()
+    return path
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None)
 @given(rows=st.lists(st.tuples(st.booleans(), VALID, INVALID), min_size=1, max_size=12))
-def test_import_succeeds_iff_every_row_is_valid(property_store, tmp_path_factory, rows):
-    store = property_store
-    prefix = uuid.uuid4().hex[:8]
-    lines = [(inv if bad else ok).format(id=f"{prefix}-{i}") for i, (bad, ok, inv) in enumerate(rows)]
-    path = tmp_path_factory.mktemp("p") / "mix.csv"
-    path.write_text("Id,Company,Status,Zip,lat,lon\n" + "\n".join(lines) + "\n")
-    before = snapshot(store)
-    expect_bad = {i + 2 for i, (bad, _, _) in enumerate(rows) if bad}
-    if expect_bad:
-        with pytest.raises(ImportRejected) as info:
-            import_file(store, path)
-        assert snapshot(store) == before
-        assert {p.row for p in info.value.problems if p.row is not None} == expect_bad
-    else:
-        result = import_file(store, path)
-        assert result["inserted"] == len(rows)
-        assert snapshot(store)[0][0] == before[0][0] + len(rows)
+def test_import_succeeds_iff_every_row_is_valid(empty_db_path, tmp_path_factory, rows):
+    folder = tmp_path_factory.mktemp("p")
+    shutil.copy(empty_db_path, folder / "prop.duckdb")
+    store = Store(folder / "prop.duckdb")
+    try:
+        lines = [(inv if bad else ok).format(id=f"lead-{i}") for i, (bad, ok, inv) in enumerate(rows)]
+        path = folder / "mix.csv"
+        path.write_text("Id,Company,Status,Zip,lat,lon\n" + "\n".join(lines) + "\n")
+        before = snapshot(store)
+        expect_bad = {i + 2 for i, (bad, _, _) in enumerate(rows) if bad}
+        if expect_bad:
+            with pytest.raises(ImportRejected) as info:
+                import_file(store, path)
+            assert snapshot(store) == before
+            assert {p.row for p in info.value.problems if p.row is not None} == expect_bad
+        else:
+            result = import_file(store, path)
+            assert result["inserted"] == len(rows)
+            assert snapshot(store)[0][0] == before[0][0] + len(rows)
+    finally:
+        store.close()
 
 
 # ---------------------------------------------------------------------------

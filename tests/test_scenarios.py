@@ -12,7 +12,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from terrmap.app.html_safe import esc
@@ -213,16 +213,17 @@ def test_the_published_plan_is_deleted_only_when_it_is_the_last(demo_store):
     assert demo_store.scalar("SELECT count(*) FROM plans") == 0
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None)
 @given(picks=st.lists(st.integers(0, 3), min_size=1, max_size=8))
-def test_publish_keeps_exactly_one_published(demo_store, picks):
-    base = get_plan(demo_store)
-    plans = [base] + [get_plan(demo_store, f"P{i}") or sc.clone_plan(demo_store, base, f"P{i}") for i in range(3)]
-    for k in picks:
-        sc.publish_plan(demo_store, plans[k])
-        published = demo_store.df("SELECT plan_id FROM plans WHERE published")["plan_id"].tolist()
-        assert published == [plans[k].plan_id]
-        assert get_plan(demo_store).plan_id == plans[k].plan_id  # the default plan everywhere
+def test_publish_keeps_exactly_one_published(fresh_demo_store, picks):
+    with fresh_demo_store() as store:
+        base = get_plan(store)
+        plans = [base] + [sc.clone_plan(store, base, f"P{i}") for i in range(3)]
+        for k in picks:
+            sc.publish_plan(store, plans[k])
+            published = store.df("SELECT plan_id FROM plans WHERE published")["plan_id"].tolist()
+            assert published == [plans[k].plan_id]
+            assert get_plan(store).plan_id == plans[k].plan_id  # the default plan everywhere
 
 
 def test_names_are_checked_and_stored_as_written(demo_store):
@@ -392,28 +393,28 @@ def test_a_plan_compared_with_its_clone_shows_no_change(demo_store):
     assert cmp.changed_regions.empty and cmp.moved_accounts.empty and cmp.potential_moved == 0
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None)
 @given(moves=st.lists(st.tuples(st.integers(0, 32_000), st.integers(1, 400), st.integers(1, 20)),
                       min_size=1, max_size=4))
-def test_random_edits_deltas_and_moves_match_pandas(demo_store, moves):
-    a = get_plan(demo_store)
-    name = "H" + json.dumps(moves)
-    b = get_plan(demo_store, name) or sc.clone_plan(demo_store, a, name)
-    asg = _assignment(demo_store, b.plan_id)
-    for start, n, to in moves:
-        asg.loc[start:start + n - 1, "territory_id"] = to
-    b = save_assignment(demo_store, b, asg)
-    cmp = sc.compare_plans(demo_store, a, b, graph_for=graph_for_store(demo_store))
-    leads = _raw_leads(demo_store)
-    ia, owner_a = _independent(demo_store, a.plan_id, leads)
-    ib, owner_b = _independent(demo_store, b.plan_id, leads)
-    t = cmp.territories.set_index("territory")
-    for m in ["leads", "potential", "customers", "regions"]:
-        np.testing.assert_allclose(t[f"{m}_delta"], (ib[m] - ia[m]).reindex(t.index), rtol=1e-9, atol=1e-6)
-    base = _assignment(demo_store, a.plan_id)
-    assert len(cmp.changed_regions) == int((base["territory_id"] != asg["territory_id"]).sum())
-    assert cmp.accounts_moved == int((owner_a != owner_b.reindex(owner_a.index)).sum())
-    sc.delete_plan(demo_store, b)
+def test_random_edits_deltas_and_moves_match_pandas(fresh_demo_store, moves):
+    with fresh_demo_store() as store:
+        a = get_plan(store)
+        b = sc.clone_plan(store, a, "H" + json.dumps(moves))
+        asg = _assignment(store, b.plan_id)
+        for start, n, to in moves:
+            asg.loc[start:start + n - 1, "territory_id"] = to
+        b = save_assignment(store, b, asg)
+        cmp = sc.compare_plans(store, a, b, graph_for=graph_for_store(store))
+        leads = _raw_leads(store)
+        ia, owner_a = _independent(store, a.plan_id, leads)
+        ib, owner_b = _independent(store, b.plan_id, leads)
+        t = cmp.territories.set_index("territory")
+        for m in ["leads", "potential", "customers", "regions"]:
+            np.testing.assert_allclose(t[f"{m}_delta"], (ib[m] - ia[m]).reindex(t.index), rtol=1e-9, atol=1e-6)
+        base = _assignment(store, a.plan_id)
+        assert len(cmp.changed_regions) == int((base["territory_id"] != asg["territory_id"]).sum())
+        assert cmp.accounts_moved == int((owner_a != owner_b.reindex(owner_a.index)).sum())
+        sc.delete_plan(store, b)
 
 
 def test_plan_on_another_layer_is_compared_on_the_first_plans_layer(demo_store):
