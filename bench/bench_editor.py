@@ -46,9 +46,9 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_map_render import build_db  # noqa: E402
-from bench.common import OUT, wait_for_idle_cpu, write_section  # noqa: E402
-from terrmap.serve import CHROMIUM_ARGS, AppDidNotStart, find_chromium, free_port, running_app  # noqa: E402
+from bench.bench_map_render import build_db
+from bench.common import OUT, wait_for_idle_cpu, write_section
+from terrmap.serve import CHROMIUM_ARGS, AppDidNotStart, find_chromium, free_port, running_app
 
 IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
 REV = '[data-testid="tm-edit-rev"]'

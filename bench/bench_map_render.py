@@ -32,8 +32,8 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import OUT, ROOT, write_section  # noqa: E402
-from terrmap.serve import CHROMIUM_ARGS, find_chromium, running_app  # noqa: E402
+from bench.common import OUT, ROOT, write_section
+from terrmap.serve import CHROMIUM_ARGS, find_chromium, running_app
 
 IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
 COUNT_JS = f"""() => {{ const f = document.querySelector('{IFRAME}');

@@ -38,14 +38,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import OUT, write_section  # noqa: E402
-from terrmap.data.store import Store  # noqa: E402
-from terrmap.geo import graph as graph_module  # noqa: E402
-from terrmap.geo import parse_layer  # noqa: E402
-from terrmap.geo.zipdata import reference_table  # noqa: E402
-from terrmap.optimize import LOWER_48_EXCLUDED, MEASURES, Instance, Optimizer, populated_regions  # noqa: E402
-from terrmap.optimize import starts as optimizer_starts  # noqa: E402
-from terrmap.plan import metrics  # noqa: E402
+from bench.common import OUT, write_section
+from terrmap.data.store import Store
+from terrmap.geo import graph as graph_module
+from terrmap.geo import parse_layer
+from terrmap.geo.zipdata import reference_table
+from terrmap.optimize import LOWER_48_EXCLUDED, MEASURES, Instance, Optimizer, populated_regions
+from terrmap.optimize import starts as optimizer_starts
+from terrmap.plan import metrics
 
 warnings.filterwarnings("ignore")
 

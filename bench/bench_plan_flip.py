@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import write_section  # noqa: E402
-from terrmap.geo.graph import h3_graph  # noqa: E402
-from terrmap.plan import Plan  # noqa: E402
+from bench.common import write_section
+from terrmap.geo.graph import h3_graph
+from terrmap.plan import Plan
 
 
 def main() -> None:

@@ -21,12 +21,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import OUT, timed, write_section  # noqa: E402
-from terrmap.data.stats import region_stats  # noqa: E402
-from terrmap.data.store import Store  # noqa: E402
-from terrmap.demo import build_demo  # noqa: E402
-from terrmap.geo import parse_layer  # noqa: E402
-from terrmap.geo.h3layer import parent_int  # noqa: E402
+from bench.common import OUT, timed, write_section
+from terrmap.data.stats import region_stats
+from terrmap.data.store import Store
+from terrmap.demo import build_demo
+from terrmap.geo import parse_layer
+from terrmap.geo.h3layer import parent_int
 
 
 def pandas_stats(df: pd.DataFrame, key: np.ndarray) -> pd.DataFrame:

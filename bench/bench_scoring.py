@@ -35,17 +35,17 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import OUT, write_section  # noqa: E402
-from terrmap import scoring  # noqa: E402
-from terrmap.data.lead_features import (  # noqa: E402
+from bench.common import OUT, write_section
+from terrmap import scoring
+from terrmap.data.lead_features import (
     BASE_CATEGORICAL,
     BASE_NUMERIC,
     closed_lead_features,
     open_lead_features,
 )
-from terrmap.data.store import Store  # noqa: E402
-from terrmap.demo import build_demo  # noqa: E402
-from terrmap.scoring.train import CALIBRATION_FRACTION, TEST_FRACTION, stratified_split  # noqa: E402
+from terrmap.data.store import Store
+from terrmap.demo import build_demo
+from terrmap.scoring.train import CALIBRATION_FRACTION, TEST_FRACTION, stratified_split
 
 
 def demo_db(path: Path, n: int, seed: int) -> Store:

@@ -65,7 +65,6 @@ def function_imports_without_reason(path: Path, root: Path = ROOT) -> list[str]:
     return bad
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 in progress: io, optimize, geo still import inside functions without a reason; remove this mark when it passes")
 def test_imports_inside_functions_say_why():
     """An import inside a function (a heavy optional dependency, a slow start avoided) carries a
     comment saying so; everything else imports at the top of the module."""

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from terrmap.data.rollup import refresh_rollup  # noqa: F401  (re-exported: the roll-up's old home)
 from terrmap.geo import Layer
 from terrmap.measures import MEASURES, ROLLUP_MEASURES, STAT_COLUMNS
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from terrmap.data.lead_import import STAGED_ROWS, delete_replaced_leads, insert_leads_sql, won_deals_sql
-from terrmap.data.stats import refresh_rollup
+from terrmap.data.rollup import refresh_rollup
 from terrmap.data.store import Store
 from terrmap.io.progress import Progress, run_with_progress
 from terrmap.scoring import (
