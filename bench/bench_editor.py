@@ -33,14 +33,9 @@ import json
 import os
 import platform
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -48,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_map_render import build_db
 from bench.common import OUT, wait_for_idle_cpu, write_section
-from terrmap.serve import CHROMIUM_ARGS, AppDidNotStart, find_chromium, free_port, running_app
+from terrmap.serve import CHROMIUM_ARGS, find_chromium, running_app
 
 IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
 REV = '[data-testid="tm-edit-rev"]'
@@ -188,37 +183,9 @@ MODES = ("editor", "naive", "naive-folium")
 NAIVE_APP = Path(__file__).resolve().parent / "naive_editor_app.py"
 
 
-@contextmanager
-def running_naive_app(db: Path, timeout: float = 60.0) -> Iterator[str]:
+def running_naive_app(db: Path, timeout: float = 60.0):
     """bench/naive_editor_app.py served on ``db`` in a child process (its own process group); yields its URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(NAIVE_APP), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--", "--db", str(db)],
-        cwd=NAIVE_APP.parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise AppDidNotStart("the baselines' server (bench/naive_editor_app.py) did not start")
-            time.sleep(0.25)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    return running_app(db, timeout=timeout, script=NAIVE_APP)
 
 
 def measure_interleaved(browsers: dict, bases: dict, sc: dict, clicks: int, warmup: int) -> list[dict]:

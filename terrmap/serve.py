@@ -59,15 +59,17 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(db: str | os.PathLike, log_path: Path | None = None, env: dict[str, str] | None = None,
-                timeout: float = 60.0) -> Iterator[str]:
+                timeout: float = 60.0, script: Path | None = None) -> Iterator[str]:
     """This server on ``db`` in a child process (its own process group, stopped on exit); yields its URL.
+    ``script``: another Streamlit script served the same way (the benchmarks' baselines).
 
     Raises AppDidNotStart, with the end of the server's log, if it is not healthy within ``timeout`` seconds.
     """
     port = free_port()
     log = log_path.open("w") if log_path else subprocess.DEVNULL
+    serve = ["-m", "terrmap.serve"] if script is None else ["-m", "streamlit", "run", str(script)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "terrmap.serve", "--server.headless", "true",
+        [sys.executable, *serve, "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
          "--", "--db", str(db)],
         cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -88,7 +90,7 @@ def running_app(db: str | os.PathLike, log_path: Path | None = None, env: dict[s
                 if log_path:
                     log.flush()
                     tail = ":\n" + log_path.read_text()[-3000:]
-                raise AppDidNotStart(f"the app server did not start{tail}")
+                raise AppDidNotStart(f"the app server ({script or 'terrmap.serve'}) did not start{tail}")
             time.sleep(0.25)
         yield url
     finally:
