@@ -8,7 +8,7 @@ import h3
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from terrmap.data.store import Store
@@ -123,7 +123,7 @@ def demo_with_claims(demo_store):
     """The demo plan with two overlapping overlays (different priorities) and three pins."""
     s = demo_store
     plan = get_plan(s)
-    s.cursor().execute("DELETE FROM overlays; DELETE FROM account_pins")
+    s.cursor().execute("DELETE FROM overlays; DELETE FROM account_pins")  # the only tables an example writes
     big = acc.save_overlay(s, plan.plan_id, "Enterprise", acc.OverlayRule(min_employees=300), rep_id="R01",
                            territories=[1, 2, 3, 4], priority=2)
     soft = acc.save_overlay(s, plan.plan_id, "Software & finance",
@@ -219,7 +219,7 @@ def test_metrics_without_overlays_equal_region_stats_per_territory(demo_store):
     from terrmap.plan import assignment_for_layer
 
     s = demo_store
-    s.cursor().execute("DELETE FROM overlays; DELETE FROM account_pins")
+    s.cursor().execute("DELETE FROM overlays; DELETE FROM account_pins")  # the only tables an example writes
     plan = get_plan(s)
     layer = parse_layer(plan.layer)
     stats = region_stats(s, layer).merge(assignment_for_layer(s, plan, layer), on="region_id")
@@ -401,11 +401,11 @@ overlays = st.lists(
 pins = st.dictionaries(st.integers(0, 39), st.integers(1, 3), max_size=6)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None)
 @given(overlay_specs=overlays, pin_specs=pins)
 def test_random_pins_and_overlays_match_pandas(synthetic_store, overlay_specs, pin_specs):
     s, plan = synthetic_store
-    s.cursor().execute("DELETE FROM overlays; DELETE FROM account_pins")
+    s.cursor().execute("DELETE FROM overlays; DELETE FROM account_pins")  # the only tables an example writes
     for k, (rule, terrs, priority) in enumerate(overlay_specs):
         acc.save_overlay(s, plan.plan_id, f"O{k}", acc.OverlayRule(**rule), rep_id="R1" if k % 2 else None,
                          territories=terrs, priority=priority)

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import percentileofscore
 
@@ -170,7 +170,7 @@ def test_peer_median_and_percentile(store, plan, kpi_table):
 bands = [b[0] for b in rv.SIZE_BANDS]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None)
 @given(
     industries=st.one_of(st.none(), st.lists(st.sampled_from(["Software", "Retail", "Healthcare", "Logistics",
                                                               "Hospitality"]), min_size=1, unique=True)),
