@@ -96,10 +96,10 @@ def test_two_hundred_stops_fast_and_better_than_nearest_neighbour(closed):
     lat, lon = points(200, seed=3)
     dist = _matrix(lat, lon)
     nn = rt.tour_length(dist, rt.nearest_neighbour(dist), closed)
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: other work on the machine does not count
     route = rt.plan_route(HOME, lat, lon, closed=closed)
-    seconds = time.perf_counter() - t0
-    assert seconds < 0.5, f"{seconds:.2f} s for 200 stops"
+    seconds = time.process_time() - t0
+    assert seconds < 0.5, f"{seconds:.2f} CPU s for 200 stops"
     assert sorted(route.order.tolist()) == list(range(200))
     assert route.total_km < nn * 0.97  # 2-opt does real work on random points (NN is typically 15-25 % longer)
     # a 2-opt local optimum: no segment reversal shortens it
@@ -113,10 +113,10 @@ def test_two_hundred_stops_fast_and_better_than_nearest_neighbour(closed):
 
 def test_exact_limit_is_fast():
     lat, lon = points(rt.EXACT_MAX_STOPS, seed=5)
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: other work on the machine does not count
     route = rt.plan_route(HOME, lat, lon)
     assert route.method == "exact"
-    assert time.perf_counter() - t0 < 0.5
+    assert time.process_time() - t0 < 0.5
 
 
 def test_a_stop_without_coordinates_is_named():
