@@ -11,6 +11,8 @@ import numpy as np
 import shapely
 from shapely.geometry import shape as to_shape
 
+from terrmap.geo.distance import KM_PER_DEGREE
+
 if TYPE_CHECKING:
     from terrmap.data.store import Store
     from terrmap.geo.graph import RegionGraph
@@ -28,7 +30,7 @@ def drawn_shape_geometry(shape: dict):
     if geometry.get("type") == "Point" and radius:
         lon, lat = geometry["coordinates"]
         angles = [2 * math.pi * k / 64 for k in range(64)]
-        dlat = float(radius) / 111_195.0
+        dlat = float(radius) / (KM_PER_DEGREE * 1000)
         dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
         return shapely.Polygon([(lon + dlon * math.cos(a), lat + dlat * math.sin(a)) for a in angles])
     geom = to_shape(geometry)

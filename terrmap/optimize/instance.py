@@ -17,6 +17,7 @@ from scipy.spatial import cKDTree
 from terrmap.data import optimize_queries as queries
 from terrmap.data.optimize_queries import populated_regions
 from terrmap.geo import Layer, parse_layer
+from terrmap.geo.distance import KM_PER_DEGREE
 from terrmap.geo.graph import RegionGraph
 from terrmap.geo.zipdata import project
 from terrmap.measures import WORKLOAD_CUSTOMER_WEIGHT
@@ -143,5 +144,5 @@ def rep_seeds(store, inst: Instance, reps: pd.DataFrame | None = None) -> pd.Dat
             km.append(0.0)
         else:
             region.append(inst.region_ids[int(j)])
-            km.append(float(d) * 111.195)
+            km.append(float(d) * KM_PER_DEGREE)  # projected degrees -> km (see geo.zipdata.project)
     return pd.DataFrame({"rep_id": reps["rep_id"], "name": reps["name"], "region_id": region, "km": km})

@@ -20,6 +20,7 @@ from terrmap.data.plans import rep_name as stored_rep_name
 from terrmap.data.stats import region_stats
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.graph import articulation_points
+from terrmap.measures import fmt_money
 from terrmap.plan import (
     UNASSIGNED,
     Plan,
@@ -171,7 +172,7 @@ class EditorSession:
         if not moved:
             return "Nothing moved" + (f" ({skipped} locked or already there)" if skipped else "") + "."
         sources = ", ".join(f"{self.territory_name(t)} ({n})" for t, n in sorted(from_counts.items(), key=lambda x: -x[1]))
-        text = (f"{len(moved)} region{'s' if len(moved) != 1 else ''}, {_money(pot)} potential: {sources} → "
+        text = (f"{len(moved)} region{'s' if len(moved) != 1 else ''}, {fmt_money(pot)} potential: {sources} → "
                 f"{self.territory_name(to)}")
         if skipped:
             text += f" · {skipped} locked or already there"
@@ -411,7 +412,7 @@ class EditorSession:
             f_id, t_id = self.territory_id(t_from), self.territory_id(t_to)
             new_from = (totals[t_from] - v[k] - tgt[t_from]) / tgt[t_from]
             new_to = (totals[t_to] + v[k] - tgt[t_to]) / tgt[t_to]
-            text = (f"Move {self.region_ids[r]} ({_money(v[k]) if measure in ('potential', 'won_revenue') else int(v[k])}) "
+            text = (f"Move {self.region_ids[r]} ({fmt_money(v[k]) if measure in ('potential', 'won_revenue') else int(v[k])}) "
                     f"{self.territory_name(f_id)} → {self.territory_name(t_id)}: "
                     f"{self.territory_name(f_id)} {dev[t_from]:+.0%} → {new_from:+.0%}, "
                     f"{self.territory_name(t_id)} {dev[t_to]:+.0%} → {new_to:+.0%}")
@@ -445,14 +446,6 @@ class EditorSession:
 
 def _single(counts: dict) -> int | None:
     return next(iter(counts)) if len(counts) == 1 else None
-
-
-def _money(x: float) -> str:
-    x = float(x)
-    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= div:
-            return f"${x / div:,.1f}{unit}"
-    return f"${x:,.0f}"
 
 
 def _no_named_accounts() -> dict:
