@@ -33,6 +33,7 @@ from terrmap.data.store import BASE_H3_RES, Store
 from terrmap.geo.distance import haversine_km, km_offsets_to_degrees
 from terrmap.geo.h3layer import index_points
 from terrmap.geo.zipdata import project, reference_table
+from terrmap.geo.ziplayer import ensure_zip_adjacency
 from terrmap.plan import Territory, accounts, create_plan, distinct_colors, get_plan, hierarchy
 from terrmap.scoring import apply_fallback_scores
 
@@ -319,6 +320,9 @@ def build_demo(
         description="Each county goes to the rep whose home metro is nearest. Unbalanced on purpose.",
     )
     add_demo_structure(store, plan_id, reps)
+    # Built here rather than on the first editor or optimizer open, so that open is instant.
+    report(0.95, "ZIP shapes and their shared borders")
+    ensure_zip_adjacency(store)
     store.set_meta("demo", f"leads={n_leads} seed={seed} reps={n_reps}")
     report(1.0, "done")
     return {"leads": n_leads, "reps": len(reps), "seconds": round(time.perf_counter() - t0, 2), "db": str(store.path)}

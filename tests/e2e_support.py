@@ -108,3 +108,62 @@ def page(browser):
     context.close()
     assert not recorder.dialogs, f"a script ran in the page: {recorder.dialogs}"
     assert not recorder.remote(), f"requests left this machine: {recorder.remote()}"
+
+
+# -- waiting for the app, not for the clock ----------------------------------------------------------------------
+# Streamlit marks its root with data-test-script-state ("running" while the page's script runs). A page observer
+# counts the runs that end, so a test can wait for the run its own action caused, however short that run was.
+_COUNT_FINISHED_RUNS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.__tmObserved) return;
+  app.__tmObserved = true;
+  window.__tmRunsDone = window.__tmRunsDone || 0;
+  new MutationObserver(records => {
+    for (const r of records) if (r.oldValue === 'running') window.__tmRunsDone += 1;
+  }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state'], attributeOldValue: true});
+}"""
+_IDLE = """() => document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state') === 'notRunning'"""
+
+
+def wait_idle(page, timeout: float = 30_000) -> None:
+    """Until the page's script is not running (nothing queued either)."""
+    page.wait_for_function(_IDLE, timeout=timeout)
+
+
+def rerun_after(page, action, timeout: float = 30_000):
+    """Do ``action()`` and wait until a script run that ended after it leaves the page idle: what a widget change,
+    a key press on a slider (sent after Streamlit's debounce) or a click caused has then been drawn."""
+    page.wait_for_selector('[data-testid="stApp"]', state="attached", timeout=timeout)
+    page.evaluate(_COUNT_FINISHED_RUNS)
+    before = page.evaluate("() => window.__tmRunsDone")
+    result = action()
+    page.wait_for_function(f"n => window.__tmRunsDone > n && ({_IDLE})()", arg=before, timeout=timeout)
+    return result
+
+
+def settled_screenshot(page, path, **kwargs) -> None:
+    """A screenshot once the page is idle and its fonts and images have loaded (what a person would see)."""
+    wait_idle(page)
+    page.wait_for_function("() => document.fonts.status === 'loaded' && [...document.images].every(i => i.complete)")
+    page.screenshot(path=str(path), **kwargs)
+
+
+def wait_still(locator, timeout: float = 10_000) -> None:
+    """Until the element stops moving (an expander's or a chart's animation has ended): two frames apart, the
+    same box."""
+    locator.wait_for()
+    locator.evaluate(
+        """(el, timeout) => new Promise((resolve, reject) => {
+          const t0 = performance.now();
+          let last = JSON.stringify(el.getBoundingClientRect());
+          const check = () => requestAnimationFrame(() => requestAnimationFrame(() => {
+            const now = JSON.stringify(el.getBoundingClientRect());
+            if (now === last) return resolve();
+            if (performance.now() - t0 > timeout) return reject(new Error('still moving after ' + timeout + ' ms'));
+            last = now;
+            check();
+          }));
+          check();
+        })""",
+        timeout,
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME, ROOT  # noqa: F401
+from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME, ROOT, settled_screenshot, wait_idle  # noqa: F401
 
 
 def _paths(page) -> int:
@@ -37,8 +37,7 @@ def test_home_shows_kpis_table_and_chart(page, app_url):
     chart.locator("canvas, svg").first.wait_for()
     cbox = chart.bounding_box()
     assert cbox and cbox["height"] > 250 and cbox["width"] > 400
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=True)
+    settled_screenshot(page, ARTIFACTS / "home.png", full_page=True)
     chart.scroll_into_view_if_needed()
     chart.screenshot(path=str(ARTIFACTS / "home_chart.png"))
 
@@ -113,7 +112,7 @@ def _upload_and_import(page, app_url, path: Path) -> str:
     page.get_by_role("heading", name="Columns").wait_for()
     button = page.get_by_role("button", name="Import")
     button.wait_for()
-    page.wait_for_timeout(500)
+    wait_idle(page)  # the upload's own run has drawn the mapping: a click now is not lost to it
     button.click()
     alert = page.locator('[data-testid="stAlert"]').filter(has_text="Import")
     alert.first.wait_for(timeout=30_000)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 
-from tests.e2e_support import ARTIFACTS, MAP_IFRAME
+from tests.e2e_support import ARTIFACTS, MAP_IFRAME, rerun_after, wait_still
 
 
 def _choose(page, label: str, option) -> None:
@@ -31,13 +31,17 @@ def _open(page, app_url) -> None:
 def _slide(page, label: str, key: str, times: int = 1) -> None:
     thumb = page.locator('[data-testid="stSlider"]').filter(has_text=label).get_by_role("slider")
     thumb.focus()
-    for _ in range(times):
-        thumb.press(key)
+
+    def press():
+        for _ in range(times):
+            thumb.press(key)
+
+    rerun_after(page, press)  # the slider reports its value after a debounce, then the page reruns
 
 
 def _add_to_multiselect(page, label: str, option: str) -> None:
     page.locator('[data-testid="stMultiSelect"]').filter(has_text=label).first.locator("input").click()
-    page.get_by_role("option", name=option, exact=True).first.click()
+    rerun_after(page, lambda: page.get_by_role("option", name=option, exact=True).first.click())
     page.keyboard.press("Escape")
 
 
@@ -48,12 +52,12 @@ def test_stop_keeps_the_best_plans_so_far(page, app_url):
     _add_to_multiselect(page, "Balance on", "Customers")
     _slide(page, "Tolerance", "Home")
     _slide(page, "Time (s)", "End")
-    page.wait_for_timeout(500)
     page.get_by_role("button", name="Optimize").click()
     stop = page.get_by_role("button", name="Stop")
     stop.wait_for(timeout=30_000)
+    # Stop once the search has run a while (its own clock, in the progress bar), so it has plans to keep.
+    page.locator('[data-testid="stProgress"]').filter(has_text=re.compile(r"· ([3-9]|\d{2,}) s")).wait_for(timeout=60_000)
     t_started = time.perf_counter()
-    page.wait_for_timeout(2_500)
     stop.click()
     page.get_by_text("Stopped: the best plans found so far.").wait_for(timeout=30_000)
     waited = time.perf_counter() - t_started
@@ -61,7 +65,7 @@ def test_stop_keeps_the_best_plans_so_far(page, app_url):
     page.get_by_role("heading", name="Candidates").wait_for()
     caption = page.get_by_text(re.compile(r"regions into \d+ territories in [\d.]+ s")).first.inner_text()
     seconds = float(re.search(r"in ([\d.]+) s", caption).group(1))
-    assert seconds < 30, caption
+    assert seconds < 55, caption  # ended by Stop, not by its 60 s limit
     page.get_by_role("button", name=re.compile("Save")).first.wait_for()  # the best plan so far can be saved
     # The recommended candidate on the map: one shape per territory, each in the legend with its region count.
     k = int(re.search(r"into (\d+) territories", caption).group(1))
@@ -80,15 +84,14 @@ def test_hard_limit_from_the_page_is_reported_infeasible(page, app_url):
     page.get_by_text("Hard limits per territory (optional)").click()
     grid = page.locator('[data-testid="stDataFrame"]').filter(has_text="Minimum").first
     grid.wait_for()
-    page.wait_for_timeout(800)  # the expander's opening animation moves the grid
+    wait_still(grid)  # the expander's opening animation moves the grid
     # Glide's grid is a canvas: click the "Minimum" cell of the first row (potential: header and rows 35 px),
     # then type into it. Ask every territory for more potential than all of them hold together.
     box = grid.bounding_box()
     page.mouse.dblclick(box["x"] + box["width"] * 0.5, box["y"] + 35 + 17)  # opens the cell's editor
-    page.wait_for_timeout(400)
+    page.locator(".gdg-input").first.wait_for()
     page.keyboard.type("1000000000000", delay=30)
-    page.keyboard.press("Enter")
-    page.wait_for_timeout(800)
+    rerun_after(page, lambda: page.keyboard.press("Enter"))  # the edit reaches the script
     page.get_by_role("button", name="Optimize").click()
     page.get_by_text(re.compile("Cannot optimize")).wait_for(timeout=60_000)
     message = page.locator('[data-testid="stAlert"]').filter(has_text="Cannot optimize").first.inner_text()

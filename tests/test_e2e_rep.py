@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME
+from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME, settled_screenshot, wait_idle
 
 REP = "R07"  # a rep of the demo whose territory no overlay or pin touches (checked below)
 REGION_PATHS = "path.leaflet-interactive:not(.tm-acct):not(.tm-home)"
@@ -93,8 +93,7 @@ def test_rep_deep_link_shows_only_that_reps_footprint_and_accounts(page, app_url
     assert "vs peers" in " ".join(kpis.all_inner_texts())
     assert f"{n_regions:,}" in kpis.nth(6).inner_text()
 
-    page.wait_for_timeout(400)
-    page.screenshot(path=str(ARTIFACTS / "rep_view.png"))
+    settled_screenshot(page, ARTIFACTS / "rep_view.png")
 
     # the call list holds exactly the rep's open accounts, in the order of likelihood to buy
     with page.expect_download() as info:
@@ -150,7 +149,7 @@ def test_a_reps_bookmark_on_a_fresh_server_opens_without_page_not_found(browser,
             # (other tests edit the shared database's plans: the page itself, not R07's map, is the point here)
             page.get_by_role("heading", name="Rep view").wait_for(timeout=60_000)
             page.get_by_text("Database").first.wait_for(timeout=30_000)  # the sidebar: app.py's navigation ran
-            page.wait_for_timeout(3_000)
+            wait_idle(page)  # the first run is over: a "Page not found" dialog would be up by now
             assert page.get_by_text("Page not found").count() == 0
         finally:
             context.close()

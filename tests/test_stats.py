@@ -16,14 +16,18 @@ from terrmap.plan import assignment_for_layer, get_plan
 def _pandas_stats(leads: pd.DataFrame, region: pd.Series) -> pd.DataFrame:
     df = leads.assign(region_id=region.to_numpy())
     is_open = df.status == "open"
+    is_won = df.status == "won"
+    df["is_open"] = is_open.astype(int)
+    df["is_won"] = is_won.astype(int)
+    df["won_value"] = df.deal_value.where(is_won, 0.0)
     df["pot"] = np.where(is_open, df.score * df.expected_value, 0.0)
     df["open_score"] = df.score.where(is_open)
     g = df.groupby("region_id")
     out = pd.DataFrame({
         "leads": g.size(),
-        "open_leads": g["status"].apply(lambda s: (s == "open").sum()),
-        "customers": g["status"].apply(lambda s: (s == "won").sum()),
-        "won_revenue": g.apply(lambda x: x.loc[x.status == "won", "deal_value"].sum(), include_groups=False),
+        "open_leads": g["is_open"].sum(),
+        "customers": g["is_won"].sum(),
+        "won_revenue": g["won_value"].sum(),
         "avg_score": g["open_score"].mean(),
         "potential": g["pot"].sum(),
     })

@@ -212,11 +212,7 @@ def polygon_adjacency(geometries) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     precise enough for compactness scores.
     """
     geoms = np.asarray(geometries, dtype=object)
-
-    def to_km(g):
-        return shapely.transform(g, lambda xy: project(xy[:, 1], xy[:, 0]) * KM_PER_DEGREE)
-
-    km = np.array([to_km(g) for g in geoms], dtype=object)
+    km = shapely.transform(geoms, lambda xy: project(xy[:, 1], xy[:, 0]) * KM_PER_DEGREE)
     tree = shapely.STRtree(km)
     left, right = tree.query(km, predicate="intersects")
     keep = left < right

@@ -11,6 +11,7 @@ import shapely
 
 from terrmap.geo.base import Layer
 from terrmap.geo.graph import graph_from_edges, polygon_adjacency
+from terrmap.geo.memo import content_digest, memo_by_digest
 from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
 
 
@@ -87,11 +88,8 @@ def ensure_zip_adjacency(store) -> None:
     ensure_zip_shapes(store)
     if store.scalar("SELECT count(*) > 0 FROM zip_shape_sizes"):
         return
-    shapes = zip_shape_geoms(store)
-    zips = shapes["zip"].to_numpy()
-    edges, lengths, area, perimeter = polygon_adjacency(shapes["geometry"].to_numpy())
-    edge_rows = pd.DataFrame({"a": zips[edges[:, 0]], "b": zips[edges[:, 1]], "length_km": lengths})
-    size_rows = pd.DataFrame({"zip": zips, "area_km2": area, "perimeter_km": perimeter})
+    shapes = store.cursor().execute("SELECT zip, geojson FROM zip_shapes ORDER BY zip").df()
+    edge_rows, size_rows = _adjacency_rows(content_digest(shapes), shapes)
     with store.transaction() as tx:
         if tx.execute("SELECT count(*) > 0 FROM zip_shape_sizes").fetchall()[0][0]:
             return  # another thread got there first
@@ -101,3 +99,15 @@ def ensure_zip_adjacency(store) -> None:
         tx.execute("INSERT INTO zip_shape_sizes SELECT zip, area_km2, perimeter_km FROM new_zip_sizes")
         tx.unregister("new_zip_edges")
         tx.unregister("new_zip_sizes")
+
+
+@memo_by_digest
+def _adjacency_rows(shapes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Shared borders and sizes of the polygons (zip, geojson): several seconds for the whole country, so kept
+    per process for the same shapes (every new database on the built-in geography has the same ones)."""
+    zips = shapes["zip"].to_numpy()
+    geoms = shapely.from_geojson(shapes["geojson"].to_numpy(dtype=object))
+    edges, lengths, area, perimeter = polygon_adjacency(geoms)
+    edge_rows = pd.DataFrame({"a": zips[edges[:, 0]], "b": zips[edges[:, 1]], "length_km": lengths})
+    size_rows = pd.DataFrame({"zip": zips, "area_km2": area, "perimeter_km": perimeter})
+    return edge_rows, size_rows

@@ -46,6 +46,7 @@ import pandas as pd
 import shapely
 
 from terrmap.geo.distance import KM_PER_DEGREE
+from terrmap.geo.memo import content_digest, memo_by_digest
 from terrmap.geo.outlines import (
     discs_outline,
     polygonal,
@@ -162,6 +163,13 @@ def build_voronoi_shapes(points: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+@memo_by_digest
+def _voronoi_shape_rows(points: pd.DataFrame) -> pd.DataFrame:
+    """zip_shapes rows of the Voronoi polygons, kept per process for the same points (the built-in ZIP
+    reference gives every new database the same ones)."""
+    return _shape_rows(build_voronoi_shapes(points).assign(source=SOURCE_VORONOI))
+
+
 # -- storage ---------------------------------------------------------------------------------------------------------
 def _shape_rows(df: pd.DataFrame) -> pd.DataFrame:
     """zip_shapes rows (geojson text) from zip, state, source, area_km2, geometry; empty geometries dropped."""
@@ -227,8 +235,8 @@ def ensure_zip_shapes(store: Store, auto_zcta: bool = True) -> str:
     if not store.scalar("SELECT count(*) > 0 FROM zip_shapes"):
         with store.transaction() as tx:
             if not tx.execute("SELECT count(*) > 0 FROM zip_shapes").fetchall()[0][0]:
-                shapes = build_voronoi_shapes(region_points(store)).assign(source=SOURCE_VORONOI)
-                _write_shapes(tx, _shape_rows(shapes))
+                points = region_points(store)
+                _write_shapes(tx, _voronoi_shape_rows(content_digest(points), points))
                 _set_meta(tx, SOURCE_VORONOI, None)
     if auto_zcta:
         path = find_zcta_file(store)
