@@ -85,6 +85,10 @@ def _open_editor(page, app_url, area: str = AREA) -> object:
     frame = _map_frame(page)
     frame.wait_for_function("() => window.tmEditor && window.tmEditor.n >= 0 && window.map", timeout=30_000)
     expect(page.locator(KPIS)).to_contain_text("Max deviation")
+    cut_short = page.locator(f"{KPIS} [data-testid='stMetricLabel']").evaluate_all(
+        "els => els.filter(e => [e, ...e.querySelectorAll('*')].some(x => x.scrollWidth > x.clientWidth + 1))"
+        ".map(e => e.innerText)")
+    assert not cut_short, f"KPI labels cut short: {cut_short}"
     expect(page.locator(TABLE)).to_contain_text(EVIL)  # the malicious territory name, shown as text
     return frame
 

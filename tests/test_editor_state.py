@@ -297,3 +297,18 @@ def test_hints_apply_and_reduce_the_imbalance(state):
     assert state.session.assignment_of([hints[0].region_id])[hints[0].region_id] == hints[0].to_territory
     assert state.summary("potential")["max_abs_deviation"] <= before + 1e-12
     _check_balance(state, "potential")
+
+
+def test_an_unedited_plan_has_no_change_since_saved_with_named_accounts(demo_store):
+    """The saved summary counts the named accounts (pins, overlays) as the live one does: at edit 0 every KPI
+    delta is zero, and after a move and its undo too."""
+    state = EditorState(EditorSession.open(demo_store))
+    assert state.session.plan.offsets.any(), "the demo's named accounts should move values between territories"
+    for measure in ("potential", "leads", "customers"):
+        assert state.summary(measure) | {"unsaved_edits": 0} == state.saved_summary(measure) | {"unsaved_edits": 0}
+    region = _ri(state)[0]
+    to = next(t for t in state.session.terr["territory_id"] if t != state.session.assignment_of([region])[region])
+    state.session.assign([region], int(to))
+    assert state.summary("potential") != state.saved_summary("potential") | {"unsaved_edits": 1}
+    state.session.undo()
+    assert state.summary("potential") | {"unsaved_edits": 0} == state.saved_summary("potential") | {"unsaved_edits": 0}

@@ -404,9 +404,10 @@ def kpi_tiles(state: EditorState, measure: str, table: pd.DataFrame) -> None:
     """Plan-level metrics with their change since the last save."""
     cur, old = state.summary(measure), state.saved_summary(measure)
     with st.container(key=KPIS_KEY, gap="small"):
-        for first in range(0, len(KPIS), 3):
+        # Two per row: in the panel's width three tiles cut their labels short ("Max devia…").
+        for first in range(0, len(KPIS), 2):
             for col, (key, label, fmt, fmt_delta, lower_is_better, help_text) in zip(
-                    st.columns(3, gap="small"), KPIS[first:first + 3]):
+                    st.columns(2, gap="small"), KPIS[first:first + 2]):
                 d = cur[key] - old[key]
                 unchanged = abs(d) < 1e-9 or fmt_delta(d) in _UNCHANGED
                 col.metric(label, fmt(cur[key]), "= saved" if unchanged else fmt_delta(d),

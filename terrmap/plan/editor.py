@@ -316,10 +316,13 @@ class EditorSession:
     # -- balance --------------------------------------------------------------
     def targets(self, measure: str) -> np.ndarray:
         """Target per territory on ``measure``: the set target, else an equal share of the total."""
-        totals = self.plan.totals[:, MEASURES.index(measure)]
-        mean = totals.sum() / max(len(totals), 1)
-        set_targets = self.terr["target"].to_numpy(dtype=float) if "target" in self.terr else np.full(len(totals), np.nan)
-        return np.where(np.isfinite(set_targets), set_targets, mean)
+        return targets_of(self.plan, measure, self.chosen_targets())
+
+    def chosen_targets(self) -> np.ndarray:
+        """The targets set per territory (NaN where none is set)."""
+        if "target" in self.terr:
+            return self.terr["target"].to_numpy(dtype=float)
+        return np.full(len(self.terr), np.nan)
 
     def balance_table(self, measure: str = "potential") -> pd.DataFrame:
         p = self.plan
@@ -351,10 +354,14 @@ class EditorSession:
         })
 
     def summary(self, measure: str = "potential") -> dict:
-        s = self.plan.summary(measure)
-        s["max_abs_deviation"] = metrics.max_abs_deviation(self.plan.totals[:, MEASURES.index(measure)], self.targets(measure))
+        s = summary_of(self.plan, measure, self.chosen_targets())
         s["unsaved_edits"] = len(self.pending)
         return s
+
+    def saved_plan(self) -> Plan:
+        """The plan as last saved (same regions, territories and named accounts; the saved assignment)."""
+        p = self.plan
+        return Plan(p.graph, p.values, MEASURES, self.saved_assignment, p.k, offsets=p.offsets.copy())
 
     # -- rebalance hints ---------------------------------------------------------
     def hints(self, measure: str = "potential", n: int = 5, worst: int = 3) -> list[Hint]:
@@ -446,6 +453,22 @@ class EditorSession:
 
 def _single(counts: dict) -> int | None:
     return next(iter(counts)) if len(counts) == 1 else None
+
+
+def targets_of(plan: Plan, measure: str, set_targets: np.ndarray) -> np.ndarray:
+    """Target per territory: the set target, else an equal share of the plan's total on ``measure``."""
+    totals = plan.totals[:, MEASURES.index(measure)]
+    mean = totals.sum() / max(len(totals), 1)
+    return np.where(np.isfinite(set_targets), set_targets, mean)
+
+
+def summary_of(plan: Plan, measure: str, set_targets: np.ndarray) -> dict:
+    """The plan-level KPIs the editor shows (the current plan and the saved one alike, so a delta of zero
+    means no change)."""
+    s = plan.summary(measure)
+    s["max_abs_deviation"] = metrics.max_abs_deviation(
+        plan.totals[:, MEASURES.index(measure)], targets_of(plan, measure, set_targets))
+    return s
 
 
 def _no_named_accounts() -> dict:

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from terrmap.geo.groups import regions_in
-from terrmap.plan import Plan, SaveConflict, Territory, create_plan, list_plans, metrics
+from terrmap.plan import SaveConflict, Territory, create_plan, list_plans
 from terrmap.plan.editor import MEASURES as SESSION_MEASURES
-from terrmap.plan.editor import EditorSession
+from terrmap.plan.editor import EditorSession, summary_of
 from terrmap.plan.gestures import Click, Gesture, Seen
 
 if TYPE_CHECKING:
@@ -228,16 +228,10 @@ class EditorState:
         ses = self.session
         key = (ses.info.version, ses.plan.k, self.epoch)
         if self._saved is None or self._saved["key"] != key:
-            p = Plan(ses.plan.graph, ses.plan.values, SESSION_MEASURES, ses.saved_assignment, ses.plan.k)
-            self._saved = {"key": key, "plan": p, "by_measure": {}}
+            self._saved = {"key": key, "plan": ses.saved_plan(), "by_measure": {}}
         by_measure = self._saved["by_measure"]
         if measure not in by_measure:
-            p = self._saved["plan"]
-            out = p.summary(measure)
-            totals = p.totals[:, SESSION_MEASURES.index(measure)]
-            tgt = ses.targets(measure)
-            out["max_abs_deviation"] = metrics.max_abs_deviation(totals, np.where(np.isfinite(tgt), tgt, totals.mean()))
-            by_measure[measure] = out
+            by_measure[measure] = summary_of(self._saved["plan"], measure, ses.chosen_targets())
         return by_measure[measure]
 
     # -- saving ---------------------------------------------------------------------------------------------
