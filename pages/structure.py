@@ -7,6 +7,8 @@ import streamlit as st
 from terrmap.app import structure as us
 from terrmap.app import ui
 from terrmap.app.map_colors import safe_color
+from terrmap.data import accounts as stored_accounts
+from terrmap.data import hierarchy as stored_hierarchy
 from terrmap.measures import fmt_int, fmt_pct
 from terrmap.plan import accounts
 from terrmap.plan import hierarchy as hi
@@ -25,7 +27,7 @@ head.caption(f"Plan **{ui.md(plan.name)}** · territories roll up into the hiera
 pid = plan.plan_id
 stamp, sstamp = us.stamps(s, plan)
 path = str(s.path)
-terr = s.df("SELECT territory_id, name, parent FROM territories WHERE plan_id = ? ORDER BY territory_id", [pid])
+terr = stored_hierarchy.territory_parent_rows(s.cursor(), pid)
 terr_name = dict(zip(terr["territory_id"].astype(int), terr["name"]))
 reps = us.rep_names(s)
 
@@ -224,11 +226,7 @@ with tab_pins:
     st.caption("Pin an account to a territory regardless of geography: a pin beats overlays and geography.")
     query = st.text_input("Find an account", placeholder="name or lead id", key="pin_search")
     if query.strip():
-        found = s.df(
-            "SELECT lead_id, name, industry, employees, status, zip FROM leads "
-            "WHERE lead_id ILIKE ? OR name ILIKE ? ORDER BY lead_id LIMIT 200",
-            [f"%{query.strip()}%", f"%{query.strip()}%"],
-        )
+        found = stored_accounts.find_leads(s, query.strip())
         if found.empty:
             st.info("No account matches.")
         else:
@@ -300,7 +298,7 @@ with tab_overlays:
                           else overlays.set_index("overlay_id").loc[o, "name"])
     current = None if choice is None else overlays.set_index("overlay_id").loc[choice]
     rule = accounts.OverlayRule.from_json(current["rule"]) if current is not None else None
-    industries = s.df("SELECT DISTINCT industry FROM leads WHERE industry IS NOT NULL ORDER BY 1")["industry"].tolist()
+    industries = stored_accounts.lead_industries(s)
     with st.form(f"overlay_form_{choice}", border=True):
         c1, c2, c3 = st.columns(3)
         o_name = c1.text_input("Name", value="" if current is None else current["name"], key=f"ov_name_{choice}")

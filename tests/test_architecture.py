@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -77,3 +78,85 @@ def test_the_import_rule_detects_a_silent_function_import(tmp_path):
     sample.write_text("def f():\n    import json\n    return json\n\n\ndef g():\n    # heavy: 2 s to import\n"
                       "    import json\n    import os\n    return json\n\n\nif True:\n    from typing import TYPE_CHECKING\n")
     assert function_imports_without_reason(sample, tmp_path) == ["sample.py:2: import json"]
+
+
+# A string constant (or f-string, its placeholders read as "{}") that opens like a statement sent to DuckDB.
+# Shapes, not bare keywords, so user-facing texts such as "Delete territory" or "Create scenario" pass.
+SQL_STATEMENT = re.compile(
+    r"\s*(SELECT\b(?=.*\bFROM\b)|SELECT\s+\w+\s*\(|INSERT\s+INTO\b|UPDATE\s+\w+\s+SET\b|DELETE\s+FROM\b"
+    r"|CREATE\s+(OR\s+REPLACE\s+)?(TEMP\s+|TEMPORARY\s+)?(TABLE|VIEW|INDEX|SEQUENCE|MACRO)\b"
+    r"|WITH\s+(RECURSIVE\s+)?(\w+\s+AS\s*\(|\{\}))",
+    re.IGNORECASE | re.DOTALL,
+)
+
+# Modules outside terrmap/data/ that may still hold SQL, and why. Everything else asks terrmap/data/.
+SQL_ALLOWED = {
+    # geo's ZIP modules build and read their own tables (zips, zip_shapes, zip_shape_edges, zip_shape_sizes)
+    # and the ZIP groups; whether that SQL moves into terrmap/data/ is a separate decision of issue 12.
+    "terrmap/geo/zipdata.py": "geo: the ZIP reference table",
+    "terrmap/geo/ziplayer.py": "geo: ZIP polygons, centroids, borders and sizes",
+    "terrmap/geo/zipshapes.py": "geo: building the ZIP polygons and region ZIPs",
+    "terrmap/geo/groups.py": "geo: counties and states as groups of ZIPs",
+    # The importer's SQL reads the user's file itself (read_csv/read_parquet) and its temporary staging
+    # tables, whose columns io.read names: the file's shape, not the store's schema. progress.py only
+    # reads a DuckDB setting (current_setting), no table.
+    "terrmap/io/read.py": "io: SQL over the file being imported",
+    "terrmap/io/validate.py": "io: SQL over the staged rows of the file being imported",
+    "terrmap/io/progress.py": "io: a DuckDB setting, no table",
+    # Not moved yet (outside the change that moved the pages', app's, rep view's and fallback's SQL):
+    # issue 12 follow-ups; remove each line once its queries live in terrmap/data/.
+    "terrmap/cli.py": "TODO issue 12: the territory names of `terrmap stats --plan`",
+    "terrmap/demo.py": "TODO issue 12: the demo's lead, rep and demo_truth writes",
+}
+
+
+def _string_texts(tree: ast.AST):
+    """(line, text) of every string constant and f-string (placeholders as "{}") in ``tree``."""
+    in_fstring = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+            yield node.lineno, text
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in in_fstring:
+            yield node.lineno, node.value
+
+
+def sql_statements(path: Path, root: Path = ROOT) -> list[str]:
+    """``path:line: start of the statement`` for each SQL statement written in the module at ``path``."""
+    return [f"{path.relative_to(root)}:{line}: {' '.join(text.split())[:70]}"
+            for line, text in sorted(_string_texts(ast.parse(path.read_text()))) if SQL_STATEMENT.match(text)]
+
+
+def _modules_outside_data() -> list[Path]:
+    terrmap = [p for p in sorted((ROOT / "terrmap").rglob("*.py")) if (ROOT / "terrmap" / "data") not in p.parents]
+    return terrmap + sorted((ROOT / "pages").glob("*.py")) + [ROOT / "app.py"]
+
+
+def test_only_terrmap_data_writes_sql():
+    """terrmap/data/ is the only code that knows the schema: pages, the app, the rep view, scoring, the
+    optimizer ... call its functions and send no SQL of their own (except :data:`SQL_ALLOWED`, with reasons)."""
+    bad = [s for path in _modules_outside_data() if path.relative_to(ROOT).as_posix() not in SQL_ALLOWED
+           for s in sql_statements(path)]
+    assert not bad, "SQL outside terrmap/data/ (move it into a terrmap/data/ function):\n" + "\n".join(bad)
+
+
+def test_the_sql_allow_list_has_no_stale_entries():
+    stale = [p for p in SQL_ALLOWED if not (ROOT / p).exists() or not sql_statements(ROOT / p)]
+    assert not stale, f"allowed to hold SQL but hold none (drop them from SQL_ALLOWED): {stale}"
+
+
+def test_the_sql_rule_detects_statements_not_texts(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        'A = "SELECT a FROM t"\n'
+        'B = st.button("Delete territory")\n'
+        'C = f"""\n    with w AS (SELECT 1) SELECT * FROM w WHERE x = {x}"""\n'
+        'D = "Create scenario"\n'
+        'E = f"UPDATE leads SET score = {s}"\n'
+        'F = "Select the plan to compare"\n'
+        'G = "SELECT count(*)" " FROM leads"\n'
+        'H = ("insert into reps " + "VALUES (1)")\n'
+        'I = f"WITH {ctes} UPDATE leads SET score = 0"\n'
+    )
+    found = sorted(int(s.split(":")[1]) for s in sql_statements(sample, tmp_path))
+    assert found == [1, 3, 6, 8, 9, 10]

@@ -17,6 +17,8 @@ from terrmap.app import ui
 from terrmap.app.geometry import default_decimals
 from terrmap.app.legend import legend_territories_html
 from terrmap.app.map_data import MapData, filter_states, map_data
+from terrmap.data import alignments
+from terrmap.data.accounts import structure_digest
 from terrmap.data.store import Store
 from terrmap.geo import parse_layer
 from terrmap.plan import PlanInfo, accounts, list_plans
@@ -34,20 +36,7 @@ def plural(level: str) -> str:
 
 def structure_stamp(s: Store, plan_id: int) -> str:
     """Changes whenever the plan's pins, overlays, hierarchy nodes or territory parents change (milliseconds)."""
-    return str(s.cursor().execute(
-        """
-        SELECT md5(concat_ws('|',
-            (SELECT string_agg(concat_ws(',', lead_id, territory_id), ';' ORDER BY lead_id)
-               FROM account_pins WHERE plan_id = $p),
-            (SELECT string_agg(concat_ws(',', overlay_id, name, rep_id, color, rule, territories::VARCHAR, priority),
-                               ';' ORDER BY overlay_id) FROM overlays WHERE plan_id = $p),
-            (SELECT string_agg(concat_ws(',', node_id, name, level, parent, color), ';' ORDER BY node_id)
-               FROM hierarchy_nodes WHERE plan_id = $p),
-            (SELECT string_agg(concat_ws(',', territory_id, name, color, rep_id, parent), ';' ORDER BY territory_id)
-               FROM territories WHERE plan_id = $p)))
-        """,
-        {"p": plan_id},
-    ).fetchall()[0][0])
+    return structure_digest(s, plan_id)
 
 
 def _plan(path: str, plan_id: int) -> PlanInfo:
@@ -81,7 +70,8 @@ def rollup(s: Store, plan: PlanInfo, level: str, measure: str = "potential") -> 
 
 
 def rep_names(s: Store) -> dict[str, str]:
-    return dict(s.cursor().execute("SELECT rep_id, name FROM reps").fetchall())
+    """rep_id -> name of every rep."""
+    return alignments.rep_names(s)
 
 
 def level_picker(s: Store, plan: PlanInfo, container=None, key: str = "level") -> str:

@@ -25,6 +25,7 @@ from terrmap.app.assets import static_base as _static_base
 from terrmap.app.geometry import default_decimals
 from terrmap.app.map_data import MapData, filter_states, map_data, state_codes
 from terrmap.app.map_data import region_frame as build_region_frame
+from terrmap.data import queries
 from terrmap.data.queries import headline_kpis, region_places
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store, open_store, resolve_db_path
@@ -60,19 +61,13 @@ def store() -> Store:
 def data_stamp(s: Store) -> str:
     """Changes whenever leads, scores or plans change: a few column aggregates (milliseconds, even for
     millions of leads). Pages that change data should still call :func:`clear_caches`."""
-    cur = s.cursor()
-    leads = cur.execute(
-        # integer sums: a parallel float sum can differ in its last bits from run to run
-        "SELECT count(*), max(imported_at), count(*) FILTER (WHERE status = 'open'), "
-        "sum(round(score * 1e6)::BIGINT), sum(round(deal_value)::BIGINT) FROM leads"
-    ).fetchall()[0]
-    plans = cur.execute("SELECT list(plan_id || ':' || version ORDER BY plan_id) FROM plans").fetchall()[0][0]
-    model = cur.execute("SELECT max(version) FROM models").fetchall()[0][0]
-    return "|".join(map(str, [*leads, plans, model])) + f"|{plans}"
+    values = queries.data_stamp_values(s)
+    plans = values[-2]
+    return "|".join(map(str, values)) + f"|{plans}"
 
 
 def lead_count(s: Store) -> int:
-    return int(s.scalar("SELECT count(*) FROM leads") or 0)
+    return queries.lead_count(s)
 
 
 def require_leads(s: Store) -> None:
@@ -255,7 +250,7 @@ def sync_url(values: dict, defaults: dict) -> None:
 # -- pickers ---------------------------------------------------------------------------------
 
 def plan_count(s: Store) -> int:
-    return int(s.scalar("SELECT count(*) FROM plans") or 0)
+    return queries.plan_count(s)
 
 
 def plan_picker(s: Store, container=None) -> PlanInfo | None:

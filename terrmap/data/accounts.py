@@ -349,3 +349,38 @@ def overlay_rows(store: Store, plan_id: int) -> pd.DataFrame:
         "FROM overlays WHERE plan_id = ? ORDER BY priority DESC, overlay_id",
         [plan_id],
     ).df()
+
+
+def structure_digest(store: Store, plan_id: int) -> str:
+    """An MD5 of the plan's pins, overlays, hierarchy nodes and territories (names, colours, reps, parents):
+    changes whenever any of them does (milliseconds)."""
+    return str(store.cursor().execute(
+        """
+        SELECT md5(concat_ws('|',
+            (SELECT string_agg(concat_ws(',', lead_id, territory_id), ';' ORDER BY lead_id)
+               FROM account_pins WHERE plan_id = $p),
+            (SELECT string_agg(concat_ws(',', overlay_id, name, rep_id, color, rule, territories::VARCHAR, priority),
+                               ';' ORDER BY overlay_id) FROM overlays WHERE plan_id = $p),
+            (SELECT string_agg(concat_ws(',', node_id, name, level, parent, color), ';' ORDER BY node_id)
+               FROM hierarchy_nodes WHERE plan_id = $p),
+            (SELECT string_agg(concat_ws(',', territory_id, name, color, rep_id, parent), ';' ORDER BY territory_id)
+               FROM territories WHERE plan_id = $p)))
+        """,
+        {"p": plan_id},
+    ).fetchall()[0][0])
+
+
+def find_leads(store: Store, text: str) -> pd.DataFrame:
+    """Leads whose id or name contains ``text`` (case-insensitive), by lead id, at most 200:
+    lead_id, name, industry, employees, status, zip."""
+    pattern = f"%{text}%"
+    return store.df(
+        "SELECT lead_id, name, industry, employees, status, zip FROM leads "
+        "WHERE lead_id ILIKE ? OR name ILIKE ? ORDER BY lead_id LIMIT 200",
+        [pattern, pattern],
+    )
+
+
+def lead_industries(store: Store) -> list[str]:
+    """The distinct industries of the leads (NULL left out), sorted."""
+    return store.df("SELECT DISTINCT industry FROM leads WHERE industry IS NOT NULL ORDER BY 1")["industry"].tolist()

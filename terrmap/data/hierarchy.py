@@ -83,3 +83,10 @@ def delete_node(con: duckdb.DuckDBPyConnection, plan_id: int, node_id: str, pare
 def set_territory_parent(con: duckdb.DuckDBPyConnection, plan_id: int, territory_id: int, node_id: str | None) -> None:
     con.execute("UPDATE territories SET parent = ? WHERE plan_id = ? AND territory_id = ?",
                 [node_id, plan_id, int(territory_id)])
+
+
+def territory_parent_rows(con: duckdb.DuckDBPyConnection, plan_id: int) -> pd.DataFrame:
+    """The plan's territories with their place in the hierarchy: territory_id, name, parent (by territory id)."""
+    return con.execute(
+        "SELECT territory_id, name, parent FROM territories WHERE plan_id = ? ORDER BY territory_id", [plan_id]
+    ).df()

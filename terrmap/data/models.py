@@ -116,6 +116,25 @@ def write_scores(tx: duckdb.DuckDBPyConnection, rowids: np.ndarray, scores: np.n
         tx.unregister("_terrmap_scores")
 
 
+# The won deals of the stored leads (industry, deal_value): the fallback scores' medians come from these.
+WON_DEALS_SQL = "SELECT industry, deal_value FROM leads WHERE status = 'won' AND deal_value > 0"
+
+
+def rewrite_fallback_scores(cur: duckdb.DuckDBPyConnection, value_ctes: str, score: str, source: str,
+                            expected_value: str) -> None:
+    """Set score, score_source and expected_value of every lead not scored by a model, writing only the rows
+    whose values change. ``value_ctes`` are the CTEs the expressions need; ``score``, ``source`` and
+    ``expected_value`` are expressions over ``leads`` (:mod:`terrmap.scoring.fallback` writes them)."""
+    cur.execute(
+        f"""
+        WITH {value_ctes}
+        UPDATE leads SET score = {score}, score_source = {source}, expected_value = {expected_value}
+        WHERE (score_source IS NULL OR NOT starts_with(score_source, 'model:'))
+          AND (score IS NULL OR score_source IS NULL OR expected_value IS DISTINCT FROM {expected_value})
+        """
+    )
+
+
 def lead_score_inputs(cur: duckdb.DuckDBPyConnection, lead_id: str) -> tuple | None:
     """(score_source, crm_score, employees, annual_revenue) of a lead, or None when there is no such lead."""
     rows = cur.execute("SELECT score_source, crm_score, employees, annual_revenue FROM leads WHERE lead_id = ?",

@@ -51,3 +51,27 @@ def headline_kpis(store: Store, plan_id: int | None = None) -> dict:
         "avg_score": None if avg_score is None else float(avg_score),
         "territories": int(n_terr), "reps": int(n_reps),
     }
+
+
+def data_stamp_values(store: Store) -> list:
+    """What the app's data stamp is made of: lead count, last import, open leads, sums of scores
+    (in millionths) and of deal values, the plans as "plan_id:version" (by id), the latest model version."""
+    cur = store.cursor()
+    leads = cur.execute(
+        # integer sums: a parallel float sum can differ in its last bits from run to run
+        "SELECT count(*), max(imported_at), count(*) FILTER (WHERE status = 'open'), "
+        "sum(round(score * 1e6)::BIGINT), sum(round(deal_value)::BIGINT) FROM leads"
+    ).fetchall()[0]
+    plans = cur.execute("SELECT list(plan_id || ':' || version ORDER BY plan_id) FROM plans").fetchall()[0][0]
+    model = cur.execute("SELECT max(version) FROM models").fetchall()[0][0]
+    return [*leads, plans, model]
+
+
+def lead_count(store: Store) -> int:
+    """How many leads the store holds."""
+    return int(store.scalar("SELECT count(*) FROM leads") or 0)
+
+
+def plan_count(store: Store) -> int:
+    """How many plans (scenarios) the store holds."""
+    return int(store.scalar("SELECT count(*) FROM plans") or 0)

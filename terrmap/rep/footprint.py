@@ -25,6 +25,7 @@ import h3
 import numpy as np
 import pandas as pd
 
+from terrmap.data import rep_queries as rq
 from terrmap.geo import parse_layer
 from terrmap.geo.zipshapes import ensure_zip_shapes
 from terrmap.io.csvsafe import guard_frame
@@ -82,12 +83,10 @@ class Rep:
 
 
 def get_rep(store: Store, rep_id: str) -> Rep:
-    rows = store.cursor().execute(
-        "SELECT rep_id, name, email, home_zip, home_lat, home_lon, home_metro FROM reps WHERE rep_id = ?", [rep_id]
-    ).fetchall()
-    if not rows:
+    row = rq.rep_row(store, rep_id)
+    if row is None:
         raise ValueError(f"no rep with id {rep_id!r}")
-    return Rep(*rows[0])
+    return Rep(*row)
 
 
 def resolve_plan(store: Store, name: str | None = None) -> PlanInfo | None:
@@ -100,36 +99,19 @@ def resolve_plan(store: Store, name: str | None = None) -> PlanInfo | None:
 
 def plan_reps(store: Store, plan: PlanInfo) -> pd.DataFrame:
     """The reps owning a territory or an overlay in ``plan``: rep_id, name, home_metro (by name)."""
-    return store.cursor().execute(
-        """
-        SELECT r.rep_id, r.name, r.home_metro FROM reps r
-        WHERE r.rep_id IN (SELECT rep_id FROM territories WHERE plan_id = $p
-                           UNION SELECT rep_id FROM overlays WHERE plan_id = $p)
-        ORDER BY r.name, r.rep_id
-        """,
-        {"p": plan.plan_id},
-    ).df()
+    return rq.plan_reps(store, plan.plan_id)
 
 
 def rep_territories(store: Store, plan: PlanInfo, rep_id: str) -> pd.DataFrame:
     """What the rep owns in the plan: kind ('territory' | 'overlay'), id, name, color."""
-    return store.cursor().execute(
-        """
-        SELECT 'territory' AS kind, territory_id AS id, name, color FROM territories WHERE plan_id = $p AND rep_id = $r
-        UNION ALL
-        SELECT 'overlay', overlay_id, name, color FROM overlays WHERE plan_id = $p AND rep_id = $r
-        ORDER BY kind DESC, id
-        """,
-        {"p": plan.plan_id, "r": rep_id},
-    ).df()
+    return rq.rep_territories(store, plan.plan_id, rep_id)
 
 
 # -- accounts -----------------------------------------------------------------------------------------
 
 def with_places(store: Store, owners: pd.DataFrame) -> pd.DataFrame:
     """``owners`` plus city and state of each account's ZIP (reference geography)."""
-    zips = store.cursor().execute("SELECT zip, city, state FROM zips").df()
-    return owners.merge(zips, on="zip", how="left")
+    return owners.merge(rq.zip_places(store), on="zip", how="left")
 
 
 def rep_accounts(owners: pd.DataFrame, rep_id: str) -> pd.DataFrame:
@@ -192,9 +174,7 @@ def region_areas_km2(store: Store, layer_key: str, region_ids: Sequence[str]) ->
     ids = list(dict.fromkeys(region_ids))
     if layer_key == "zip":
         ensure_zip_shapes(store)
-        df = store.cursor().execute(
-            "SELECT zip, area_km2 FROM zip_shapes WHERE zip IN (SELECT unnest(?::VARCHAR[]))", [ids]
-        ).df()
+        df = rq.zip_areas_km2(store, ids)
         return df.set_index("zip")["area_km2"].reindex(ids).fillna(0.0)
     parse_layer(layer_key)
     return pd.Series([h3.cell_area(r, "km^2") if h3.is_valid_cell(r) else 0.0 for r in ids], index=ids, dtype=float)
@@ -203,14 +183,7 @@ def region_areas_km2(store: Store, layer_key: str, region_ids: Sequence[str]) ->
 def footprints(store: Store, plan: PlanInfo, owners: pd.DataFrame) -> pd.DataFrame:
     """Every rep's footprint: rep_id, region_id, territory_id (None for a region that only holds
     accounts the rep owns outside their territories)."""
-    assigned = store.cursor().execute(
-        """
-        SELECT t.rep_id, a.region_id, a.territory_id::BIGINT AS territory_id
-        FROM plan_assignments a JOIN territories t ON t.plan_id = a.plan_id AND t.territory_id = a.territory_id
-        WHERE a.plan_id = ? AND t.rep_id IS NOT NULL
-        """,
-        [plan.plan_id],
-    ).df()
+    assigned = rq.assigned_rep_regions(store, plan.plan_id)
     owned = owners.loc[owners["owner_rep_id"].notna() & owners["region_id"].notna(), ["owner_rep_id", "region_id"]]
     owned = owned.drop_duplicates().rename(columns={"owner_rep_id": "rep_id"})
     extra = owned.merge(assigned[["rep_id", "region_id"]], how="left", indicator=True)

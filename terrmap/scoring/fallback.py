@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from terrmap.data.models import WON_DEALS_SQL, rewrite_fallback_scores
+
 if TYPE_CHECKING:
     from terrmap.data.store import Store
 
@@ -30,9 +32,6 @@ FIT_SCORE_SQL = (
     "least(0.9, greatest(0.01, 0.04 + 0.06 * log10(1 + coalesce(employees, 10))"
     " + 0.03 * log10(1 + coalesce(annual_revenue, 0) / 1e6)))"
 )
-
-
-WON_DEALS_SQL = "SELECT industry, deal_value FROM leads WHERE status = 'won' AND deal_value > 0"
 
 
 def fallback_value_ctes(won_sql: str = WON_DEALS_SQL) -> str:
@@ -66,17 +65,9 @@ def apply_fallback_scores(store: Store, cur=None) -> None:
 
     Only rows whose values change are written (an import computes its own rows' values as it inserts
     them; here only older leads whose industry's median won deal moved are touched)."""
-    cur = cur or store.cursor()
     score, source = fallback_score_sql("leads")
-    value = fallback_expected_value_sql("leads")
-    cur.execute(
-        f"""
-        WITH {fallback_value_ctes()}
-        UPDATE leads SET score = {score}, score_source = {source}, expected_value = {value}
-        WHERE (score_source IS NULL OR NOT starts_with(score_source, 'model:'))
-          AND (score IS NULL OR score_source IS NULL OR expected_value IS DISTINCT FROM {value})
-        """
-    )
+    rewrite_fallback_scores(cur or store.cursor(), fallback_value_ctes(), score, source,
+                            fallback_expected_value_sql("leads"))
 
 
 @dataclass
