@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from terrmap.app import ui
+from terrmap.data import queries
 from terrmap.measures import fmt_int
 
 s = ui.page("Import data", needs_leads=False).store
@@ -145,7 +146,7 @@ except ImportError:
     st.info("The importer is not available in this installation yet (module `terrmap.io.ingest`).")
     st.stop()
 
-st.caption(f"Into `{s.path}` · currently {fmt_int(ui.lead_count(s))} leads.")
+st.caption(f"Into `{s.path}` · currently {fmt_int(queries.lead_count(s))} leads.")
 
 uploaded = st.file_uploader("Lead file", type=["csv", "txt", "tsv", "gz", "parquet", "pq", "parq"], key="upload")
 if uploaded is None:

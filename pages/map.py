@@ -7,6 +7,7 @@ from terrmap.app import ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import MAX_REGIONS, STATE_NAMES, filter_states
 from terrmap.app.maps import build_map, build_naive_map
+from terrmap.data import queries
 from terrmap.geo import parse_layer
 from terrmap.measures import MEASURES, STAT_COLUMNS, fmt_int, fmt_money
 from terrmap.plan import hierarchy as hi
@@ -19,7 +20,7 @@ s, path, stamp = ui.page("Territory map")
 DEFAULTS = {"layer": ui.DEFAULT_MAP_LAYER, "color": "territory", "area": []}
 ui.seed_from_url("layer", ui.layer_options(), DEFAULTS["layer"])
 
-if ui.plan_count(s) > 1:
+if queries.plan_count(s) > 1:
     c_plan, c_layer, c_color, c_area, c_tiles = st.columns([2, 2, 1.6, 3.4, 1.1], vertical_alignment="bottom")
     plan = ui.plan_picker(s, c_plan)
 else:

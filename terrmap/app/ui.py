@@ -61,18 +61,12 @@ def store() -> Store:
 def data_stamp(s: Store) -> str:
     """Changes whenever leads, scores or plans change: a few column aggregates (milliseconds, even for
     millions of leads). Pages that change data should still call :func:`clear_caches`."""
-    values = queries.data_stamp_values(s)
-    plans = values[-2]
-    return "|".join(map(str, values)) + f"|{plans}"
-
-
-def lead_count(s: Store) -> int:
-    return queries.lead_count(s)
+    return "|".join(map(str, queries.data_stamp_values(s)))
 
 
 def require_leads(s: Store) -> None:
     """Stop the page with a friendly how-to when the database has no leads."""
-    if lead_count(s) > 0:
+    if queries.lead_count(s) > 0:
         return
     path = shlex.quote(str(s.path))
     st.info(
@@ -249,10 +243,6 @@ def sync_url(values: dict, defaults: dict) -> None:
 
 # -- pickers ---------------------------------------------------------------------------------
 
-def plan_count(s: Store) -> int:
-    return queries.plan_count(s)
-
-
 def plan_picker(s: Store, container=None) -> PlanInfo | None:
     """Choose the plan (published first; no widget when there is only one); remembered across pages."""
     plans = list_plans(s)
@@ -318,7 +308,7 @@ def kpi_row(k: dict) -> None:
 
 def sidebar_footer(s: Store) -> None:
     with st.sidebar:
-        st.caption(f"Database `{s.path.name}` · {fmt_int(lead_count(s))} leads")
+        st.caption(f"Database `{s.path.name}` · {fmt_int(queries.lead_count(s))} leads")
 
 
 PAGE_CSS = """

@@ -26,13 +26,14 @@ def content_digest(frame: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def memo_by_digest(fn: Callable[[pd.DataFrame], T]) -> Callable[[str, pd.DataFrame], T]:
-    """``fn(frame)`` becomes ``fn(digest, frame)``, computed once per digest (the caller passes
-    :func:`content_digest` of the frame). Callers must not mutate what it returns."""
+def memo_by_digest(fn: Callable[[pd.DataFrame], T]) -> Callable[[pd.DataFrame], T]:
+    """``fn(frame)`` computed once per frame content (:func:`content_digest`). Callers must not mutate what
+    it returns."""
     kept: OrderedDict[str, T] = OrderedDict()
 
     @wraps(fn)
-    def wrapper(digest: str, frame: pd.DataFrame) -> T:
+    def wrapper(frame: pd.DataFrame) -> T:
+        digest = content_digest(frame)
         if digest in kept:
             kept.move_to_end(digest)
             return kept[digest]
@@ -41,6 +42,4 @@ def memo_by_digest(fn: Callable[[pd.DataFrame], T]) -> Callable[[str, pd.DataFra
         while len(kept) > KEEP:
             kept.popitem(last=False)
         return result
-
-    wrapper.cache_clear = kept.clear  # type: ignore[attr-defined]
     return wrapper

@@ -11,7 +11,7 @@ import shapely
 
 from terrmap.geo.base import Layer
 from terrmap.geo.graph import graph_from_edges, polygon_adjacency
-from terrmap.geo.memo import content_digest, memo_by_digest
+from terrmap.geo.memo import memo_by_digest
 from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
 
 
@@ -89,7 +89,7 @@ def ensure_zip_adjacency(store) -> None:
     if store.scalar("SELECT count(*) > 0 FROM zip_shape_sizes"):
         return
     shapes = store.cursor().execute("SELECT zip, geojson FROM zip_shapes ORDER BY zip").df()
-    edge_rows, size_rows = _adjacency_rows(content_digest(shapes), shapes)
+    edge_rows, size_rows = _adjacency_rows(shapes)
     with store.transaction() as tx:
         if tx.execute("SELECT count(*) > 0 FROM zip_shape_sizes").fetchall()[0][0]:
             return  # another thread got there first

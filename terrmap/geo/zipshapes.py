@@ -46,7 +46,7 @@ import pandas as pd
 import shapely
 
 from terrmap.geo.distance import KM_PER_DEGREE
-from terrmap.geo.memo import content_digest, memo_by_digest
+from terrmap.geo.memo import memo_by_digest
 from terrmap.geo.outlines import (
     discs_outline,
     polygonal,
@@ -235,8 +235,7 @@ def ensure_zip_shapes(store: Store, auto_zcta: bool = True) -> str:
     if not store.scalar("SELECT count(*) > 0 FROM zip_shapes"):
         with store.transaction() as tx:
             if not tx.execute("SELECT count(*) > 0 FROM zip_shapes").fetchall()[0][0]:
-                points = region_points(store)
-                _write_shapes(tx, _voronoi_shape_rows(content_digest(points), points))
+                _write_shapes(tx, _voronoi_shape_rows(region_points(store)))
                 _set_meta(tx, SOURCE_VORONOI, None)
     if auto_zcta:
         path = find_zcta_file(store)
