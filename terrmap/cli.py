@@ -42,6 +42,7 @@ def cmd_demo(args) -> int:
 
 def cmd_regions(args) -> int:
     # lazy: start-up time (see the module docstring)
+    from terrmap.data.plans import territories
     from terrmap.data.stats import region_stats
     from terrmap.data.store import open_store
     from terrmap.geo import parse_layer
@@ -54,9 +55,7 @@ def cmd_regions(args) -> int:
     plan = get_plan(store, args.plan)
     if plan is not None:
         terr = assignment_for_layer(store, plan, layer)[["region_id", "territory_id"]]
-        names = store.cursor().execute(
-            "SELECT territory_id, name AS territory FROM territories WHERE plan_id = ?", [plan.plan_id]
-        ).df()
+        names = territories(store, plan.plan_id)[["territory_id", "name"]].rename(columns={"name": "territory"})
         stats = stats.merge(terr.merge(names, on="territory_id")[["region_id", "territory"]], on="region_id", how="left")
     else:
         stats["territory"] = None

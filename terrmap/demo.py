@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import Delaunay, cKDTree
 
+from terrmap.data import demo_tables
+from terrmap.data.queries import lead_count
 from terrmap.data.rollup import refresh_rollup
 from terrmap.data.store import BASE_H3_RES, Store
 from terrmap.geo.distance import haversine_km, km_offsets_to_degrees
@@ -157,21 +159,7 @@ def generate_leads(n: int, seed: int, start: int = 0) -> tuple[pd.DataFrame, np.
 
 def _insert_leads(store: Store, df: pd.DataFrame, propensity: np.ndarray) -> None:
     cells = index_points(df["lat"].to_numpy(), df["lon"].to_numpy(), BASE_H3_RES)
-    frame = df.assign(cell=cells, propensity=propensity)
-    cur = store.cursor()
-    cur.register("demo_chunk", frame)
-    try:
-        cur.execute(
-            """
-            INSERT INTO leads (lead_id, name, industry, employees, annual_revenue, status, deal_value, created_at,
-                               closed_at, postal_zip, zip, lat, lon, cell)
-            SELECT lead_id, name, industry, employees, annual_revenue, status, deal_value, created_at, closed_at,
-                   postal_zip, zip, lat, lon, cell FROM demo_chunk
-            """
-        )
-        cur.execute("INSERT INTO demo_truth SELECT lead_id, propensity FROM demo_chunk")
-    finally:
-        cur.unregister("demo_chunk")
+    demo_tables.insert_leads(store, df.assign(cell=cells, propensity=propensity))
 
 
 def pick_rep_homes(n_reps: int, min_km: float = 250.0) -> pd.DataFrame:
@@ -249,7 +237,7 @@ def add_demo_structure(store: Store, plan_id: int, reps: pd.DataFrame) -> None:
     """A first plan worth opening on the Accounts & hierarchy page: a two-level hierarchy (census regions
     under two divisions), an "Enterprise" overlay over the four largest metros' territories, and three pins."""
 
-    state_of = dict(store.cursor().execute("SELECT zip, state FROM zips").fetchall())
+    state_of = demo_tables.zip_states(store)
     region_of_state = {st_: region for region, states in CENSUS_REGIONS.items() for st_ in states.split()}
     region_nodes = {}
     for division, regions in DEMO_DIVISIONS.items():
@@ -289,11 +277,11 @@ def build_demo(
     """Fill an empty database with the demo; returns a summary. Refuses a database that has leads."""
     if not 15 <= n_reps <= 25:
         raise ValueError("the demo has 15 to 25 reps")
-    if store.scalar("SELECT count(*) FROM leads"):
+    if lead_count(store):
         raise ValueError(f"{store.path} already has leads; build the demo into a new database")
     report = progress or (lambda frac, msg: None)
     t0 = time.perf_counter()
-    store.cursor().execute("CREATE TABLE IF NOT EXISTS demo_truth (lead_id VARCHAR, propensity DOUBLE)")
+    demo_tables.create_truth_table(store)
     done = 0
     while done < n_leads:
         n = min(CHUNK, n_leads - done)
@@ -306,10 +294,7 @@ def build_demo(
     refresh_rollup(store.cursor())
 
     reps = pick_rep_homes(n_reps)
-    cur = store.cursor()
-    cur.register("demo_reps", reps)
-    cur.execute("INSERT INTO reps SELECT * FROM demo_reps")
-    cur.unregister("demo_reps")
+    demo_tables.insert_reps(store, reps)
     colors = distinct_colors(len(reps), _home_neighbours(reps))
     terrs = [
         Territory(territory_id=i + 1, name=r.home_metro, color=colors[i], rep_id=r.rep_id)

@@ -103,10 +103,6 @@ SQL_ALLOWED = {
     "terrmap/io/read.py": "io: SQL over the file being imported",
     "terrmap/io/validate.py": "io: SQL over the staged rows of the file being imported",
     "terrmap/io/progress.py": "io: a DuckDB setting, no table",
-    # Not moved yet (outside the change that moved the pages', app's, rep view's and fallback's SQL):
-    # issue 12 follow-ups; remove each line once its queries live in terrmap/data/.
-    "terrmap/cli.py": "TODO issue 12: the territory names of `terrmap stats --plan`",
-    "terrmap/demo.py": "TODO issue 12: the demo's lead, rep and demo_truth writes",
 }
 
 

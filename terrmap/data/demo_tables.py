@@ -1,0 +1,41 @@
+"""The demo's own writes: generated leads (with their hidden propensity in ``demo_truth``) and its reps."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from terrmap.data.store import Store
+
+_LEAD_COLUMNS = ("lead_id, name, industry, employees, annual_revenue, status, deal_value, created_at, closed_at, "
+                 "postal_zip, zip, lat, lon, cell")
+
+
+def create_truth_table(store: Store) -> None:
+    """``demo_truth`` keeps each generated lead's true propensity; only quality tests read it."""
+    store.cursor().execute("CREATE TABLE IF NOT EXISTS demo_truth (lead_id VARCHAR, propensity DOUBLE)")
+
+
+def insert_leads(store: Store, frame: pd.DataFrame) -> None:
+    """Insert generated leads (``frame`` has the leads columns plus ``propensity``) and their truth rows."""
+    cur = store.cursor()
+    cur.register("demo_chunk", frame)
+    try:
+        cur.execute(f"INSERT INTO leads ({_LEAD_COLUMNS}) SELECT {_LEAD_COLUMNS} FROM demo_chunk")
+        cur.execute("INSERT INTO demo_truth SELECT lead_id, propensity FROM demo_chunk")
+    finally:
+        cur.unregister("demo_chunk")
+
+
+def insert_reps(store: Store, reps: pd.DataFrame) -> None:
+    """Insert ``reps`` (columns in the reps table's order)."""
+    cur = store.cursor()
+    cur.register("demo_reps", reps)
+    try:
+        cur.execute("INSERT INTO reps SELECT * FROM demo_reps")
+    finally:
+        cur.unregister("demo_reps")
+
+
+def zip_states(store: Store) -> dict[str, str]:
+    """ZIP → state, from the store's ZIP reference table."""
+    return dict(store.cursor().execute("SELECT zip, state FROM zips").fetchall())
