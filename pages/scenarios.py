@@ -16,7 +16,7 @@ from terrmap.app.map_data import MAX_REGIONS, MapData, filter_states, map_data
 from terrmap.app.maps import build_map
 from terrmap.geo import parse_layer
 from terrmap.io.csvsafe import guard_frame
-from terrmap.measures import fmt_int, fmt_money, fmt_pct
+from terrmap.measures import fmt_int, fmt_money, fmt_pct, measure, table_format
 from terrmap.plan import PlanInfo, SaveConflict, list_plans
 from terrmap.plan import scenarios as sc
 
@@ -285,12 +285,17 @@ c_help.caption("\n\n".join(f"**{ui.md(lab)}**: {ui.md(text)}" for lab, text in z
 st.markdown("**Per territory** (matched by name; a territory in only one scenario has the other side empty)")
 t = cmp.territories
 terr_view = pd.DataFrame({"Territory": t["territory"]})
-for m, title in [("leads", "Leads"), ("potential", "Potential"), ("customers", "Customers"), ("regions", "Regions"),
-                 ("deviation", "Deviation")]:
-    scale = 100 if m == "deviation" else 1
+# Measures from the registry (label and unit); regions and the deviation are counts and shares of the plan.
+columns = [(m, measure(m).label, measure(m).unit) for m in ("leads", "potential", "customers")]
+columns += [("regions", "Regions", "int"), ("deviation", "Deviation", "pct")]
+fmt = {}
+for m, title, unit in columns:
+    scale = 100 if unit == "pct" else 1
     terr_view[f"{title} A"] = t[f"{m}_a"] * scale
     terr_view[f"{title} B"] = t[f"{m}_b"] * scale
     terr_view[f"{title} Δ"] = t[f"{m}_delta"] * scale
+    fmt.update({f"{title} A": table_format(unit), f"{title} B": table_format(unit),
+                f"{title} Δ": table_format(unit, signed=True)})
 
 
 def deviation_style(_col: pd.Series) -> list[str]:
@@ -300,11 +305,6 @@ def deviation_style(_col: pd.Series) -> list[str]:
             for g in gain]
 
 
-fmt = {c: "{:,.0f}" for c in terr_view.columns if c != "Territory" and not c.startswith(("Potential", "Deviation"))}
-fmt.update({c: "${:,.0f}" for c in terr_view.columns if c.startswith("Potential")})
-fmt.update({c: "{:+.1f}%" if c.endswith("Δ") else "{:.1f}%" for c in terr_view.columns if c.startswith("Deviation")})
-fmt.update({c: "{:+,.0f}" for c in ["Leads Δ", "Customers Δ", "Regions Δ"]})
-fmt["Potential Δ"] = "{:+,.0f}"
 st.dataframe(
     terr_view.style.format(fmt, na_rep="").apply(deviation_style, subset=["Deviation Δ"]),
     hide_index=True, width="stretch", key="sc_territory_table",

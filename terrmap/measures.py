@@ -170,6 +170,21 @@ def fmt_value(name: str, value) -> str:
     return measure(name).fmt(value)
 
 
+# Full figures for table columns (a table compares rows digit by digit; tooltips and cards use the short forms).
+_TABLE_FORMATS = {"int": "{:,.0f}", "money": "${:,.0f}", "pct": "{:.1f}%", "number": "{:,.1f}"}
+
+
+def table_format(unit: Unit, signed: bool = False) -> str:
+    """A ``str.format`` pattern for a table column of ``unit`` (``signed``: differences, with + or -).
+    pct columns hold percent values (x100)."""
+    pattern = _TABLE_FORMATS[unit]
+    if signed:
+        pattern = pattern.replace("{:", "{:+")
+        if unit == "money":
+            pattern = pattern.replace("$", "")  # "+$1,200" reads oddly; the column title says it is money
+    return pattern
+
+
 def formats_js() -> str:
     """``money(v)`` in JavaScript, the same rule as :func:`fmt_money` (generated from MONEY_UNITS).
 

@@ -95,4 +95,4 @@ def test_hard_limit_from_the_page_is_reported_infeasible(page, app_url):
     page.get_by_role("button", name="Optimize").click()
     page.get_by_text(re.compile("Cannot optimize")).wait_for(timeout=60_000)
     message = page.locator('[data-testid="stAlert"]').filter(has_text="Cannot optimize").first.inner_text()
-    assert re.search(r"minimum 1,000,000,000,000 potential per territory .* exceeds the total", message), message
+    assert re.search(r"minimum \$1,000,000,000,000 potential per territory .* exceeds the total", message), message

@@ -21,7 +21,7 @@ from terrmap.app.maps import build_map, build_naive_map
 from terrmap.data.queries import region_places
 from terrmap.data.stats import region_stats
 from terrmap.geo import parse_layer
-from terrmap.measures import STAT_COLUMNS, fmt_int, fmt_money, fmt_pct
+from terrmap.measures import STAT_COLUMNS, fmt_int, fmt_money, fmt_pct, table_format
 from terrmap.plan import assignment_for_layer, get_plan, territories
 
 EVIL = "<script>alert(1)</script>"
@@ -178,6 +178,11 @@ def test_number_formats():
     assert fmt_money(183_493_606) == "$183M"
     assert fmt_pct(0.1491) == "15%"
     assert fmt_int(None) == fmt_money(float("nan")) == "–"
+    # Tables show full figures; differences carry their sign.
+    assert table_format("money").format(1234567.4) == "$1,234,567"
+    assert table_format("money", signed=True).format(-1200) == "-1,200"
+    assert table_format("int", signed=True).format(5) == "+5"
+    assert table_format("pct", signed=True).format(-3.14) == "-3.1%"
 
 
 # -- features -----------------------------------------------------------------------------------------

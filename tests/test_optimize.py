@@ -4,6 +4,7 @@ infeasible requests explained; saving, explanations and the CLI."""
 from __future__ import annotations
 
 import json
+import re
 
 import h3
 import numpy as np
@@ -178,6 +179,10 @@ def test_infeasible_requests_say_why():
         Optimizer(inst, inst.n + 1).solve()
     with pytest.raises(InfeasibleError, match="exceeds the total"):
         Optimizer(inst, 3, limits={"leads": (inst.values["leads"].sum(), None)}).solve()
+    # The limits a user typed come back in full, in the measure's unit (money with $, counts with separators).
+    total = inst.values["potential"].sum()
+    with pytest.raises(InfeasibleError, match=re.escape(f"minimum ${round(total):,} potential per territory")):
+        Optimizer(inst, 3, limits={"potential": (round(total), None)}).solve()
     with pytest.raises(InfeasibleError, match="unknown balance measure"):
         Optimizer(inst, 3, balance="revenue")
 

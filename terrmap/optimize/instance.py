@@ -20,12 +20,12 @@ from terrmap.geo import Layer, parse_layer
 from terrmap.geo.distance import KM_PER_DEGREE
 from terrmap.geo.graph import RegionGraph
 from terrmap.geo.zipdata import project
-from terrmap.measures import WORKLOAD_CUSTOMER_WEIGHT
+from terrmap.measures import BALANCE_MEASURES, WORKLOAD_CUSTOMER_WEIGHT, measure
 from terrmap.plan import PlanInfo, assignment_for_layer, get_plan, territories
 
-MEASURES = ["potential", "leads", "customers", "open_leads", "won_revenue", "workload"]
-MEASURE_LABELS = {"potential": "potential", "leads": "leads", "customers": "customers", "open_leads": "open leads",
-                  "won_revenue": "won revenue", "workload": "workload"}
+MEASURES = list(BALANCE_MEASURES)
+# Labels as they read inside a sentence ("minimum 10 open leads per territory").
+MEASURE_LABELS = {m: measure(m).label.lower() for m in MEASURES}
 LOWER_48_EXCLUDED = ("AK", "HI", "PR", "VI", "GU", "AS", "MP", "FM", "MH", "PW", "AA", "AE", "AP")
 
 __all__ = ["LOWER_48_EXCLUDED", "MEASURES", "MEASURE_LABELS", "WORKLOAD_CUSTOMER_WEIGHT", "InfeasibleError", "Instance",

@@ -12,6 +12,7 @@ import pandas as pd
 
 from terrmap.geo import Layer
 from terrmap.geo.graph import RegionGraph
+from terrmap.measures import measure, table_format
 from terrmap.optimize.budget import Budget
 from terrmap.optimize.instance import MEASURE_LABELS, MEASURES, InfeasibleError, Instance, load_instance, rep_seeds
 from terrmap.optimize.objective import Objective
@@ -250,26 +251,27 @@ class Optimizer:
             v = vals[m].to_numpy()
             total = v.sum()
             label = MEASURE_LABELS[m]
+            show = table_format(measure(m).unit).format  # full figures: limits are numbers the user typed
             if lo is not None and hi is not None and lo > hi:
-                raise InfeasibleError(f"limit on {label}: minimum {lo:,.0f} above maximum {hi:,.0f}")
+                raise InfeasibleError(f"limit on {label}: minimum {show(lo)} above maximum {show(hi)}")
             if lo is not None and lo * k > total * (1 + 1e-12):
-                raise InfeasibleError(f"minimum {lo:,.0f} {label} per territory x {k} territories = {lo * k:,.0f} "
-                                      f"exceeds the total {total:,.0f}")
+                raise InfeasibleError(f"minimum {show(lo)} {label} per territory x {k} territories = {show(lo * k)} "
+                                      f"exceeds the total {show(total)}")
             if hi is not None and hi * k < total * (1 - 1e-12):
-                raise InfeasibleError(f"maximum {hi:,.0f} {label} per territory x {k} territories = {hi * k:,.0f} "
-                                      f"is below the total {total:,.0f}")
+                raise InfeasibleError(f"maximum {show(hi)} {label} per territory x {k} territories = {show(hi * k)} "
+                                      f"is below the total {show(total)}")
             if hi is not None:
                 i = int(np.argmax(v))
                 if v[i] > hi:
-                    raise InfeasibleError(f"region {inst.region_ids[i]} alone has {v[i]:,.0f} {label}, above the "
-                                          f"maximum {hi:,.0f} per territory")
+                    raise InfeasibleError(f"region {inst.region_ids[i]} alone has {show(v[i])} {label}, above the "
+                                          f"maximum {show(hi)} per territory")
                 ok = fixed >= 0
                 if ok.any():
                     per = np.bincount(fixed[ok], weights=v[ok], minlength=k)
                     t = int(np.argmax(per))
                     if per[t] > hi:
-                        raise InfeasibleError(f"the locked regions of {self._territory_label(t)} have {per[t]:,.0f} "
-                                              f"{label}, above the maximum {hi:,.0f}")
+                        raise InfeasibleError(f"the locked regions of {self._territory_label(t)} have {show(per[t])} "
+                                              f"{label}, above the maximum {show(hi)}")
 
     # -- solving ------------------------------------------------------------------------
     def objective(self) -> Objective:
