@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -242,7 +243,11 @@ def main() -> None:
     results = []
     from playwright.sync_api import sync_playwright
 
-    with running_app(db) as base, running_naive_app(db) as naive_base, sync_playwright() as p:
+    # The baselines run in a server of their own: DuckDB lets one process at a time open a database file,
+    # so that server gets a copy of it.
+    naive_db = db.with_name(f"{db.stem}_baselines.duckdb")
+    shutil.copyfile(db, naive_db)
+    with running_app(db) as base, running_naive_app(naive_db) as naive_base, sync_playwright() as p:
         bases = {"editor": base, "naive": naive_base, "naive-folium": naive_base}
         browsers = {m: p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS) for m in MODES}
         for sc in scenarios:
