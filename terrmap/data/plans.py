@@ -57,8 +57,11 @@ def create_plan(
     description: str | None = None,
     author: str | None = None,
     note: str = "created",
+    area: Iterable[str] | None = None,
 ) -> int:
-    """Write a new plan in one transaction. ``assignment``: columns region_id, territory_id[, locked].
+    """Write a new plan in one transaction. ``assignment``: columns region_id, territory_id[, locked];
+    ``area``: the states it covers (:func:`terrmap.plan.complete.create_complete_plan` works it out and fills
+    the assignment; None leaves it to be completed when the plan is opened).
 
     The plan starts its history: version 1 is recorded in ``plan_versions`` (see :func:`record_version`).
     """
@@ -72,8 +75,8 @@ def create_plan(
         if published:
             tx.execute("UPDATE plans SET published = false")
         plan_id = tx.execute(
-            "INSERT INTO plans (name, layer, published, description) VALUES (?, ?, ?, ?) RETURNING plan_id",
-            [name, layer, published, description],
+            "INSERT INTO plans (name, layer, published, description, area) VALUES (?, ?, ?, ?, ?) RETURNING plan_id",
+            [name, layer, published, description, None if area is None else sorted(set(area))],
         ).fetchall()[0][0]
         tx.register("new_territories", terr)
         tx.execute(
@@ -132,6 +135,17 @@ def get_plan(store: Store, name_or_id: str | int | None = None) -> PlanInfo | No
         if p.name == name_or_id or p.plan_id == name_or_id or str(p.plan_id) == str(name_or_id):
             return p
     return None
+
+
+def plan_area(store: Store, plan_id: int) -> list[str] | None:
+    """The states plan ``plan_id`` covers (sorted), or None for a plan made before plans had an area."""
+    rows = store.cursor().execute("SELECT area FROM plans WHERE plan_id = ?", [plan_id]).fetchall()
+    return None if not rows or rows[0][0] is None else sorted(rows[0][0])
+
+
+def set_plan_area(con, plan_id: int, states: Iterable[str]) -> None:
+    """Record the states plan ``plan_id`` covers (``con``: a store cursor or an open transaction)."""
+    con.execute("UPDATE plans SET area = ? WHERE plan_id = ?", [sorted(set(states)), plan_id])
 
 
 def territories(store: Store, plan_id: int) -> pd.DataFrame:

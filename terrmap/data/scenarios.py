@@ -54,8 +54,9 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 def copy_plan(con: duckdb.DuckDBPyConnection, plan_id: int, name: str, layer: str, description: str | None) -> int:
     """A new unpublished plan ``name`` with the rows of :data:`CLONED_TABLES` of ``plan_id``; returns its id."""
     new_id = con.execute(
-        "INSERT INTO plans (name, layer, published, description) VALUES (?, ?, false, ?) RETURNING plan_id",
-        [name, layer, description],
+        "INSERT INTO plans (name, layer, published, description, area) "
+        "SELECT ?, ?, false, ?, area FROM plans WHERE plan_id = ? RETURNING plan_id",
+        [name, layer, description, plan_id],
     ).fetchall()[0][0]
     for table in CLONED_TABLES:
         cols = [c for c in table_columns(con, table) if c != "plan_id"]

@@ -208,6 +208,11 @@ MIGRATIONS: list[str] = [
     CREATE TABLE zip_shape_edges (a VARCHAR NOT NULL, b VARCHAR NOT NULL, length_km DOUBLE NOT NULL);
     CREATE TABLE zip_shape_sizes (zip VARCHAR PRIMARY KEY, area_km2 DOUBLE NOT NULL, perimeter_km DOUBLE NOT NULL);
     """,
+    # 5: a plan's area (its states): the plan assigns every region of it (terrmap.plan.complete). NULL: a plan
+    # made before plans were complete; it is completed (and its area set) when next opened.
+    """
+    ALTER TABLE plans ADD COLUMN area VARCHAR[];
+    """,
 ]
 
 
