@@ -55,8 +55,8 @@ H3_LAYER = "h3:6"
 def prepare_db(db: Path, leads: int) -> dict:
     """The demo database plus an H3 plan (created once); returns plan ids and per-state region counts."""
     from terrmap.data.store import Store
+    from terrmap.data.zip_groups import region_groups
     from terrmap.geo import parse_layer
-    from terrmap.geo.groups import region_groups
     from terrmap.plan import Territory, assignment_for_layer, create_plan, get_plan, territories
 
     build_db(db, leads)

@@ -91,12 +91,6 @@ SQL_STATEMENT = re.compile(
 
 # Modules outside terrmap/data/ that may still hold SQL, and why. Everything else asks terrmap/data/.
 SQL_ALLOWED = {
-    # geo's ZIP modules build and read their own tables (zips, zip_shapes, zip_shape_edges, zip_shape_sizes)
-    # and the ZIP groups; whether that SQL moves into terrmap/data/ is a separate decision of issue 12.
-    "terrmap/geo/zipdata.py": "geo: the ZIP reference table",
-    "terrmap/geo/ziplayer.py": "geo: ZIP polygons, centroids, borders and sizes",
-    "terrmap/geo/zipshapes.py": "geo: building the ZIP polygons and region ZIPs",
-    "terrmap/geo/groups.py": "geo: counties and states as groups of ZIPs",
     # The importer's SQL reads the user's file itself (read_csv/read_parquet) and its temporary staging
     # tables, whose columns io.read names: the file's shape, not the store's schema. progress.py only
     # reads a DuckDB setting (current_setting), no table.

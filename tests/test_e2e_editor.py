@@ -249,7 +249,7 @@ def test_overlay_sends_only_what_changed(demo_store):
     from terrmap.app.editor_map import editor_overlay
     from terrmap.app.html_safe import js_json
     from terrmap.app.map_colors import UNASSIGNED_COLOR, territory_palette
-    from terrmap.geo.groups import regions_in
+    from terrmap.data.zip_groups import regions_in
     from terrmap.plan.editor import EditorSession
 
     ses = EditorSession.open(demo_store)
@@ -283,7 +283,7 @@ def test_region_locator_and_territory_edits(demo_store):
     import h3
 
     from terrmap.app.editor_map import RegionLocator
-    from terrmap.geo.groups import regions_in
+    from terrmap.data.zip_groups import regions_in
     from terrmap.plan.editor import EditorSession
 
     ses = EditorSession.open(demo_store)

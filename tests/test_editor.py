@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from terrmap.data.stats import region_stats
+from terrmap.data.zip_groups import regions_in
 from terrmap.geo import parse_layer
-from terrmap.geo.groups import regions_in
 from terrmap.plan import SaveConflict, load_assignment
 from terrmap.plan.editor import EditorSession
 

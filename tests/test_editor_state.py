@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from terrmap.data.stats import region_stats
-from terrmap.geo.groups import regions_in
+from terrmap.data.zip_groups import regions_in
 from terrmap.plan import get_plan, list_plans, load_assignment, territories
 from terrmap.plan.editor import EditorSession
 from terrmap.plan.editor_state import ERASER, EditorState

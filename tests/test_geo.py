@@ -20,8 +20,8 @@ from scipy.spatial import cKDTree
 
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store
+from terrmap.data.zip_groups import county_choices, region_groups, regions_in
 from terrmap.geo import H3Layer, Layer, ZipLayer
-from terrmap.geo.groups import county_choices, region_groups, regions_in
 from terrmap.geo.h3layer import H3_RESOLUTIONS, parent_int, parent_sql
 from terrmap.geo.outlines import state_outlines_geojson
 from terrmap.geo.zipdata import project, reference_table

@@ -329,7 +329,7 @@ def test_cli_writes_every_region_and_a_json_summary(demo_db_path, tmp_path, caps
 
     from terrmap.cli import main
     from terrmap.data.store import Store
-    from terrmap.geo.groups import regions_in
+    from terrmap.data.zip_groups import regions_in
 
     db = tmp_path / "cli.duckdb"
     shutil.copy(demo_db_path, db)

@@ -35,7 +35,7 @@ from terrmap.app.html_safe import esc
 from terrmap.app.map_colors import UNASSIGNED_COLOR, safe_color, territory_palette
 from terrmap.app.map_data import MAX_REGIONS, STATE_NAMES, map_data
 from terrmap.data.plans import rep_names
-from terrmap.geo.groups import county_choices
+from terrmap.data.zip_groups import county_choices
 from terrmap.measures import fmt_int, fmt_money, fmt_pct, fmt_value
 from terrmap.plan import PlanInfo, get_plan, palette_color
 from terrmap.plan.editor import BALANCE_MEASURES

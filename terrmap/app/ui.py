@@ -29,8 +29,8 @@ from terrmap.data import queries
 from terrmap.data.queries import headline_kpis, region_places
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store, open_store, resolve_db_path
+from terrmap.data.zip_groups import region_groups
 from terrmap.geo import LAYER_KEYS, parse_layer
-from terrmap.geo.groups import region_groups
 from terrmap.geo.outlines import state_outlines_geojson
 from terrmap.measures import fmt_int, fmt_money
 from terrmap.plan import PlanInfo, assignment_for_layer, list_plans, territories
@@ -328,7 +328,7 @@ def page_style() -> None:
 
 @st.cache_data(max_entries=12, show_spinner=False)
 def cached_region_groups(path: str, layer_key: str, stamp: str) -> pd.DataFrame:
-    """region_id, state, county_fips, county of every region of the layer (see terrmap.geo.groups)."""
+    """region_id, state, county_fips, county of every region of the layer (see terrmap.data.zip_groups)."""
     return region_groups(_store(path), parse_layer(layer_key))
 
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import pandas as pd
 
 from terrmap.data.stats import region_stats
+from terrmap.data.zip_groups import regions_in
 from terrmap.geo import Layer
-from terrmap.geo.groups import regions_in
 from terrmap.measures import WORKLOAD_CUSTOMER_WEIGHT
 
 if TYPE_CHECKING:

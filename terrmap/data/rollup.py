@@ -2,7 +2,7 @@
 
 Every layer's regions are unions of these keys, so region statistics read a few times fewer rows than
 ``leads`` (:mod:`terrmap.data.stats`). Whatever writes leads, or moves leads between region ZIPs, rebuilds it
-in the same transaction (:meth:`terrmap.data.store.Store.refresh_rollup` for code that holds only a store).
+in the same transaction.
 """
 
 from __future__ import annotations

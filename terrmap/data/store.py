@@ -21,8 +21,8 @@ from pathlib import Path
 
 import duckdb
 
+from terrmap.data import zip_tables
 from terrmap.data.rollup import refresh_rollup
-from terrmap.geo.zipdata import load_zip_reference
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_DB = PROJECT_ROOT / "data" / "terrmap.duckdb"
@@ -227,6 +227,10 @@ def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
 class Store:
     """A DuckDB database file with the terrmap schema."""
 
+    # The ZIP geography's queries, for terrmap.geo: it sits below this layer, so it cannot import them and
+    # reaches them through the store it is given (``store.zip_tables.shape_geojson(store, zips)``).
+    zip_tables = zip_tables
+
     def __init__(self, path: str | os.PathLike, read_only: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -291,12 +295,7 @@ class Store:
         if not self.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'lead_rollup'"):
             refresh_rollup(cur)
         if self.scalar("SELECT count(*) FROM zips") == 0:
-            load_zip_reference(self)
-
-    def refresh_rollup(self, cur: duckdb.DuckDBPyConnection) -> None:
-        """Rebuild ``lead_rollup`` on ``cur`` (a transaction of this store): for code below the data layer
-        (geo) that moves leads between regions and holds only the store."""
-        refresh_rollup(cur)
+            zip_tables.load_zip_reference(self)
 
     # -- meta ------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:

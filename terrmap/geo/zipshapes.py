@@ -30,6 +30,8 @@ transaction. :func:`rebuild_zip_shapes` goes back to Voronoi.
 ``meta`` records the geometry in use: ``zip_shapes_source`` ('voronoi' or the
 ZCTA file's name), ``zip_shapes_file`` (name|size|mtime of the loaded file) and
 ``zip_shapes_built_at``.
+
+The tables are read and written through ``store.zip_tables`` (:mod:`terrmap.data.zip_tables`, a layer above).
 """
 
 from __future__ import annotations
@@ -81,13 +83,7 @@ ZCTA_SIMPLIFY_DEG = 0.0002  # simplification of real ZCTA polygons (~20 m)
 # -- Voronoi ---------------------------------------------------------------------------------------------------------
 def region_points(store: Store) -> pd.DataFrame:
     """The region ZIPs (standard ZIPs with a centroid): zip, state, lat, lon."""
-    return store.cursor().execute(
-        """
-        SELECT zip, state, lat, lon FROM zips
-        WHERE zip = region_zip AND lat IS NOT NULL AND lon IS NOT NULL AND state IS NOT NULL
-        ORDER BY state, zip
-        """
-    ).df()
+    return store.zip_tables.region_points(store)
 
 
 def _clip_region(state: str, xy: np.ndarray):
@@ -185,22 +181,9 @@ def _shape_rows(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _write_shapes(tx, rows: pd.DataFrame) -> None:
-    tx.execute("DELETE FROM zip_shapes")
-    # The adjacency belongs to the geometry: recomputed from the new shapes when next needed.
-    tx.execute("DELETE FROM zip_shape_edges")
-    tx.execute("DELETE FROM zip_shape_sizes")
-    tx.register("zip_shape_rows", rows)
-    try:
-        tx.execute("INSERT INTO zip_shapes SELECT zip, state, source, area_km2, geojson FROM zip_shape_rows")
-    finally:
-        tx.unregister("zip_shape_rows")
-
-
-def _set_meta(tx, source: str, file_sig: str | None) -> None:
+def _set_meta(store: Store, tx, source: str, file_sig: str | None) -> None:
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    for key, value in ((META_SOURCE, source), (META_FILE, file_sig or ""), (META_BUILT, now)):
-        tx.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
+    store.zip_tables.write_meta(tx, [(META_SOURCE, source), (META_FILE, file_sig or ""), (META_BUILT, now)])
 
 
 def zip_shapes_source(store: Store) -> str | None:
@@ -210,15 +193,7 @@ def zip_shapes_source(store: Store) -> str | None:
 
 def zip_shape_geoms(store: Store, zips=None) -> pd.DataFrame:
     """Stored ZIP polygons as shapely geometries: zip, state, source, area_km2, geometry (all, or ``zips``)."""
-    cur = store.cursor()
-    if zips is None:
-        df = cur.execute("SELECT zip, state, source, area_km2, geojson FROM zip_shapes ORDER BY zip").df()
-    else:
-        df = cur.execute(
-            "SELECT zip, state, source, area_km2, geojson FROM zip_shapes WHERE zip IN (SELECT unnest(?::VARCHAR[])) "
-            "ORDER BY zip",
-            [list(zips)],
-        ).df()
+    df = store.zip_tables.shape_table(store, zips)
     df["geometry"] = shapely.from_geojson(df.pop("geojson").to_numpy(dtype=object))
     return df
 
@@ -232,11 +207,11 @@ def ensure_zip_shapes(store: Store, auto_zcta: bool = True) -> str:
     to load is reported once as a warning and not retried until it changes).
     Cheap when there is nothing to do: safe to call before every map.
     """
-    if not store.scalar("SELECT count(*) > 0 FROM zip_shapes"):
+    if not store.zip_tables.has_shapes(store):
         with store.transaction() as tx:
-            if not tx.execute("SELECT count(*) > 0 FROM zip_shapes").fetchall()[0][0]:
-                _write_shapes(tx, _voronoi_shape_rows(region_points(store)))
-                _set_meta(tx, SOURCE_VORONOI, None)
+            if not store.zip_tables.has_shapes_in(tx):
+                store.zip_tables.write_shapes(tx, _voronoi_shape_rows(region_points(store)))
+                _set_meta(store, tx, SOURCE_VORONOI, None)
     if auto_zcta:
         path = find_zcta_file(store)
         if path is not None:
@@ -256,12 +231,12 @@ def rebuild_zip_shapes(store: Store) -> dict:
     t0 = time.perf_counter()
     shapes = build_voronoi_shapes(region_points(store)).assign(source=SOURCE_VORONOI)
     ref = reference_table()[["zip", "region_zip"]].dropna()
-    current = store.cursor().execute("SELECT zip, region_zip FROM zips").df()
+    current = store.zip_tables.region_zip_map(store)
     merged = current.merge(ref, on="zip", how="inner", suffixes=("_old", ""))
     with store.transaction() as tx:
-        _write_shapes(tx, _shape_rows(shapes))
-        moved = _apply_region_zips(store, tx, merged[["zip", "region_zip"]])
-        _set_meta(tx, SOURCE_VORONOI, None)
+        store.zip_tables.write_shapes(tx, _shape_rows(shapes))
+        moved = store.zip_tables.apply_region_zips(tx, merged[["zip", "region_zip"]])
+        _set_meta(store, tx, SOURCE_VORONOI, None)
     return {"source": SOURCE_VORONOI, "shapes": int(shapes["geometry"].notna().sum()), **moved,
             "seconds": round(time.perf_counter() - t0, 2)}
 
@@ -383,41 +358,6 @@ def _remnants(voronoi: pd.DataFrame, real: np.ndarray, points: pd.DataFrame) -> 
     return geoms, overlapping
 
 
-def _apply_region_zips(store: Store, tx, mapping: pd.DataFrame) -> dict:
-    """Write zips.region_zip from ``mapping`` (zip, region_zip); move the leads that followed the old mapping."""
-    tx.register("new_region_zips", mapping)
-    try:
-        tx.execute("DROP TABLE IF EXISTS temp.region_zip_changes")
-        tx.execute(
-            """
-            CREATE TEMP TABLE region_zip_changes AS
-            SELECT z.zip, z.region_zip AS old_region, n.region_zip AS new_region
-            FROM zips z JOIN new_region_zips n ON n.zip = z.zip
-            WHERE z.region_zip IS DISTINCT FROM n.region_zip
-            """
-        )
-    finally:
-        tx.unregister("new_region_zips")
-    changed = tx.execute("SELECT count(*) FROM region_zip_changes").fetchall()[0][0]
-    tx.execute("UPDATE zips SET region_zip = c.new_region FROM region_zip_changes c WHERE zips.zip = c.zip")
-    leads = tx.execute(
-        """
-        SELECT count(*) FROM leads l JOIN region_zip_changes c
-          ON l.postal_zip = c.zip AND l.zip IS NOT DISTINCT FROM c.old_region
-        """
-    ).fetchall()[0][0]
-    tx.execute(
-        """
-        UPDATE leads SET zip = c.new_region FROM region_zip_changes c
-        WHERE leads.postal_zip = c.zip AND leads.zip IS NOT DISTINCT FROM c.old_region
-        """
-    )
-    tx.execute("DROP TABLE region_zip_changes")
-    if leads:
-        store.refresh_rollup(tx)
-    return {"zips_remapped": int(changed), "leads_moved": int(leads)}
-
-
 def load_zcta(store: Store, path: str | os.PathLike, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG) -> dict:
     """Use a Census ZCTA boundary file for the ZIP polygons (``python -m terrmap`` wiring: ``load_zcta(store, path)``).
 
@@ -474,9 +414,9 @@ def load_zcta(store: Store, path: str | os.PathLike, simplify_tolerance: float =
 
     mapping = _point_in_polygon_regions(store, shapes)
     with store.transaction() as tx:
-        _write_shapes(tx, _shape_rows(shapes))
-        moved = _apply_region_zips(store, tx, mapping)
-        _set_meta(tx, source, _file_signature(path))
+        store.zip_tables.write_shapes(tx, _shape_rows(shapes))
+        moved = store.zip_tables.apply_region_zips(tx, mapping)
+        _set_meta(store, tx, source, _file_signature(path))
     return {
         "source": source,
         "zcta_in_file": int(len(zcta)),
@@ -491,13 +431,7 @@ def load_zcta(store: Store, path: str | os.PathLike, simplify_tolerance: float =
 
 def _point_in_polygon_regions(store: Store, shapes: pd.DataFrame) -> pd.DataFrame:
     """zip -> region_zip for located non-region ZIPs: the polygon containing the point (vectorized)."""
-    pts = store.cursor().execute(
-        """
-        SELECT zip, state, lat, lon, region_zip FROM zips
-        WHERE lat IS NOT NULL AND lon IS NOT NULL AND zip IS DISTINCT FROM region_zip
-        ORDER BY zip
-        """
-    ).df()
+    pts = store.zip_tables.located_non_region_zips(store)
     if pts.empty:
         return pd.DataFrame({"zip": pd.Series([], dtype=str), "region_zip": pd.Series([], dtype=str)})
     ref = reference_table().set_index("zip")["region_zip"]

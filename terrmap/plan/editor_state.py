@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from terrmap.geo.groups import regions_in
+from terrmap.data.zip_groups import regions_in
 from terrmap.plan import SaveConflict, Territory, create_plan, list_plans
 from terrmap.plan.editor import MEASURES as SESSION_MEASURES
 from terrmap.plan.editor import EditorSession, summary_of

@@ -1,0 +1,206 @@
+"""The ZIP geography's tables: ``zips`` (the census reference and each ZIP's region ZIP), ``zip_shapes``
+(the polygons, GeoJSON text), ``zip_shape_edges`` / ``zip_shape_sizes`` (their shared borders and sizes).
+
+terrmap.geo computes the geometry and holds no SQL; it sits below this layer, so it does not import this
+module but reaches it through the store it is given (``store.zip_tables``, see :class:`terrmap.data.store.Store`).
+Functions taking ``tx`` run inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import duckdb
+import pandas as pd
+
+from terrmap.data.rollup import refresh_rollup
+from terrmap.geo.zipdata import reference_table
+
+if TYPE_CHECKING:
+    from terrmap.data.store import Store
+
+_UPSERT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+
+
+# -- zips ------------------------------------------------------------------------------------------------------------
+def load_zip_reference(store: Store) -> None:
+    """Fill the ``zips`` table (done once, when a database is created)."""
+    df = reference_table()
+    cur = store.cursor()
+    cur.register("zip_reference_df", df)
+    try:
+        cur.execute("INSERT INTO zips SELECT * FROM zip_reference_df")
+    finally:
+        cur.unregister("zip_reference_df")
+
+
+def region_points(store: Store) -> pd.DataFrame:
+    """The region ZIPs (standard ZIPs with a centroid): zip, state, lat, lon."""
+    return store.cursor().execute(
+        """
+        SELECT zip, state, lat, lon FROM zips
+        WHERE zip = region_zip AND lat IS NOT NULL AND lon IS NOT NULL AND state IS NOT NULL
+        ORDER BY state, zip
+        """
+    ).df()
+
+
+def region_centroids(store: Store, zips: list[str]) -> dict[str, tuple[float, float]]:
+    """(lat, lon) of each of ``zips`` that is a region ZIP with a centroid."""
+    rows = store.cursor().execute(
+        "SELECT zip, lat, lon FROM zips WHERE zip IN (SELECT unnest(?::VARCHAR[])) AND zip = region_zip "
+        "AND lat IS NOT NULL",
+        [list(zips)],
+    ).fetchall()
+    return {z: (float(lat), float(lon)) for z, lat, lon in rows}
+
+
+def region_zip_map(store: Store) -> pd.DataFrame:
+    """zip, region_zip of every ZIP as stored now."""
+    return store.cursor().execute("SELECT zip, region_zip FROM zips").df()
+
+
+def located_non_region_zips(store: Store) -> pd.DataFrame:
+    """zip, state, lat, lon, region_zip of the located ZIPs that are not regions themselves (PO box, unique, ...)."""
+    return store.cursor().execute(
+        """
+        SELECT zip, state, lat, lon, region_zip FROM zips
+        WHERE lat IS NOT NULL AND lon IS NOT NULL AND zip IS DISTINCT FROM region_zip
+        ORDER BY zip
+        """
+    ).df()
+
+
+def apply_region_zips(tx: duckdb.DuckDBPyConnection, mapping: pd.DataFrame) -> dict:
+    """Write zips.region_zip from ``mapping`` (zip, region_zip); move the leads that followed the old mapping.
+
+    Returns the counts: zips_remapped, leads_moved.
+    """
+    tx.register("new_region_zips", mapping)
+    try:
+        tx.execute("DROP TABLE IF EXISTS temp.region_zip_changes")
+        tx.execute(
+            """
+            CREATE TEMP TABLE region_zip_changes AS
+            SELECT z.zip, z.region_zip AS old_region, n.region_zip AS new_region
+            FROM zips z JOIN new_region_zips n ON n.zip = z.zip
+            WHERE z.region_zip IS DISTINCT FROM n.region_zip
+            """
+        )
+    finally:
+        tx.unregister("new_region_zips")
+    changed = tx.execute("SELECT count(*) FROM region_zip_changes").fetchall()[0][0]
+    tx.execute("UPDATE zips SET region_zip = c.new_region FROM region_zip_changes c WHERE zips.zip = c.zip")
+    leads = tx.execute(
+        """
+        SELECT count(*) FROM leads l JOIN region_zip_changes c
+          ON l.postal_zip = c.zip AND l.zip IS NOT DISTINCT FROM c.old_region
+        """
+    ).fetchall()[0][0]
+    tx.execute(
+        """
+        UPDATE leads SET zip = c.new_region FROM region_zip_changes c
+        WHERE leads.postal_zip = c.zip AND leads.zip IS NOT DISTINCT FROM c.old_region
+        """
+    )
+    tx.execute("DROP TABLE region_zip_changes")
+    if leads:
+        refresh_rollup(tx)
+    return {"zips_remapped": int(changed), "leads_moved": int(leads)}
+
+
+# -- zip_shapes ------------------------------------------------------------------------------------------------------
+def has_shapes(store: Store) -> bool:
+    """Whether ``zip_shapes`` holds any polygon."""
+    return bool(store.scalar("SELECT count(*) > 0 FROM zip_shapes"))
+
+
+def has_shapes_in(tx: duckdb.DuckDBPyConnection) -> bool:
+    """:func:`has_shapes`, asked again inside a transaction (another thread may have filled the table)."""
+    return bool(tx.execute("SELECT count(*) > 0 FROM zip_shapes").fetchall()[0][0])
+
+
+def write_shapes(tx: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
+    """Replace ``zip_shapes`` with ``rows`` (zip, state, source, area_km2, geojson) and drop the old adjacency."""
+    tx.execute("DELETE FROM zip_shapes")
+    # The adjacency belongs to the geometry: recomputed from the new shapes when next needed.
+    tx.execute("DELETE FROM zip_shape_edges")
+    tx.execute("DELETE FROM zip_shape_sizes")
+    tx.register("zip_shape_rows", rows)
+    try:
+        tx.execute("INSERT INTO zip_shapes SELECT zip, state, source, area_km2, geojson FROM zip_shape_rows")
+    finally:
+        tx.unregister("zip_shape_rows")
+
+
+def write_meta(tx: duckdb.DuckDBPyConnection, items: list[tuple[str, str]]) -> None:
+    """Upsert (key, value) pairs into ``meta`` inside the caller's transaction."""
+    for key, value in items:
+        tx.execute(_UPSERT_META, [key, value])
+
+
+def shape_geojson(store: Store, zips: list[str]) -> dict[str, dict]:
+    """zip -> GeoJSON geometry (parsed) of each of ``zips`` that has a polygon."""
+    rows = store.cursor().execute(
+        "SELECT zip, geojson FROM zip_shapes WHERE zip IN (SELECT unnest(?::VARCHAR[]))", [list(zips)]
+    ).fetchall()
+    return {z: json.loads(g) for z, g in rows}
+
+
+def shape_table(store: Store, zips=None) -> pd.DataFrame:
+    """zip, state, source, area_km2, geojson of the stored polygons (all, or those of ``zips``), by zip."""
+    cur = store.cursor()
+    if zips is None:
+        return cur.execute("SELECT zip, state, source, area_km2, geojson FROM zip_shapes ORDER BY zip").df()
+    return cur.execute(
+        "SELECT zip, state, source, area_km2, geojson FROM zip_shapes WHERE zip IN (SELECT unnest(?::VARCHAR[])) "
+        "ORDER BY zip",
+        [list(zips)],
+    ).df()
+
+
+def all_shape_geojson(store: Store) -> pd.DataFrame:
+    """zip, geojson of every stored polygon, by zip."""
+    return store.cursor().execute("SELECT zip, geojson FROM zip_shapes ORDER BY zip").df()
+
+
+# -- zip_shape_edges / zip_shape_sizes ---------------------------------------------------------------------------
+def has_adjacency(store: Store) -> bool:
+    """Whether the borders and sizes of the current polygons are stored."""
+    return bool(store.scalar("SELECT count(*) > 0 FROM zip_shape_sizes"))
+
+
+def shape_sizes(store: Store, zips: list[str]) -> dict[str, tuple[float, float]]:
+    """zip -> (area_km2, perimeter_km) of each of ``zips`` with a stored size."""
+    rows = store.cursor().execute(
+        "SELECT zip, area_km2, perimeter_km FROM zip_shape_sizes WHERE zip IN (SELECT unnest(?::VARCHAR[]))",
+        [list(zips)],
+    ).fetchall()
+    return {z: (a, p) for z, a, p in rows}
+
+
+def shape_edges_among(store: Store, zips: list[str]) -> list[tuple[str, str, float]]:
+    """(a, b, length_km) of the stored borders between two of ``zips``."""
+    return store.cursor().execute(
+        """
+        WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS zip)
+        SELECT a, b, length_km FROM zip_shape_edges
+        WHERE a IN (SELECT zip FROM wanted) AND b IN (SELECT zip FROM wanted)
+        """,
+        [list(zips)],
+    ).fetchall()
+
+
+def write_adjacency(store: Store, edges: pd.DataFrame, sizes: pd.DataFrame) -> None:
+    """Fill zip_shape_edges (a, b, length_km) and zip_shape_sizes (zip, area_km2, perimeter_km) in one
+    transaction, unless another thread filled them first."""
+    with store.transaction() as tx:
+        if tx.execute("SELECT count(*) > 0 FROM zip_shape_sizes").fetchall()[0][0]:
+            return  # another thread got there first
+        tx.register("new_zip_edges", edges)
+        tx.register("new_zip_sizes", sizes)
+        tx.execute("INSERT INTO zip_shape_edges SELECT a, b, length_km FROM new_zip_edges")
+        tx.execute("INSERT INTO zip_shape_sizes SELECT zip, area_km2, perimeter_km FROM new_zip_sizes")
+        tx.unregister("new_zip_edges")
+        tx.unregister("new_zip_sizes")
