@@ -1,5 +1,5 @@
 """The optimizer's database reads: populated regions and their measures, reps' homes, the accounts in
-moved regions, and a small in-memory cache of loaded instances.
+moved regions.
 
 Plain data in, plain data out (DataFrames, callables): this module knows nothing of
 :mod:`terrmap.optimize`, which sits above it and builds its instances from these frames.
@@ -7,10 +7,8 @@ Plain data in, plain data out (DataFrames, callables): this module knows nothing
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -21,9 +19,6 @@ from terrmap.measures import WORKLOAD_CUSTOMER_WEIGHT
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
-
-V = TypeVar("V")
-
 
 def populated_regions(store: Store, layer: Layer, states: Iterable[str] | None = None) -> pd.DataFrame:
     """Region stats (region_id + measures) of every region with leads, optionally only in ``states``."""
@@ -59,34 +54,3 @@ def accounts_in_regions(store: Store, layer: Layer, moves: pd.DataFrame) -> pd.D
         ).df()
     finally:
         cur.unregister("optimizer_moves")
-
-
-class LoadCache(Generic[V]):
-    """A process-wide least-recently-used cache of read-only loaded objects (thread-safe; the loader runs
-    outside the lock, so two threads may both load a missing key once)."""
-
-    def __init__(self, max_entries: int = 4):
-        self.max_entries = max_entries
-        self._items: OrderedDict[Hashable, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable, load: Callable[[], V], max_entries: int | None = None) -> V:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = load()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > (max_entries or self.max_entries):
-                self._items.popitem(last=False)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-def store_key(store: Store) -> str:
-    """What identifies a database in a cache key: its path (or the object, for one in memory)."""
-    return str(getattr(store, "path", id(store)))

@@ -148,16 +148,29 @@ def shape_geojson(store: Store, zips: list[str]) -> dict[str, dict]:
     return {z: json.loads(g) for z, g in rows}
 
 
-def shape_table(store: Store, zips=None) -> pd.DataFrame:
-    """zip, state, source, area_km2, geojson of the stored polygons (all, or those of ``zips``), by zip."""
-    cur = store.cursor()
-    if zips is None:
-        return cur.execute("SELECT zip, state, source, area_km2, geojson FROM zip_shapes ORDER BY zip").df()
-    return cur.execute(
-        "SELECT zip, state, source, area_km2, geojson FROM zip_shapes WHERE zip IN (SELECT unnest(?::VARCHAR[])) "
-        "ORDER BY zip",
-        [list(zips)],
+def shape_table(store: Store, zips=None, states=None) -> pd.DataFrame:
+    """zip, state, source, area_km2, geojson of the stored polygons (all, or those of ``zips``, or of
+    ``states``), by zip."""
+    where, params = "true", []
+    if zips is not None:
+        where, params = "zip IN (SELECT unnest(?::VARCHAR[]))", [list(zips)]
+    elif states is not None:
+        where, params = "state IN (SELECT unnest(?::VARCHAR[]))", [list(states)]
+    return store.cursor().execute(
+        f"SELECT zip, state, source, area_km2, geojson FROM zip_shapes WHERE {where} ORDER BY zip", params
     ).df()
+
+
+def land_area_by_state(store: Store) -> dict[str, float]:
+    """km² of ZIP polygons per state: the land of each state (see terrmap.geo.land)."""
+    return dict(store.cursor().execute(
+        "SELECT state, sum(area_km2) FROM zip_shapes WHERE state IS NOT NULL GROUP BY state").fetchall())
+
+
+def shapes_stamp(store: Store) -> str:
+    """A fingerprint of the stored polygons (a few ms): what caches of anything computed from them key on."""
+    n, digest = store.cursor().execute("SELECT count(*), coalesce(sum(hash(zip, geojson)), 0) FROM zip_shapes").fetchone()
+    return f"{n}:{digest}"
 
 
 def all_shape_geojson(store: Store) -> pd.DataFrame:

@@ -191,9 +191,10 @@ def zip_shapes_source(store: Store) -> str | None:
     return store.get_meta(META_SOURCE)
 
 
-def zip_shape_geoms(store: Store, zips=None) -> pd.DataFrame:
-    """Stored ZIP polygons as shapely geometries: zip, state, source, area_km2, geometry (all, or ``zips``)."""
-    df = store.zip_tables.shape_table(store, zips)
+def zip_shape_geoms(store: Store, zips=None, states=None) -> pd.DataFrame:
+    """Stored ZIP polygons as shapely geometries: zip, state, source, area_km2, geometry (all, or ``zips``, or
+    those of ``states``)."""
+    df = store.zip_tables.shape_table(store, zips, states)
     df["geometry"] = shapely.from_geojson(df.pop("geojson").to_numpy(dtype=object))
     return df
 

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from terrmap.data import optimize_queries as queries
+from terrmap.data.cache import LoadCache, store_key
 from terrmap.data.optimize_queries import populated_regions
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.distance import KM_PER_DEGREE
@@ -107,14 +108,14 @@ def load_instance(store, layer: str | Layer, states: Iterable[str] | None = None
     return inst
 
 
-_INSTANCES: queries.LoadCache[Instance] = queries.LoadCache(max_entries=4)
+_INSTANCES: LoadCache[Instance] = LoadCache(max_entries=4)
 
 
 def cached_instance(store, layer: str, states: Iterable[str] | None = None, stamp: str = "",
                     max_entries: int = 4) -> Instance:
     """:func:`load_instance` (no base plan) kept in memory per (database, layer, states, ``stamp``): building the
     graph of a fine layer takes a while, and an instance is read-only. Pass a stamp that changes with the data."""
-    key = (queries.store_key(store), layer, tuple(sorted(states or ())), stamp)
+    key = (store_key(store), layer, tuple(sorted(states or ())), stamp)
     return _INSTANCES.get(key, lambda: load_instance(store, layer, states=list(states) if states else None),
                           max_entries=max_entries)
 
