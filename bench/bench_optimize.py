@@ -43,7 +43,7 @@ from terrmap.data.store import Store
 from terrmap.geo import graph as graph_module
 from terrmap.geo import parse_layer
 from terrmap.geo.zipdata import reference_table
-from terrmap.optimize import LOWER_48_EXCLUDED, MEASURES, Instance, Optimizer, populated_regions
+from terrmap.optimize import LOWER_48_EXCLUDED, MEASURES, Instance, Optimizer, area_stats
 from terrmap.optimize import starts as optimizer_starts
 from terrmap.plan import metrics
 
@@ -66,7 +66,7 @@ def instance(db: Path, layer_key: str, states: list[str]) -> tuple[Instance, flo
     store = Store(db)
     try:
         layer = parse_layer(layer_key)
-        stats = populated_regions(store, layer, states)
+        stats = area_stats(store, layer, states)
         ids = stats["region_id"].tolist()
         code = b"".join(Path(m.__file__).read_bytes() for m in (graph_module, sys.modules[type(layer).__module__]))
         digest = hashlib.sha1("\n".join(ids).encode() + code).hexdigest()[:12]

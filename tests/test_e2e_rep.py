@@ -61,12 +61,11 @@ def _open(page, url: str):
     return frame
 
 
-
-
 def _wait_count(page, selector: str, n: int, timeout: float = 30_000) -> None:
     page.wait_for_function(
-        f"""() => {{ const f = document.querySelector('{MAP_IFRAME}');
-                    return f && f.contentDocument &&
+        # Exactly one map: while Streamlit replaces a redrawn map, the old iframe and the new one coexist.
+        f"""() => {{ const fs = document.querySelectorAll('{MAP_IFRAME}'), f = fs[0];
+                    return fs.length === 1 && f.contentDocument &&
                            f.contentDocument.querySelectorAll('{selector}').length === {n}; }}""",
         timeout=timeout,
     )

@@ -282,7 +282,9 @@ def test_h3_plan_footprint_and_area(demo_store):
     """A plan on hexagons: regions are cells, areas come from h3, the map shows exactly the rep's cells."""
     import h3
 
-    from terrmap.plan import Territory, create_plan
+    from terrmap.data.area import area_regions
+    from terrmap.data.plans import plan_area
+    from terrmap.plan import Territory, create_plan, load_assignment
 
     cells = region_stats(demo_store, parse_layer("h3:4"))["region_id"].tolist()
     half = len(cells) // 2
@@ -290,15 +292,22 @@ def test_h3_plan_footprint_and_area(demo_store):
     create_plan(demo_store, "Hexagons", "h3:4", [Territory(1, "East", "#f3c300", "R01"),
                                                  Territory(2, "West", "#875692", "R02")], assignment)
     plan = rv.resolve_plan(demo_store, "Hexagons")
+    # The plan was completed: every cell of its states' land, with or without leads, has a territory.
+    stored = load_assignment(demo_store, plan.plan_id)
+    area = area_regions(demo_store, parse_layer("h3:4"), plan_area(demo_store, plan.plan_id))
+    assert set(stored["region_id"]) == set(area["region_id"]) | set(cells) and stored["territory_id"].notna().all()
+    east = stored.loc[stored["territory_id"] == 1, "region_id"].tolist()
+    west = stored.loc[stored["territory_id"] == 2, "region_id"].tolist()
+    assert set(cells[:half]) <= set(east) and set(cells[half:]) <= set(west)
     owners = account_owners(demo_store, plan)
     kpis = rv.all_rep_kpis(demo_store, plan, owners)
     assert list(kpis.index) == ["R01", "R02"]
-    assert kpis.loc["R01", "regions"] == half
-    assert kpis.loc["R01", "area_km2"] == pytest.approx(sum(h3.cell_area(c, "km^2") for c in cells[:half]))
+    assert kpis.loc["R01", "regions"] == len(east)
+    assert kpis.loc["R01", "area_km2"] == pytest.approx(sum(h3.cell_area(c, "km^2") for c in east))
     assert kpis["leads"].sum() == len(owners)  # every lead lies in one of the two territories
     feet = rv.footprints(demo_store, plan, owners)
     data = rep_map.footprint_map_data(demo_store, plan, "R02", feet, region_stats(demo_store, parse_layer("h3:4")))
-    assert sorted(data.ids) == sorted(cells[half:])
+    assert sorted(data.ids) == sorted(west)
 
 
 def test_no_home_no_route(store, owners):

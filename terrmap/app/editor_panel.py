@@ -124,8 +124,7 @@ def area_picker(ctx: ui.PageContext, state: EditorState, where) -> tuple[list[st
     """The states shown (``?area=`` first, else the largest state small enough); returns
     (state codes of the plan, the chosen area, the regions in view)."""
     layer_key = state.session.layer.key
-    groups = ui.cached_region_groups(ctx.path, layer_key, ctx.stamp)
-    groups = groups[groups["region_id"].isin(state.session.index)]
+    groups = state.session.groups
     per_state = groups["state"].value_counts()
     state_codes = sorted(per_state.index, key=lambda c: STATE_NAMES.get(c, c))
     area_key = f"ed_area_{layer_key}"

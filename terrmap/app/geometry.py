@@ -32,11 +32,20 @@ def round_geometry(geometry: dict, decimals: int) -> dict:
             out = [[x + 360 if x < 0 else x, y] for x, y in out]
         return out
 
+    def polygon(rings):
+        # Rounding can shrink a ring below a triangle (a sliver of a hole, a rock offshore): such a ring is
+        # not drawn, and a polygon whose outer ring shrinks so is dropped whole.
+        rounded = [ring(r) for r in rings]
+        if not rounded or len(rounded[0]) < 4:
+            return []
+        return [r for r in rounded if len(r) >= 4]
+
     t = geometry.get("type")
     if t == "Polygon":
-        return {"type": t, "coordinates": [ring(r) for r in geometry["coordinates"]]}
+        return {"type": t, "coordinates": polygon(geometry["coordinates"])}
     if t == "MultiPolygon":
-        return {"type": t, "coordinates": [[ring(r) for r in poly] for poly in geometry["coordinates"]]}
+        parts = [p for p in (polygon(poly) for poly in geometry["coordinates"]) if p]
+        return {"type": t, "coordinates": parts}
     return geometry
 
 

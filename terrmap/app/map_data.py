@@ -273,7 +273,7 @@ def map_data(
 def territory_summary(stats: pd.DataFrame, assignment: pd.DataFrame, territories: pd.DataFrame) -> pd.DataFrame:
     """One row per territory (plus "Unassigned" if any leads are): the home page table.
 
-    Columns: territory, rep, color, regions, leads, open_leads, customers, won_revenue,
+    Columns: territory, rep, color, regions (all its regions, with or without leads), leads, open_leads, customers, won_revenue,
     avg_score (weighted by open leads), potential, share (of total potential),
     deviation (potential vs the mean per territory, -0.2 = 20 % below).
     """
@@ -289,6 +289,12 @@ def territory_summary(stats: pd.DataFrame, assignment: pd.DataFrame, territories
         potential=("potential", "sum"),
         score_x_open=("score_x_open", "sum"),
     )
+    if assignment is not None and len(assignment):
+        # Every region of a territory counts, with or without leads (a territory is a piece of the map).
+        a = assignment.drop_duplicates("region_id").dropna(subset=["territory_id"])
+        owned = a.groupby(a["territory_id"].astype(int)).size()
+        agg = agg.reindex(agg.index.union(owned.index), fill_value=0)
+        agg.loc[owned.index, "regions"] = owned.to_numpy()
     t = territories[["territory_id", "name", "color"]].copy()
     t["rep"] = territories["rep_name"] if "rep_name" in territories else None
     t = t.set_index("territory_id").join(agg, how="left")

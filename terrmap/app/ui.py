@@ -29,7 +29,6 @@ from terrmap.data import queries
 from terrmap.data.queries import headline_kpis, region_places
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store, open_store, resolve_db_path
-from terrmap.data.zip_groups import region_groups
 from terrmap.geo import LAYER_KEYS, parse_layer
 from terrmap.geo.outlines import state_outlines_geojson
 from terrmap.measures import fmt_int, fmt_money
@@ -325,12 +324,6 @@ def page_style() -> None:
 
 
 # -- the editor (pages/editor.py) ------------------------------------------------------------------
-
-@st.cache_data(max_entries=12, show_spinner=False)
-def cached_region_groups(path: str, layer_key: str, stamp: str) -> pd.DataFrame:
-    """region_id, state, county_fips, county of every region of the layer (see terrmap.data.zip_groups)."""
-    return region_groups(_store(path), parse_layer(layer_key))
-
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _cached_graph(path: str, layer_key: str, digest: str, _ids: tuple[str, ...]):

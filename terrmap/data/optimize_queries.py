@@ -1,4 +1,4 @@
-"""The optimizer's database reads: populated regions and their measures, reps' homes, the accounts in
+"""The optimizer's database reads: the regions of an area and their measures, reps' homes, the accounts in
 moved regions.
 
 Plain data in, plain data out (DataFrames, callables): this module knows nothing of
@@ -12,21 +12,23 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from terrmap.data.area import area_regions
 from terrmap.data.stats import region_stats
-from terrmap.data.zip_groups import regions_in
 from terrmap.geo import Layer
 from terrmap.measures import WORKLOAD_CUSTOMER_WEIGHT
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
 
-def populated_regions(store: Store, layer: Layer, states: Iterable[str] | None = None) -> pd.DataFrame:
-    """Region stats (region_id + measures) of every region with leads, optionally only in ``states``."""
-    stats = region_stats(store, layer)
-    if states:
-        keep = set(regions_in(store, layer, states=[s.strip().upper() for s in states if s.strip()]))
-        stats = stats[stats["region_id"].isin(keep)]
-    stats = stats.sort_values("region_id").reset_index(drop=True)
+def area_stats(store: Store, layer: Layer, states: Iterable[str] | None = None) -> pd.DataFrame:
+    """Region stats (region_id + measures) of every region of the area (``states``, None: the whole country;
+    see :mod:`terrmap.data.area`), zero where a region has no leads; sorted by region_id."""
+    ids = area_regions(store, layer, states)["region_id"]
+    stats = region_stats(store, layer).set_index("region_id")
+    stats = stats.reindex(ids)
+    counts = [c for c in stats.columns if c != "avg_score"]
+    stats[counts] = stats[counts].fillna(0)
+    stats = stats.rename_axis("region_id").reset_index()
     stats["workload"] = stats["leads"] + WORKLOAD_CUSTOMER_WEIGHT * stats["customers"]
     return stats
 

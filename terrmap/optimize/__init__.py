@@ -120,9 +120,9 @@ from terrmap.optimize.instance import (
     WORKLOAD_CUSTOMER_WEIGHT,
     InfeasibleError,
     Instance,
+    area_stats,
     cached_instance,
     load_instance,
-    populated_regions,
     rep_seeds,
 )
 from terrmap.optimize.objective import LIMIT_WEIGHT, Objective
@@ -140,5 +140,5 @@ __all__ = [
     "LIMIT_WEIGHT", "LOWER_48_EXCLUDED", "MEASURES", "MEASURE_LABELS", "PHASES", "WORKLOAD_CUSTOMER_WEIGHT", "Budget",
     "Candidate", "InfeasibleError", "Instance", "MoveRecord", "Objective", "OptimizeResult", "Optimizer", "Phases",
     "cached_instance", "candidate_plan", "explain_moves", "load_instance", "moved_accounts", "parse_balance",
-    "populated_regions", "rep_seeds", "save_candidate",
+    "area_stats", "rep_seeds", "save_candidate",
 ]

@@ -15,8 +15,9 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from terrmap.data import optimize_queries as queries
+from terrmap.data.area import AreaTooLarge
 from terrmap.data.cache import LoadCache, store_key
-from terrmap.data.optimize_queries import populated_regions
+from terrmap.data.optimize_queries import area_stats
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.distance import KM_PER_DEGREE
 from terrmap.geo.graph import RegionGraph
@@ -30,7 +31,7 @@ MEASURE_LABELS = {m: measure(m).label.lower() for m in MEASURES}
 LOWER_48_EXCLUDED = ("AK", "HI", "PR", "VI", "GU", "AS", "MP", "FM", "MH", "PW", "AA", "AE", "AP")
 
 __all__ = ["LOWER_48_EXCLUDED", "MEASURES", "MEASURE_LABELS", "WORKLOAD_CUSTOMER_WEIGHT", "InfeasibleError", "Instance",
-           "cached_instance", "load_instance", "populated_regions", "rep_seeds"]
+           "area_stats", "cached_instance", "load_instance", "rep_seeds"]
 
 
 class InfeasibleError(ValueError):
@@ -71,7 +72,8 @@ class Instance:
 
 def load_instance(store, layer: str | Layer, states: Iterable[str] | None = None,
                   base_plan: PlanInfo | str | int | None = None, graph: RegionGraph | None = None) -> Instance:
-    """Populated regions of ``layer`` (in ``states``), their measures and graph; with ``base_plan``, its assignment.
+    """Every region of ``layer`` in ``states`` (a complete area, see :mod:`terrmap.data.area`: regions without
+    leads weigh zero), their measures and graph; with ``base_plan``, its assignment.
 
     The base plan may be on another layer (its assignment is carried over by
     potential, see :func:`terrmap.plan.assignment_for_layer`). Regions of the
@@ -80,8 +82,11 @@ def load_instance(store, layer: str | Layer, states: Iterable[str] | None = None
     """
     layer = parse_layer(layer) if isinstance(layer, str) else layer
     states = [s.strip().upper() for s in states if s.strip()] if states else None
-    stats = populated_regions(store, layer, states)
-    if stats.empty:
+    try:
+        stats = area_stats(store, layer, states)
+    except AreaTooLarge as exc:
+        raise InfeasibleError(str(exc)) from None
+    if stats.empty or not stats["leads"].any():
         raise InfeasibleError(f"no region of layer {layer.key} has leads" + (f" in {', '.join(states)}" if states else ""))
     ids = stats["region_id"].tolist()
     g = graph if graph is not None else layer.graph(store, ids)

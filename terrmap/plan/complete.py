@@ -16,13 +16,23 @@ so the same plan always completes the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from scipy.spatial import cKDTree
 
+from terrmap.data import plans as stored_plans
+from terrmap.data.area import area_regions, regions_states
+from terrmap.data.plans import PlanInfo, SaveConflict, Territory
+from terrmap.geo import Layer, parse_layer
 from terrmap.geo.graph import RegionGraph
 from terrmap.geo.zipdata import project
+
+if TYPE_CHECKING:
+    from terrmap.data.store import Store
 
 UNASSIGNED = -1
 
@@ -95,3 +105,77 @@ def _strongest_neighbour(region: np.ndarray, territory: np.ndarray, border: np.n
     first = np.ones(len(ranked), dtype=bool)
     first[1:] = ranked[1:, 0] != ranked[:-1, 0]
     return ranked[first]
+
+
+# -- stored plans -------------------------------------------------------------------------------------------------
+def complete_assignment(store: Store, layer: Layer, assignment: pd.DataFrame,
+                        states: Iterable[str] | None = None) -> tuple[pd.DataFrame, Completion, list[str]]:
+    """``assignment`` (region_id, territory_id[, locked]) with every region of the area added; returns it with the
+    :class:`Completion` (indices there are positions in the sorted territory ids) and the area's states
+    (``states``, or those of the assigned regions when None)."""
+    assignment = assignment.copy()
+    if "locked" not in assignment:
+        assignment["locked"] = False
+    assignment = assignment[["region_id", "territory_id", "locked"]]
+    area_states = sorted(set(states)) if states is not None else regions_states(
+        store, layer, assignment.loc[assignment["territory_id"].notna(), "region_id"])
+    area = area_regions(store, layer, area_states)["region_id"]
+    missing = sorted(set(area) - set(assignment["region_id"]))
+    if not missing:
+        return assignment.reset_index(drop=True), Completion(np.empty(0, np.int64), 0, 0), area_states
+    full = pd.concat([assignment, pd.DataFrame({"region_id": missing, "territory_id": None, "locked": False})],
+                     ignore_index=True).sort_values("region_id", kind="stable").reset_index(drop=True)
+    ids = full["region_id"].tolist()
+    graph = layer.graph(store, ids)
+    territory_ids = sorted({int(t) for t in full["territory_id"].dropna()})
+    index_of = {t: i for i, t in enumerate(territory_ids)}
+    # A region listed without a territory was left unassigned on purpose (the editor's eraser): it stays so,
+    # as if it were one more territory nobody may grow into.
+    kept_empty = len(territory_ids)
+    listed = set(assignment["region_id"])
+    idx = np.array([index_of[int(t)] if pd.notna(t) else kept_empty if r in listed else UNASSIGNED
+                    for r, t in zip(ids, full["territory_id"])], dtype=np.int64)
+    done = fill_unassigned(graph, idx)
+    full["territory_id"] = [None if i in (UNASSIGNED, kept_empty) else territory_ids[i]
+                            for i in done.assignment.tolist()]
+    full["locked"] = full["locked"].fillna(False).astype(bool)
+    return full, done, area_states
+
+
+def create_complete_plan(store: Store, name: str, layer: str, territories: Iterable[Territory],
+                         assignment: pd.DataFrame, area: Iterable[str] | None = None, note: str = "created",
+                         **kwargs) -> int:
+    """:func:`terrmap.data.plans.create_plan` of a complete plan: the regions of ``area`` (default: the states of
+    the assigned regions) that ``assignment`` leaves out are filled first (:func:`complete_assignment`); the
+    history's first line says how many."""
+    full, done, states = complete_assignment(store, parse_layer(layer), assignment, area)
+    if done.filled:
+        note = f"{note}; {done.note(_region_word(layer))}"
+    return stored_plans.create_plan(store, name, layer, territories, full, note=note, area=states, **kwargs)
+
+
+def ensure_complete(store: Store, info: PlanInfo | None) -> PlanInfo | None:
+    """A plan made before plans had an area gets one (the states of its regions) and every region of it,
+    saved as a new version whose note says what was filled. Other plans come back as they are."""
+    if info is None or stored_plans.plan_area(store, info.plan_id) is not None:
+        return info
+    layer = parse_layer(info.layer)
+    full, done, states = complete_assignment(store, layer, stored_plans.load_assignment(store, info.plan_id))
+    if done.filled:
+        try:
+            info = stored_plans.save_assignment(store, info, full, author="terrmap", note=done.note(_region_word(info.layer)))
+        except SaveConflict:  # someone saved meanwhile: complete what they saved
+            return ensure_complete(store, stored_plans.get_plan(store, info.plan_id))
+    with store.transaction() as tx:
+        stored_plans.set_plan_area(tx, info.plan_id, states)
+    return info
+
+
+def _region_word(layer: str) -> str:
+    return "ZIPs" if layer == "zip" else "cells"
+
+
+def get_plan(store: Store, name_or_id: str | int | None = None) -> PlanInfo | None:
+    """A stored plan by name or id (None: the published one), completed first if it was made before plans had
+    an area (:func:`ensure_complete`): every caller that opens a plan sees a complete one."""
+    return ensure_complete(store, stored_plans.get_plan(store, name_or_id))

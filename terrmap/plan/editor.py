@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from terrmap.data.area import AREA_COLUMNS, area_regions
+from terrmap.data.plans import plan_area
 from terrmap.data.plans import rep_name as stored_rep_name
 from terrmap.data.stats import region_stats
 from terrmap.geo import Layer, parse_layer
@@ -35,6 +37,7 @@ from terrmap.plan import (
     territories,
 )
 from terrmap.plan.accounts import exceptions_by_region
+from terrmap.plan.complete import ensure_complete
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -77,17 +80,20 @@ class EditorSession:
     pinned: dict = field(default_factory=lambda: _no_named_accounts())
     pending: list[dict] = field(default_factory=list)
     last_report: MoveReport | None = None
+    # region_id, state, county_fips, county of the plan's area: what "a whole state / county" selects
+    groups: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=AREA_COLUMNS))
 
     # -- loading --------------------------------------------------------------
     @classmethod
     def open(cls, store: Store, plan: PlanInfo | str | int | None = None, graph_for=None) -> EditorSession:
         """Load a plan for editing; ``graph_for(layer, region_ids)`` may supply the adjacency graph
         (a cache: building a ZIP graph takes seconds, and it is the same for every session)."""
-        info = plan if isinstance(plan, PlanInfo) else get_plan(store, plan)
+        info = ensure_complete(store, plan) if isinstance(plan, PlanInfo) else get_plan(store, plan)
         if info is None:
             raise ValueError("no plan to edit: create one first")
         layer = parse_layer(info.layer)
         assign = load_assignment(store, info.plan_id)
+        groups = area_regions(store, layer, plan_area(store, info.plan_id))
         stats = region_stats(store, layer)
         ids = sorted(set(assign["region_id"]) | set(stats["region_id"]))
         graph = graph_for(layer, ids) if graph_for is not None else layer.graph(store, ids)
@@ -108,6 +114,7 @@ class EditorSession:
         plan_obj = Plan(graph, values, MEASURES, idx, len(terr), locked=locked, offsets=offsets)
         ses = cls(store, info, layer, ids, plan_obj, terr, saved_assignment=idx.copy())
         ses.pinned = pinned
+        ses.groups = groups[groups["region_id"].isin(ses.index)].reset_index(drop=True)
         return ses
 
     # -- ids <-> indices ---------------------------------------------------------

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from terrmap.data.zip_groups import regions_in
 from terrmap.plan import SaveConflict, Territory, create_plan, list_plans
 from terrmap.plan.editor import MEASURES as SESSION_MEASURES
 from terrmap.plan.editor import EditorSession, summary_of
@@ -181,13 +180,10 @@ class EditorState:
 
     def apply_to_group(self, kind: str, code: str | None, selected: int | None, lock_mode: bool = False) -> None:
         """The gesture for a whole ``kind`` ("state": ``code`` a state code; "county": a county FIPS)."""
-        ses = self.session
-        if kind == "state":
-            ids = regions_in(self.store, ses.layer, states=[code]) if code else []
-        else:
-            ids = regions_in(self.store, ses.layer, county_fips=[code]) if code else []
-        self.apply_to_regions([r for r in ids if r in ses.index], "state" if kind == "state" else "county",
-                              selected, lock_mode)
+        groups = self.session.groups
+        column = "state" if kind == "state" else "county_fips"
+        ids = groups.loc[groups[column] == code, "region_id"].tolist() if code else []
+        self.apply_to_regions(ids, "state" if kind == "state" else "county", selected, lock_mode)
 
     def undo(self) -> None:
         r = self.session.undo()
