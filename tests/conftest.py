@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import settings
 
 from terrmap.data.store import Store
 from terrmap.demo import build_demo
 
 SMALL_DEMO_LEADS = 20_000
+
+# Property tests draw the same examples on every run and machine: a verdict must not depend on luck (a failure
+# found once is kept as an @example beside its test). HYPOTHESIS_PROFILE=explore searches afresh.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -96,7 +96,8 @@ def area_regions(store: Store, layer: Layer, states: Iterable[str] | None = None
     with ZIP polygons), sorted by region_id. Raises :class:`AreaTooLarge` for an H3 area of more than
     :data:`~terrmap.geo.land.MAX_AREA_CELLS` cells."""
     if not isinstance(layer, H3Layer):
-        groups = zip_groups.region_groups(store, layer)
+        # The region ZIPs change only with the geometry (a ZCTA file re-files PO boxes), so keyed on it.
+        groups = _CELLS.get((*_stamp(store), "zip"), lambda: zip_groups.region_groups(store, layer))
         if states is not None:
             groups = groups[groups["state"].isin(_normalise(states, sorted(groups["state"].unique())))]
         return groups.reset_index(drop=True)

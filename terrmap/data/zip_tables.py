@@ -169,7 +169,7 @@ def land_area_by_state(store: Store) -> dict[str, float]:
 
 def shapes_stamp(store: Store) -> str:
     """A fingerprint of the stored polygons (a few ms): what caches of anything computed from them key on."""
-    n, digest = store.cursor().execute("SELECT count(*), coalesce(sum(hash(zip, geojson)), 0) FROM zip_shapes").fetchone()
+    n, digest = store.cursor().execute("SELECT count(*), coalesce(sum(hash(zip, geojson)), 0) FROM zip_shapes").fetchall()[0]
     return f"{n}:{digest}"
 
 

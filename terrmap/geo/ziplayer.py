@@ -13,8 +13,10 @@ import shapely
 
 from terrmap.geo.base import Layer
 from terrmap.geo.graph import graph_from_edges, polygon_adjacency
-from terrmap.geo.memo import memo_by_digest
+from terrmap.geo.memo import Recent, memo_by_digest
 from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
+
+_GRAPHS = Recent(keep=4)
 
 
 class ZipLayer(Layer):
@@ -46,9 +48,13 @@ class ZipLayer(Layer):
 
     def graph(self, store, region_ids: Sequence[str]):
         """The regions' adjacency graph, from the nationwide ZIP adjacency stored with the shapes
-        (computed on first use, once per geometry: several seconds for the whole country)."""
+        (computed on first use, once per geometry: several seconds for the whole country). The last few
+        graphs are kept per geometry and region set (read-only: every editor of a plan shares one)."""
         ensure_zip_adjacency(store)
-        ids = list(region_ids)
+        ids = tuple(region_ids)
+        return _GRAPHS.get((store.zip_tables.shapes_stamp(store), ids), lambda: self._build_graph(store, list(ids)))
+
+    def _build_graph(self, store, ids: list[str]):
         cents = self.region_centroids(store, ids)
         sizes = store.zip_tables.shape_sizes(store, ids)
         missing = [r for r in ids if r not in sizes or r not in cents]
