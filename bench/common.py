@@ -7,6 +7,10 @@ import statistics
 import time
 from pathlib import Path
 
+from terrmap.data.area import area_regions
+from terrmap.data.stats import region_stats
+from terrmap.measures import WORKLOAD_CUSTOMER_WEIGHT
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
@@ -58,3 +62,13 @@ def write_section(title: str, body: str) -> None:
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     BENCHMARKS_MD.write_text(text)
+
+
+def populated_stats(store, layer, states):
+    """Region stats of the regions with leads in ``states`` (+ workload), sorted: the instances terrmap optimised
+    before plans were complete (issue 13), kept so benchmarks can show before and after side by side."""
+    stats = region_stats(store, layer)
+    stats = stats[stats["region_id"].isin(set(area_regions(store, layer, states)["region_id"]))]
+    stats = stats.sort_values("region_id").reset_index(drop=True)
+    stats["workload"] = stats["leads"] + WORKLOAD_CUSTOMER_WEIGHT * stats["customers"]
+    return stats
