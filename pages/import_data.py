@@ -76,12 +76,12 @@ def alignment_section() -> None:
     c[2].metric("Regions assigned", fmt_int(summary["assigned_regions"]),
                 help="Regions the file gives a territory (PO-box and unique ZIPs count in the region that "
                      "contains them). Locked: " + fmt_int(summary["locked_regions"]) + ".")
-    missing = summary["unassigned_populated_regions"]
-    c[3].metric("Regions with leads not in the file", "–" if missing is None else fmt_int(missing),
-                help="Regions that hold leads but are not listed: they stay unassigned in the new scenario"
-                     + ("" if summary["unassigned_layer_regions"] is None else
-                        f" ({fmt_int(summary['unassigned_layer_regions'])} ZIP regions in all are not listed)")
-                     + ".")
+    completed, with_leads = summary["regions_completed"], summary["populated_regions_completed"]
+    c[3].metric("Regions the file leaves out", "–" if completed is None else fmt_int(completed),
+                help="Regions of the file's states that it does not list"
+                     + ("" if with_leads is None else f" ({fmt_int(with_leads)} of them hold leads)")
+                     + ": each joins the territory it shares the most border with (else the nearest), so the "
+                       "scenario covers every region of its states and every new lead there has an owner.")
     if parsed.problems:
         show_alignment_problems(parsed.problems, "Nothing can be imported")
     terr = parsed.territories

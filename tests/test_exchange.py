@@ -336,7 +336,7 @@ def test_taken_name_rejected(store):
 # -- what CRM files look like -----------------------------------------------------------------------------------------
 
 def test_crm_export_headers_numeric_zips_po_boxes_and_notes(store):
-    ref = store.df("SELECT zip, region_zip, zip_type FROM zips")
+    ref = store.df("SELECT zip, region_zip, zip_type, state, lat FROM zips")
     po = ref[(ref.zip != ref.region_zip) & ref.region_zip.notna() & ref.zip.str.startswith("0")].iloc[0]
     po2 = ref[(ref.zip != ref.region_zip) & ref.region_zip.notna() & ~ref.zip.str.startswith("0")
               & (ref.region_zip != po.region_zip)].iloc[0]
@@ -363,10 +363,14 @@ def test_crm_export_headers_numeric_zips_po_boxes_and_notes(store):
     assert terr.loc[terr.name == "North East", "rep_id"].item() == rep["rep_id"]
     assert "Far Away" not in set(terr["name"])
     assert any(po.zip in n and "wins" in n for n in al.notes)
-    regions = set(ref.loc[ref.zip == ref.region_zip, "zip"])
-    assert al.layer_regions_missing == len(regions - set(a.index))
+    # The file's area: every region ZIP of the states its ZIPs lie in (independent: the reference table).
+    states = set(ref.loc[ref.zip.isin(a.index), "state"])
+    regions = set(ref.loc[(ref.zip == ref.region_zip) & ref.lat.notna() & ref.state.isin(states), "zip"])
+    assert al.area_regions_not_listed == len(regions - set(a.index))
     new = import_alignment(store, text.encode("utf-8"), unique("crm"), filename="crm.csv", author="Ann")
-    assert new.summary["assigned_regions"] == 3 and new.summary["unassigned_layer_regions"] == len(regions) - 3
+    assert new.summary["assigned_regions"] == 3 and new.summary["regions_completed"] == len(regions) - 3
+    stored = store.df("SELECT region_id, territory_id FROM plan_assignments WHERE plan_id = ?", [new.plan_id])
+    assert set(stored["region_id"]) == regions and stored["territory_id"].notna().all()  # completed at import
     desc = store.scalar("SELECT description FROM plans WHERE plan_id = ?", [new.plan_id])
     assert "crm.csv" in desc and "Ann" in desc
     colors = territories(store, new.plan_id)["color"]

@@ -57,6 +57,7 @@ import shapely
 from scipy.spatial import Delaunay
 
 from terrmap.data.alignments import region_zip_of, region_zips, rep_directory
+from terrmap.data.area import AreaTooLarge, area_regions, regions_states
 from terrmap.data.stats import region_stats
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.zipdata import project
@@ -161,8 +162,10 @@ class Alignment:
     assignment: pd.DataFrame = field(default_factory=pd.DataFrame)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    layer_regions_missing: int | None = None  # regions of the layer the file does not mention
-    populated_regions_missing: int | None = None  # ... of which have leads
+    # Regions of the file's area (the states of the regions it lists) that it does not list: the import gives
+    # each the territory it shares the most border with (terrmap.plan.complete), so the scenario is complete.
+    area_regions_not_listed: int | None = None
+    populated_regions_not_listed: int | None = None  # ... of which hold leads
 
     @property
     def ok(self) -> bool:
@@ -174,8 +177,8 @@ class Alignment:
             "file": self.file, "format": self.format, "layer": self.layer, "rows": self.rows,
             "territories": len(self.territories), "regions": len(self.assignment), "assigned_regions": assigned,
             "locked_regions": int(self.assignment["locked"].sum()) if len(self.assignment) else 0,
-            "unassigned_layer_regions": self.layer_regions_missing,
-            "unassigned_populated_regions": self.populated_regions_missing,
+            "regions_completed": self.area_regions_not_listed,
+            "populated_regions_completed": self.populated_regions_not_listed,
             "columns": {k: v for k, v in self.columns.items() if v is not None},
             "notes": list(self.notes),
         }
@@ -539,13 +542,11 @@ def _fill_colors(store: Store, layer: Layer, terr: pd.DataFrame, assignment: pd.
     terr["color"] = [g if g else c for g, c in zip(given, colors)]
 
 
-def _missing_regions(store: Store, layer: Layer, listed: set[str]) -> tuple[int | None, int]:
-    """(regions of the layer not listed or None for H3, whose cells are unbounded; populated regions not listed)."""
-    populated = set(region_stats(store, layer)["region_id"])
-    if layer.key == "zip":
-        all_regions = set(region_zips(store))
-        return len(all_regions - listed), len(populated - listed)
-    return None, len(populated - listed)
+def _not_listed(store: Store, layer: Layer, listed: set[str]) -> tuple[int, int]:
+    """(regions of the area of ``listed`` -- the states they lie in -- that are not listed, of which with leads)."""
+    area = set(area_regions(store, layer, regions_states(store, layer, listed))["region_id"])
+    populated = set(region_stats(store, layer)["region_id"]) & area
+    return len(area - listed), len(populated - listed)
 
 
 def _finish(store: Store, al: Alignment, rows: list[_Row], column: str, layer_obj: Layer | None) -> Alignment:
@@ -570,8 +571,11 @@ def _finish(store: Store, al: Alignment, rows: list[_Row], column: str, layer_ob
     if layer_obj is not None and len(terr):
         _fill_colors(store, layer_obj, terr, al.assignment)
     if layer_obj is not None:
-        al.layer_regions_missing, al.populated_regions_missing = _missing_regions(
-            store, layer_obj, set(al.assignment["region_id"]))
+        try:
+            al.area_regions_not_listed, al.populated_regions_not_listed = _not_listed(
+                store, layer_obj, set(al.assignment["region_id"]))
+        except AreaTooLarge as exc:
+            al.problems.append(str(exc))
     return al
 
 
