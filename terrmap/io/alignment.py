@@ -29,8 +29,9 @@ territories, an empty file, missing columns, bytes that are not UTF-8, invalid
 H3 ids, mixed resolutions or layers, unknown reps, inconsistent territory
 attributes. Any problem raises :class:`AlignmentRejected` and nothing is
 written; otherwise the plan is created in one transaction
-(:func:`terrmap.plan.create_plan`). Regions of the layer the file does not
-mention stay unassigned; the returned :class:`ImportedPlan` says how many.
+(:func:`terrmap.plan.create_plan`). Regions of the file's states that it does not
+mention are completed (each joins the territory it shares the most border with); the
+returned :class:`ImportedPlan` says how many.
 
 Spreadsheets run formulas: an exported text cell that starts with ``= + - @`` has a leading
 apostrophe (:mod:`terrmap.io.csvsafe`), which this import removes again.
