@@ -392,9 +392,11 @@ def read_zcta_files(paths, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG) -> pd.
     return pd.concat([read_zcta(p, simplify_tolerance) for p in paths], ignore_index=True)
 
 
-def _merge_targets(pieces: np.ndarray, regions: np.ndarray, region_zips: np.ndarray) -> np.ndarray:
-    """For each polygon of ``pieces`` (ZCTAs without a region ZIP), the region ZIP it joins: the one among
-    ``regions`` sharing the longest border with it, else (an island) the nearest one; None without regions."""
+def _merge_targets(pieces: np.ndarray, codes: np.ndarray, regions: np.ndarray, region_zips: np.ndarray) -> np.ndarray:
+    """For each polygon of ``pieces`` (ZCTAs ``codes`` without a region ZIP), the region ZIP it joins: the one
+    among ``regions`` (``region_zips``) sharing the longest border with it; one sharing none (an island) joins
+    the region ZIP the reference files its code under, if that one is among ``regions``; else None (not a ZIP
+    the reference knows near any region: left out)."""
     out = np.full(len(pieces), None, dtype=object)
     if len(pieces) == 0 or len(regions) == 0:
         return out
@@ -406,8 +408,9 @@ def _merge_targets(pieces: np.ndarray, regions: np.ndarray, region_zips: np.ndar
     out[border["p"].to_numpy()] = region_zips[border["r"].to_numpy()]
     lonely = np.flatnonzero(pd.isna(out))
     if len(lonely):
-        _, nearest = tree.query_nearest(pieces[lonely], all_matches=False)
-        out[lonely] = region_zips[nearest]
+        filed_under = reference_table().set_index("zip")["region_zip"].reindex(codes[lonely]).to_numpy(dtype=object)
+        present = _member(filed_under, region_zips)
+        out[lonely[present]] = filed_under[present]
     return out
 
 
@@ -461,8 +464,10 @@ def load_zcta(store: Store, paths, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG
       centroid stays the small piece it is: remnants never overlap real polygons); a cell the real polygons
       cover entirely becomes a disc of :data:`CARVE_RADIUS_KM` around its centroid cut out of them.
     * **ZCTAs without a region ZIP** (a PO-box or unique ZIP's ZCTA) are merged into the region ZIP of the
-      same load whose ZCTA shares the longest border with them (an island: the nearest one), so their area
-      stays covered by real polygons.
+      same load whose ZCTA shares the longest border with them, so their area stays covered by real polygons;
+      one that shares no border (an island) joins the region ZIP the reference files its code under. Only a
+      ZCTA that is neither (a code the reference does not know, far from the rest) is ignored: its area
+      stays with the Voronoi remnants.
     * ``zips.region_zip`` of every other located ZIP (PO box, unique, military) becomes the region whose
       polygon contains its point (preferring its own state, then a real polygon); a point in no polygon
       keeps the nearest-centroid region; leads filed under a remapped ZIP (``postal_zip``) that followed the
@@ -472,7 +477,7 @@ def load_zcta(store: Store, paths, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG
     * ``meta`` records the files.
 
     Returns a summary: source, files (per file: file, states, zcta), states_touched, zcta_in_file, zcta_used,
-    zcta_merged, voronoi_kept, voronoi_carved, shapes_changed, zips_remapped, leads_moved, adjacency
+    zcta_merged, zcta_ignored, voronoi_kept, voronoi_carved, shapes_changed, zips_remapped, leads_moved, adjacency
     ('updated' or 'deferred'), seconds. The region set (and so every plan's assignment) is unchanged.
     """
     t0 = time.perf_counter()
@@ -490,6 +495,7 @@ def load_zcta(store: Store, paths, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG
     is_region = zcta["zip"].isin(region_state.index).to_numpy()
     targets = zcta["zip"].to_numpy(dtype=object).copy()
     targets[~is_region] = _merge_targets(zcta["geometry"].to_numpy()[~is_region],
+                                         zcta["zip"].to_numpy(dtype=object)[~is_region],
                                          zcta["geometry"].to_numpy()[is_region],
                                          zcta["zip"].to_numpy(dtype=object)[is_region])
     zcta["target"] = targets
@@ -579,6 +585,7 @@ def load_zcta(store: Store, paths, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG
         "zcta_in_file": int(len(zcta)),
         "zcta_used": int(is_region.sum()),
         "zcta_merged": int((~is_region & zcta["target"].notna().to_numpy()).sum()),
+        "zcta_ignored": int(zcta["target"].isna().sum()),
         "voronoi_kept": int((shapes["source"] == SOURCE_VORONOI).sum()),
         "voronoi_carved": int(carved),
         "shapes_changed": int(changed.sum()),
