@@ -20,15 +20,20 @@ https://www.census.gov/geographies/mapping-files/time-series/geo/cartographic-bo
 in the directory that holds the database (``data/`` by default) -- any file
 whose name contains ``zcta`` ending in .shp, .zip, .gpkg or .geojson -- or
 point ``$TERRMAP_ZCTA`` at it. The next :func:`ensure_zip_shapes` (i.e. the
-next ZIP map) loads it through :func:`load_zcta`; call :func:`load_zcta`
-directly to load it now. ZCTAs replace the Voronoi polygons of the ZIPs they
-cover; the remaining standard ZIPs keep their Voronoi cell minus the real
-polygons. PO-box and unique ZIPs are then re-assigned to the polygon that
-contains their point and the leads filed under them follow, in one
-transaction. :func:`rebuild_zip_shapes` goes back to Voronoi.
+next ZIP map) loads it through :func:`load_zcta`; ``python -m terrmap zcta
+FILE [FILE ...]`` loads one or several now. Per-state files (TIGER's
+``tl_2010_44_zcta510``, ...) add up: a load replaces only the shapes of the
+states its files cover. ZCTAs replace the Voronoi polygons of the ZIPs they
+cover (coverage-simplified, so shared borders stay shared); ZCTAs without a
+region ZIP are merged into the neighbouring region ZIP; the remaining standard
+ZIPs keep their Voronoi cell minus the real polygons. PO-box and unique ZIPs
+are then re-assigned to the polygon that contains their point and the leads
+filed under them follow, in one transaction. :func:`rebuild_zip_shapes` goes
+back to Voronoi.
 
 ``meta`` records the geometry in use: ``zip_shapes_source`` ('voronoi' or the
-ZCTA file's name), ``zip_shapes_file`` (name|size|mtime of the loaded file) and
+names of the ZCTA files in use, comma-separated), ``zip_shapes_file``
+(name|size|mtime of the files of the last load, ``;``-separated) and
 ``zip_shapes_built_at``.
 
 The tables are read and written through ``store.zip_tables`` (:mod:`terrmap.data.zip_tables`, a layer above).
@@ -192,7 +197,7 @@ def _set_meta(store: Store, tx, source: str, file_sig: str | None) -> None:
 
 
 def zip_shapes_source(store: Store) -> str | None:
-    """'voronoi', the name of the ZCTA file in use, or None before the shapes are built."""
+    """'voronoi', the names of the ZCTA files in use (comma-separated), or None before the shapes are built."""
     return store.get_meta(META_SOURCE)
 
 
