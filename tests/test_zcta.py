@@ -240,3 +240,14 @@ def test_wrong_input_one_line_exit_2_no_database(tmp_path, capsys, make, words):
     assert len(err.strip().splitlines()) == 1, err
     assert bad.name in err and all(w in err for w in words), err
     assert not db.exists() and not db.with_name(db.name + ".wal").exists()
+
+
+def test_reloading_a_file_changes_nothing(loaded):
+    """Loading Rhode Island's file again over RI+CT: the same shapes, the same region ZIPs, the same adjacency."""
+    store = loaded["store"]
+    edges_before = store.zip_tables.adjacency_tables(store)[0]
+    again = load_zcta(store, RI)
+    assert again["states_touched"] == ["RI"]
+    assert again["shapes_changed"] == 0 and again["zips_remapped"] == 0 and again["leads_moved"] == 0
+    edges_after = store.zip_tables.adjacency_tables(store)[0]
+    pd.testing.assert_frame_equal(edges_after, edges_before)

@@ -87,6 +87,7 @@ NEIGHBOUR_RADIUS_KM = 1.0  # ... and around one lying inside a neighbouring stat
 ZCTA_SIMPLIFY_DEG = 0.0002  # coverage simplification of real ZCTA polygons (~20 m)
 ZCTA_STATE_COLUMNS = ("STATEFP20", "STATEFP10", "STATEFP", "STATEFP00")
 OVERLAP_DEG2 = 1e-8  # ~100 m²: an overlap this small is rounding along a shared border, not a shape
+SLIVER_WIDTH_DEG = 2e-5  # ~2 m: an overlap narrower than this on average is a rounding sliver along a border
 CARVE_RADIUS_KM = 0.5  # the disc a region ZIP keeps when real polygons cover its whole Voronoi cell
 
 
@@ -430,10 +431,16 @@ def _cut(geoms: np.ndarray, cutters: np.ndarray) -> tuple[np.ndarray, np.ndarray
     gi, ci = tree.query(geoms, predicate="intersects")
     if len(gi) == 0:
         return geoms, emptied
-    overlap = shapely.area(shapely.intersection(geoms[gi], cutters[ci]))
-    hits = pd.DataFrame({"g": gi, "c": ci})[overlap > OVERLAP_DEG2]
+    common = shapely.intersection(geoms[gi], cutters[ci])
+    overlap = shapely.area(common)
+    # Rounding to 5 decimals leaves slivers along a shared border (hundreds of m² along a long one, but under a
+    # metre wide): they are no overlap, and cutting them would only make the next load cut them again.
+    wide = 2 * overlap > SLIVER_WIDTH_DEG * shapely.length(common)
+    hits = pd.DataFrame({"g": gi, "c": ci})[(overlap > OVERLAP_DEG2) & wide]
     for g, group in hits.groupby("g", sort=False):
         rest = polygonal(shapely.difference(geoms[g], shapely.union_all(cutters[group["c"].to_numpy()])))
+        if rest is not None and geoms[g].area - rest.area < OVERLAP_DEG2:
+            continue  # only slivers after all: keep the geometry as it is
         geoms[g] = rest
         emptied[g] = rest is None
     return geoms, emptied
