@@ -84,9 +84,15 @@ def cmd_import(args) -> int:
 def cmd_zcta(args) -> int:
     # lazy: start-up time (see the module docstring)
     from terrmap.data.store import open_store
-    from terrmap.geo.zipshapes import load_zcta
+    from terrmap.geo.zipshapes import load_zcta, read_zcta_files
 
-    print(json.dumps(load_zcta(open_store(args.db), args.file), default=str))
+    # Every file is read and checked before the database is opened: a wrong file leaves no new database behind.
+    try:
+        zcta = read_zcta_files(args.files)
+    except (ValueError, OSError) as exc:
+        sys.stderr.write(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}\n")
+        return 2
+    print(json.dumps(load_zcta(open_store(args.db), args.files, zcta=zcta), default=str))
     return 0
 
 
@@ -191,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("import", cmd_import, "import leads from a CSV or Parquet file (all or nothing)")
     p.add_argument("file")
 
-    p = add("zcta", cmd_zcta, "use a Census ZCTA boundary file (.shp, .zip, .gpkg, .geojson) for the ZIP polygons")
-    p.add_argument("file")
+    p = add("zcta", cmd_zcta, "use Census ZCTA boundary files (.shp, .zip, .gpkg, .geojson) for the ZIP polygons: "
+            "each load replaces the shapes of the states its files cover and keeps the others (per-state files add up)")
+    p.add_argument("files", nargs="+", metavar="FILE")
 
     p = add("score", cmd_score, "train and validate the lead-scoring model on closed leads, score every open lead "
             "and print the validation metrics as JSON (exit code 3: not enough history, fallback scores kept)")

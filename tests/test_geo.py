@@ -464,7 +464,7 @@ def test_load_zcta_summary_and_bad_file(shaped_db, tmp_path, monkeypatch):
         summary = load_zcta(store, path)
         assert summary["zcta_in_file"] == 1 and summary["zcta_used"] == 1 and summary["zcta_ignored"] == 0
         assert summary["source"] == "zcta_one.gpkg"
-        with pytest.raises(ValueError, match="ZCTA code column"):
+        with pytest.raises(ValueError, match="no ZIP/ZCTA column"):
             load_zcta(store, bad)
         assert zip_shapes_source(store) == "zcta_one.gpkg"  # unchanged by the failed load
         # a bad file found automatically only warns, once

@@ -121,8 +121,11 @@ def has_shapes_in(tx: duckdb.DuckDBPyConnection) -> bool:
     return bool(tx.execute("SELECT count(*) > 0 FROM zip_shapes").fetchall()[0][0])
 
 
-def write_shapes(tx: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
-    """Replace ``zip_shapes`` with ``rows`` (zip, state, source, area_km2, geojson) and drop the old adjacency."""
+def write_shapes(tx: duckdb.DuckDBPyConnection, rows: pd.DataFrame, edges: pd.DataFrame | None = None,
+                 sizes: pd.DataFrame | None = None) -> None:
+    """Replace ``zip_shapes`` with ``rows`` (zip, state, source, area_km2, geojson) and the adjacency with
+    ``edges`` (a, b, length_km) and ``sizes`` (zip, area_km2, perimeter_km) of the new shapes; without them
+    the old adjacency is dropped (recomputed from the new shapes when next needed)."""
     tx.execute("DELETE FROM zip_shapes")
     # The adjacency belongs to the geometry: recomputed from the new shapes when next needed.
     tx.execute("DELETE FROM zip_shape_edges")
@@ -132,6 +135,15 @@ def write_shapes(tx: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
         tx.execute("INSERT INTO zip_shapes SELECT zip, state, source, area_km2, geojson FROM zip_shape_rows")
     finally:
         tx.unregister("zip_shape_rows")
+    if edges is not None and sizes is not None:
+        tx.register("new_zip_edges", edges)
+        tx.register("new_zip_sizes", sizes)
+        try:
+            tx.execute("INSERT INTO zip_shape_edges SELECT a, b, length_km FROM new_zip_edges")
+            tx.execute("INSERT INTO zip_shape_sizes SELECT zip, area_km2, perimeter_km FROM new_zip_sizes")
+        finally:
+            tx.unregister("new_zip_edges")
+            tx.unregister("new_zip_sizes")
 
 
 def write_meta(tx: duckdb.DuckDBPyConnection, items: list[tuple[str, str]]) -> None:
@@ -182,6 +194,13 @@ def all_shape_geojson(store: Store) -> pd.DataFrame:
 def has_adjacency(store: Store) -> bool:
     """Whether the borders and sizes of the current polygons are stored."""
     return bool(store.scalar("SELECT count(*) > 0 FROM zip_shape_sizes"))
+
+
+def adjacency_tables(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All stored borders (a, b, length_km) and sizes (zip, area_km2, perimeter_km)."""
+    cur = store.cursor()
+    return (cur.execute("SELECT a, b, length_km FROM zip_shape_edges ORDER BY a, b").df(),
+            cur.execute("SELECT zip, area_km2, perimeter_km FROM zip_shape_sizes ORDER BY zip").df())
 
 
 def shape_sizes(store: Store, zips: list[str]) -> dict[str, tuple[float, float]]:

@@ -20,15 +20,20 @@ https://www.census.gov/geographies/mapping-files/time-series/geo/cartographic-bo
 in the directory that holds the database (``data/`` by default) -- any file
 whose name contains ``zcta`` ending in .shp, .zip, .gpkg or .geojson -- or
 point ``$TERRMAP_ZCTA`` at it. The next :func:`ensure_zip_shapes` (i.e. the
-next ZIP map) loads it through :func:`load_zcta`; call :func:`load_zcta`
-directly to load it now. ZCTAs replace the Voronoi polygons of the ZIPs they
-cover; the remaining standard ZIPs keep their Voronoi cell minus the real
-polygons. PO-box and unique ZIPs are then re-assigned to the polygon that
-contains their point and the leads filed under them follow, in one
-transaction. :func:`rebuild_zip_shapes` goes back to Voronoi.
+next ZIP map) loads it through :func:`load_zcta`; ``python -m terrmap zcta
+FILE [FILE ...]`` loads one or several now. Per-state files (TIGER's
+``tl_2010_44_zcta510``, ...) add up: a load replaces only the shapes of the
+states its files cover. ZCTAs replace the Voronoi polygons of the ZIPs they
+cover (coverage-simplified, so shared borders stay shared); ZCTAs without a
+region ZIP are merged into the neighbouring region ZIP; the remaining standard
+ZIPs keep their Voronoi cell minus the real polygons. PO-box and unique ZIPs
+are then re-assigned to the polygon that contains their point and the leads
+filed under them follow, in one transaction. :func:`rebuild_zip_shapes` goes
+back to Voronoi.
 
 ``meta`` records the geometry in use: ``zip_shapes_source`` ('voronoi' or the
-ZCTA file's name), ``zip_shapes_file`` (name|size|mtime of the loaded file) and
+names of the ZCTA files in use, comma-separated), ``zip_shapes_file``
+(name|size|mtime of the files of the last load, ``;``-separated) and
 ``zip_shapes_built_at``.
 
 The tables are read and written through ``store.zip_tables`` (:mod:`terrmap.data.zip_tables`, a layer above).
@@ -37,6 +42,7 @@ The tables are read and written through ``store.zip_tables`` (:mod:`terrmap.data
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import time
 import warnings
@@ -48,6 +54,7 @@ import pandas as pd
 import shapely
 
 from terrmap.geo.distance import KM_PER_DEGREE
+from terrmap.geo.graph import polygon_adjacency
 from terrmap.geo.memo import memo_by_digest
 from terrmap.geo.outlines import (
     discs_outline,
@@ -77,7 +84,11 @@ DENSIFY_DEG = 0.05  # max edge length (projected degrees) before unprojecting: k
 SIMPLIFY_DEG = 0.0001  # coverage simplification of each state's cells (~10 m)
 OUTSIDE_RADIUS_KM = 5.0  # disc kept around a centroid lying outside its state's coarse outline
 NEIGHBOUR_RADIUS_KM = 1.0  # ... and around one lying inside a neighbouring state's outline
-ZCTA_SIMPLIFY_DEG = 0.0002  # simplification of real ZCTA polygons (~20 m)
+ZCTA_SIMPLIFY_DEG = 0.0002  # coverage simplification of real ZCTA polygons (~20 m)
+ZCTA_STATE_COLUMNS = ("STATEFP20", "STATEFP10", "STATEFP", "STATEFP00")
+OVERLAP_DEG2 = 1e-8  # ~100 m²: an overlap this small is rounding along a shared border, not a shape
+SLIVER_WIDTH_DEG = 2e-5  # ~2 m: an overlap narrower than this on average is a rounding sliver along a border
+CARVE_RADIUS_KM = 0.5  # the disc a region ZIP keeps when real polygons cover its whole Voronoi cell
 
 
 # -- Voronoi ---------------------------------------------------------------------------------------------------------
@@ -187,7 +198,7 @@ def _set_meta(store: Store, tx, source: str, file_sig: str | None) -> None:
 
 
 def zip_shapes_source(store: Store) -> str | None:
-    """'voronoi', the name of the ZCTA file in use, or None before the shapes are built."""
+    """'voronoi', the names of the ZCTA files in use (comma-separated), or None before the shapes are built."""
     return store.get_meta(META_SOURCE)
 
 
@@ -217,7 +228,8 @@ def ensure_zip_shapes(store: Store, auto_zcta: bool = True) -> str:
         path = find_zcta_file(store)
         if path is not None:
             sig = _file_signature(path)
-            if sig not in (store.get_meta(META_FILE), store.get_meta(META_FILE_ERROR)):
+            loaded = (store.get_meta(META_FILE) or "").split(";")
+            if sig not in loaded and sig != store.get_meta(META_FILE_ERROR):
                 try:
                     load_zcta(store, path)
                 except Exception as exc:  # a bad file must not break the map
@@ -271,163 +283,355 @@ def find_zcta_file(store: Store | None = None, directory: str | os.PathLike | No
     return max(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
+class ZctaFileError(ValueError):
+    """A boundary file that cannot be used; the message is one line naming the file and the problem."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@functools.cache
+def _state_by_fips() -> dict[str, str]:
+    """Two-digit state FIPS code -> postal abbreviation, from the ZIP reference's county codes."""
+    ref = reference_table()[["county_fips", "state"]].dropna()
+    by_fips = ref.assign(fips=ref["county_fips"].astype(str).str[:2]).groupby("fips")["state"]
+    return by_fips.agg(lambda s: s.mode().iat[0]).to_dict()
+
+
+def _polygon_kinds(geoms: np.ndarray) -> str:
+    """'Point, LineString' ...: the non-polygon geometry types among ``geoms``."""
+    kinds = sorted({shapely.get_type_id(g) for g in geoms if g is not None} - {3, 6})
+    names = {0: "Point", 1: "LineString", 2: "LinearRing", 4: "MultiPoint", 5: "MultiLineString",
+             7: "GeometryCollection"}
+    return ", ".join(names.get(k, str(k)) for k in kinds)
+
+
 def read_zcta(path: str | os.PathLike, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG) -> pd.DataFrame:
-    """A ZCTA file -> zip (5 digits), geometry (shapely, lon/lat, valid, simplified, one row per ZCTA)."""
+    """A ZCTA file -> zip (5 digits), state (postal, from a STATEFP column; None without one), file (its name),
+    geometry (shapely, lon/lat, valid, one row per ZCTA).
+
+    Simplification is a coverage simplification of the whole file (``shapely.coverage_simplify``): a border two
+    ZCTAs share is simplified once, so it stays shared; the file's outer edges (coast, the state line of a
+    per-state file) are left as they are, so they still match the next file's. A file whose polygons do not form
+    a clean coverage is not simplified (simplifying it would open gaps and overlaps).
+
+    Raises :class:`ZctaFileError` (one line) for a file that is not a polygon boundary file with a ZIP/ZCTA
+    column, FileNotFoundError for a missing one.
+    """
     import pyogrio  # GDAL loads only when a boundary file is read, not with every map
 
     path = Path(path)
-    info = pyogrio.read_info(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        info = pyogrio.read_info(path)
+    except Exception as exc:  # GDAL's errors for a format it does not know are of several classes
+        raise ZctaFileError(f"{path.name}: unreadable format, not a boundary file (.shp, .zip, .gpkg, .geojson): "
+                            f"{_first_line(exc)}") from exc
+    gtype = info.get("geometry_type")
+    if not gtype:
+        raise ZctaFileError(f"{path.name}: unreadable format: no geometries (a table, not a boundary file)")
+    if "polygon" not in gtype.lower() and gtype.lower() not in ("unknown", "geometry"):
+        raise ZctaFileError(f"{path.name}: not polygons (the file holds {gtype} geometries)")
     fields = [str(f) for f in info["fields"]]
     by_upper = {f.upper(): f for f in fields}
     column = next((by_upper[c] for c in ZCTA_CODE_COLUMNS if c in by_upper), None)
     if column is None:
-        raise ValueError(f"{path.name}: no ZCTA code column (looked for {', '.join(ZCTA_CODE_COLUMNS)}; "
-                         f"the file has {', '.join(fields) or 'none'})")
-    gdf = pyogrio.read_dataframe(path, columns=[column])
+        raise ZctaFileError(f"{path.name}: no ZIP/ZCTA column (looked for {', '.join(ZCTA_CODE_COLUMNS)}; "
+                            f"the file has {', '.join(fields) or 'no columns'})")
+    state_column = next((by_upper[c] for c in ZCTA_STATE_COLUMNS if c in by_upper), None)
+    try:
+        gdf = pyogrio.read_dataframe(path, columns=[column] + ([state_column] if state_column else []))
+    except Exception as exc:
+        raise ZctaFileError(f"{path.name}: unreadable format: {_first_line(exc)}") from exc
     if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
         gdf = gdf.to_crs(4326)
+    geoms = gdf.geometry.to_numpy()
+    other = _polygon_kinds(geoms)
+    if other:
+        raise ZctaFileError(f"{path.name}: not polygons (the file holds {other} geometries)")
     codes = gdf[column].astype(str).str.strip()
     codes = codes.where(codes.str.len() <= 5, codes.str[-5:]).str.zfill(5)
-    geoms = gdf.geometry.to_numpy()
+    if state_column:
+        states = gdf[state_column].astype(str).str.strip().str.zfill(2).map(_state_by_fips()).to_numpy(dtype=object)
+    else:
+        states = np.full(len(gdf), None, dtype=object)
     bad = np.flatnonzero(~shapely.is_valid(geoms))
     if len(bad):
         geoms = geoms.copy()
         geoms[bad] = [polygonal(shapely.make_valid(g)) for g in geoms[bad]]
-    df = pd.DataFrame({"zip": codes.to_numpy(), "geometry": geoms})
+    df = pd.DataFrame({"zip": codes.to_numpy(), "state": states, "geometry": geoms})
     df = df[df["geometry"].notna() & ~shapely.is_empty(df["geometry"].to_numpy())]
+    if df.empty:
+        raise ZctaFileError(f"{path.name}: no polygons")
     if df["zip"].duplicated().any():
-        df = df.groupby("zip", as_index=False).agg(geometry=("geometry", lambda s: shapely.union_all(s.to_numpy())))
+        df = df.groupby("zip", as_index=False, sort=False).agg(
+            state=("state", "first"), geometry=("geometry", lambda s: shapely.union_all(s.to_numpy())))
     geoms = df["geometry"].to_numpy()
-    if simplify_tolerance > 0:
-        # Douglas-Peucker without topology preservation is ~10x faster; the few polygons it breaks are redone
-        # with the topology-preserving variant.
-        fast = shapely.simplify(geoms, simplify_tolerance, preserve_topology=False)
-        bad = np.flatnonzero(~shapely.is_valid(fast) | shapely.is_empty(fast))
-        if len(bad):
-            fast[bad] = shapely.simplify(geoms[bad], simplify_tolerance, preserve_topology=True)
-        geoms = fast
-    return pd.DataFrame({"zip": df["zip"].to_numpy(), "geometry": round_geoms(geoms, DECIMALS)})
+    if simplify_tolerance > 0 and shapely.coverage_is_valid(geoms):
+        geoms = shapely.coverage_simplify(geoms, simplify_tolerance, simplify_boundary=False)
+    return pd.DataFrame({"zip": df["zip"].to_numpy(), "state": df["state"].to_numpy(), "file": path.name,
+                         "geometry": round_geoms(geoms, DECIMALS)})
 
 
-def _current_voronoi(store: Store, points: pd.DataFrame) -> pd.DataFrame:
-    """The Voronoi polygons: read back if they are what zip_shapes holds, else built afresh."""
-    if zip_shapes_source(store) == SOURCE_VORONOI:
-        stored = zip_shape_geoms(store)
-        if (stored["source"] == SOURCE_VORONOI).all() and set(stored["zip"]) == set(points["zip"]):
-            return stored[["zip", "state", "area_km2", "geometry"]]
-    return build_voronoi_shapes(points)
+def _member(values, members) -> np.ndarray:
+    """``values`` (strings) that are in ``members``, as a boolean array (pandas' isin on arrow strings is
+    ~50x slower at the 32k ZIPs of the country)."""
+    members = members if isinstance(members, (set, frozenset)) else set(members)
+    return np.fromiter((v in members for v in np.asarray(values, dtype=object)), dtype=bool, count=len(values))
 
 
-def _remnants(voronoi: pd.DataFrame, real: np.ndarray, points: pd.DataFrame) -> tuple[np.ndarray, int]:
-    """Voronoi cells minus the real polygons they overlap.
-
-    A cell left with less than a tenth of its area and without its own centroid
-    keeps instead the part of its cell within 2 km of the centroid (which then
-    overlaps a real polygon); returns the cells and how many did so.
-    """
-    geoms = voronoi["geometry"].to_numpy().copy()
-    if len(real) == 0 or len(geoms) == 0:
-        return geoms, 0
-    tree = shapely.STRtree(real)
-    has = np.flatnonzero(pd.notna(geoms))
-    pairs = tree.query(geoms[has], predicate="intersects")
-    overlapping = 0
-    changed: list[int] = []
-    if pairs.shape[1] == 0:
-        return geoms, 0
-    pos = dict(zip(points["zip"], range(len(points))))
-    lat = points["lat"].to_numpy()
-    lon = points["lon"].to_numpy()
-    order = np.argsort(pairs[0], kind="stable")
-    src, dst = pairs[0][order], pairs[1][order]
-    starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
-    ends = np.r_[starts[1:], len(src)]
-    for a, b in zip(starts, ends):
-        i = has[src[a]]
-        cell = geoms[i]
-        rest = polygonal(shapely.difference(cell, shapely.union_all(real[dst[a:b]])))
-        j = pos[voronoi["zip"].iat[i]]
-        centroid = shapely.Point(lon[j], lat[j])
-        if rest is None or (rest.area < 0.1 * cell.area and not rest.contains(centroid)):
-            disc = unproject_geoms(shapely.buffer(shapely.Point(project([lat[j]], [lon[j]])[0]), 2.0 / KM_PER_DEGREE))
-            rest = polygonal(shapely.intersection(cell, disc)) or cell
-            overlapping += 1
-        geoms[i] = rest
-        changed.append(i)
-    if changed:
-        geoms[changed] = round_geoms(geoms[changed], DECIMALS)
-    return geoms, overlapping
+def _as_paths(paths) -> list[Path]:
+    if isinstance(paths, (str, os.PathLike)):
+        return [Path(paths)]
+    return [Path(p) for p in paths]
 
 
-def load_zcta(store: Store, path: str | os.PathLike, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG) -> dict:
-    """Use a Census ZCTA boundary file for the ZIP polygons (``python -m terrmap`` wiring: ``load_zcta(store, path)``).
+def read_zcta_files(paths, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG) -> pd.DataFrame:
+    """:func:`read_zcta` of one path or several, in one frame; every file is checked before any is used (the
+    first bad one raises)."""
+    paths = _as_paths(paths)
+    if not paths:
+        raise ZctaFileError("no ZCTA file given")
+    return pd.concat([read_zcta(p, simplify_tolerance) for p in paths], ignore_index=True)
 
-    ``path``: a .shp, .gpkg, .geojson, or a .zip holding a shapefile, e.g. the
-    Census cartographic-boundary ``cb_2020_us_zcta520_500k.zip``; the ZCTA code
-    column may be ZCTA5CE20, ZCTA5CE10, GEOID20, GEOID10, ZCTA5 (and a few
-    other spellings), in any CRS. In one transaction:
 
-    * every region ZIP (standard ZIP with a centroid) that has a ZCTA gets the
-      real polygon (``source`` = the file's name, simplified to ~20 m); the
-      others keep their Voronoi cell minus the real polygons; ZCTAs that are
-      not region ZIPs are ignored (their area stays with the neighbouring
-      Voronoi remnants);
-    * ``zips.region_zip`` of every other located ZIP (PO box, unique,
-      military) becomes the region whose polygon contains its point
-      (preferring its own state, then a real polygon); a point in no polygon
-      keeps the nearest-centroid region;
-    * leads filed under a remapped ZIP (``postal_zip``) that followed the old
-      mapping move to the new region (``leads.zip``);
-    * ``meta`` records the file.
+def _merge_targets(pieces: np.ndarray, codes: np.ndarray, regions: np.ndarray, region_zips: np.ndarray) -> np.ndarray:
+    """For each polygon of ``pieces`` (ZCTAs ``codes`` without a region ZIP), the region ZIP it joins: the one
+    among ``regions`` (``region_zips``) sharing the longest border with it; one sharing none (an island) joins
+    the region ZIP the reference files its code under, if that one is among ``regions``; else None (not a ZIP
+    the reference knows near any region: left out)."""
+    out = np.full(len(pieces), None, dtype=object)
+    if len(pieces) == 0 or len(regions) == 0:
+        return out
+    tree = shapely.STRtree(regions)
+    pi, ri = tree.query(pieces, predicate="intersects")
+    shared = shapely.length(shapely.intersection(shapely.boundary(pieces[pi]), shapely.boundary(regions[ri])))
+    border = pd.DataFrame({"p": pi, "r": ri, "shared": shared})
+    border = border[border["shared"] > 0].sort_values(["p", "shared"], ascending=[True, False]).drop_duplicates("p")
+    out[border["p"].to_numpy()] = region_zips[border["r"].to_numpy()]
+    lonely = np.flatnonzero(pd.isna(out))
+    if len(lonely):
+        filed_under = reference_table().set_index("zip")["region_zip"].reindex(codes[lonely]).to_numpy(dtype=object)
+        present = _member(filed_under, region_zips)
+        out[lonely[present]] = filed_under[present]
+    return out
 
-    Returns a summary: source, zcta_in_file, zcta_used, zcta_ignored,
-    voronoi_kept, voronoi_overlapping, zips_remapped, leads_moved, seconds.
-    The region set (and so every plan's assignment) is unchanged.
+
+def _cut(geoms: np.ndarray, cutters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``geoms`` minus the ``cutters`` they overlap by more than rounding; returns the new geometries and
+    whether each lost everything (None). A geometry that only touches the cutters is left as it is."""
+    geoms = geoms.copy()
+    emptied = np.zeros(len(geoms), dtype=bool)
+    if len(geoms) == 0 or len(cutters) == 0:
+        return geoms, emptied
+    tree = shapely.STRtree(cutters)
+    gi, ci = tree.query(geoms, predicate="intersects")
+    if len(gi) == 0:
+        return geoms, emptied
+    common = shapely.intersection(geoms[gi], cutters[ci])
+    overlap = shapely.area(common)
+    # Rounding to 5 decimals leaves slivers along a shared border (hundreds of m² along a long one, but under a
+    # metre wide): they are no overlap, and cutting them would only make the next load cut them again.
+    wide = 2 * overlap > SLIVER_WIDTH_DEG * shapely.length(common)
+    hits = pd.DataFrame({"g": gi, "c": ci})[(overlap > OVERLAP_DEG2) & wide]
+    for g, group in hits.groupby("g", sort=False):
+        rest = polygonal(shapely.difference(geoms[g], shapely.union_all(cutters[group["c"].to_numpy()])))
+        if rest is not None and geoms[g].area - rest.area < OVERLAP_DEG2:
+            continue  # only slivers after all: keep the geometry as it is
+        geoms[g] = rest
+        emptied[g] = rest is None
+    return geoms, emptied
+
+
+def _carve(lat: float, lon: float, reals: np.ndarray):
+    """A disc of :data:`CARVE_RADIUS_KM` around a region ZIP's centroid, within the real polygons: the shape of
+    a region ZIP whose Voronoi cell the real polygons cover entirely."""
+    centre = shapely.Point(project([lat], [lon])[0])
+    disc = unproject_geoms(np.array([shapely.buffer(centre, CARVE_RADIUS_KM / KM_PER_DEGREE, quad_segs=8)]))[0]
+    under = reals[shapely.STRtree(reals).query(disc, predicate="intersects")]
+    disc = polygonal(shapely.intersection(disc, shapely.union_all(under))) if len(under) else disc
+    return round_geoms(np.array([disc]), DECIMALS)[0]
+
+
+def load_zcta(store: Store, paths, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG, *,
+              zcta: pd.DataFrame | None = None) -> dict:
+    """Use Census ZCTA boundary files for the ZIP polygons (``python -m terrmap zcta FILE [FILE ...]``).
+
+    ``paths``: one path or several; each a .shp, .gpkg, .geojson, or a .zip holding a shapefile, e.g. the
+    Census cartographic-boundary ``cb_2020_us_zcta520_500k.zip`` or the TIGER per-state ``tl_2010_44_zcta510``;
+    the ZCTA code column may be ZCTA5CE20, ZCTA5CE10, GEOID20, GEOID10, ZCTA5 (and a few other spellings), in
+    any CRS. ``zcta``: the files already read by :func:`read_zcta_files` (the CLI checks them before it opens
+    the database). Every file is read and checked first; then, in one transaction:
+
+    * **Per-state loads add up.** The states a load touches are the states of its ZCTAs (the file's STATEFP
+      column, else the state of the ZIP in the reference). Only the shapes of those states are replaced;
+      the other states keep what they have (real polygons of an earlier load, or Voronoi cells). A ZCTA split
+      between states (TIGER's PARTFLG) adds its piece to the ZIP's polygon from the other state's file.
+    * Every region ZIP (standard ZIP with a centroid) of a touched state that has a ZCTA gets the real
+      polygon (``source`` = the file's name, coverage-simplified, see :func:`read_zcta`); the other region
+      ZIPs of those states get their Voronoi cell minus all real polygons (a remnant that no longer holds its
+      centroid stays the small piece it is: remnants never overlap real polygons); a cell the real polygons
+      cover entirely becomes a disc of :data:`CARVE_RADIUS_KM` around its centroid cut out of them.
+    * **ZCTAs without a region ZIP** (a PO-box or unique ZIP's ZCTA) are merged into the region ZIP of the
+      same load whose ZCTA shares the longest border with them, so their area stays covered by real polygons;
+      one that shares no border (an island) joins the region ZIP the reference files its code under. Only a
+      ZCTA that is neither (a code the reference does not know, far from the rest) is ignored: its area
+      stays with the Voronoi remnants.
+    * ``zips.region_zip`` of every other located ZIP (PO box, unique, military) becomes the region whose
+      polygon contains its point (preferring its own state, then a real polygon); a point in no polygon
+      keeps the nearest-centroid region; leads filed under a remapped ZIP (``postal_zip``) that followed the
+      old mapping move to the new region (``leads.zip``);
+    * the stored ZIP adjacency (shared borders, sizes) is updated for the shapes that changed, when it was
+      stored (else it is computed on first use, as for Voronoi shapes);
+    * ``meta`` records the files.
+
+    Returns a summary: source, files (per file: file, states, zcta), states_touched, zcta_in_file, zcta_used,
+    zcta_merged, zcta_ignored, voronoi_kept, voronoi_carved, shapes_changed, zips_remapped, leads_moved, adjacency
+    ('updated' or 'deferred'), seconds. The region set (and so every plan's assignment) is unchanged.
     """
     t0 = time.perf_counter()
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(path)
-    zcta = read_zcta(path, simplify_tolerance)
+    paths = _as_paths(paths)
+    if zcta is None:
+        zcta = read_zcta_files(paths, simplify_tolerance)
+    ensure_zip_shapes(store, auto_zcta=False)
     points = region_points(store)
-    region_set = set(points["zip"])
-    used = zcta[zcta["zip"].isin(region_set)].reset_index(drop=True)
-    source = path.name
+    region_state = points.set_index("zip")["state"]
+    ref_state = reference_table().set_index("zip")["state"]
 
-    voronoi = _current_voronoi(store, points)
-    rest = voronoi[~voronoi["zip"].isin(set(used["zip"]))].reset_index(drop=True)
-    rest_geoms, overlapping = _remnants(rest, used["geometry"].to_numpy(), points)
-    real_state = points.set_index("zip")["state"]
-    real = pd.DataFrame(
-        {
-            "zip": used["zip"].to_numpy(),
-            "state": real_state.reindex(used["zip"]).to_numpy(),
-            "source": source,
-            "geometry": used["geometry"].to_numpy(),
-        }
-    )
-    kept = pd.DataFrame({"zip": rest["zip"].to_numpy(), "state": rest["state"].to_numpy(), "source": SOURCE_VORONOI,
-                         "geometry": rest_geoms})
-    shapes = pd.concat([real, kept], ignore_index=True)
-    shapes = shapes[shapes["geometry"].notna()].reset_index(drop=True)
+    zcta = zcta.reset_index(drop=True).copy()
+    known = ref_state.reindex(zcta["zip"]).to_numpy(dtype=object)
+    zcta["state"] = np.where(pd.isna(zcta["state"]), known, zcta["state"])
+    is_region = zcta["zip"].isin(region_state.index).to_numpy()
+    targets = zcta["zip"].to_numpy(dtype=object).copy()
+    targets[~is_region] = _merge_targets(zcta["geometry"].to_numpy()[~is_region],
+                                         zcta["zip"].to_numpy(dtype=object)[~is_region],
+                                         zcta["geometry"].to_numpy()[is_region],
+                                         zcta["zip"].to_numpy(dtype=object)[is_region])
+    zcta["target"] = targets
+    no_state = pd.isna(zcta["state"]) & zcta["target"].notna()
+    zcta.loc[no_state, "state"] = region_state.reindex(zcta.loc[no_state, "target"]).to_numpy()
+    touched = sorted({str(s) for s in zcta["state"].dropna()})
+    pieces = zcta[zcta["target"].notna()]
+    real = pieces.groupby("target", sort=True).agg(
+        source=("file", "first"),
+        geometry=("geometry", lambda s: s.iat[0] if len(s) == 1 else shapely.union_all(s.to_numpy())))
+    real = real.reset_index().rename(columns={"target": "zip"})
+    real["state"] = region_state.reindex(real["zip"]).to_numpy()
+
+    stored = store.zip_tables.shape_table(store)
+    stored["geometry"] = shapely.from_geojson(stored["geojson"].to_numpy(dtype=object))
+    kept = stored[~stored["state"].isin(touched)].drop(columns=["geojson", "area_km2"]).reset_index(drop=True)
+    kept_real = kept["source"] != SOURCE_VORONOI
+    # Pieces of a ZIP split between states: the new pieces replace the part they cover, the rest stays.
+    new_real = real["geometry"].to_numpy()
+    cut_real, _ = _cut(kept.loc[kept_real, "geometry"].to_numpy(), new_real)
+    kept.loc[kept_real, "geometry"] = cut_real
+    joined = _member(real["zip"], kept.loc[kept_real, "zip"])
+    if joined.any():
+        before = kept.loc[kept_real].set_index("zip")["geometry"]
+        real.loc[joined, "geometry"] = [
+            g if before.get(z) is None else shapely.union(before[z], g)
+            for z, g in zip(real.loc[joined, "zip"], real.loc[joined, "geometry"])]
+        kept = kept[~(_member(kept["zip"], real["zip"]) & kept_real)].reset_index(drop=True)
+        kept_real = kept["source"] != SOURCE_VORONOI
+    kept = kept[kept["geometry"].notna()]
+    kept_real = kept["source"] != SOURCE_VORONOI
+
+    fresh_points = points[points["state"].isin(touched) & ~_member(points["zip"], real["zip"])]
+    fresh = build_voronoi_shapes(points[points["state"].isin(touched)])
+    fresh = fresh[_member(fresh["zip"], fresh_points["zip"]) & fresh["geometry"].notna()].assign(source=SOURCE_VORONOI)
+    voronoi = pd.concat([fresh[["zip", "state", "source", "geometry"]],
+                         kept.loc[~kept_real, ["zip", "state", "source", "geometry"]]], ignore_index=True)
+    reals = np.concatenate([real["geometry"].to_numpy(), kept.loc[kept_real, "geometry"].to_numpy()])
+    remnant, emptied = _cut(voronoi["geometry"].to_numpy(), reals)
+    carved = 0
+    if emptied.any():
+        at = points.set_index("zip")[["lat", "lon"]]
+        discs = []
+        for i in np.flatnonzero(emptied):
+            lat, lon = at.loc[voronoi["zip"].iat[i]]
+            remnant[i] = _carve(lat, lon, reals)
+            discs.append(remnant[i])
+        carved = len(discs)
+        # The discs come out of the real polygons, so no two shapes overlap.
+        real["geometry"], _ = _cut(real["geometry"].to_numpy(), np.array(discs, dtype=object))
+        kept_geoms, _ = _cut(kept["geometry"].to_numpy(), np.array(discs, dtype=object))
+        kept = kept.assign(geometry=kept_geoms)
+    voronoi["geometry"] = remnant
+    shapes = pd.concat([real[["zip", "state", "source", "geometry"]],
+                        voronoi,
+                        kept.loc[kept["source"] != SOURCE_VORONOI, ["zip", "state", "source", "geometry"]]],
+                       ignore_index=True)
+    shapes = shapes[shapes["geometry"].notna()].sort_values("zip").reset_index(drop=True)
+    shapes["geometry"] = round_geoms(shapes["geometry"].to_numpy(), DECIMALS)
     geoms = shapes["geometry"].to_numpy()
-    shapes["area_km2"] = shapely.area(project_geoms(shapely.segmentize(geoms, DENSIFY_DEG))) * KM_PER_DEGREE**2
+    geojson = shapely.to_geojson(geoms)
+    before = stored.set_index("zip")
+    changed = before["geojson"].reindex(shapes["zip"]).to_numpy(dtype=object) != geojson
+    area = before["area_km2"].reindex(shapes["zip"]).to_numpy(dtype=float, copy=True)
+    area[changed] = shapely.area(project_geoms(shapely.segmentize(geoms[changed], DENSIFY_DEG))) * KM_PER_DEGREE**2
+    shapes["area_km2"] = area
+    rows = pd.DataFrame({"zip": shapes["zip"].astype(str).to_numpy(), "state": shapes["state"].to_numpy(),
+                         "source": shapes["source"].astype(str).to_numpy(), "area_km2": np.round(area, 3),
+                         "geojson": geojson})
+    edges = sizes = None
+    if store.zip_tables.has_adjacency(store):
+        edges, sizes = _updated_adjacency(store, shapes, changed)
 
     mapping = _point_in_polygon_regions(store, shapes)
+    source = ", ".join(sorted({s for s in shapes["source"] if s != SOURCE_VORONOI})) or SOURCE_VORONOI
+    signature = ";".join(_file_signature(p) for p in paths if p.is_file())
     with store.transaction() as tx:
-        store.zip_tables.write_shapes(tx, _shape_rows(shapes))
+        store.zip_tables.write_shapes(tx, rows, edges, sizes)
         moved = store.zip_tables.apply_region_zips(tx, mapping)
-        _set_meta(store, tx, source, _file_signature(path))
+        _set_meta(store, tx, source, signature)
+    files = [{"file": name, "states": sorted({str(s) for s in g["state"].dropna()}), "zcta": int(len(g))}
+             for name, g in zcta.groupby("file", sort=False)]
     return {
         "source": source,
+        "files": files,
+        "states_touched": touched,
         "zcta_in_file": int(len(zcta)),
-        "zcta_used": int(len(used)),
-        "zcta_ignored": int(len(zcta) - len(used)),
-        "voronoi_kept": int(len(kept)),
-        "voronoi_overlapping": int(overlapping),
+        "zcta_used": int(is_region.sum()),
+        "zcta_merged": int((~is_region & zcta["target"].notna().to_numpy()).sum()),
+        "zcta_ignored": int(zcta["target"].isna().sum()),
+        "voronoi_kept": int((shapes["source"] == SOURCE_VORONOI).sum()),
+        "voronoi_carved": int(carved),
+        "shapes_changed": int(changed.sum()),
         **moved,
+        "adjacency": "updated" if edges is not None else "deferred",
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def _updated_adjacency(store: Store, shapes: pd.DataFrame, changed: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stored shared borders and sizes, redone for the ``changed`` shapes (and their borders with the
+    others): the same rows a full :func:`~terrmap.geo.graph.polygon_adjacency` of ``shapes`` (sorted by zip)
+    gives, in a fraction of its time."""
+    old_edges, old_sizes = store.zip_tables.adjacency_tables(store)
+    zips = shapes["zip"].to_numpy(dtype=object)
+    geoms = shapes["geometry"].to_numpy()
+    changed_zips = set(zips[changed])
+    keep = ~_member(old_edges["a"], changed_zips) & ~_member(old_edges["b"], changed_zips)
+    keep &= _member(old_edges["a"], zips) & _member(old_edges["b"], zips)
+    idx = np.flatnonzero(changed)
+    if len(idx) == 0:
+        return old_edges[keep].reset_index(drop=True), old_sizes[_member(old_sizes["zip"], zips)]
+    _, near = shapely.STRtree(geoms).query(geoms[idx], predicate="intersects")
+    subset = np.unique(np.concatenate([idx, near]))
+    pairs, lengths, area, perimeter = polygon_adjacency(geoms[subset])
+    a, b = zips[subset[pairs[:, 0]]], zips[subset[pairs[:, 1]]]
+    touches = np.array([x in changed_zips or y in changed_zips for x, y in zip(a, b)], dtype=bool)
+    new_edges = pd.DataFrame({"a": a[touches], "b": b[touches], "length_km": lengths[touches]})
+    in_changed = _member(zips[subset], changed_zips)
+    new_sizes = pd.DataFrame({"zip": zips[subset][in_changed], "area_km2": area[in_changed],
+                              "perimeter_km": perimeter[in_changed]})
+    sizes = pd.concat([old_sizes[~_member(old_sizes["zip"], changed_zips) & _member(old_sizes["zip"], zips)], new_sizes],
+                      ignore_index=True)
+    return pd.concat([old_edges[keep], new_edges], ignore_index=True), sizes
 
 
 def _point_in_polygon_regions(store: Store, shapes: pd.DataFrame) -> pd.DataFrame:
