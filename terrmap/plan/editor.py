@@ -304,7 +304,7 @@ class EditorSession:
         p.area = p.area[keep]
         if p.targets is not None:
             p.targets = p.targets[keep]
-        p._components = {int(remap[k]): v for k, v in p._components.items() if k != t}
+        p._pieces = {int(remap[k]): v for k, v in p._pieces.items() if k != t}
         p.k -= 1
         p.undo_stack.clear()
         p.redo_stack.clear()
