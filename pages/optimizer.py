@@ -32,6 +32,7 @@ from terrmap.optimize import (
     moved_accounts,
     rep_seeds,
     save_candidate,
+    water_line,
 )
 from terrmap.plan import list_plans
 
@@ -224,6 +225,7 @@ show = pd.DataFrame({
     "CV": table["cv"] * 100,
     "Within tolerance": table["within_tolerance"],
     "Contiguous": table["contiguous"].astype(str) + f" / {res.n_territories}",
+    "By water": table["in_pieces_by_water"],
     "Cut edges": table["cut_edge_share"] * 100,
     "Polsby-Popper (mean)": table["mean_polsby_popper"],
     "Seconds": table["seconds"],
@@ -235,6 +237,11 @@ if res.mode == "rebalance":
     show.insert(7, "Regions moved", table["moved_regions"])
 pct = st.column_config.NumberColumn(format="%.1f%%")
 st.dataframe(show, hide_index=True, width="stretch", column_config={
+    "Contiguous": st.column_config.TextColumn(
+        help="Territories in one piece on the map; a territory joined only across water (an island, a bay, a "
+             "lake) counts as one piece, and is also counted under By water."),
+    "By water": st.column_config.NumberColumn(
+        help="Territories one piece only thanks to a water crossing: on land they are in several pieces."),
     "Max deviation": pct, "CV": pct, "Cut edges": pct, "Potential moved": pct, "Customers moved": pct,
     "Polsby-Popper (mean)": st.column_config.NumberColumn(format="%.3f"),
     "Seconds": st.column_config.NumberColumn(format="%.2f"),
@@ -244,6 +251,9 @@ names = [c.name for c in res.candidates]
 pick = st.radio("Candidate", names, horizontal=True, key="opt_pick",
                 format_func=lambda n: n + ("  (recommended)" if n == names[0] else ""))
 cand = res.candidate(pick)
+water_text = water_line(res.water_report(pick))
+if water_text:
+    st.caption(ui.md(water_text))
 
 
 @st.cache_resource(max_entries=6, show_spinner="Drawing the territories…")

@@ -360,6 +360,11 @@ class EditorSession:
             "change_since_save": col[measure] - saved_totals,
         })
 
+    def water_report(self) -> pd.DataFrame:
+        """The territories in pieces by water, with their shortest water crossing
+        (:func:`terrmap.plan.partition.water_report`)."""
+        return self.plan.water_report(self.terr["name"].to_numpy())
+
     def summary(self, measure: str = "potential") -> dict:
         s = summary_of(self.plan, measure, self.chosen_targets())
         s["unsaved_edits"] = len(self.pending)

@@ -160,16 +160,9 @@ class Plan:
         """:class:`terrmap.plan.metrics.Pieces` per territory."""
         return {t: self._pieces[t] for t in range(self.k)}
 
-    def water_crossings(self, t: int) -> pd.DataFrame:
-        """The bridges inside territory ``t`` (what joins its land pieces): region_a, region_b, km, shortest
-        first."""
-        g = self.graph
-        e = g.edges[g.bridge_edges]
-        inside = (self.assignment[e[:, 0]] == t) & (self.assignment[e[:, 1]] == t)
-        ids = g.region_ids
-        out = pd.DataFrame({"region_a": [ids[i] for i in e[inside, 0]], "region_b": [ids[i] for i in e[inside, 1]],
-                            "km": g.bridge_km[inside]})
-        return out.sort_values("km", kind="stable").reset_index(drop=True)
+    def water_report(self, names) -> pd.DataFrame:
+        """The territories in pieces by water (see :func:`water_report`)."""
+        return water_report(self.graph, self.assignment, self.pieces(), names)
 
     def summary(self, measure: str = "potential") -> dict:
         """Plan-level metrics on one measure (see :mod:`terrmap.plan.metrics` for the formulas)."""
@@ -186,6 +179,30 @@ class Plan:
             "mean_polsby_popper": float(pp[self.region_counts > 0].mean()) if (self.region_counts > 0).any() else 0.0,
             "unassigned": int(np.sum(self.assignment < 0)),
         }
+
+
+def water_report(graph, assignment: np.ndarray, pieces: dict[int, metrics.Pieces], names) -> pd.DataFrame:
+    """One row per territory in pieces by water: territory (its name from ``names[t]``), territory_index,
+    pieces (N land pieces) and the shortest bridge inside it (region_a, region_b, km centroid to centroid)."""
+    cols = ["territory", "territory_index", "pieces", "region_a", "region_b", "km"]
+    water = sorted(t for t, p in pieces.items() if p.by_water)
+    if not water:
+        return pd.DataFrame(columns=cols)
+    e = graph.edges[graph.bridge_edges]
+    ta, tb = assignment[e[:, 0]], assignment[e[:, 1]]
+    inside = np.flatnonzero((ta == tb) & np.isin(ta, water))
+    inside = inside[np.argsort(graph.bridge_km[inside], kind="stable")]
+    shortest: dict[int, int] = {}
+    for k in inside.tolist():
+        shortest.setdefault(int(ta[k]), k)
+    ids = graph.region_ids
+    rows = []
+    for t in water:
+        k = shortest.get(t)
+        rows.append({"territory": str(names[t]), "territory_index": t, "pieces": pieces[t].by_water,
+                     "region_a": None if k is None else ids[e[k, 0]], "region_b": None if k is None else ids[e[k, 1]],
+                     "km": np.nan if k is None else float(graph.bridge_km[k])})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def merge_assignments(base: pd.DataFrame, mine: pd.DataFrame, theirs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
