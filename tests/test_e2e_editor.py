@@ -89,6 +89,9 @@ def _open_editor(page, app_url, area: str = AREA) -> object:
         "els => els.filter(e => [e, ...e.querySelectorAll('*')].some(x => x.scrollWidth > x.clientWidth + 1))"
         ".map(e => e.innerText)")
     assert not cut_short, f"KPI labels cut short: {cut_short}"
+    # The demo's national plan has territories joined only across water (keys, islands, the Straits of Mackinac).
+    expect(page.locator(KPIS)).to_contain_text(re.compile(r"In pieces by water: .+ \(\d+: \S+ ↔ \S+ across water, "
+                                                          r"[\d,]+ km\)"))
     expect(page.locator(TABLE)).to_contain_text(EVIL)  # the malicious territory name, shown as text
     return frame
 
