@@ -20,6 +20,7 @@ from terrmap.app.map_data import STATE_NAMES, MapData
 from terrmap.app.maps import build_map
 from terrmap.app.optimizer_map import candidate_map_data
 from terrmap.geo import parse_layer
+from terrmap.geo.graph import bridge_table
 from terrmap.optimize import (
     MEASURE_LABELS,
     MEASURES,
@@ -217,6 +218,13 @@ st.subheader("Candidates")
 st.caption(f"{res.instance.n:,} regions into {res.n_territories} territories in {res.seconds:.1f} s. {status}")
 for note in res.notes:
     st.caption("· " + ui.md(note))
+if res.bridges:
+    with st.expander(f"Water crossings ({len(res.bridges):,})", expanded=False):
+        st.caption("Where land is split by water (islands, bays, lakes) the regions facing each other across it "
+                   "are linked, so a territory may hold both shores; it is then reported in pieces by water.")
+        st.dataframe(bridge_table(res.instance.graph), hide_index=True, width="stretch", column_config={
+            "region_a": "Region", "region_b": "Across water",
+            "km": st.column_config.NumberColumn("km", format="%.1f", help="Centre to centre of the two regions.")})
 
 table = res.table()
 show = pd.DataFrame({
