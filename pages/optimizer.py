@@ -20,6 +20,7 @@ from terrmap.app.map_data import STATE_NAMES, MapData
 from terrmap.app.maps import build_map
 from terrmap.app.optimizer_map import candidate_map_data
 from terrmap.geo import parse_layer
+from terrmap.geo.graph import bridge_table
 from terrmap.optimize import (
     MEASURE_LABELS,
     MEASURES,
@@ -32,6 +33,7 @@ from terrmap.optimize import (
     moved_accounts,
     rep_seeds,
     save_candidate,
+    water_line,
 )
 from terrmap.plan import list_plans
 
@@ -216,6 +218,13 @@ st.subheader("Candidates")
 st.caption(f"{res.instance.n:,} regions into {res.n_territories} territories in {res.seconds:.1f} s. {status}")
 for note in res.notes:
     st.caption("· " + ui.md(note))
+if res.bridges:
+    with st.expander(f"Water crossings ({len(res.bridges):,})", expanded=False):
+        st.caption("Where land is split by water (islands, bays, lakes) the regions facing each other across it "
+                   "are linked, so a territory may hold both shores; it is then reported in pieces by water.")
+        st.dataframe(bridge_table(res.instance.graph), hide_index=True, width="stretch", column_config={
+            "region_a": "Region", "region_b": "Across water",
+            "km": st.column_config.NumberColumn("km", format="%.1f", help="Centre to centre of the two regions.")})
 
 table = res.table()
 show = pd.DataFrame({
@@ -224,6 +233,7 @@ show = pd.DataFrame({
     "CV": table["cv"] * 100,
     "Within tolerance": table["within_tolerance"],
     "Contiguous": table["contiguous"].astype(str) + f" / {res.n_territories}",
+    "By water": table["in_pieces_by_water"],
     "Cut edges": table["cut_edge_share"] * 100,
     "Polsby-Popper (mean)": table["mean_polsby_popper"],
     "Seconds": table["seconds"],
@@ -235,6 +245,11 @@ if res.mode == "rebalance":
     show.insert(7, "Regions moved", table["moved_regions"])
 pct = st.column_config.NumberColumn(format="%.1f%%")
 st.dataframe(show, hide_index=True, width="stretch", column_config={
+    "Contiguous": st.column_config.TextColumn(
+        help="Territories in one piece on the map; a territory joined only across water (an island, a bay, a "
+             "lake) counts as one piece, and is also counted under By water."),
+    "By water": st.column_config.NumberColumn(
+        help="Territories one piece only thanks to a water crossing: on land they are in several pieces."),
     "Max deviation": pct, "CV": pct, "Cut edges": pct, "Potential moved": pct, "Customers moved": pct,
     "Polsby-Popper (mean)": st.column_config.NumberColumn(format="%.3f"),
     "Seconds": st.column_config.NumberColumn(format="%.2f"),
@@ -244,6 +259,9 @@ names = [c.name for c in res.candidates]
 pick = st.radio("Candidate", names, horizontal=True, key="opt_pick",
                 format_func=lambda n: n + ("  (recommended)" if n == names[0] else ""))
 cand = res.candidate(pick)
+water_text = water_line(res.water_report(pick))
+if water_text:
+    st.caption(ui.md(water_text))
 
 
 @st.cache_resource(max_entries=6, show_spinner="Drawing the territories…")

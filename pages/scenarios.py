@@ -95,7 +95,8 @@ st.dataframe(
             help="Largest gap between a territory's revenue potential and its target (set target, else an equal "
                  "share), in % of the target. Lower is more balanced."),
         "non_contiguous": st.column_config.NumberColumn(
-            "Non-contiguous", help="Territories in more than one piece. 0 is best."),
+            "Non-contiguous", help="Territories in more than one piece on the map, even counting crossings of "
+                                   "water (islands, bays, lakes). 0 is best."),
         "author": st.column_config.TextColumn("Last change by", help="Author of the latest saved version."),
         "updated_at": st.column_config.DatetimeColumn("Updated", format="YYYY-MM-DD HH:mm"),
     },

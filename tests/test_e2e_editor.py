@@ -89,6 +89,9 @@ def _open_editor(page, app_url, area: str = AREA) -> object:
         "els => els.filter(e => [e, ...e.querySelectorAll('*')].some(x => x.scrollWidth > x.clientWidth + 1))"
         ".map(e => e.innerText)")
     assert not cut_short, f"KPI labels cut short: {cut_short}"
+    # The demo's national plan has territories joined only across water (keys, islands, the Straits of Mackinac).
+    expect(page.locator(KPIS)).to_contain_text(re.compile(r"In pieces by water: .+ \(\d+: \S+ ↔ \S+ across water, "
+                                                          r"[\d,]+ km\)"))
     expect(page.locator(TABLE)).to_contain_text(EVIL)  # the malicious territory name, shown as text
     return frame
 
@@ -312,9 +315,9 @@ def test_region_locator_and_territory_edits(demo_store):
     assert len(ses.terr) == n_before - 1 and tid not in ses.terr["territory_id"].tolist()
     assert report.regions and all(ses.assignment_of(report.regions)[r] is None for r in report.regions)
     p = ses.plan
-    snap = (p.totals.copy(), p.region_counts.copy(), p.cut_edges, p.perimeter.copy(), dict(p._components))
+    snap = (p.totals.copy(), p.region_counts.copy(), p.cut_edges, p.perimeter.copy(), dict(p._pieces))
     p._recompute()  # incremental tallies after the delete match a full recomputation
     np.testing.assert_allclose(snap[0], p.totals)
-    assert (snap[1] == p.region_counts).all() and snap[2] == p.cut_edges and snap[4] == p._components
+    assert (snap[1] == p.region_counts).all() and snap[2] == p.cut_edges and snap[4] == p._pieces
     np.testing.assert_allclose(snap[3], p.perimeter)
     assert ses.balance_table().shape[0] == n_before - 1

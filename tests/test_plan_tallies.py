@@ -36,6 +36,7 @@ def assert_matches_scratch(plan: Plan):
     np.testing.assert_allclose(plan.perimeter, ref.perimeter, atol=1e-6)
     np.testing.assert_allclose(plan.area, ref.area, atol=1e-6)
     np.testing.assert_array_equal(plan.components(), ref.components())
+    np.testing.assert_array_equal(plan.land_pieces(), ref.land_pieces())
     # ... and the reference itself agrees with the plain metric functions.
     a = plan.assignment
     assert ref.cut_edges == int(np.sum(a[plan.graph.edges[:, 0]] != a[plan.graph.edges[:, 1]]))

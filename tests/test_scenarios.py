@@ -371,12 +371,18 @@ def test_contiguity_and_compactness_match_networkx(demo_store):
         nxg = nx.Graph()
         nxg.add_nodes_from(range(g.n))
         nxg.add_edges_from(g.edges.tolist())
+        land = nx.Graph()  # the raw adjacency: shared borders only, no bridges
+        land.add_nodes_from(range(g.n))
+        land.add_edges_from(g.edges[~g.is_bridge].tolist())
         terr_of = asg.reindex(ids).to_numpy()
-        pieces = {}
+        pieces, land_pieces = {}, {}
         for t in pd.unique(terr_of[~pd.isna(terr_of)]):
             members = [i for i in range(g.n) if terr_of[i] == t]
             pieces[t] = nx.number_connected_components(nxg.subgraph(members))
+            land_pieces[t] = nx.number_connected_components(land.subgraph(members))
         assert cmp.plan_metrics.loc["non_contiguous", side] == sum(v > 1 for v in pieces.values())
+        assert cmp.plan_metrics.loc["in_pieces_by_water", side] == sum(
+            pieces[t] == 1 and land_pieces[t] > 1 for t in pieces)
         cut = sum(1 for i, j in g.edges.tolist() if terr_of[i] != terr_of[j])
         assert cmp.plan_metrics.loc["cut_edge_share", side] == pytest.approx(cut / len(g.edges), rel=1e-12)
     assert cmp.plan_metrics.loc["non_contiguous", "delta"] == (

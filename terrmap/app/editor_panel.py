@@ -37,6 +37,7 @@ from terrmap.app.map_data import MAX_REGIONS, STATE_NAMES, map_data
 from terrmap.data.plans import rep_names
 from terrmap.data.zip_groups import county_choices
 from terrmap.measures import fmt_int, fmt_money, fmt_pct, fmt_value
+from terrmap.optimize.explain import water_line
 from terrmap.plan import PlanInfo, get_plan, palette_color
 from terrmap.plan.editor import BALANCE_MEASURES
 from terrmap.plan.editor_state import ERASER, EditorState
@@ -391,7 +392,10 @@ KPIS = [
     ("cv", "Spread (CV)", lambda v: f"{v:.2f}", _three_decimals, True,
      "Coefficient of variation of the territories' totals (standard deviation / mean)."),
     ("unassigned", "Unassigned", fmt_int, _signed_int, True, "Regions of the plan in no territory."),
-    ("non_contiguous", "In pieces", fmt_int, _signed_int, True, "Territories that are not one connected area."),
+    ("non_contiguous", "In pieces", fmt_int, _signed_int, True,
+     "Territories split on the map: not one connected area even when crossings of water (to an island, across a "
+     "bay or a lake) join their parts. A territory joined only across water is listed under the tiles as in "
+     "pieces by water, not counted here."),
     ("mean_polsby_popper", "Compactness", lambda v: f"{v:.3f}", _three_decimals, False,
      "Mean Polsby-Popper score (1 = a disc; higher is more compact)."),
     ("cut_edge_share", "Cut edges", lambda v: f"{v:.1%}", _points, True,
@@ -417,6 +421,11 @@ def kpi_tiles(state: EditorState, measure: str, table: pd.DataFrame) -> None:
         if len(pieces):
             st.caption("In several pieces: " + ", ".join(f"{ui.md(r.territory)} ({int(r.pieces)})"
                                                          for r in pieces.itertuples()))
+        water = water_line(state.session.water_report())
+        if water:
+            st.caption(ui.md(water), help="Territories whose land is in N pieces that only a crossing of water "
+                                          "(an island, a bay, a lake) joins: the shortest crossing, between the "
+                                          "centres of the two regions it links.")
 
 
 def balance_frame(table: pd.DataFrame, measure: str) -> pd.DataFrame:

@@ -7,11 +7,16 @@ outside the plan), plus a CSR adjacency matrix and, per region, its incident
 edge ids (for incremental updates).
 
 Islands: regions with no neighbour inside the plan, or groups of regions cut
-off from the rest (a populated valley among empty cells), would make every
-territory that touches them non-contiguous. :func:`bridge_components` links
-each such piece to the pieces it faces across empty land (Delaunay neighbours)
-and to its nearest region elsewhere with zero-length "bridge" edges, and
-records them so reports can say which regions were bridged.
+off from the rest (on complete layers: land split by water, e.g. Michigan's
+Upper Peninsula, Catalina island, barrier islands), would leave the optimizer
+no contiguous plan. :func:`bridge_components` links each such piece to the
+pieces it faces across the gap (Delaunay neighbours) and to its nearest region
+elsewhere with zero-length "bridge" edges. The graph knows which edges are
+bridges (``is_bridge``, the distance each one spans in ``bridge_km``) and keeps
+a land-only adjacency (``land_adjacency``: shared borders / grid neighbours), so
+a territory spanning a bridge is reported "in N pieces by water"
+(:func:`terrmap.plan.metrics.territory_pieces`), never silently contiguous;
+:func:`bridge_table` lists the bridges for reports.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ from dataclasses import dataclass, field
 
 import h3
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay, QhullError, cKDTree
 
-from terrmap.geo.distance import KM_PER_DEGREE
+from terrmap.geo.distance import KM_PER_DEGREE, haversine_km
 from terrmap.geo.zipdata import project
 
 
@@ -37,21 +43,34 @@ class RegionGraph:
     area: np.ndarray  # (n,) km^2
     outer_length: np.ndarray  # (n,) km of border with the outside
     centroids: np.ndarray  # (n, 2) lat, lon
-    bridges: list[tuple[str, str]] = field(default_factory=list)
+    bridges: list[tuple[str, str]] = field(default_factory=list)  # region ids of each bridge, in edge order
+    is_bridge: np.ndarray | None = None  # (E,) bool: a bridge edge (None: the edges named in ``bridges``)
 
     def __post_init__(self):
         n = len(self.region_ids)
         e = np.asarray(self.edges, dtype=np.int64).reshape(-1, 2)
         self.edges = e
-        data = np.ones(2 * len(e), dtype=np.int8)
+        self.index = {r: i for i, r in enumerate(self.region_ids)}
+        if self.is_bridge is None:
+            named = {frozenset((self.index[a], self.index[b])) for a, b in self.bridges}
+            self.is_bridge = np.array([frozenset(p) in named for p in e.tolist()], dtype=bool) if named else \
+                np.zeros(len(e), dtype=bool)
+        self.is_bridge = np.asarray(self.is_bridge, dtype=bool).reshape(len(e))
+        self.bridge_edges = np.flatnonzero(self.is_bridge)
+        self.bridges = [(self.region_ids[a], self.region_ids[b]) for a, b in e[self.bridge_edges].tolist()]
+        c = np.asarray(self.centroids, dtype=float).reshape(-1, 2)
+        be = e[self.bridge_edges]
+        # km each bridge spans, centroid to centroid (aligned with bridge_edges and bridges)
+        self.bridge_km = haversine_km(c[be[:, 0], 0], c[be[:, 0], 1], c[be[:, 1], 0], c[be[:, 1], 1]) \
+            if len(be) else np.zeros(0)
+        self.adjacency = _csr(e, n)
+        # Real shared borders / grid neighbours only: what "one piece on the map" is counted on.
+        self.land_adjacency = _csr(e[~self.is_bridge], n) if len(be) else self.adjacency
         rows = np.concatenate([e[:, 0], e[:, 1]])
-        cols = np.concatenate([e[:, 1], e[:, 0]])
-        self.adjacency = sp.csr_matrix((data, (rows, cols)), shape=(n, n))
         edge_ids = np.concatenate([np.arange(len(e)), np.arange(len(e))])
         order = np.argsort(rows, kind="stable")
         self._incident_ptr = np.searchsorted(rows[order], np.arange(n + 1))
         self._incident = edge_ids[order]
-        self.index = {r: i for i, r in enumerate(self.region_ids)}
 
     @property
     def n(self) -> int:
@@ -68,6 +87,22 @@ class RegionGraph:
     def neighbors(self, i: int) -> np.ndarray:
         a = self.adjacency
         return a.indices[a.indptr[i] : a.indptr[i + 1]]
+
+
+def _csr(edges: np.ndarray, n: int) -> sp.csr_matrix:
+    """Symmetric 0/1 adjacency matrix of undirected edges (i, j)."""
+    data = np.ones(2 * len(edges), dtype=np.int8)
+    rows = np.concatenate([edges[:, 0], edges[:, 1]])
+    cols = np.concatenate([edges[:, 1], edges[:, 0]])
+    return sp.csr_matrix((data, (rows, cols)), shape=(n, n))
+
+
+def bridge_table(graph: RegionGraph) -> pd.DataFrame:
+    """The graph's bridges for reports: region_a, region_b, km (centroid to centroid), shortest first."""
+    a = [x for x, _ in graph.bridges]
+    b = [y for _, y in graph.bridges]
+    out = pd.DataFrame({"region_a": a, "region_b": b, "km": np.asarray(graph.bridge_km, dtype=float)})
+    return out.sort_values("km", kind="stable").reset_index(drop=True)
 
 
 # Pieces whose regions are Delaunay neighbours at most this many typical region spacings apart (median
@@ -136,7 +171,7 @@ def bridge_components(graph: RegionGraph) -> RegionGraph:
     lengths = np.concatenate([graph.edge_length, np.zeros(len(new_edges))])
     return RegionGraph(
         graph.region_ids, edges, lengths, graph.area, graph.outer_length, graph.centroids,
-        bridges=graph.bridges + [(graph.region_ids[a], graph.region_ids[b]) for a, b in new_edges],
+        is_bridge=np.concatenate([graph.is_bridge, np.ones(len(new_edges), dtype=bool)]),
     )
 
 

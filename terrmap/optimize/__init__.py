@@ -32,7 +32,8 @@ that no move may increase. Constraints that always hold: every territory is
 contiguous on the region adjacency graph (islands and regions with no land
 neighbour are joined to the regions they face across empty land and to their
 nearest region by zero-length *bridge* edges,
-see :mod:`terrmap.geo.graph`; the result lists them), locked regions stay in
+see :mod:`terrmap.geo.graph`; the result lists them, and a territory that reaches across one is reported
+"in N pieces by water", :func:`terrmap.plan.metrics.territory_pieces`), locked regions stay in
 their territory, a seeded territory contains its seed region (a rep's home),
 and no territory is empty.
 
@@ -112,7 +113,7 @@ API (spopt-like)::
 """
 
 from terrmap.optimize.budget import PHASES, Budget, Phases
-from terrmap.optimize.explain import MoveRecord
+from terrmap.optimize.explain import MoveRecord, water_line
 from terrmap.optimize.instance import (
     LOWER_48_EXCLUDED,
     MEASURE_LABELS,
@@ -137,6 +138,7 @@ from terrmap.optimize.results import (
 )
 
 __all__ = [
+    "water_line",
     "LIMIT_WEIGHT", "LOWER_48_EXCLUDED", "MEASURES", "MEASURE_LABELS", "PHASES", "WORKLOAD_CUSTOMER_WEIGHT", "Budget",
     "Candidate", "InfeasibleError", "Instance", "MoveRecord", "Objective", "OptimizeResult", "Optimizer", "Phases",
     "cached_instance", "candidate_plan", "explain_moves", "load_instance", "moved_accounts", "parse_balance",

@@ -3,6 +3,8 @@ record: the measure it helped and the deviations before and after); the English 
 in one place, when an explanation is shown.
 
 A rendered reason names the territories as ``{src}`` and ``{dst}``; :func:`describe` fills them in.
+:func:`water_line` is the one sentence for territories "in N pieces by water" (the optimizer page and the
+editor show the same words).
 """
 
 from __future__ import annotations
@@ -132,3 +134,17 @@ def describe(move: MoveRecord, src_name: str, dst_name: str) -> str:
 def swapped(reason: Swap) -> Swap:
     """The other half of an exchange."""
     return replace(reason, reverse=not reason.reverse)
+
+
+def water_piece(territory: str, pieces: int, region_a: str | None, region_b: str | None, km: float | None) -> str:
+    """One territory in pieces by water: its name, N, and the shortest water crossing inside it, e.g.
+    "Detroit (2: 49757 ↔ 49701 across water, 8 km)"."""
+    if region_a is None or km is None or km != km:  # NaN: no crossing known
+        return f"{territory} ({pieces})"
+    return f"{territory} ({pieces}: {region_a} ↔ {region_b} across water, {km:,.0f} km)"
+
+
+def water_line(rows) -> str:
+    """"In pieces by water: ..." for rows with territory, pieces, region_a, region_b, km ("" when none)."""
+    parts = [water_piece(r.territory, int(r.pieces), r.region_a, r.region_b, r.km) for r in rows.itertuples()]
+    return "In pieces by water: " + ", ".join(parts) if parts else ""

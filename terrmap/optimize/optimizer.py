@@ -299,9 +299,9 @@ class Optimizer:
         state = self.search_state(fixed)
         notes: list[str] = []
         if self.inst.graph.bridges:
-            notes.append(f"{len(self.inst.graph.bridges)} bridge edge(s) join islands and regions with no neighbour "
-                         "to the regions they face across water or empty land; contiguity counts them, so a territory "
-                         "may reach across one")
+            notes.append(f"{len(self.inst.graph.bridges)} bridge edge(s) join land split by water (islands, bays, "
+                         "lakes) to the regions it faces; a territory may reach across one, and is then reported "
+                         "in pieces by water, not as one piece")
         if self.mode == "scratch":
             cands = run_scratch(state, seeds, notes, compactness=self.compactness)
         else:

@@ -15,6 +15,7 @@ from terrmap.geo import parse_layer
 from terrmap.optimize.explain import MoveRecord, describe
 from terrmap.optimize.instance import MEASURES, Instance, load_instance
 from terrmap.plan import PlanInfo, Territory, create_plan, distinct_colors, metrics
+from terrmap.plan.partition import water_report
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -56,6 +57,14 @@ class OptimizeResult:
     def bridges(self) -> list[tuple[str, str]]:
         return list(self.instance.graph.bridges)
 
+    def water_report(self, which: int | str = 0) -> pd.DataFrame:
+        """The candidate's territories in pieces by water, with the shortest crossing each
+        (see :func:`terrmap.plan.partition.water_report`)."""
+        c = self.candidate(which)
+        pieces = metrics.territory_pieces(self.instance.graph.adjacency, self.instance.graph.land_adjacency,
+                                          c.labels_, np.arange(self.n_territories))
+        return water_report(self.instance.graph, c.labels_, pieces, self.territory_names)
+
     @property
     def region_ids(self) -> list[str]:
         return self.instance.region_ids
@@ -94,6 +103,7 @@ class OptimizeResult:
             "territories": self.n_territories, "balance": self.balance, "tolerance": self.tolerance,
             "territory_names": dict(zip(map(str, self.territory_ids), self.territory_names)),
             "candidate": c.name, **s, "status": self.status, "bridges": len(self.bridges), "notes": self.notes,
+            "water_pieces": self.water_report(which).drop(columns="territory_index").to_dict("records"),
             "seconds_total": round(self.seconds, 3),
             "candidates": [{"name": x.name, **{k: v for k, v in x.scores.items() if not isinstance(v, dict)}}
                            for x in self.candidates],
@@ -106,9 +116,7 @@ def plan_scores(s: SearchState, seconds: float) -> dict:
     g = s.g
     T = s.T
     dev = s.obj.dev(T)
-    # Pieces per territory (same count as metrics.components_per_territory, in one pass over the edges).
-    pieces = np.unique(np.column_stack([lab, s.pieces(lab)]), axis=0)
-    comps = dict(enumerate(np.bincount(pieces[:, 0], minlength=s.k).tolist()))
+    pieces = metrics.territory_pieces(g.adjacency, g.land_adjacency, lab, np.arange(s.k))  # as the editor counts
     per = metrics.territory_perimeters(g.edges, g.edge_length, g.outer_length, lab, s.k)
     area = np.bincount(lab, weights=g.area, minlength=s.k)
     pp = metrics.polsby_popper(area, per)
@@ -122,8 +130,9 @@ def plan_scores(s: SearchState, seconds: float) -> dict:
         "max_deviation_by_measure": mdev,
         "cv": metrics.coefficient_of_variation(T[:, MEASURES.index(primary)]),
         "within_tolerance": bool(within),
-        "contiguous": int(sum(1 for c in comps.values() if c == 1)),
-        "non_contiguous": int(sum(1 for c in comps.values() if c != 1)),
+        "contiguous": int(sum(1 for p in pieces.values() if p.contiguous)),  # water crossings allowed
+        "non_contiguous": int(sum(1 for p in pieces.values() if not p.contiguous)),
+        "in_pieces_by_water": int(sum(1 for p in pieces.values() if p.by_water)),
         "cut_edge_share": metrics.cut_edge_share(g.edges, lab),
         "mean_polsby_popper": float(pp.mean()),
         "min_polsby_popper": float(pp.min()),

@@ -304,7 +304,7 @@ class EditorSession:
         p.area = p.area[keep]
         if p.targets is not None:
             p.targets = p.targets[keep]
-        p._components = {int(remap[k]): v for k, v in p._components.items() if k != t}
+        p._pieces = {int(remap[k]): v for k, v in p._pieces.items() if k != t}
         p.k -= 1
         p.undo_stack.clear()
         p.redo_stack.clear()
@@ -359,6 +359,11 @@ class EditorSession:
             "pieces": p.components(),
             "change_since_save": col[measure] - saved_totals,
         })
+
+    def water_report(self) -> pd.DataFrame:
+        """The territories in pieces by water, with their shortest water crossing
+        (:func:`terrmap.plan.partition.water_report`)."""
+        return self.plan.water_report(self.terr["name"].to_numpy())
 
     def summary(self, measure: str = "potential") -> dict:
         s = summary_of(self.plan, measure, self.chosen_targets())

@@ -7,8 +7,14 @@ territory t's total of a measure m (leads, potential, ...).
   target is the mean ``sum(m) / K`` unless set per territory.
 * **Balance** of a plan: ``max_t |dev_t|`` and the coefficient of variation
   ``std(m_t) / mean(m_t)`` (population std over territories).
-* **Contiguity**: the number of connected components of each territory's
-  regions on the region adjacency graph (1 = contiguous).
+* **Contiguity** (:func:`territory_pieces`, the one definition the editor, the
+  optimizer's scores and the scenario comparison share): a territory's
+  *pieces* are the connected components of its regions on the *land*
+  adjacency (shared borders, grid neighbours). It is *contiguous* when it is
+  one piece on the full graph, where bridges join land split by water
+  (islands, a bay, a lake); one that is one piece only thanks to bridges is
+  "in N pieces by water" (N = its land pieces). Split even across water: not
+  contiguous.
 * **Compactness**: Polsby-Popper ``4 pi A / P^2`` of each dissolved territory,
   where P sums the border lengths a territory shares with other territories or
   the outside (precomputed per adjacency edge, so no polygons are dissolved),
@@ -18,6 +24,8 @@ territory t's total of a measure m (leads, potential, ...).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,17 +54,76 @@ def coefficient_of_variation(totals: np.ndarray) -> float:
     return float(totals.std() / mean) if mean > 0 else 0.0
 
 
+class Pieces(NamedTuple):
+    """How many pieces a territory is in: on land (shared borders / grid neighbours) and once bridges across
+    water join them. An empty territory is in 0 pieces (and not contiguous)."""
+
+    land: int
+    joined: int
+
+    @property
+    def contiguous(self) -> bool:
+        """One piece on the map, water crossings allowed."""
+        return self.joined == 1
+
+    @property
+    def by_water(self) -> int:
+        """N when the territory is "in N pieces by water" (one piece only thanks to bridges), else 0."""
+        return self.land if self.joined == 1 and self.land > 1 else 0
+
+
+def territory_pieces(adjacency: sp.csr_matrix, land_adjacency: sp.csr_matrix, assignment: np.ndarray,
+                     territories: np.ndarray) -> dict[int, Pieces]:
+    """:class:`Pieces` of each territory in ``territories``: connected components of its regions on
+    ``land_adjacency``, and on ``adjacency`` (land plus bridges; the same matrix when the graph has none).
+
+    One pass over the members of all the territories asked for; the full graph is only consulted for
+    territories in more than one land piece (one land piece is one piece whatever the bridges)."""
+    territories = np.asarray(territories, dtype=np.int64).reshape(-1)
+    assignment = np.asarray(assignment)
+    land = _pieces_per_territory(land_adjacency, assignment, territories)
+    joined = dict(land)
+    split = np.array([t for t, c in land.items() if c > 1], dtype=np.int64)
+    if split.size and land_adjacency is not adjacency:
+        joined.update(_pieces_per_territory(adjacency, assignment, split))
+    return {t: Pieces(land[t], joined[t]) for t in territories.tolist()}
+
+
+def _pieces_per_territory(adjacency: sp.csr_matrix, assignment: np.ndarray, territories: np.ndarray) -> dict[int, int]:
+    """Connected components of each territory's regions on ``adjacency`` (0 for an empty territory)."""
+    counts = dict.fromkeys(territories.tolist(), 0)
+    if territories.size == 0:
+        return counts
+    inside = assignment == territories[0] if territories.size == 1 else np.isin(assignment, territories)
+    members = np.flatnonzero(inside)
+    if members.size == 0:
+        return counts
+    lab = assignment[members]
+    sub = adjacency[members][:, members].tocoo()
+    same = lab[sub.row] == lab[sub.col]  # edges inside one territory only
+    m = members.size
+    inner = sp.csr_matrix((np.ones(int(same.sum()), dtype=np.int8), (sub.row[same], sub.col[same])), shape=(m, m))
+    _, comp = connected_components(inner, directed=False)
+    _, first = np.unique(comp, return_index=True)  # one region per piece; each piece lies in one territory
+    terr, n = np.unique(lab[first], return_counts=True)
+    counts.update(zip(terr.tolist(), n.tolist()))
+    return counts
+
+
 def components_per_territory(adjacency: sp.csr_matrix, assignment: np.ndarray, territories: np.ndarray) -> dict[int, int]:
-    """Number of connected pieces of each territory in ``territories`` (0 for an empty one)."""
-    out = {}
-    for t in np.asarray(territories).tolist():
-        members = np.flatnonzero(assignment == t)
-        if members.size == 0:
-            out[t] = 0
-            continue
-        sub = adjacency[members][:, members]
-        out[t] = int(connected_components(sub, directed=False, return_labels=False))
-    return out
+    """Number of connected pieces of each territory in ``territories`` on ``adjacency`` (0 for an empty one).
+
+    On a bridged region graph this is :attr:`Pieces.joined`; use :func:`territory_pieces` for the verdict."""
+    return _pieces_per_territory(adjacency, np.asarray(assignment), np.asarray(territories, dtype=np.int64).reshape(-1))
+
+
+def water_summary(pieces: dict[int, Pieces]) -> dict:
+    """Plan-level contiguity: ``non_contiguous`` (territories with regions, split even across water),
+    ``in_pieces_by_water`` (territories one piece only thanks to bridges) and ``water_pieces``
+    (territory -> its N land pieces, for those)."""
+    water = {t: p.by_water for t, p in pieces.items() if p.by_water}
+    return {"non_contiguous": sum(1 for p in pieces.values() if p.joined > 1),
+            "in_pieces_by_water": len(water), "water_pieces": water}
 
 
 def cut_edge_share(edges: np.ndarray, assignment: np.ndarray) -> float:

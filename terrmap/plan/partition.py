@@ -29,7 +29,8 @@ class Plan:
     ``measures`` (leads, potential, ...). Every flip updates the per-territory
     totals, region counts, cut edges and perimeters from the moved regions and
     their incident edges only, so a move costs O(moved regions), not O(plan).
-    Contiguity is recounted for the territories a move touched only.
+    Contiguity (:func:`terrmap.plan.metrics.territory_pieces`: pieces on land, and across water) is
+    recounted for the territories a move touched only.
     ``offsets`` (k, m), added to the totals, hold what a territory owns whatever
     its regions (named accounts pinned to it). GerryChain's Partition + updaters
     inspired the design.
@@ -64,7 +65,7 @@ class Plan:
         self.cut_edges = int(np.sum(ea != eb))
         self.perimeter = metrics.territory_perimeters(g.edges, g.edge_length, g.outer_length, a, self.k)
         self.area = np.bincount(a[ok], weights=g.area[ok], minlength=self.k)
-        self._components = metrics.components_per_territory(g.adjacency, a, np.arange(self.k))
+        self._pieces = metrics.territory_pieces(g.adjacency, g.land_adjacency, a, np.arange(self.k))
 
     # -- edits ------------------------------------------------------------
     def flip(self, regions, to: int, record: bool = True) -> Move:
@@ -97,7 +98,7 @@ class Plan:
         self._edge_contrib(inc, +1)
         self._outer_contrib(regions, +1)
         touched = set(before[old_ok].tolist()) | set(new[new_ok].tolist())
-        self._components.update(metrics.components_per_territory(g.adjacency, self.assignment, np.array(sorted(touched))))
+        self._pieces.update(metrics.territory_pieces(g.adjacency, g.land_adjacency, self.assignment, np.array(sorted(touched))))
         return Move(regions, before, to, vals.sum(axis=0))
 
     def _edge_contrib(self, edge_ids: np.ndarray, sign: int) -> None:
@@ -140,7 +141,7 @@ class Plan:
         self.region_counts = np.append(self.region_counts, 0)
         self.perimeter = np.append(self.perimeter, 0.0)
         self.area = np.append(self.area, 0.0)
-        self._components[self.k - 1] = 0
+        self._pieces[self.k - 1] = metrics.Pieces(0, 0)
         return self.k - 1
 
     def set_locked(self, regions, locked: bool = True) -> None:
@@ -148,23 +149,60 @@ class Plan:
 
     # -- metrics ----------------------------------------------------------
     def components(self) -> np.ndarray:
-        return np.array([self._components[t] for t in range(self.k)])
+        """Pieces of each territory on the map, water crossings allowed (1 = contiguous)."""
+        return np.array([self._pieces[t].joined for t in range(self.k)], dtype=np.int64)
+
+    def land_pieces(self) -> np.ndarray:
+        """Pieces of each territory on land alone (more than :meth:`components` where water splits it)."""
+        return np.array([self._pieces[t].land for t in range(self.k)], dtype=np.int64)
+
+    def pieces(self) -> dict[int, metrics.Pieces]:
+        """:class:`terrmap.plan.metrics.Pieces` per territory."""
+        return {t: self._pieces[t] for t in range(self.k)}
+
+    def water_report(self, names) -> pd.DataFrame:
+        """The territories in pieces by water (see :func:`water_report`)."""
+        return water_report(self.graph, self.assignment, self.pieces(), names)
 
     def summary(self, measure: str = "potential") -> dict:
         """Plan-level metrics on one measure (see :mod:`terrmap.plan.metrics` for the formulas)."""
         m = self.measures.index(measure)
         totals = self.totals[:, m]
         targets = None if self.targets is None else self.targets[:, m]
-        comps = self.components()
         pp = metrics.polsby_popper(self.area, self.perimeter)
         return {
             "max_abs_deviation": metrics.max_abs_deviation(totals, targets),
             "cv": metrics.coefficient_of_variation(totals),
-            "non_contiguous": int(np.sum(comps > 1)),
+            # non_contiguous (split even across water), in_pieces_by_water, water_pieces {t: N}
+            **metrics.water_summary(self.pieces()),
             "cut_edge_share": self.cut_edges / max(len(self.graph.edges), 1),
             "mean_polsby_popper": float(pp[self.region_counts > 0].mean()) if (self.region_counts > 0).any() else 0.0,
             "unassigned": int(np.sum(self.assignment < 0)),
         }
+
+
+def water_report(graph, assignment: np.ndarray, pieces: dict[int, metrics.Pieces], names) -> pd.DataFrame:
+    """One row per territory in pieces by water: territory (its name from ``names[t]``), territory_index,
+    pieces (N land pieces) and the shortest bridge inside it (region_a, region_b, km centroid to centroid)."""
+    cols = ["territory", "territory_index", "pieces", "region_a", "region_b", "km"]
+    water = sorted(t for t, p in pieces.items() if p.by_water)
+    if not water:
+        return pd.DataFrame(columns=cols)
+    e = graph.edges[graph.bridge_edges]
+    ta, tb = assignment[e[:, 0]], assignment[e[:, 1]]
+    inside = np.flatnonzero((ta == tb) & np.isin(ta, water))
+    inside = inside[np.argsort(graph.bridge_km[inside], kind="stable")]
+    shortest: dict[int, int] = {}
+    for k in inside.tolist():
+        shortest.setdefault(int(ta[k]), k)
+    ids = graph.region_ids
+    rows = []
+    for t in water:
+        k = shortest.get(t)
+        rows.append({"territory": str(names[t]), "territory_index": t, "pieces": pieces[t].by_water,
+                     "region_a": None if k is None else ids[e[k, 0]], "region_b": None if k is None else ids[e[k, 1]],
+                     "km": np.nan if k is None else float(graph.bridge_km[k])})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def merge_assignments(base: pd.DataFrame, mine: pd.DataFrame, theirs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

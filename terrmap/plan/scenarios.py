@@ -55,7 +55,11 @@ PLAN_METRICS: dict[str, tuple[str, str, str]] = {
                           "else an equal share)"),
     "cv": ("Coefficient of variation", "lower", "std / mean of the territories' potential: 0 = perfectly even"),
     "non_contiguous": ("Non-contiguous territories", "lower",
-                       "territories in more than one piece on the region adjacency graph"),
+                       "territories in more than one piece on the map, even counting crossings of water (to an "
+                       "island, across a bay or a lake)"),
+    "in_pieces_by_water": ("In pieces by water", "neutral",
+                           "territories whose land is in several pieces that only a crossing of water joins "
+                           "(contiguous, but not one piece of land)"),
     "cut_edge_share": ("Cut-edge share", "lower",
                        "share of neighbouring region pairs that lie in different territories: lower = more compact"),
     "mean_polsby_popper": ("Mean Polsby-Popper", "higher",
@@ -214,8 +218,9 @@ def plan_summary(store: Store, plan: PlanInfo, graph_for: GraphFor | None = None
     """Plan-level metrics (keys of :data:`PLAN_METRICS`).
 
     Balance (max deviation, CV) from the account-based :func:`territory_table`, so it agrees
-    with the per-territory comparison; contiguity and compactness from the region graph as the
-    editor computes them (:class:`terrmap.plan.editor.EditorSession`).
+    with the per-territory comparison; contiguity (:func:`terrmap.plan.metrics.territory_pieces`: split
+    even across water, or in pieces by water) and compactness from the region graph as the editor
+    computes them (:class:`terrmap.plan.editor.EditorSession`).
     """
     table = territory_table(store, plan) if table is None else table
     graph_side = EditorSession.open(store, plan, graph_for=graph_for).plan.summary("potential")
@@ -224,6 +229,7 @@ def plan_summary(store: Store, plan: PlanInfo, graph_for: GraphFor | None = None
         "max_abs_deviation": metrics.max_abs_deviation(pot, table["target"].to_numpy(dtype=float)),
         "cv": metrics.coefficient_of_variation(pot),
         "non_contiguous": graph_side["non_contiguous"],
+        "in_pieces_by_water": graph_side["in_pieces_by_water"],
         "cut_edge_share": graph_side["cut_edge_share"],
         "mean_polsby_popper": graph_side["mean_polsby_popper"],
         "unassigned": graph_side["unassigned"],
