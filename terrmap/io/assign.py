@@ -203,15 +203,17 @@ def place(store: Store, plan: PlanInfo, zip_i: np.ndarray, zip_given: np.ndarray
         return col
 
     located_by = np.where(~unplaced_region, np.where(by_zip, "zip", "coordinates"), None)
+    # Object columns throughout: a missing value is None (pandas would turn a column of text and None into
+    # strings with NaN).
     return pd.DataFrame({
-        "region_id": region_id,
-        "located_by": located_by,
+        "region_id": pd.Series(region_id, dtype=object),
+        "located_by": pd.Series(located_by, dtype=object),
         "territory_id": pd.arrays.IntegerArray(np.where(owned, territory_id, 0).astype(np.int64), ~owned),
-        "territory": owner_column("territory"),
-        "rep_id": owner_column("rep_id"),
-        "rep_name": owner_column("rep_name"),
-        "parent": owner_column("parent"),
-        "reason": reason,
+        "territory": pd.Series(owner_column("territory"), dtype=object),
+        "rep_id": pd.Series(owner_column("rep_id"), dtype=object),
+        "rep_name": pd.Series(owner_column("rep_name"), dtype=object),
+        "parent": pd.Series(owner_column("parent"), dtype=object),
+        "reason": pd.Series(reason, dtype=object),
     })
 
 
