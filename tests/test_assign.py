@@ -17,6 +17,8 @@ import pytest
 import shapely
 
 from terrmap import cli
+from terrmap.app import lookup_box
+from terrmap.app.maps import build_map
 from terrmap.data.plans import Territory, load_assignment, territories
 from terrmap.data.store import PROJECT_ROOT, Store, close_all
 from terrmap.io import assign
@@ -328,3 +330,38 @@ def test_cli_lookup_prints_one_json_object(cli_db):
         assert answer == assign.lookup(s, get_plan(s, DEMO_PLAN), lat=32.9, lon=-96.8)
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------------------
+# The Map page's search box
+
+
+def test_map_page_search_box_gives_the_lookup_answer(demo_store, monkeypatch):
+    """The page script (Streamlit AppTest, no browser): the box's answer is terrmap.io.assign.lookup's."""
+    from streamlit.testing.v1 import AppTest  # heavy: Streamlit's test harness, only for this test
+
+    monkeypatch.setenv("TERRMAP_DB", str(demo_store.path))
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "map.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    at.text_input(key="lookup").set_value("32.9, -96.8").run()
+    assert not at.exception
+    expected = assign.lookup(demo_store, get_plan(demo_store, DEMO_PLAN), lat=32.9, lon=-96.8)
+    said = [m.value for m in at.markdown if "territory" in m.value]
+    assert said == [lookup_box.answer_markdown(expected)]
+    assert f"**{expected['territory']}**" in said[0] and expected["rep_name"] in said[0]
+    at.text_input(key="lookup").set_value("Dallas").run()
+    assert "type a ZIP" in at.warning[0].value
+
+
+def test_highlight_outlines_the_region_and_opens_the_map_on_it(store, zip_plan):
+    found = lookup_box.find(store, zip_plan, "75001")
+    assert found.answer == assign.lookup(store, zip_plan, zip="75001")
+    m = build_map(None)
+    lookup_box.highlight(m, found)
+    html = m.get_root().render()
+    west, south, east, north = shapely.bounds(shapely.from_geojson(json.dumps(found.shape))).tolist()
+    assert f"[[{south}, {west}], [{north}, {east}]]" in html  # fitBounds on the region, after the default view
+    assert lookup_box.HIGHLIGHT_COLOR in html
+    nowhere = lookup_box.find(store, zip_plan, "00000")
+    assert nowhere.shape is None and "unknown ZIP" in lookup_box.answer_markdown(nowhere.answer)
