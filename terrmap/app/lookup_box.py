@@ -83,6 +83,9 @@ def highlight(m: folium.Map, found: Found) -> None:
     if "lat" in query:
         folium.CircleMarker([query["lat"], query["lon"]], radius=5, color=HIGHLIGHT_COLOR, fill=True,
                             fill_opacity=1.0, tooltip=label).add_to(m)
+    # The map's own view (the area's bounds) gives way: two fitBounds in one script leave the first one's view.
+    for name in [k for k in m._children if k.startswith("fit_bounds")]:
+        del m._children[name]
     if found.shape is not None:
         west, south, east, north = shapely.bounds(to_shape(found.shape)).tolist()
         m.fit_bounds([[south, west], [north, east]], max_zoom=10, padding=(40, 40))
