@@ -2,8 +2,8 @@
 
 import streamlit as st
 
+from terrmap.app import lookup_box, ui
 from terrmap.app import structure as us
-from terrmap.app import ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import MAX_REGIONS, STATE_NAMES, filter_states
 from terrmap.app.maps import build_map, build_naive_map
@@ -65,6 +65,8 @@ tiles = c_tiles.toggle(
     help="Show OpenStreetMap tiles under the regions. **Needs internet**; off, the map works offline.",
 )
 ui.sync_url({"layer": layer_key, "color": color_by, "area": states}, DEFAULTS)
+# Which territory owns a ZIP or a point: the same answer as `python -m terrmap lookup`, outlined on the map.
+found = lookup_box.search_box(s, plan) if plan is not None else None
 
 frame = filter_states(ui.region_frame(s, layer_key, plan, stamp), states)
 n = len(frame)
@@ -113,6 +115,8 @@ st.caption(
     f"potential in {area}. Hover a region for its numbers."
     + (" Street map: needs internet." if tiles else "")
 )
+if found is not None:
+    lookup_box.highlight(m, found)
 show_map(m, key="territory_map", height=MAP_HEIGHT)
 
 

@@ -177,6 +177,55 @@ def cmd_import_alignment(args) -> int:
     return 0
 
 
+def _plan_or_exit(store, name):
+    """The plan named ``name`` (complete, see terrmap.plan.get_plan), or None after a one-line message."""
+    # lazy: start-up time (see the module docstring)
+    from terrmap.plan.complete import get_plan
+
+    plan = get_plan(store, name)
+    if plan is None:
+        sys.stderr.write(f"error: no plan named {name!r}\n")
+    return plan
+
+
+def cmd_assign(args) -> int:
+    # lazy: start-up time (see the module docstring)
+    from terrmap.data.store import open_store
+    from terrmap.io.assign import AssignRejected, assign_file
+
+    store = open_store(args.db)
+    plan = _plan_or_exit(store, args.plan)
+    if plan is None:
+        return 2
+    try:
+        summary = assign_file(store, plan, args.file, args.out)
+    except AssignRejected as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+def cmd_lookup(args) -> int:
+    # lazy: start-up time (see the module docstring)
+    from terrmap.data.store import open_store
+    from terrmap.io.assign import lookup
+
+    if args.zip is None and (args.lat is None or args.lon is None):
+        sys.stderr.write("error: give --zip, or --lat and --lon\n")
+        return 2
+    store = open_store(args.db)
+    plan = _plan_or_exit(store, args.plan)
+    if plan is None:
+        return 2
+    if args.zip is not None:
+        answer = lookup(store, plan, zip=args.zip)
+    else:
+        answer = lookup(store, plan, lat=args.lat, lon=args.lon)
+    print(json.dumps(answer, default=str))
+    return 0 if answer["reason"] is None else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m terrmap", description="terrmap: sales territory planning")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -244,6 +293,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="name of the new plan (scenario)")
     p.add_argument("--layer", help="zip or h3:3 .. h3:9 (default: inferred from the file)")
     p.add_argument("--author", help="who imports (kept in the plan's description)")
+
+    p = add("assign", cmd_assign, "route a CSV/Parquet file of leads or accounts to a plan's territories (by ZIP, "
+            "else by coordinates); writes the rows plus territory, territory_id, rep_id, rep_name; nothing is "
+            "stored. Exit code 2: the file or the plan cannot be used")
+    p.add_argument("file")
+    p.add_argument("--plan", help="plan name or id (default: the published plan)")
+    p.add_argument("--out", required=True, help="CSV written with every input row and its territory")
+
+    p = add("lookup", cmd_lookup, "which territory and rep own a ZIP or a point: one JSON object "
+            "(exit code 1: not placed, the reason is in the JSON)")
+    p.add_argument("--plan", help="plan name or id (default: the published plan)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--zip", help="a ZIP code (5 digits or ZIP+4)")
+    where.add_argument("--lat", type=float, help="latitude (with --lon)")
+    p.add_argument("--lon", type=float, help="longitude (with --lat)")
     return parser
 
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME, ROOT, settled_screenshot, wait_idle  # noqa: F401
+from terrmap.app.lookup_box import HIGHLIGHT_COLOR
+from tests.e2e_support import (  # noqa: F401
+    ARTIFACTS,
+    EVIL,
+    MAP_IFRAME,
+    ROOT,
+    rerun_after,
+    settled_screenshot,
+    wait_idle,
+)
 
 
 def _paths(page) -> int:
@@ -93,6 +102,26 @@ def test_too_many_regions_get_a_clear_message(page, app_url):
     page.goto(app_url + "/map?layer=h3:9")
     page.get_by_text("too many to draw at once").wait_for(timeout=30_000)
     assert page.locator(MAP_IFRAME).count() == 0
+
+
+def test_map_search_box_outlines_the_owner(page, app_url):
+    page.goto(app_url + "/map?layer=zip&area=TX")
+    frame = page.frame_locator(MAP_IFRAME)
+    frame.locator("path.leaflet-interactive").first.wait_for(state="attached", timeout=45_000)
+    box = page.get_by_placeholder("ZIP or lat, lon")
+    box.wait_for()
+    wait_idle(page)
+    rerun_after(page, lambda: (box.fill("75001"), box.press("Enter")))
+    answer = page.locator('[data-testid="stMarkdown"]').filter(has_text="ZIP 75001")
+    answer.first.wait_for(timeout=30_000)
+    text = answer.first.inner_text()
+    assert "territory" in text and "rep" in text
+    # the region outlined in the map (a new map: the search changes its content)
+    frame.locator(f'path[stroke="{HIGHLIGHT_COLOR}"]').first.wait_for(state="attached", timeout=45_000)
+    # ... and the map opened on it (a ZIP fills the view up to zoom 10), not on all of Texas (zoom 6)
+    zoom = page.locator(MAP_IFRAME).element_handle().content_frame().evaluate("() => window.map.getZoom()")
+    assert zoom >= 9
+    settled_screenshot(page, ARTIFACTS / "map_lookup.png", full_page=True)
 
 
 GOOD_CSV = """Record ID,Company Name,Industry,Number of Employees,Lead Status,Amount,Postal Code

@@ -428,3 +428,23 @@ def preview(path, n: int = 50) -> pd.DataFrame:
         return df.astype(object).where(df.notna(), None)
     finally:
         con.close()
+
+
+# ---------------------------------------------------------------------------
+# Reading for routing (terrmap.io.assign): every column as given, plus the location, typed
+
+LOCATION_COLUMNS = ("_terrmap_zip_given", "_terrmap_zip", "_terrmap_lat", "_terrmap_lon")
+
+
+def located_sql(src: Source, m: dict[str, str | None]) -> str:
+    """Read the file with every column as it is, plus :data:`LOCATION_COLUMNS`: whether a ZIP is given, the ZIP
+    normalised as the import does (5 digits, or NULL), latitude and longitude as numbers (NULL: none)."""
+    t = src.types
+    zc, la, lo = m.get("postal_zip"), m.get("lat"), m.get("lon")
+    zip_given, zip_norm, lat, lon = LOCATION_COLUMNS
+    sel = [f"{_src(c)} AS {quote_ident(c)}" for c in src.columns]
+    sel += ([f"{_expr_present(zc, t[zc])} AS {zip_given}", f"{_expr_zip(zc, t[zc])} AS {zip_norm}"]
+            if zc is not None else [f"false AS {zip_given}", f"NULL::VARCHAR AS {zip_norm}"])
+    sel += [f"{_expr_num(la, t[la])} AS {lat}" if la is not None else f"NULL::DOUBLE AS {lat}",
+            f"{_expr_num(lo, t[lo])} AS {lon}" if lo is not None else f"NULL::DOUBLE AS {lon}"]
+    return f"SELECT {', '.join(sel)} FROM {source_sql(src)} r"
