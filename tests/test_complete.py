@@ -82,3 +82,12 @@ def test_completed_territories_stay_one_piece(seed, k, share):
     assert (done[start != UNASSIGNED] == start[start != UNASSIGNED]).all()
     for t in np.unique(done).tolist():
         assert nx.is_connected(nxg.subgraph(np.flatnonzero(done == t).tolist())), f"territory {t} in pieces"
+
+
+def test_a_frozen_territory_keeps_its_regions_and_never_grows():
+    # r0 in territory 0, r1 frozen (left unassigned on purpose, index 1), r2..r4 empty behind it: they are reached
+    # only through r1, so they take the nearest region that can grow (territory 0), never the frozen one.
+    g = _path_graph(5)
+    done = fill_unassigned(g, np.array([0, 1, UNASSIGNED, UNASSIGNED, UNASSIGNED]), frozen=1)
+    assert done.assignment.tolist() == [0, 1, 0, 0, 0]
+    assert (done.by_border, done.by_nearest) == (0, 3)

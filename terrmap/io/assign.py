@@ -32,9 +32,9 @@ import shapely
 from terrmap.data import hierarchy as stored_hierarchy
 from terrmap.data import lookup_queries
 from terrmap.data.plans import PlanInfo
-from terrmap.data.store import Store
+from terrmap.data.store import BASE_H3_RES, Store
 from terrmap.geo import parse_layer
-from terrmap.geo.h3layer import index_points
+from terrmap.geo.h3layer import index_points, parent_int
 from terrmap.geo.zipshapes import zip_shape_geoms
 from terrmap.io.problems import ImportRejected
 from terrmap.io.read import LOCATION_COLUMNS, first_line, located_sql, open_source, suggest_mapping
@@ -171,7 +171,10 @@ def place(store: Store, plan: PlanInfo, zip_i: np.ndarray, zip_given: np.ndarray
         plat = np.where(by_point, lat, zip_lat[zi])
         plon = np.where(by_point, lon, zip_lon[zi])
         if use.any():
-            key[use] = index_points(plat[use], plon[use], layer.res).astype(np.int64)  # H3 ids are < 2**63
+            # As the import files a lead: its level-9 cell, then that cell's parent at the plan's level (a parent
+            # does not always contain every point of its children), so a routed lead lands where its stored twin is.
+            base = index_points(plat[use], plon[use], BASE_H3_RES)
+            key[use] = parent_int(base, layer.res).astype(np.int64)  # H3 ids are < 2**63
 
     region_id = _region_labels(key, is_zip)
     wanted = None if n > FEW_POINTS else sorted({r for r in region_id if r is not None})

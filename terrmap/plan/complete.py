@@ -58,9 +58,10 @@ class Completion:
         return f"completed: {self.filled:,} {region_word} without a territory assigned ({', '.join(parts)})"
 
 
-def fill_unassigned(graph: RegionGraph, assignment: np.ndarray) -> Completion:
+def fill_unassigned(graph: RegionGraph, assignment: np.ndarray, frozen: int | None = None) -> Completion:
     """Give every unassigned region of ``graph`` a territory (see the module doc). Pure: returns a new array.
 
+    ``frozen``: a territory index that keeps its regions but never grows (regions left unassigned on purpose).
     With no region assigned at all there is nothing to grow from: the assignment comes back unchanged.
     """
     out = np.asarray(assignment, dtype=np.int64).copy()
@@ -80,13 +81,20 @@ def fill_unassigned(graph: RegionGraph, assignment: np.ndarray) -> Completion:
             break
         territory = np.concatenate([b[one_way], a[other_way]])
         border = np.concatenate([length[one_way], length[other_way]])
+        if frozen is not None:
+            grows = territory != frozen
+            region, territory, border = region[grows], territory[grows], border[grows]
+            if region.size == 0:
+                break
         winner = _strongest_neighbour(region, territory, border)
         out[winner[:, 0]] = winner[:, 1]
         by_border += len(winner)
     left = np.flatnonzero(out == UNASSIGNED)
     if left.size:
         xy = project(graph.centroids[:, 0], graph.centroids[:, 1])
-        owned = np.flatnonzero(out != UNASSIGNED)
+        owned = np.flatnonzero((out != UNASSIGNED) & (out != (UNASSIGNED if frozen is None else frozen)))
+        if owned.size == 0:
+            return Completion(out, by_border, 0)
         _, nearest = cKDTree(xy[owned]).query(xy[left])
         out[left] = out[owned[nearest]]
     return Completion(out, by_border, int(left.size))
@@ -135,7 +143,7 @@ def complete_assignment(store: Store, layer: Layer, assignment: pd.DataFrame,
     listed = set(assignment["region_id"])
     idx = np.array([index_of[int(t)] if pd.notna(t) else kept_empty if r in listed else UNASSIGNED
                     for r, t in zip(ids, full["territory_id"])], dtype=np.int64)
-    done = fill_unassigned(graph, idx)
+    done = fill_unassigned(graph, idx, frozen=kept_empty)
     full["territory_id"] = [None if i in (UNASSIGNED, kept_empty) else territory_ids[i]
                             for i in done.assignment.tolist()]
     full["locked"] = full["locked"].fillna(False).astype(bool)
