@@ -50,10 +50,9 @@ def _stamp(store: Store) -> tuple[str]:
     return (zip_tables.shapes_stamp(store),)
 
 
-def land_areas(store: Store) -> dict[str, float]:
+def land_areas(store: Store, stamp: tuple[str] | None = None) -> dict[str, float]:
     """km² of land per state that has ZIP polygons (the states a plan of the whole country covers)."""
-    key = _stamp(store)
-    return _STATES.get(key, lambda: zip_tables.land_area_by_state(store))
+    return _STATES.get(stamp or _stamp(store), lambda: zip_tables.land_area_by_state(store))
 
 
 def area_states(store: Store) -> list[str]:
@@ -61,19 +60,26 @@ def area_states(store: Store) -> list[str]:
     return sorted(land_areas(store))
 
 
-def _state_land(store: Store, state: str) -> tuple:
-    """(the state's land, its ZIP polygons: zip, geometry), once per geometry and state."""
+def _state_lands(store: Store, stamp: tuple[str], states: list[str]) -> dict[str, tuple]:
+    """state -> (its land, its ZIP polygons: zip, state, geometry), once per geometry and state; the states not
+    cached yet are read in one query."""
+    missing = [s for s in states if (*stamp, s) not in _LANDS]
+    if missing:
+        shapes = zip_shape_geoms(store, states=missing)[["zip", "state", "geometry"]]
+        lands = state_lands(shapes)
+        for state, group in shapes.groupby("state"):
+            _LANDS.get((*stamp, state), lambda g=group, st=state: (lands.get(st), g.reset_index(drop=True)))
+    return {s: _LANDS.get((*stamp, s), lambda: (None, pd.DataFrame(columns=["zip", "state", "geometry"])))
+            for s in states}
 
-    def load() -> tuple:
-        shapes = zip_shape_geoms(store, states=[state])[["zip", "state", "geometry"]]
-        return state_lands(shapes).get(state), shapes
 
-    return _LANDS.get((*_stamp(store), state), load)
+def _state_cells(store: Store, stamp: tuple[str], res: int, states: list[str]) -> list[pd.DataFrame]:
+    """Per state, its land cells at ``res`` (region_id, state, zip holding the centre)."""
+    todo = [s for s in states if (*stamp, res, s) not in _CELLS]
+    lands = _state_lands(store, stamp, todo) if todo else {}
 
-
-def _state_cells(store: Store, res: int, state: str) -> pd.DataFrame:
-    def load() -> pd.DataFrame:
-        land, shapes = _state_land(store, state)
+    def load(state: str) -> pd.DataFrame:
+        land, shapes = lands[state]
         cells = land_cells({state: land}, res) if land is not None else pd.DataFrame()
         if cells.empty:
             return pd.DataFrame(columns=["region_id", "state", "zip"])
@@ -81,7 +87,7 @@ def _state_cells(store: Store, res: int, state: str) -> pd.DataFrame:
         cells["zip"] = containing_zip(centres[:, 0], centres[:, 1], shapes)
         return cells
 
-    return _CELLS.get((*_stamp(store), res, state), load)
+    return [_CELLS.get((*stamp, res, s), lambda st=s: load(st)) for s in states]
 
 
 def _normalise(states: Iterable[str] | None, known: list[str]) -> list[str]:
@@ -95,26 +101,28 @@ def area_regions(store: Store, layer: Layer, states: Iterable[str] | None = None
     """region_id, state, county_fips, county of every region of ``layer`` in ``states`` (None: every state
     with ZIP polygons), sorted by region_id. Raises :class:`AreaTooLarge` for an H3 area of more than
     :data:`~terrmap.geo.land.MAX_AREA_CELLS` cells."""
+    stamp = _stamp(store)
     if not isinstance(layer, H3Layer):
         # The region ZIPs change only with the geometry (a ZCTA file re-files PO boxes), so keyed on it.
-        groups = _CELLS.get((*_stamp(store), "zip"), lambda: zip_groups.region_groups(store, layer))
+        groups = _CELLS.get((*stamp, "zip"), lambda: zip_groups.region_groups(store, layer))
         if states is not None:
             groups = groups[groups["state"].isin(_normalise(states, sorted(groups["state"].unique())))]
         return groups.reset_index(drop=True)
-    areas = land_areas(store)
+    areas = land_areas(store, stamp)
     wanted = _normalise(states, sorted(areas))
     estimate = sum(areas[s] for s in wanted) / h3.average_hexagon_area(layer.res, "km^2")
     if estimate > MAX_AREA_CELLS:
         raise AreaTooLarge(
             f"a complete plan of {len(wanted)} state(s) at H3 level {layer.res} would hold about {estimate:,.0f} "
             f"cells (at most {MAX_AREA_CELLS:,}): choose fewer states or a coarser level")
-    parts = [_state_cells(store, layer.res, s) for s in wanted]
+    parts = _state_cells(store, stamp, layer.res, wanted)
     cells = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["region_id", "state", "zip"])
     cells = cells.drop_duplicates("region_id")
     # Cells holding leads of these states whose centre lies off land: in the area too (every lead has an owner).
     populated = zip_groups.region_groups(store, layer)
     extra = populated[populated["state"].isin(wanted) & ~populated["region_id"].isin(set(cells["region_id"]))]
-    counties = zip_groups.region_groups(store, _ZIP)[["region_id", "county_fips", "county"]].rename(
+    zips = _CELLS.get((*stamp, "zip"), lambda: zip_groups.region_groups(store, _ZIP))
+    counties = zips[["region_id", "county_fips", "county"]].rename(
         columns={"region_id": "zip"})
     land = cells.merge(counties, on="zip", how="left")[AREA_COLUMNS]
     out = pd.concat([land, extra[AREA_COLUMNS]], ignore_index=True)

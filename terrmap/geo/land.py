@@ -26,7 +26,16 @@ MAX_AREA_CELLS = 1_500_000
 
 def state_lands(shapes: pd.DataFrame) -> dict[str, shapely.Geometry]:
     """Each state's land: the union of its ZIP polygons (``shapes``: state, geometry)."""
-    return {state: shapely.union_all(group.to_numpy()) for state, group in shapes.groupby("state")["geometry"]}
+    return {state: _union(group.to_numpy()) for state, group in shapes.groupby("state")["geometry"]}
+
+
+def _union(geoms: np.ndarray) -> shapely.Geometry:
+    # A state's ZIP polygons tile it (a coverage), whose union is ~20x faster; where they overlap (the union's
+    # area falls short of the parts' sum) the general union is taken instead.
+    fast = shapely.coverage_union_all(geoms)
+    if fast.is_valid and abs(fast.area - shapely.area(geoms).sum()) <= 1e-9 * max(fast.area, 1e-12) + 1e-12:
+        return fast
+    return shapely.union_all(geoms)
 
 
 def estimated_cells(lands: dict[str, shapely.Geometry], areas_km2: dict[str, float], res: int) -> int:
