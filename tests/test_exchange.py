@@ -105,7 +105,7 @@ def test_csv_export_reimports_to_the_identical_plan(store, plan_name):
 _zip_set: list[str] = []
 
 
-@settings(max_examples=15, deadline=None)  # each example writes and re-imports a plan
+@settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_csv_round_trip_property(fresh_demo_store, data):
     with fresh_demo_store() as store:
