@@ -47,25 +47,24 @@ CASES = [
 ]
 
 
-def populated_instance(store: Store, layer_key: str, states: list[str]) -> tuple[Instance, float]:
-    """The regions with leads only (the instance terrmap optimised before issue 13), their bridged graph."""
+def _instance(store: Store, layer_key: str, stats) -> tuple[Instance, float]:
+    """The optimizer's instance over the regions of ``stats``, and the seconds its graph took to build."""
     layer = parse_layer(layer_key)
-    stats = populated_stats(store, layer, states)
     t0 = time.perf_counter()
     graph = layer.graph(store, stats["region_id"].tolist())
     build = time.perf_counter() - t0
     values = stats[MEASURES].fillna(0).astype(float)
     return Instance(layer.key, stats["region_id"].tolist(), graph, values.reset_index(drop=True)), build
+
+
+def populated_instance(store: Store, layer_key: str, states: list[str]) -> tuple[Instance, float]:
+    """The regions with leads only (the instance terrmap optimised before issue 13), their bridged graph."""
+    return _instance(store, layer_key, populated_stats(store, parse_layer(layer_key), states))
 
 
 def complete_instance(store: Store, layer_key: str, states: list[str]) -> tuple[Instance, float]:
-    layer = parse_layer(layer_key)
-    stats = area_stats(store, layer, states)
-    t0 = time.perf_counter()
-    graph = layer.graph(store, stats["region_id"].tolist())
-    build = time.perf_counter() - t0
-    values = stats[MEASURES].fillna(0).astype(float)
-    return Instance(layer.key, stats["region_id"].tolist(), graph, values.reset_index(drop=True)), build
+    """Every region of the area (empty ones weigh zero), their graph."""
+    return _instance(store, layer_key, area_stats(store, parse_layer(layer_key), states))
 
 
 def run_case(inst: Instance, k: int, balance: str, tol: float, budget: float, repeat: int) -> dict:
