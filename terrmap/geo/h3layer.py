@@ -18,8 +18,10 @@ from shapely.geometry import shape as to_shape
 
 from terrmap.geo.base import Layer
 from terrmap.geo.graph import h3_graph
+from terrmap.geo.memo import Recent
 
 H3_RESOLUTIONS = tuple(range(3, 10))
+_GRAPHS = Recent(keep=4)
 _RES_MASK = 0xF << 52
 _U64 = (1 << 64) - 1
 
@@ -92,5 +94,7 @@ class H3Layer(Layer):
         return out
 
     def graph(self, store, region_ids: Sequence[str]):
-
-        return h3_graph(list(region_ids))
+        """The cells' grid adjacency (bridged across water); the last few graphs are kept per cell set (read-only:
+        every editor of a plan shares one; a national level-6 area takes seconds to build)."""
+        ids = tuple(region_ids)
+        return _GRAPHS.get(ids, lambda: h3_graph(list(ids)))
