@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from terrmap.data import zip_groups, zip_tables
-from terrmap.data.cache import LoadCache
 from terrmap.geo import H3Layer, Layer, ZipLayer
 from terrmap.geo.land import MAX_AREA_CELLS, containing_zip, land_cells, state_lands
+from terrmap.geo.memo import LoadCache
 from terrmap.geo.zipdata import nearest_region_zip
 from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
 
@@ -135,12 +135,12 @@ def regions_states(store: Store, layer: Layer, region_ids: Iterable[str]) -> lis
     ids = list(dict.fromkeys(region_ids))
     if not ids:
         return []
+    zips = area_regions(store, _ZIP)  # every region ZIP with its state (cached per geometry)
     if not isinstance(layer, H3Layer):
-        groups = zip_groups.region_groups(store, layer)
-        return sorted(groups.loc[groups["region_id"].isin(set(ids)), "state"].dropna().unique())
+        return sorted(zips.loc[zips["region_id"].isin(set(ids)), "state"].dropna().unique())
     valid = [c for c in ids if h3.is_valid_cell(c)]
     centres = np.array([h3.cell_to_latlng(c) for c in valid]).reshape(-1, 2)
-    zip_state = zip_groups.region_groups(store, _ZIP).set_index("region_id")["state"]
+    zip_state = zips.set_index("region_id")["state"]
     states = set(zip_state.reindex(nearest_region_zip(centres[:, 0], centres[:, 1])).dropna())
     populated = zip_groups.region_groups(store, layer)
     states |= set(populated.loc[populated["region_id"].isin(set(valid)), "state"].dropna())

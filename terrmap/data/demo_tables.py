@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from terrmap.data.insert import insert_frame
 from terrmap.data.store import Store
 
 _LEAD_COLUMNS = ("lead_id, name, industry, employees, annual_revenue, status, deal_value, created_at, closed_at, "
@@ -18,22 +19,13 @@ def create_truth_table(store: Store) -> None:
 def insert_leads(store: Store, frame: pd.DataFrame) -> None:
     """Insert generated leads (``frame`` has the leads columns plus ``propensity``) and their truth rows."""
     cur = store.cursor()
-    cur.register("demo_chunk", frame)
-    try:
-        cur.execute(f"INSERT INTO leads ({_LEAD_COLUMNS}) SELECT {_LEAD_COLUMNS} FROM demo_chunk")
-        cur.execute("INSERT INTO demo_truth SELECT lead_id, propensity FROM demo_chunk")
-    finally:
-        cur.unregister("demo_chunk")
+    insert_frame(cur, "leads", frame, _LEAD_COLUMNS, into=_LEAD_COLUMNS)
+    insert_frame(cur, "demo_truth", frame, "lead_id, propensity")
 
 
 def insert_reps(store: Store, reps: pd.DataFrame) -> None:
     """Insert ``reps`` (columns in the reps table's order)."""
-    cur = store.cursor()
-    cur.register("demo_reps", reps)
-    try:
-        cur.execute("INSERT INTO reps SELECT * FROM demo_reps")
-    finally:
-        cur.unregister("demo_reps")
+    insert_frame(store.cursor(), "reps", reps)
 
 
 def zip_states(store: Store) -> dict[str, str]:

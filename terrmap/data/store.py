@@ -328,3 +328,8 @@ def close_all() -> None:
         for store in _stores.values():
             store.close()
         _stores.clear()
+
+
+def store_key(store: Store) -> str:
+    """What identifies a database in a cache key: its path (or the object, for one in memory)."""
+    return str(getattr(store, "path", id(store)))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 
+from terrmap.data.insert import insert_frame
 from terrmap.data.rollup import refresh_rollup
 from terrmap.geo.zipdata import reference_table
 
@@ -26,13 +27,7 @@ _UPSERT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET v
 # -- zips ------------------------------------------------------------------------------------------------------------
 def load_zip_reference(store: Store) -> None:
     """Fill the ``zips`` table (done once, when a database is created)."""
-    df = reference_table()
-    cur = store.cursor()
-    cur.register("zip_reference_df", df)
-    try:
-        cur.execute("INSERT INTO zips SELECT * FROM zip_reference_df")
-    finally:
-        cur.unregister("zip_reference_df")
+    insert_frame(store.cursor(), "zips", reference_table())
 
 
 def region_points(store: Store) -> pd.DataFrame:
@@ -130,20 +125,14 @@ def write_shapes(tx: duckdb.DuckDBPyConnection, rows: pd.DataFrame, edges: pd.Da
     # The adjacency belongs to the geometry: recomputed from the new shapes when next needed.
     tx.execute("DELETE FROM zip_shape_edges")
     tx.execute("DELETE FROM zip_shape_sizes")
-    tx.register("zip_shape_rows", rows)
-    try:
-        tx.execute("INSERT INTO zip_shapes SELECT zip, state, source, area_km2, geojson FROM zip_shape_rows")
-    finally:
-        tx.unregister("zip_shape_rows")
+    insert_frame(tx, "zip_shapes", rows, "zip, state, source, area_km2, geojson")
     if edges is not None and sizes is not None:
-        tx.register("new_zip_edges", edges)
-        tx.register("new_zip_sizes", sizes)
-        try:
-            tx.execute("INSERT INTO zip_shape_edges SELECT a, b, length_km FROM new_zip_edges")
-            tx.execute("INSERT INTO zip_shape_sizes SELECT zip, area_km2, perimeter_km FROM new_zip_sizes")
-        finally:
-            tx.unregister("new_zip_edges")
-            tx.unregister("new_zip_sizes")
+        _insert_adjacency(tx, edges, sizes)
+
+
+def _insert_adjacency(tx: duckdb.DuckDBPyConnection, edges: pd.DataFrame, sizes: pd.DataFrame) -> None:
+    insert_frame(tx, "zip_shape_edges", edges, "a, b, length_km")
+    insert_frame(tx, "zip_shape_sizes", sizes, "zip, area_km2, perimeter_km")
 
 
 def write_meta(tx: duckdb.DuckDBPyConnection, items: list[tuple[str, str]]) -> None:
@@ -230,9 +219,4 @@ def write_adjacency(store: Store, edges: pd.DataFrame, sizes: pd.DataFrame) -> N
     with store.transaction() as tx:
         if tx.execute("SELECT count(*) > 0 FROM zip_shape_sizes").fetchall()[0][0]:
             return  # another thread got there first
-        tx.register("new_zip_edges", edges)
-        tx.register("new_zip_sizes", sizes)
-        tx.execute("INSERT INTO zip_shape_edges SELECT a, b, length_km FROM new_zip_edges")
-        tx.execute("INSERT INTO zip_shape_sizes SELECT zip, area_km2, perimeter_km FROM new_zip_sizes")
-        tx.unregister("new_zip_edges")
-        tx.unregister("new_zip_sizes")
+        _insert_adjacency(tx, edges, sizes)

@@ -18,10 +18,10 @@ from shapely.geometry import shape as to_shape
 
 from terrmap.geo.base import Layer
 from terrmap.geo.graph import h3_graph
-from terrmap.geo.memo import Recent
+from terrmap.geo.memo import LoadCache
 
 H3_RESOLUTIONS = tuple(range(3, 10))
-_GRAPHS = Recent(keep=4)
+_GRAPHS = LoadCache(max_entries=4)
 _RES_MASK = 0xF << 52
 _U64 = (1 << 64) - 1
 

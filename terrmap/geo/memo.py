@@ -1,4 +1,5 @@
-"""Memo of costly pure results keyed by the content of their input frame: per process, and on disk.
+"""Caches: costly pure results keyed by the content of their input frame (per process, and on disk), and
+:class:`LoadCache`, the thread-safe least-recently-used cache of loaded read-only objects (graphs, instances).
 
 Geometry derived from the built-in ZIP reference (Voronoi shapes, their shared borders) is the same for every
 database built on it; computing it once per process makes a second database (a test's copy, a new demo) cheap,
@@ -14,16 +15,18 @@ import hashlib
 import os
 import pickle
 import tempfile
+import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from functools import cache, wraps
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 import pandas as pd
 
 T = TypeVar("T")
+V = TypeVar("V")
 KEEP = 2  # results kept per function: the built-in geography and one other
 
 
@@ -92,19 +95,32 @@ def memo_by_digest(fn: Callable[[pd.DataFrame], T]) -> Callable[[pd.DataFrame], 
     return wrapper
 
 
-class Recent:
-    """The last few results of a costly pure computation by key (least recently used out), for read-only results."""
+class LoadCache(Generic[V]):
+    """A process-wide least-recently-used cache of read-only loaded objects (thread-safe: Streamlit serves each
+    session from its own thread; the loader runs outside the lock, so two threads may both load a missing key
+    once)."""
 
-    def __init__(self, keep: int = 4):
-        self.keep = keep
-        self._items: OrderedDict = OrderedDict()
+    def __init__(self, max_entries: int = 4):
+        self.max_entries = max_entries
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def get(self, key, compute: Callable[[], T]) -> T:
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        value = compute()
-        self._items[key] = value
-        while len(self._items) > self.keep:
-            self._items.popitem(last=False)
+    def get(self, key: Hashable, load: Callable[[], V], max_entries: int | None = None) -> V:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = load()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > (max_entries or self.max_entries):
+                self._items.popitem(last=False)
         return value
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()

@@ -13,10 +13,10 @@ import shapely
 
 from terrmap.geo.base import Layer
 from terrmap.geo.graph import graph_from_edges, polygon_adjacency
-from terrmap.geo.memo import Recent, memo_by_digest
+from terrmap.geo.memo import LoadCache, memo_by_digest
 from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
 
-_GRAPHS = Recent(keep=4)
+_GRAPHS = LoadCache(max_entries=4)
 
 
 class ZipLayer(Layer):

@@ -16,11 +16,12 @@ from scipy.spatial import cKDTree
 
 from terrmap.data import optimize_queries as queries
 from terrmap.data.area import AreaTooLarge
-from terrmap.data.cache import LoadCache, store_key
 from terrmap.data.optimize_queries import area_stats
+from terrmap.data.store import store_key
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.distance import KM_PER_DEGREE
 from terrmap.geo.graph import RegionGraph
+from terrmap.geo.memo import LoadCache
 from terrmap.geo.zipdata import project
 from terrmap.measures import BALANCE_MEASURES, WORKLOAD_CUSTOMER_WEIGHT, measure
 from terrmap.plan import PlanInfo, assignment_for_layer, get_plan, territories
