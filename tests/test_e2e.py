@@ -22,6 +22,14 @@ from tests.e2e_support import (  # noqa: F401
 )
 
 
+def _open_map(page, url: str):
+    """Go to ``url`` and wait until the map has drawn its first region; returns the map's frame."""
+    page.goto(url)
+    frame = page.frame_locator(MAP_IFRAME)
+    frame.locator("path.leaflet-interactive").first.wait_for(state="attached", timeout=45_000)
+    return frame
+
+
 def _paths(page) -> int:
     return page.frame_locator(MAP_IFRAME).locator("path.leaflet-interactive").count()
 
@@ -53,9 +61,7 @@ def test_home_shows_kpis_table_and_chart(page, app_url):
 
 def test_map_draws_regions_offline_and_names_as_text(page, app_url):
     t0 = time.time()
-    page.goto(app_url + "/map")
-    frame = page.frame_locator(MAP_IFRAME)
-    frame.locator("path.leaflet-interactive").first.wait_for(state="attached", timeout=45_000)
+    frame = _open_map(page, app_url + "/map")
     page.wait_for_function(
         f"""() => {{ const f = document.querySelector('{MAP_IFRAME}');
                     return f && f.contentDocument &&
@@ -87,9 +93,7 @@ def test_map_draws_regions_offline_and_names_as_text(page, app_url):
 
 
 def test_map_choropleth_of_a_state_and_zip_layer(page, app_url):
-    page.goto(app_url + "/map?layer=zip&color=potential&area=CA")
-    frame = page.frame_locator(MAP_IFRAME)
-    frame.locator("path.leaflet-interactive").first.wait_for(state="attached", timeout=45_000)
+    frame = _open_map(page, app_url + "/map?layer=zip&color=potential&area=CA")
     legend = frame.locator(".tm-legend")
     legend.wait_for()
     assert "Potential" in legend.inner_text() and "quantiles" in legend.inner_text()
@@ -105,9 +109,7 @@ def test_too_many_regions_get_a_clear_message(page, app_url):
 
 
 def test_map_search_box_outlines_the_owner(page, app_url):
-    page.goto(app_url + "/map?layer=zip&area=TX")
-    frame = page.frame_locator(MAP_IFRAME)
-    frame.locator("path.leaflet-interactive").first.wait_for(state="attached", timeout=45_000)
+    frame = _open_map(page, app_url + "/map?layer=zip&area=TX")
     box = page.get_by_placeholder("ZIP or lat, lon")
     box.wait_for()
     wait_idle(page)
