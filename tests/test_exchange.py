@@ -107,25 +107,24 @@ _zip_set: list[str] = []
 
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
-def test_csv_round_trip_property(fresh_demo_store, data):
-    with fresh_demo_store() as store:
-        if not _zip_set:
-            _zip_set.extend(store.df("SELECT zip FROM zips WHERE zip = region_zip ORDER BY zip LIMIT 40 OFFSET 1000")["zip"])
-        names = data.draw(st.lists(
-            st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1,
-                    max_size=12).filter(lambda s: not s.startswith("'")),
-            min_size=1, max_size=5, unique=True))
-        regions = data.draw(st.lists(st.sampled_from(_zip_set), min_size=1, max_size=len(_zip_set), unique=True))
-        picks = data.draw(st.lists(st.integers(-1, len(names) - 1), min_size=len(regions), max_size=len(regions)))
-        locks = data.draw(st.lists(st.booleans(), min_size=len(regions), max_size=len(regions)))
-        if all(p < 0 for p in picks):
-            picks[0] = 0
-        terrs = [Territory(i + 1, n, "#123456") for i, n in enumerate(names)]
-        a = pd.DataFrame({"region_id": regions, "territory_id": pd.array([p + 1 if p >= 0 else None for p in picks],
-                                                                          dtype="Int64"), "locked": locks})
-        pid = create_plan(store, unique("prop"), "zip", terrs, a)
-        new = import_alignment(store, export_plan(store, pid, "csv"), unique("prop back"))
-        pd.testing.assert_frame_equal(plan_rows(store, pid), plan_rows(store, new.plan_id))
+def test_csv_round_trip_property(store, data):
+    if not _zip_set:
+        _zip_set.extend(store.df("SELECT zip FROM zips WHERE zip = region_zip ORDER BY zip LIMIT 40 OFFSET 1000")["zip"])
+    names = data.draw(st.lists(
+        st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1,
+                max_size=12).filter(lambda s: not s.startswith("'")),
+        min_size=1, max_size=5, unique=True))
+    regions = data.draw(st.lists(st.sampled_from(_zip_set), min_size=1, max_size=len(_zip_set), unique=True))
+    picks = data.draw(st.lists(st.integers(-1, len(names) - 1), min_size=len(regions), max_size=len(regions)))
+    locks = data.draw(st.lists(st.booleans(), min_size=len(regions), max_size=len(regions)))
+    if all(p < 0 for p in picks):
+        picks[0] = 0
+    terrs = [Territory(i + 1, n, "#123456") for i, n in enumerate(names)]
+    a = pd.DataFrame({"region_id": regions, "territory_id": pd.array([p + 1 if p >= 0 else None for p in picks],
+                                                                      dtype="Int64"), "locked": locks})
+    pid = create_plan(store, unique("prop"), "zip", terrs, a)
+    new = import_alignment(store, export_plan(store, pid, "csv"), unique("prop back"))
+    pd.testing.assert_frame_equal(plan_rows(store, pid), plan_rows(store, new.plan_id))
 
 
 # -- GeoJSON / GeoPackage ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ territories, account_pins) in pandas here, never through terrmap's own aggregati
 from __future__ import annotations
 
 import json
+import shutil
 
 import networkx as nx
 import numpy as np
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from terrmap.app.html_safe import esc
 from terrmap.app.map_data import map_data, region_frame
 from terrmap.data import scenarios as stored_scenarios
+from terrmap.data.store import Store
 from terrmap.geo import parse_layer
 from terrmap.plan import SaveConflict, create_plan, get_plan, load_assignment, save_assignment, territories
 from terrmap.plan import scenarios as sc
@@ -213,17 +215,27 @@ def test_the_published_plan_is_deleted_only_when_it_is_the_last(demo_store):
     assert demo_store.scalar("SELECT count(*) FROM plans") == 0
 
 
+@pytest.fixture(scope="module")
+def four_plans(demo_db_path, tmp_path_factory):
+    """One store with the demo plan and three clones, shared by the examples below: each example starts
+    from whatever the last one published, which is one more state the property must hold from."""
+    path = tmp_path_factory.mktemp("publish") / "demo.duckdb"
+    shutil.copy(demo_db_path, path)
+    store = Store(path)
+    base = get_plan(store)
+    yield store, [base] + [sc.clone_plan(store, base, f"P{i}") for i in range(3)]
+    store.close()
+
+
 @settings(max_examples=12, deadline=None)
 @given(picks=st.lists(st.integers(0, 3), min_size=1, max_size=8))
-def test_publish_keeps_exactly_one_published(fresh_demo_store, picks):
-    with fresh_demo_store() as store:
-        base = get_plan(store)
-        plans = [base] + [sc.clone_plan(store, base, f"P{i}") for i in range(3)]
-        for k in picks:
-            sc.publish_plan(store, plans[k])
-            published = store.df("SELECT plan_id FROM plans WHERE published")["plan_id"].tolist()
-            assert published == [plans[k].plan_id]
-            assert get_plan(store).plan_id == plans[k].plan_id  # the default plan everywhere
+def test_publish_keeps_exactly_one_published(four_plans, picks):
+    store, plans = four_plans
+    for k in picks:
+        sc.publish_plan(store, plans[k])
+        published = store.df("SELECT plan_id FROM plans WHERE published")["plan_id"].tolist()
+        assert published == [plans[k].plan_id]
+        assert get_plan(store).plan_id == plans[k].plan_id  # the default plan everywhere
 
 
 def test_names_are_checked_and_stored_as_written(demo_store):
@@ -399,13 +411,24 @@ def test_a_plan_compared_with_its_clone_shows_no_change(demo_store):
     assert cmp.changed_regions.empty and cmp.moved_accounts.empty and cmp.potential_moved == 0
 
 
+@pytest.fixture(scope="module")
+def module_store(demo_db_path, tmp_path_factory):
+    """A copy of the demo shared by a property test's examples; each example removes what it adds."""
+    path = tmp_path_factory.mktemp("examples") / "demo.duckdb"
+    shutil.copy(demo_db_path, path)
+    store = Store(path)
+    yield store
+    store.close()
+
+
 @settings(max_examples=6, deadline=None)
 @given(moves=st.lists(st.tuples(st.integers(0, 32_000), st.integers(1, 400), st.integers(1, 20)),
                       min_size=1, max_size=4))
-def test_random_edits_deltas_and_moves_match_pandas(fresh_demo_store, moves):
-    with fresh_demo_store() as store:
-        a = get_plan(store)
-        b = sc.clone_plan(store, a, "H" + json.dumps(moves))
+def test_random_edits_deltas_and_moves_match_pandas(module_store, moves):
+    store = module_store
+    a = get_plan(store)
+    b = sc.clone_plan(store, a, "H" + json.dumps(moves))
+    try:
         asg = _assignment(store, b.plan_id)
         for start, n, to in moves:
             asg.loc[start:start + n - 1, "territory_id"] = to
@@ -420,6 +443,7 @@ def test_random_edits_deltas_and_moves_match_pandas(fresh_demo_store, moves):
         base = _assignment(store, a.plan_id)
         assert len(cmp.changed_regions) == int((base["territory_id"] != asg["territory_id"]).sum())
         assert cmp.accounts_moved == int((owner_a != owner_b.reindex(owner_a.index)).sum())
+    finally:
         sc.delete_plan(store, b)
 
 

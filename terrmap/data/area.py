@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from terrmap.data import zip_groups, zip_tables
+from terrmap.frames import member
 from terrmap.geo import H3Layer, Layer, ZipLayer
 from terrmap.geo.land import MAX_AREA_CELLS, containing_zip, land_cells, state_lands
 from terrmap.geo.memo import LoadCache
@@ -120,7 +121,7 @@ def area_regions(store: Store, layer: Layer, states: Iterable[str] | None = None
     cells = cells.drop_duplicates("region_id")
     # Cells holding leads of these states whose centre lies off land: in the area too (every lead has an owner).
     populated = zip_groups.region_groups(store, layer)
-    extra = populated[populated["state"].isin(wanted) & ~populated["region_id"].isin(set(cells["region_id"]))]
+    extra = populated[populated["state"].isin(wanted) & ~member(populated["region_id"], cells["region_id"])]
     zips = _CELLS.get((*stamp, "zip"), lambda: zip_groups.region_groups(store, _ZIP))
     counties = zips[["region_id", "county_fips", "county"]].rename(
         columns={"region_id": "zip"})
@@ -137,11 +138,11 @@ def regions_states(store: Store, layer: Layer, region_ids: Iterable[str]) -> lis
         return []
     zips = area_regions(store, _ZIP)  # every region ZIP with its state (cached per geometry)
     if not isinstance(layer, H3Layer):
-        return sorted(zips.loc[zips["region_id"].isin(set(ids)), "state"].dropna().unique())
+        return sorted(zips.loc[member(zips["region_id"], ids), "state"].dropna().unique())
     valid = [c for c in ids if h3.is_valid_cell(c)]
     centres = np.array([h3.cell_to_latlng(c) for c in valid]).reshape(-1, 2)
     zip_state = zips.set_index("region_id")["state"]
     states = set(zip_state.reindex(nearest_region_zip(centres[:, 0], centres[:, 1])).dropna())
     populated = zip_groups.region_groups(store, layer)
-    states |= set(populated.loc[populated["region_id"].isin(set(valid)), "state"].dropna())
+    states |= set(populated.loc[member(populated["region_id"], valid), "state"].dropna())
     return sorted(states)

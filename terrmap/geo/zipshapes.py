@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from terrmap.frames import member
 from terrmap.geo.distance import KM_PER_DEGREE
 from terrmap.geo.graph import polygon_adjacency
 from terrmap.geo.memo import memo_by_digest
@@ -376,13 +377,6 @@ def read_zcta(path: str | os.PathLike, simplify_tolerance: float = ZCTA_SIMPLIFY
                          "geometry": round_geoms(geoms, DECIMALS)})
 
 
-def _member(values, members) -> np.ndarray:
-    """``values`` (strings) that are in ``members``, as a boolean array (pandas' isin on arrow strings is
-    ~50x slower at the 32k ZIPs of the country)."""
-    members = members if isinstance(members, (set, frozenset)) else set(members)
-    return np.fromiter((v in members for v in np.asarray(values, dtype=object)), dtype=bool, count=len(values))
-
-
 def _as_paths(paths) -> list[Path]:
     if isinstance(paths, (str, os.PathLike)):
         return [Path(paths)]
@@ -415,7 +409,7 @@ def _merge_targets(pieces: np.ndarray, codes: np.ndarray, regions: np.ndarray, r
     lonely = np.flatnonzero(pd.isna(out))
     if len(lonely):
         filed_under = reference_table().set_index("zip")["region_zip"].reindex(codes[lonely]).to_numpy(dtype=object)
-        present = _member(filed_under, region_zips)
+        present = member(filed_under, region_zips)
         out[lonely[present]] = filed_under[present]
     return out
 
@@ -504,7 +498,7 @@ def load_zcta(store: Store, paths, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG
     zcta = zcta.reset_index(drop=True).copy()
     known = ref_state.reindex(zcta["zip"]).to_numpy(dtype=object)
     zcta["state"] = np.where(pd.isna(zcta["state"]), known, zcta["state"])
-    is_region = zcta["zip"].isin(region_state.index).to_numpy()
+    is_region = member(zcta["zip"], region_state.index)
     targets = zcta["zip"].to_numpy(dtype=object).copy()
     targets[~is_region] = _merge_targets(zcta["geometry"].to_numpy()[~is_region],
                                          zcta["zip"].to_numpy(dtype=object)[~is_region],
@@ -529,20 +523,20 @@ def load_zcta(store: Store, paths, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG
     new_real = real["geometry"].to_numpy()
     cut_real, _ = _cut(kept.loc[kept_real, "geometry"].to_numpy(), new_real)
     kept.loc[kept_real, "geometry"] = cut_real
-    joined = _member(real["zip"], kept.loc[kept_real, "zip"])
+    joined = member(real["zip"], kept.loc[kept_real, "zip"])
     if joined.any():
         before = kept.loc[kept_real].set_index("zip")["geometry"]
         real.loc[joined, "geometry"] = [
             g if before.get(z) is None else shapely.union(before[z], g)
             for z, g in zip(real.loc[joined, "zip"], real.loc[joined, "geometry"])]
-        kept = kept[~(_member(kept["zip"], real["zip"]) & kept_real)].reset_index(drop=True)
+        kept = kept[~(member(kept["zip"], real["zip"]) & kept_real)].reset_index(drop=True)
         kept_real = kept["source"] != SOURCE_VORONOI
     kept = kept[kept["geometry"].notna()]
     kept_real = kept["source"] != SOURCE_VORONOI
 
-    fresh_points = points[points["state"].isin(touched) & ~_member(points["zip"], real["zip"])]
+    fresh_points = points[points["state"].isin(touched) & ~member(points["zip"], real["zip"])]
     fresh = build_voronoi_shapes(points[points["state"].isin(touched)])
-    fresh = fresh[_member(fresh["zip"], fresh_points["zip"]) & fresh["geometry"].notna()].assign(source=SOURCE_VORONOI)
+    fresh = fresh[member(fresh["zip"], fresh_points["zip"]) & fresh["geometry"].notna()].assign(source=SOURCE_VORONOI)
     voronoi = pd.concat([fresh[["zip", "state", "source", "geometry"]],
                          kept.loc[~kept_real, ["zip", "state", "source", "geometry"]]], ignore_index=True)
     reals = np.concatenate([real["geometry"].to_numpy(), kept.loc[kept_real, "geometry"].to_numpy()])
@@ -615,21 +609,21 @@ def _updated_adjacency(store: Store, shapes: pd.DataFrame, changed: np.ndarray) 
     zips = shapes["zip"].to_numpy(dtype=object)
     geoms = shapes["geometry"].to_numpy()
     changed_zips = set(zips[changed])
-    keep = ~_member(old_edges["a"], changed_zips) & ~_member(old_edges["b"], changed_zips)
-    keep &= _member(old_edges["a"], zips) & _member(old_edges["b"], zips)
+    keep = ~member(old_edges["a"], changed_zips) & ~member(old_edges["b"], changed_zips)
+    keep &= member(old_edges["a"], zips) & member(old_edges["b"], zips)
     idx = np.flatnonzero(changed)
     if len(idx) == 0:
-        return old_edges[keep].reset_index(drop=True), old_sizes[_member(old_sizes["zip"], zips)]
+        return old_edges[keep].reset_index(drop=True), old_sizes[member(old_sizes["zip"], zips)]
     _, near = shapely.STRtree(geoms).query(geoms[idx], predicate="intersects")
     subset = np.unique(np.concatenate([idx, near]))
     pairs, lengths, area, perimeter = polygon_adjacency(geoms[subset])
     a, b = zips[subset[pairs[:, 0]]], zips[subset[pairs[:, 1]]]
     touches = np.array([x in changed_zips or y in changed_zips for x, y in zip(a, b)], dtype=bool)
     new_edges = pd.DataFrame({"a": a[touches], "b": b[touches], "length_km": lengths[touches]})
-    in_changed = _member(zips[subset], changed_zips)
+    in_changed = member(zips[subset], changed_zips)
     new_sizes = pd.DataFrame({"zip": zips[subset][in_changed], "area_km2": area[in_changed],
                               "perimeter_km": perimeter[in_changed]})
-    sizes = pd.concat([old_sizes[~_member(old_sizes["zip"], changed_zips) & _member(old_sizes["zip"], zips)], new_sizes],
+    sizes = pd.concat([old_sizes[~member(old_sizes["zip"], changed_zips) & member(old_sizes["zip"], zips)], new_sizes],
                       ignore_index=True)
     return pd.concat([old_edges[keep], new_edges], ignore_index=True), sizes
 

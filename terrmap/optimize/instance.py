@@ -18,6 +18,7 @@ from terrmap.data import optimize_queries as queries
 from terrmap.data.area import AreaTooLarge
 from terrmap.data.optimize_queries import area_stats
 from terrmap.data.store import store_key
+from terrmap.frames import member
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.distance import KM_PER_DEGREE
 from terrmap.geo.graph import RegionGraph
@@ -110,7 +111,7 @@ def load_instance(store, layer: str | Layer, states: Iterable[str] | None = None
         inst.territories = terr
         inst.base_plan = info
         if info.layer == layer.key:
-            inst.outside = assign[~assign["region_id"].isin(set(ids))].reset_index(drop=True)
+            inst.outside = assign[~member(assign["region_id"], ids)].reset_index(drop=True)
     return inst
 
 

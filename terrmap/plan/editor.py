@@ -20,6 +20,7 @@ from terrmap.data.area import AREA_COLUMNS, area_regions
 from terrmap.data.plans import plan_area
 from terrmap.data.plans import rep_name as stored_rep_name
 from terrmap.data.stats import region_stats
+from terrmap.frames import member
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.graph import articulation_points
 from terrmap.measures import fmt_money
@@ -104,7 +105,7 @@ class EditorSession:
         terr = territories(store, info.plan_id).reset_index(drop=True)
         index_of = {t: i for i, t in enumerate(terr["territory_id"])}
         a = assign.set_index("region_id").reindex(ids)
-        idx = np.array([index_of.get(t, UNASSIGNED) if pd.notna(t) else UNASSIGNED for t in a["territory_id"]])
+        idx = a["territory_id"].astype("Int64").map(index_of).fillna(UNASSIGNED).to_numpy(dtype=np.int64)
         locked = a["locked"].fillna(False).to_numpy(dtype=bool)
         pinned = _named_accounts(store, info, {r: i for i, r in enumerate(ids)}, index_of)
         np.subtract.at(values, pinned["region"], pinned["values"])  # owned by exception: not the region's
@@ -114,7 +115,7 @@ class EditorSession:
         plan_obj = Plan(graph, values, MEASURES, idx, len(terr), locked=locked, offsets=offsets)
         ses = cls(store, info, layer, ids, plan_obj, terr, saved_assignment=idx.copy())
         ses.pinned = pinned
-        ses.groups = groups[groups["region_id"].isin(ses.index)].reset_index(drop=True)
+        ses.groups = groups[member(groups["region_id"], ses.index)].reset_index(drop=True)
         return ses
 
     # -- ids <-> indices ---------------------------------------------------------
@@ -495,7 +496,7 @@ def _named_accounts(store: Store, info: PlanInfo, region_index: dict, territory_
     decided on the plan as opened (an overlay limited to some
     territories keeps its accounts while their regions move in the session)."""
     exc = exceptions_by_region(store, info)
-    exc = exc[exc["region_id"].isin(region_index.keys())]
+    exc = exc[member(exc["region_id"], region_index)]
     if exc.empty:
         return _no_named_accounts()
     territory = [territory_index.get(int(o), UNASSIGNED) if rule == "pin" else UNASSIGNED

@@ -343,7 +343,7 @@ def changed_regions(store: Store, a: PlanInfo, b: PlanInfo, ta: pd.DataFrame, tb
                                                       how="outer", suffixes=("_a", "_b"))
 
     def names(ids: pd.Series, keys: dict) -> pd.Series:
-        return ids.map(lambda t: keys.get(int(t), UNASSIGNED) if pd.notna(t) else UNASSIGNED)
+        return ids.astype("Int64").map(keys).astype(object).fillna(UNASSIGNED)
 
     both["from_territory"] = names(both["territory_id_a"], key_a)
     both["to_territory"] = names(both["territory_id_b"], key_b)
