@@ -8,18 +8,19 @@ import io
 import json
 
 import geopandas as gpd
+import h3
 import pandas as pd
 import pytest
 import shapely
 
 from terrmap.data.accounts import account_owners
 from terrmap.data.area import area_regions
-from terrmap.data.plans import plan_area
+from terrmap.data.plans import lead_majority_assignment, plan_area
 from terrmap.geo import parse_layer
 from terrmap.geo.zipshapes import zip_shape_geoms
 from terrmap.io.export import export_plan
 from terrmap.io.ingest import import_file
-from terrmap.plan import Territory, create_plan, get_plan, load_assignment
+from terrmap.plan import Territory, assignment_for_layer, create_plan, get_plan, load_assignment
 from terrmap.plan.scenarios import plan_history
 
 ZIP = parse_layer("zip")
@@ -104,3 +105,31 @@ def test_a_lead_imported_later_in_an_empty_zip_has_an_owner(demo_store, tmp_path
     new = owners.loc[[f"NEW-{z}" for z in empty]]
     assert len(empty) == 3 and new["owner_name"].notna().all() and (new["rule"] == "geography").all()
     assert owners["owner_name"].notna().all()  # nobody's leads: none
+
+
+def test_a_zip_plan_on_hexagons_owns_every_land_cell_like_a_point_in_polygon_join(demo_store):
+    """The map's default view (a ZIP plan drawn on H3 cells): every cell of Texas's land has an owner; a cell with
+    leads follows the majority of their potential, a cell without leads the ZIP polygon under its centre
+    (checked with a geopandas spatial join, not terrmap's lookup)."""
+    pid = _partial_tx_plan(demo_store)
+    plan = get_plan(demo_store, pid)
+    layer = parse_layer("h3:6")
+    projected = assignment_for_layer(demo_store, plan, layer).set_index("region_id")["territory_id"]
+    # The land cells: an H3 polyfill of the union of Texas's ZIP polygons, centre inside (h3's containment mode).
+    shapes = zip_shape_geoms(demo_store, states=["TX"])
+    land = shapely.union_all(shapes["geometry"].to_numpy())
+    polyfill = set(h3.geo_to_cells(land.__geo_interface__, 6))
+    assert polyfill <= set(projected.index)
+    assert projected.reindex(sorted(polyfill)).notna().all()
+    with_leads = set(lead_majority_assignment(demo_store, plan, layer)["region_id"])
+    empty = sorted(polyfill - with_leads)
+    assert len(empty) > 1000  # most of Texas holds no lead of the small demo
+    centres = gpd.GeoDataFrame({"cell": empty}, geometry=gpd.points_from_xy(
+        [h3.cell_to_latlng(c)[1] for c in empty], [h3.cell_to_latlng(c)[0] for c in empty]), crs=4326)
+    zips = gpd.GeoDataFrame(shapes[["zip"]], geometry=shapes["geometry"].to_numpy(), crs=4326)
+    joined = gpd.sjoin(centres, zips, predicate="intersects").sort_values(["cell", "zip"]).drop_duplicates("cell")
+    owner = load_assignment(demo_store, pid).set_index("region_id")["territory_id"]
+    expected = joined.set_index("cell")["zip"].map(owner)
+    assert len(expected) > 0.99 * len(empty)
+    pd.testing.assert_series_equal(projected.reindex(expected.index).astype(float), expected.astype(float),
+                                   check_names=False)

@@ -75,8 +75,8 @@ def test_plan_on_another_layer_maps_by_majority_of_potential(demo_store, leads_d
     )
     weights = df.groupby(["cell5", "terr"]).w.sum().reset_index()
     best = weights.sort_values("w").groupby("cell5").tail(1).set_index("cell5").terr
-    assert len(mapped) == len(best)
-    assert (mapped.sort_index() == best.sort_index()).mean() > 0.999
+    assert set(best.index) <= set(mapped.index)  # and the cells without leads (tests/test_complete_plans.py)
+    assert (mapped.reindex(best.index) == best).mean() > 0.999
 
 
 def test_regions_cli_writes_the_documented_columns(demo_db_path, tmp_path):

@@ -70,12 +70,17 @@ def region_frame(
     assignment: pd.DataFrame | None = None,
     territories: pd.DataFrame | None = None,
     places: pd.DataFrame | None = None,
+    area: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Stats + territory_id (NaN: unassigned) + place/states: one row per region with leads."""
+    """Stats + territory_id (NaN: unassigned) + place/states: one row per region with leads and per region of
+    ``assignment`` (a complete plan's regions without leads: zero in every count and sum, no score).
+    ``area`` (region_id, state) gives the state of regions no lead places (:func:`filter_states` needs one)."""
     frame = stats.copy()
     if assignment is not None and len(assignment):
         a = assignment[["region_id", "territory_id"]].drop_duplicates("region_id")
-        frame = frame.merge(a, on="region_id", how="left")
+        frame = frame.merge(a, on="region_id", how="outer", sort=True)
+        for col in (c for c in STAT_COLUMNS if c in stats and c != "avg_score"):
+            frame[col] = frame[col].fillna(0).astype(stats[col].dtype)
         if territories is not None:
             known = set(territories["territory_id"].tolist())
             frame.loc[~frame["territory_id"].isin(known), "territory_id"] = np.nan
@@ -87,6 +92,9 @@ def region_frame(
         frame["place"] = None
     if "states" not in frame:
         frame["states"] = None
+    if area is not None and len(area):
+        state_of = area.drop_duplicates("region_id").set_index("region_id")["state"]
+        frame["states"] = frame["states"].fillna(frame["region_id"].map(state_of))
     return frame
 
 

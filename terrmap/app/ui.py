@@ -26,6 +26,8 @@ from terrmap.app.geometry import default_decimals
 from terrmap.app.map_data import MapData, filter_states, map_data, state_codes
 from terrmap.app.map_data import region_frame as build_region_frame
 from terrmap.data import queries
+from terrmap.data.area import AreaTooLarge, area_regions
+from terrmap.data.plans import plan_area
 from terrmap.data.queries import headline_kpis, region_places
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store, open_store, resolve_db_path
@@ -140,7 +142,18 @@ def cached_kpis(path: str, plan_id: int | None, stamp: str) -> dict:
     return headline_kpis(_store(path), plan_id)
 
 
+@st.cache_data(max_entries=24, show_spinner=False)
+def cached_area_states(path: str, plan_id: int, plan_version: int, layer_key: str, stamp: str) -> pd.DataFrame:
+    """region_id, state of every region of the plan's area on this layer (empty if too many to list)."""
+    try:
+        return area_regions(_store(path), parse_layer(layer_key), plan_area(_store(path), plan_id))[
+            ["region_id", "state"]]
+    except AreaTooLarge:
+        return pd.DataFrame(columns=["region_id", "state"])
+
+
 def region_frame(s: Store, layer_key: str, plan: PlanInfo | None, stamp: str) -> pd.DataFrame:
+    """The map's regions: those with leads, and with a plan every region of its area (a complete plan)."""
     path = str(s.path)
     stats = cached_stats(path, layer_key, stamp)
     places = cached_places(path, layer_key, stamp)
@@ -151,6 +164,7 @@ def region_frame(s: Store, layer_key: str, plan: PlanInfo | None, stamp: str) ->
         cached_assignment(path, plan.plan_id, plan.version, layer_key, stamp),
         cached_territories(path, plan.plan_id, plan.version),
         places,
+        cached_area_states(path, plan.plan_id, plan.version, layer_key, stamp),
     )
 
 

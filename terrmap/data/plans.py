@@ -1,9 +1,10 @@
 """Plans (scenarios) as stored: territories and the assignment of a layer's regions to them.
 
 A plan belongs to one layer (``plans.layer``). Shown on another layer, each
-region of that layer goes to the territory holding the largest share of its
+region of that layer holding leads goes to the territory holding the largest share of its
 revenue potential (lead count breaks ties and covers regions without
-potential), computed from the leads in SQL; see :func:`assignment_for_layer`.
+potential), computed from the leads in SQL; see :func:`lead_majority_assignment` (and
+:func:`terrmap.plan.projection.assignment_for_layer`, which places the regions without leads too).
 Saves use optimistic concurrency, so two planners cannot silently overwrite each other.
 """
 
@@ -167,8 +168,9 @@ def rep_names(store: Store) -> list[tuple[str, str]]:
     return store.cursor().execute("SELECT rep_id, name FROM reps ORDER BY name").fetchall()
 
 
-def assignment_for_layer(store: Store, plan: PlanInfo, layer: Layer) -> pd.DataFrame:
-    """region_id -> territory_id for every region of ``layer`` the plan covers."""
+def lead_majority_assignment(store: Store, plan: PlanInfo, layer: Layer) -> pd.DataFrame:
+    """region_id, territory_id, locked: the plan's own assignment on its layer; on another layer, each region
+    holding leads in the territory with most of their potential (regions without leads are not listed)."""
     cur = store.cursor()
     if plan.layer == layer.key:
         return cur.execute(

@@ -61,18 +61,21 @@ def land_cells(lands: dict[str, shapely.Geometry], res: int, states: Iterable[st
 
 
 def containing_zip(points_lat: np.ndarray, points_lon: np.ndarray, shapes: pd.DataFrame) -> np.ndarray:
-    """The ZIP (``shapes``: zip, geometry) whose polygon contains each point; None where none does (the
-    smallest polygon wins where shapes overlap)."""
+    """The ZIP (``shapes``: zip, geometry) whose polygon holds each point (its border included); None where
+    none does. Where polygons overlap, or a point lies on a shared border, the smallest polygon wins, then the
+    lowest ZIP: the one rule for leads, lookups and H3 cell centres."""
     geoms = shapes["geometry"].to_numpy()
+    zips = shapes["zip"].to_numpy(dtype=object)
+    out = np.full(len(points_lat), None, dtype=object)
+    if not len(geoms) or not len(points_lat):
+        return out
     tree = shapely.STRtree(geoms)
     pi, gi = tree.query(shapely.points(np.asarray(points_lon, float), np.asarray(points_lat, float)),
-                        predicate="within")
-    out = np.full(len(points_lat), None, dtype=object)
+                        predicate="intersects")
     if len(pi):
-        area = shapely.area(geoms[gi])
-        order = np.lexsort((area, pi))  # per point, the smallest containing polygon first
+        order = np.lexsort((zips[gi].astype(str), shapely.area(geoms[gi]), pi))
         pi, gi = pi[order], gi[order]
         first = np.ones(len(pi), bool)
         first[1:] = pi[1:] != pi[:-1]
-        out[pi[first]] = shapes["zip"].to_numpy()[gi[first]]
+        out[pi[first]] = zips[gi[first]]
     return out

@@ -35,6 +35,7 @@ from terrmap.data.plans import PlanInfo
 from terrmap.data.store import BASE_H3_RES, Store
 from terrmap.geo import parse_layer
 from terrmap.geo.h3layer import index_points, parent_int
+from terrmap.geo.land import containing_zip
 from terrmap.geo.zipshapes import zip_shape_geoms
 from terrmap.io.problems import ImportRejected
 from terrmap.io.read import LOCATION_COLUMNS, first_line, located_sql, open_source, suggest_mapping
@@ -93,19 +94,9 @@ def _zip_tables(store: Store, zip_i: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return region, lat, lon
 
 
-def _first_hit(points: np.ndarray, hits: np.ndarray, zips: np.ndarray, n: int) -> np.ndarray:
-    """For each of ``n`` points the lowest ZIP among its hits (point index, zip); -1 without one."""
-    out = np.full(n, -1, dtype=np.int64)
-    if len(points):
-        order = np.lexsort((zips, points))
-        points, zips = points[order], zips[order]
-        first = np.r_[True, points[1:] != points[:-1]]
-        out[points[first]] = zips[first]
-    return out
-
-
 def zip_polygons_containing(store: Store, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """The ZIP (integer) whose stored polygon contains each point; -1 where none does."""
+    """The ZIP (integer) whose stored polygon holds each point (:func:`terrmap.geo.land.containing_zip`); -1
+    where none does."""
     n = len(lat)
     out = np.full(n, -1, dtype=np.int64)
     if n == 0:
@@ -115,20 +106,18 @@ def zip_polygons_containing(store: Store, lat: np.ndarray, lon: np.ndarray) -> n
         left = []
         for i in todo:
             near = lookup_queries.shapes_near(store, float(lat[i]), float(lon[i]), NEAR_SHAPES)
-            inside = shapely.intersects(shapely.from_geojson(near["geojson"].to_numpy(dtype=object)),
-                                        shapely.points(lon[i], lat[i]))
-            if inside.any():
-                out[i] = near["zip"][inside].astype(np.int64).min()
-            else:
+            shapes = pd.DataFrame({"zip": near["zip"].to_numpy(dtype=object),
+                                   "geometry": shapely.from_geojson(near["geojson"].to_numpy(dtype=object))})
+            hit = containing_zip(lat[i:i + 1], lon[i:i + 1], shapes)[0]
+            if hit is None:
                 left.append(i)
+            else:
+                out[i] = int(hit)
         todo = np.asarray(left, dtype=np.int64)
         if len(todo) == 0:
             return out
-    shapes = zip_shape_geoms(store)
-    tree = shapely.STRtree(shapes["geometry"].to_numpy())
-    point_i, shape_i = tree.query(shapely.points(lon[todo], lat[todo]), predicate="intersects")
-    zips = shapes["zip"].to_numpy(dtype=object)[shape_i].astype(np.int64)
-    out[todo] = _first_hit(point_i, np.asarray(shape_i), zips, len(todo))
+    hits = containing_zip(lat[todo], lon[todo], zip_shape_geoms(store))
+    out[todo] = [-1 if z is None else int(z) for z in hits]
     return out
 
 

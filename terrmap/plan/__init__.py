@@ -10,7 +10,6 @@ from terrmap.data.plans import (
     PlanInfo,
     SaveConflict,
     Territory,
-    assignment_for_layer,
     list_plans,
     load_assignment,
     record_version,
@@ -21,6 +20,7 @@ from terrmap.plan.colors import PALETTE, distinct_colors, palette_color
 from terrmap.plan.complete import create_complete_plan as create_plan
 from terrmap.plan.complete import get_plan
 from terrmap.plan.partition import UNASSIGNED, Move, Plan, merge_assignments
+from terrmap.plan.projection import assignment_for_layer
 
 __all__ = [
     "PALETTE", "TERRITORY_COLUMNS", "UNASSIGNED", "Move", "Plan", "PlanInfo", "SaveConflict", "Territory",
