@@ -36,6 +36,7 @@ from terrmap.optimize import (
     water_line,
 )
 from terrmap.plan import list_plans
+from terrmap.plan.metrics import METRIC_HELP
 
 s, path, stamp = ui.page(
     "Territory optimizer",
@@ -248,10 +249,12 @@ st.dataframe(show, hide_index=True, width="stretch", column_config={
     "Contiguous": st.column_config.TextColumn(
         help="Territories in one piece on the map; a territory joined only across water (an island, a bay, a "
              "lake) counts as one piece, and is also counted under By water."),
-    "By water": st.column_config.NumberColumn(
-        help="Territories one piece only thanks to a water crossing: on land they are in several pieces."),
-    "Max deviation": pct, "CV": pct, "Cut edges": pct, "Potential moved": pct, "Customers moved": pct,
-    "Polsby-Popper (mean)": st.column_config.NumberColumn(format="%.3f"),
+    "By water": st.column_config.NumberColumn(help=METRIC_HELP["in_pieces_by_water"]),
+    "Max deviation": st.column_config.NumberColumn(format="%.1f%%", help=METRIC_HELP["max_abs_deviation"]),
+    "CV": st.column_config.NumberColumn(format="%.1f%%", help=METRIC_HELP["cv"]),
+    "Cut edges": st.column_config.NumberColumn(format="%.1f%%", help=METRIC_HELP["cut_edge_share"]),
+    "Potential moved": pct, "Customers moved": pct,
+    "Polsby-Popper (mean)": st.column_config.NumberColumn(format="%.3f", help=METRIC_HELP["mean_polsby_popper"]),
     "Seconds": st.column_config.NumberColumn(format="%.2f"),
 })
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import h3
 import networkx as nx
@@ -188,3 +189,21 @@ def test_the_optimizer_scores_give_the_plans_verdict(michigan):
     summary = json.loads(json.dumps(res.summary(), default=float))  # as `optimize` prints it
     assert summary["water_pieces"] == res.water_report().drop(columns="territory_index").to_dict("records")
     assert sum(c.scores["in_pieces_by_water"] for c in res.candidates) >= 1  # the UP and the islands go somewhere
+
+
+def test_every_page_explains_a_plan_metric_with_the_same_words():
+    """One text per number: the editor's tiles and the scenario comparison take their tooltips from
+    terrmap.plan.metrics.METRIC_HELP (the optimizer's table too: pages/optimizer.py)."""
+    from terrmap.app.editor_panel import KPIS
+    from terrmap.plan.metrics import METRIC_HELP
+    from terrmap.plan.scenarios import PLAN_METRICS
+
+    for key, _label, _fmt, _delta, _lower, help_text in KPIS:
+        assert help_text.startswith(METRIC_HELP[key])
+    for key, (_label, _better, help_text) in PLAN_METRICS.items():
+        if key in METRIC_HELP:
+            assert help_text == METRIC_HELP[key]
+    optimizer_page = (Path(__file__).parent.parent / "pages" / "optimizer.py").read_text()
+    for key in ("mean_polsby_popper", "cut_edge_share", "in_pieces_by_water", "max_abs_deviation"):
+        assert f'METRIC_HELP["{key}"]' in optimizer_page
+    assert "0.2-0.5" in METRIC_HELP["mean_polsby_popper"]  # what an ordinary plan scores, on hover

@@ -42,6 +42,7 @@ from terrmap.plan import PlanInfo, get_plan, palette_color
 from terrmap.plan.editor import BALANCE_MEASURES
 from terrmap.plan.editor_state import ERASER, EditorState
 from terrmap.plan.gestures import MapReturn, decode
+from terrmap.plan.metrics import METRIC_HELP
 
 MAP_HEIGHT = 610
 MAP_KEY = "editor_map"
@@ -388,18 +389,17 @@ _UNCHANGED = ("+0", "-0", "+0.0 pts", "-0.0 pts", "+0.000", "-0.000")
 # (summary key, label, value format, delta format, lower is better, help)
 KPIS = [
     ("max_abs_deviation", "Max deviation", lambda v: f"{v:.0%}", _points, True,
-     "Largest |deviation from target| over the territories (0% = perfectly balanced)."),
+     METRIC_HELP["max_abs_deviation"]),
     ("cv", "Spread (CV)", lambda v: f"{v:.2f}", _three_decimals, True,
-     "Coefficient of variation of the territories' totals (standard deviation / mean)."),
-    ("unassigned", "Unassigned", fmt_int, _signed_int, True, "Regions of the plan in no territory."),
+     METRIC_HELP["cv"]),
+    ("unassigned", "Unassigned", fmt_int, _signed_int, True, METRIC_HELP["unassigned"]),
     ("non_contiguous", "In pieces", fmt_int, _signed_int, True,
-     "Territories split on the map: not one connected area even when crossings of water (to an island, across a "
-     "bay or a lake) join their parts. A territory joined only across water is listed under the tiles as in "
+     METRIC_HELP["non_contiguous"] + " A territory joined only across water is listed under the tiles as in "
      "pieces by water, not counted here."),
     ("mean_polsby_popper", "Compactness", lambda v: f"{v:.3f}", _three_decimals, False,
-     "Mean Polsby-Popper score (1 = a disc; higher is more compact)."),
+     METRIC_HELP["mean_polsby_popper"]),
     ("cut_edge_share", "Cut edges", lambda v: f"{v:.1%}", _points, True,
-     "Share of neighbouring region pairs split between territories (lower: smoother borders)."),
+     METRIC_HELP["cut_edge_share"]),
 ]
 
 

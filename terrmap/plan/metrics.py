@@ -31,6 +31,23 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+# What each plan-level number means, in one sentence: the tooltip of the editor's tiles, the optimizer's table
+# and the scenario comparison (one text per number, so the three pages explain it alike).
+METRIC_HELP: dict[str, str] = {
+    "max_abs_deviation": "Largest |total − target| / target over the territories (target: the one set, else an "
+                         "equal share); 0% = perfectly balanced.",
+    "cv": "Coefficient of variation of the territories' totals (standard deviation / mean): 0 = perfectly even.",
+    "unassigned": "Regions of the plan's area in no territory (a complete plan has none).",
+    "non_contiguous": "Territories split on the map: not one connected area even when crossings of water (to an "
+                      "island, across a bay or a lake) join their parts.",
+    "in_pieces_by_water": "Territories whose land is in several pieces that only a crossing of water joins: "
+                          "contiguous, but not one piece of land.",
+    "mean_polsby_popper": "Compactness: 4π·area / perimeter² of each territory's whole shape, averaged. 1 = a "
+                          "disc; ordinary plans of a state's ZIPs score 0.2-0.5; near 0 = sprawling or snaking.",
+    "cut_edge_share": "Share of neighbouring region pairs that lie in different territories: lower = smoother, "
+                      "more compact borders.",
+}
+
 
 def deviations(totals: np.ndarray, targets: np.ndarray | None = None) -> np.ndarray:
     """``(m_t - target_t) / target_t`` per territory; targets default to the mean."""

@@ -50,22 +50,14 @@ MAX_NAME_LENGTH = 120
 
 # Plan-level metrics of a comparison: key -> (label, which direction is better, help).
 PLAN_METRICS: dict[str, tuple[str, str, str]] = {
-    "max_abs_deviation": ("Max deviation of potential", "lower",
-                          "largest |potential − target| / target over the territories (target: the set one, "
-                          "else an equal share)"),
-    "cv": ("Coefficient of variation", "lower", "std / mean of the territories' potential: 0 = perfectly even"),
-    "non_contiguous": ("Non-contiguous territories", "lower",
-                       "territories in more than one piece on the map, even counting crossings of water (to an "
-                       "island, across a bay or a lake)"),
-    "in_pieces_by_water": ("In pieces by water", "neutral",
-                           "territories whose land is in several pieces that only a crossing of water joins "
-                           "(contiguous, but not one piece of land)"),
-    "cut_edge_share": ("Cut-edge share", "lower",
-                       "share of neighbouring region pairs that lie in different territories: lower = more compact"),
-    "mean_polsby_popper": ("Mean Polsby-Popper", "higher",
-                           "4π·area / perimeter² of each territory, averaged: 1 = a disc, near 0 = sprawling"),
-    "unassigned": ("Unassigned regions", "lower", "regions of the plan's layer with leads but no territory"),
-    "territories": ("Territories", "neutral", "number of territories"),
+    "max_abs_deviation": ("Max deviation of potential", "lower", metrics.METRIC_HELP["max_abs_deviation"]),
+    "cv": ("Coefficient of variation", "lower", metrics.METRIC_HELP["cv"]),
+    "non_contiguous": ("Non-contiguous territories", "lower", metrics.METRIC_HELP["non_contiguous"]),
+    "in_pieces_by_water": ("In pieces by water", "neutral", metrics.METRIC_HELP["in_pieces_by_water"]),
+    "cut_edge_share": ("Cut-edge share", "lower", metrics.METRIC_HELP["cut_edge_share"]),
+    "mean_polsby_popper": ("Mean Polsby-Popper", "higher", metrics.METRIC_HELP["mean_polsby_popper"]),
+    "unassigned": ("Unassigned regions", "lower", metrics.METRIC_HELP["unassigned"]),
+    "territories": ("Territories", "neutral", "Number of territories."),
 }
 # Per-territory measures compared side by side (deviation: of potential from the territory's target).
 TERRITORY_MEASURES = ["leads", "potential", "customers", "regions", "deviation"]
