@@ -133,3 +133,28 @@ def test_a_zip_plan_on_hexagons_owns_every_land_cell_like_a_point_in_polygon_joi
     assert len(expected) > 0.99 * len(empty)
     pd.testing.assert_series_equal(projected.reindex(expected.index).astype(float), expected.astype(float),
                                    check_names=False)
+
+
+def test_a_lead_off_the_coast_opens_a_cell_that_its_plan_takes_on_at_import(demo_store, tmp_path):
+    """On an H3 plan a new lead can sit in a cell whose centre is off land (a pier, a barrier island): the import
+    gives that cell to the territory it borders, records why in the plan's history, and the lead has an owner."""
+    layer = parse_layer("h3:6")
+    tx = area_regions(demo_store, layer, ["TX"])
+    cells = set(tx["region_id"])
+    pid = create_plan(demo_store, "TX cells", "h3:6", [Territory(1, "Texas", "#1f77b4")],
+                      pd.DataFrame({"region_id": sorted(cells), "territory_id": 1}), area=["TX"])
+    offshore = next(n for c in sorted(cells) for n in sorted(h3.grid_disk(c, 1)) if n not in cells
+                    and 26 < h3.cell_to_latlng(n)[0] < 29.5 and h3.cell_to_latlng(n)[1] > -97.5)
+    lat, lon = h3.cell_to_latlng(offshore)
+    path = tmp_path / "pier.csv"
+    path.write_text(f"Lead ID,Company,Lead Status,PostalCode,Latitude,Longitude\nPIER-1,Pier Co,Open,77550,{lat},{lon}\n")
+    summary = import_file(demo_store, path)
+    assert summary["plans_completed"] == {"TX cells": 1}
+    stored = load_assignment(demo_store, pid).set_index("region_id")["territory_id"]
+    assert stored.get(offshore) == 1 and len(stored) == len(cells) + 1
+    plan = get_plan(demo_store, pid)
+    assert plan_history(demo_store, plan).sort_values("version")["note"].iloc[-1].endswith("(holding new leads)")
+    owners = account_owners(demo_store, plan).set_index("lead_id")
+    assert owners.loc["PIER-1", "owner_name"] == "Texas"
+    again = import_file(demo_store, path)  # nothing new: no new version
+    assert again["plans_completed"] == {} and get_plan(demo_store, pid).version == plan.version

@@ -91,6 +91,7 @@ from terrmap.io.read import (
 )
 from terrmap.io.sniff import norm_header
 from terrmap.io.validate import STATUS_VALUES, RawValues, RowNumbers, map_status, validate
+from terrmap.plan.complete import complete_new_regions
 
 __all__ = [
     "CANONICAL_FIELDS",
@@ -124,8 +125,9 @@ def import_file(
     fields not in it use :func:`suggest_mapping`. ``progress(fraction, message)`` is
     called from the calling thread as the import advances.
 
-    Returns {"rows", "inserted", "updated", "seconds", "file", "mapping", "phases"}
-    ("phases": seconds per step); raises :class:`ImportRejected`, with the database
+    Returns {"rows", "inserted", "updated", "seconds", "file", "mapping", "phases", "plans_completed"}
+    ("phases": seconds per step; "plans_completed": regions each plan took on to own the new leads,
+    :func:`terrmap.plan.complete.complete_new_regions`); raises :class:`ImportRejected`, with the database
     unchanged, when anything is wrong with the file.
     """
     t0 = time.perf_counter()
@@ -177,6 +179,9 @@ def import_file(
 
         report(0.65, "writing")
         updated = int(min(write_leads(store, staged, scale, progress, phase), n))
+        report(0.97, "giving the regions of new leads an owner")
+        completed = complete_new_regions(store)
+        phase("complete plans")
         summary = {
             "rows": int(n),
             "inserted": int(n - updated),
@@ -185,6 +190,7 @@ def import_file(
             "file": str(path),
             "mapping": {k: v for k, v in m.items() if v is not None},
             "phases": phases,
+            "plans_completed": completed,  # {plan name: regions added so that every new lead has an owner}
         }
         report(1.0, f"imported {n:,} leads")
         return summary

@@ -179,6 +179,30 @@ def ensure_complete(store: Store, info: PlanInfo | None) -> PlanInfo | None:
     return info
 
 
+def complete_new_regions(store: Store) -> dict[str, int]:
+    """After an import: each plan with an area takes the regions of its area it does not list yet, so every new
+    lead has an owner at once. On the ZIP layer the area changes only with the geometry; on an H3 layer a new
+    lead can open a cell whose centre lies off land (a pier, a barrier island), which then joins the territory
+    it borders most. Returns {plan name: regions added}; a plan someone saves meanwhile is left to the next
+    import (their save wins)."""
+    added: dict[str, int] = {}
+    for info in stored_plans.list_plans(store):
+        area = stored_plans.plan_area(store, info.plan_id)
+        if area is None:  # made before plans had an area: completed when opened (ensure_complete)
+            continue
+        layer = parse_layer(info.layer)
+        full, done, _ = complete_assignment(store, layer, stored_plans.load_assignment(store, info.plan_id), area)
+        if not done.filled:
+            continue
+        try:
+            stored_plans.save_assignment(store, info, full, author="terrmap",
+                                         note=f"{done.note(_region_word(info.layer))} (holding new leads)")
+        except SaveConflict:
+            continue
+        added[info.name] = done.filled
+    return added
+
+
 def _region_word(layer: str) -> str:
     return "ZIPs" if layer == "zip" else "cells"
 
