@@ -4,7 +4,10 @@ import pytest
 
 from terrmap.data.store import Store
 from terrmap.demo import build_demo, generate_leads
+from terrmap.geo import parse_layer
 from terrmap.geo.zipdata import reference_table
+from terrmap.plan import get_plan, load_assignment, territories
+from tests.test_plan_tallies import _pil_lab
 
 CHECKSUM = """
     SELECT count(*), sum(hash(lead_id, name, industry, employees, annual_revenue, status, deal_value,
@@ -80,3 +83,19 @@ def test_jitter_stays_near_the_zip():
 def test_demo_refuses_a_database_with_leads(demo_store):
     with pytest.raises(ValueError, match="already has leads"):
         build_demo(demo_store, n_leads=10)
+
+
+def test_neighbouring_demo_territories_are_told_apart(demo_store):
+    """Issue 14.10: every two territories of the demo plan that share a border differ by >= 25 CIELAB units
+    (littlecms, not terrmap's conversion), so the map shows where one ends."""
+    plan = get_plan(demo_store)
+    asg = load_assignment(demo_store, plan.plan_id)
+    graph = parse_layer("zip").graph(demo_store, asg["region_id"].tolist())
+    owner = asg.set_index("region_id").reindex(graph.region_ids)["territory_id"].to_numpy()
+    land = graph.edges[~graph.is_bridge]
+    pairs = {(owner[i], owner[j]) for i, j in land if owner[i] != owner[j]}
+    terr = territories(demo_store, plan.plan_id)
+    color = dict(zip(terr["territory_id"], terr["color"]))
+    assert len(pairs) > 20
+    close = [(a, b) for a, b in pairs if np.linalg.norm(_pil_lab(color[a]) - _pil_lab(color[b])) < 25 - 1.5]
+    assert close == []

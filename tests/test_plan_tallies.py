@@ -146,3 +146,42 @@ def test_distinct_colors_for_many_territories(graph):
     clashed[b] = clashed[a]
     fixed = distinct_colors(k, pairs, clashed)
     assert fixed[a] != fixed[b] and sum(x != y for x, y in zip(fixed, clashed)) == 1
+
+
+def _pil_lab(color: str) -> np.ndarray:
+    """CIELAB of a colour by littlecms (Pillow's ImageCms), independent of terrmap.plan.colors.lab."""
+    from PIL import Image, ImageCms
+
+    transform = ImageCms.buildTransformFromOpenProfiles(ImageCms.createProfile("sRGB"),
+                                                        ImageCms.createProfile("LAB"), "RGB", "LAB")
+    rgb = tuple(int(color.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4))
+    lum, a, b = ImageCms.applyTransform(Image.new("RGB", (1, 1), rgb), transform).getpixel((0, 0))
+    return np.array([lum * 100 / 255, a - 128, b - 128], dtype=float)  # 8-bit LAB: L scaled, a and b offset
+
+
+def test_lab_agrees_with_littlecms():
+    from terrmap.plan.colors import PALETTE, lab
+
+    for c in [*PALETTE, "#ffffff", "#000000", "#808080"]:
+        assert np.abs(lab(c) - _pil_lab(c)).max() < 1.5, c  # 8-bit LAB rounds to ~0.5 unit
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 45))
+def test_neighbouring_territories_differ_by_25_delta_e(seed, k):
+    """Territories as the Voronoi cells of random seeds (neighbours: Delaunay edges, as on a map, typically
+    up to 6-8): every pair of neighbours differs by >= 25 CIELAB units, measured by littlecms."""
+    from scipy.spatial import Delaunay
+
+    from terrmap.plan import distinct_colors
+
+    points = np.random.default_rng(seed).random((k, 2))
+    pairs = set()
+    if k >= 3:
+        for simplex in Delaunay(points, qhull_options="QJ").simplices:
+            pairs |= {(int(a), int(b)) for a in simplex for b in simplex if a < b}
+    else:
+        pairs = {(0, 1)}
+    colors = distinct_colors(k, pairs)
+    labs = {c: _pil_lab(c) for c in set(colors)}
+    assert all(np.linalg.norm(labs[colors[a]] - labs[colors[b]]) >= 25 - 1.5 for a, b in pairs)
