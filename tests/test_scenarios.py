@@ -21,9 +21,12 @@ from terrmap.app.map_data import map_data, region_frame
 from terrmap.data import scenarios as stored_scenarios
 from terrmap.data.store import Store
 from terrmap.geo import parse_layer
-from terrmap.plan import SaveConflict, create_plan, get_plan, load_assignment, save_assignment, territories
+from terrmap.optimize import Optimizer, load_instance, save_candidate
+from terrmap.plan import SaveConflict, create_plan, get_plan, hierarchy, load_assignment, save_assignment, territories
 from terrmap.plan import scenarios as sc
-from terrmap.plan.accounts import OverlayRule, pin_account, save_overlay
+from terrmap.plan.accounts import OverlayRule, account_owners, pin_account, save_overlay
+from terrmap.plan.editor import EditorSession
+from terrmap.plan.editor_state import EditorState
 
 EVIL = "<script>alert(1)</script>"
 
@@ -511,3 +514,47 @@ def test_diff_map_colours_changed_regions_by_their_new_territory_and_escapes_nam
     data = map_data(out[out.region_id.isin(list(changed_with_leads)[:50])], {}, entries)
     assert all(EVIL not in label for label in data.territories)
     assert any(esc(EVIL) in label for label in data.territories)
+
+
+def _derived_things(store, plan_id: int) -> dict:
+    """What a derived plan must carry over from its base: pins, overlays, hierarchy, territory parents."""
+    q = {
+        "pins": "SELECT lead_id, territory_id, reason FROM account_pins WHERE plan_id = ? ORDER BY lead_id",
+        "overlays": "SELECT name, rule::VARCHAR AS rule, territories, priority, rep_id FROM overlays "
+                    "WHERE plan_id = ? ORDER BY name",
+        "nodes": "SELECT node_id, name, level, parent FROM hierarchy_nodes WHERE plan_id = ? ORDER BY node_id",
+        "parents": "SELECT territory_id, parent FROM territories WHERE plan_id = ? ORDER BY territory_id",
+    }
+    return {k: store.df(sql, [plan_id]).reset_index(drop=True) for k, sql in q.items()}
+
+
+def test_every_way_to_derive_a_plan_keeps_its_hierarchy_pins_and_overlays(demo_store):
+    """Issue 14.1: the Optimizer's rebalance, the Editor's "Save as" and Scenarios' clone all keep the base plan's
+    named-account pins, overlays and hierarchy; comparing with the base moves no overlay account."""
+    base = get_plan(demo_store)
+    want = _derived_things(demo_store, base.plan_id)
+    assert len(want["pins"]) and len(want["overlays"]) and len(want["nodes"])  # the demo has all three
+    derived = {"clone": sc.clone_plan(demo_store, base, "Cloned").plan_id}
+    state = EditorState(EditorSession.open(demo_store, base))
+    state.apply_to_group("state", "RI", state.territory_ids()[0])
+    derived["save as"] = state.save_as("Saved as", author="ann")
+    inst = load_instance(demo_store, "zip", states=["RI", "CT", "MA"], base_plan=base)
+    res = Optimizer(inst, None, "potential", 0.10, max_disruption=0.2, iterations=100).solve()
+    assert res.mode == "rebalance"
+    derived["rebalance"] = save_candidate(demo_store, res, "Rebalanced", author="bob")
+    owners_base = account_owners(demo_store, base).set_index("lead_id")
+    by_overlay = owners_base["owner_kind"] == "overlay"
+    assert by_overlay.sum() > 10
+    for how, plan_id in derived.items():
+        got = _derived_things(demo_store, plan_id)
+        for k in want:
+            pd.testing.assert_frame_equal(got[k], want[k], obj=f"{how}: {k}")
+        assert hierarchy.check(demo_store, plan_id) == [], how
+        # An overlay account keeps its overlay owner unless its region moved out of the overlay's territories.
+        owners = account_owners(demo_store, get_plan(demo_store, plan_id)).set_index("lead_id").reindex(
+            owners_base.index)
+        same_geo = owners["geo_territory_id"].eq(owners_base["geo_territory_id"]).fillna(False)
+        kept = owners.loc[by_overlay & same_geo, "owner_kind"]
+        assert len(kept) > 5 and (kept == "overlay").all(), how
+    history = sc.plan_history(demo_store, get_plan(demo_store, derived["rebalance"])).sort_values("version")
+    assert history["note"].iloc[0].startswith("cloned from") and history["author"].iloc[-1] == "bob"

@@ -204,7 +204,7 @@ def do_save(ctx: ui.PageContext, plan_id: int) -> None:
 
 
 def do_save_as(ctx: ui.PageContext, plan_id: int) -> None:
-    new_id = editor_state(ctx, plan_id).save_as(st.session_state.get(f"ed_saveas_{plan_id}"))
+    new_id = editor_state(ctx, plan_id).save_as(st.session_state.get(f"ed_saveas_{plan_id}"), author=_author())
     if new_id is not None:
         ui.clear_caches()
         st.session_state["ed_switch_plan"] = new_id

@@ -16,6 +16,7 @@ from terrmap.optimize.explain import MoveRecord, describe
 from terrmap.optimize.instance import MEASURES, Instance, load_instance
 from terrmap.plan import PlanInfo, Territory, create_plan, distinct_colors, metrics
 from terrmap.plan.partition import water_report
+from terrmap.plan.scenarios import derive_plan, publish_plan
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -201,9 +202,10 @@ def candidate_plan(result: OptimizeResult, which: int | str = 0) -> tuple[list[T
 
 
 def save_candidate(store: Store, result: OptimizeResult, name: str, which: int | str = 0,
-                   published: bool = False, description: str | None = None) -> int:
+                   published: bool = False, description: str | None = None, author: str | None = None) -> int:
     """Save a candidate as a new plan (scenario) on the same layer (see :func:`candidate_plan`); returns its
-    plan id. (The rows are written by :func:`terrmap.plan.create_plan`.)"""
+    plan id. A rebalance is derived from its base plan (:func:`terrmap.plan.scenarios.derive_plan`: hierarchy,
+    pins and overlays kept); a plan from scratch is new (:func:`terrmap.plan.create_plan`)."""
     terrs, frame = candidate_plan(result, which)
     c = result.candidate(which)
     s = c.scores
@@ -212,6 +214,14 @@ def save_candidate(store: Store, result: OptimizeResult, name: str, which: int |
         f"{', '.join(result.balance)}; max deviation {s['max_deviation']:.1%}, "
         f"{s['contiguous']}/{result.n_territories} contiguous, cut edges {s['cut_edge_share']:.1%}"
         + (f", disruption {s['disruption_potential']:.1%} of potential" if s.get("disruption_potential") is not None else ""))
+    base = result.instance.base_plan
+    if result.mode == "rebalance" and base is not None:
+        # A rebalance is the base plan with other borders: its hierarchy, pins and overlays come along.
+        derived = derive_plan(store, base, name, terrs, frame, author=author, description=desc,
+                              note=f"optimizer: rebalanced, candidate '{c.name}'")
+        if published:
+            publish_plan(store, derived)
+        return derived.plan_id
     return create_plan(store, name, result.instance.layer_key, terrs, frame, published=published,
                        description=desc)
 

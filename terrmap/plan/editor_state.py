@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from terrmap.plan import SaveConflict, Territory, create_plan, list_plans
+from terrmap.plan import SaveConflict, Territory, list_plans
 from terrmap.plan.editor import MEASURES as SESSION_MEASURES
 from terrmap.plan.editor import EditorSession, summary_of
 from terrmap.plan.gestures import Click, Gesture, Seen
+from terrmap.plan.scenarios import derive_plan
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -262,7 +263,7 @@ class EditorState:
                           float(r.tolerance) if pd.notna(r.tolerance) else DEFAULT_TOLERANCE,
                           r.parent if pd.notna(r.parent) else None) for r in self.session.terr.itertuples()]
 
-    def save_as(self, name: str | None) -> int | None:
+    def save_as(self, name: str | None, author: str | None = None) -> int | None:
         """Save territories and assignment as a new plan called ``name``; its id (None: not saved, the
         message says why). This plan stays as saved."""
         ses = self.session
@@ -274,8 +275,11 @@ class EditorState:
             self.notify(f"A plan named {name} exists already.", WARNING, bump=False)
             return None
         self.sync_targets("potential")
-        return create_plan(self.store, name, ses.layer.key, self.territory_objects(), ses.assignment_frame(),
-                           description=f"Saved from {ses.info.name} in the editor")
+        # Derived from the plan being edited, so its hierarchy, pins and overlays come along (as on the
+        # optimizer and the scenarios page).
+        return derive_plan(self.store, ses.info, name, self.territory_objects(), ses.assignment_frame(),
+                           author=author, note=f"saved as, from {ses.info.name} in the editor",
+                           description=f"Saved from {ses.info.name} in the editor").plan_id
 
     def discard(self, saved: EditorSession) -> None:
         """Drop the unsaved edits: go on with ``saved`` (the plan reopened)."""

@@ -19,8 +19,8 @@ history only grows and a restore can itself be undone.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,11 +28,13 @@ import pandas as pd
 
 from terrmap.data import scenarios as stored
 from terrmap.data.hierarchy import node_ids, territory_parents
+from terrmap.data.plans import plan_area
 from terrmap.data.stats import region_stats
 from terrmap.geo import parse_layer
 from terrmap.plan import (
     TERRITORY_COLUMNS,
     PlanInfo,
+    Territory,
     assignment_for_layer,
     load_assignment,
     metrics,
@@ -40,6 +42,7 @@ from terrmap.plan import (
     save_assignment,
 )
 from terrmap.plan.accounts import account_owners, territory_metrics
+from terrmap.plan.complete import complete_assignment
 from terrmap.plan.editor import EditorSession
 
 if TYPE_CHECKING:
@@ -93,15 +96,33 @@ def _require(con, plan: PlanInfo) -> tuple:
 # ---------------------------------------------------------------------------
 
 
-def clone_plan(store: Store, plan: PlanInfo, new_name: str, author: str | None = None) -> PlanInfo:
-    """A copy of ``plan`` named ``new_name``: territories, assignment (locks included), hierarchy,
-    named-account pins and overlays. Its history starts with "cloned from <name> v<version>"."""
+def clone_plan(store: Store, plan: PlanInfo, new_name: str, author: str | None = None,
+               description: str | None = None) -> PlanInfo:
+    """A copy of ``plan`` named ``new_name``: territories, assignment (locks included), area, hierarchy,
+    named-account pins and overlays (``description``: a new one, else the plan's). Its history starts with
+    "cloned from <name> v<version>"."""
     with store.transaction() as tx:
         name = _check_name(tx, new_name)
-        src_name, layer, version, _, description = _require(tx, plan)
-        new_id = stored.copy_plan(tx, plan.plan_id, name, layer, description)
+        src_name, layer, version, _, base_description = _require(tx, plan)
+        new_id = stored.copy_plan(tx, plan.plan_id, name, layer,
+                                  base_description if description is None else description)
         record_version(tx, new_id, 1, author, f"cloned from {src_name} v{version}")
     return PlanInfo(new_id, name, layer, 1, False)
+
+
+def derive_plan(store: Store, base: PlanInfo, new_name: str, territories: Iterable[Territory],
+                assignment: pd.DataFrame, author: str | None = None, note: str = "saved",
+                description: str | None = None) -> PlanInfo:
+    """A new plan made from ``base`` with other territories and assignment (the optimizer's rebalance, the
+    editor's "Save as"): everything else of the base comes along, as in :func:`clone_plan` (hierarchy,
+    named-account pins, overlays, area), so the three ways of deriving a plan keep the same things.
+    History: "cloned from <base>", then ``note``. Territories the new plan drops lose their pins."""
+    clone = clone_plan(store, base, new_name, author=author, description=description)
+    terr = pd.DataFrame([asdict(t) for t in territories])
+    layer = parse_layer(base.layer)
+    full, _, _ = complete_assignment(store, layer, assignment, plan_area(store, clone.plan_id))
+    return save_assignment(store, clone, full, author=author, territories=terr.reindex(columns=TERRITORY_COLUMNS),
+                           note=note)
 
 
 def rename_plan(store: Store, plan: PlanInfo, new_name: str) -> PlanInfo:
