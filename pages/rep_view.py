@@ -52,7 +52,7 @@ reps = rv.plan_reps(s, plan)
 if reps.empty:
     st.info(f"No rep owns a territory in plan **{ui.md(plan.name)}** yet.")
     st.stop()
-label_of = {r.rep_id: f"{r.name} ({r.rep_id})" + (f" · {r.home_metro}" if r.home_metro else "")
+label_of = {r.rep_id: f"{r.name} ({r.rep_id})" + (f" · {r.home_metro}" if isinstance(r.home_metro, str) and r.home_metro else "")
             for r in reps.itertuples()}
 ui.seed_from_url("rep", label_of, default=None)
 head, pick = st.columns([3, 1], vertical_alignment="bottom")

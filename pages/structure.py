@@ -305,10 +305,12 @@ with tab_overlays:
         o_priority = c2.number_input("Priority", value=0 if current is None else int(current["priority"]), step=1,
                                      key=f"ov_priority_{choice}",
                                      help="Where overlays overlap, the higher priority owns the account.")
-        rep_ids = [None, *sorted(reps)]
-        o_rep = c3.selectbox("Rep", rep_ids, index=rep_ids.index(current["rep_id"]) if current is not None
-                             and current["rep_id"] in rep_ids else 0,
-                             format_func=lambda r: "(none)" if r is None else f"{reps[r]} ({r})", key=f"ov_rep_{choice}")
+        rep_ids = sorted(reps)
+        o_rep = c3.selectbox("Owner", rep_ids, index=rep_ids.index(current["rep_id"]) if current is not None
+                             and current["rep_id"] in rep_ids else None, placeholder="choose a rep or team",
+                             format_func=lambda r: f"{reps[r]} ({r})", key=f"ov_rep_{choice}",
+                             help="Who owns the accounts this overlay takes: they appear on this rep's call list "
+                                  "and as their owner in the CRM export.")
         c4, c5, c6 = st.columns(3)
         min_emp = c4.number_input("Employees at least", min_value=0, step=1, value=None if rule is None
                                   else rule.min_employees, placeholder="any", key=f"ov_min_emp_{choice}")

@@ -231,11 +231,13 @@ CENSUS_REGIONS = {
 }
 DEMO_DIVISIONS = {"East": ["Northeast", "South"], "West": ["Central", "West"]}
 ENTERPRISE_MIN_EMPLOYEES = 1000
+ENTERPRISE_TEAM_ID = "ENT"
 
 
 def add_demo_structure(store: Store, plan_id: int, reps: pd.DataFrame) -> None:
     """A first plan worth opening on the Accounts & hierarchy page: a two-level hierarchy (census regions
-    under two divisions), an "Enterprise" overlay over the four largest metros' territories, and three pins."""
+    under two divisions), an "Enterprise" overlay over the four largest metros' territories owned by an
+    enterprise team, and three pins."""
 
     state_of = demo_tables.zip_states(store)
     region_of_state = {st_: region for region, states in CENSUS_REGIONS.items() for st_ in states.split()}
@@ -248,8 +250,13 @@ def add_demo_structure(store: Store, plan_id: int, reps: pd.DataFrame) -> None:
         i + 1: region_nodes.get(region_of_state.get(state_of.get(home_zip), ""))
         for i, home_zip in enumerate(reps["home_zip"])
     })
+    # The overlay's owner: an enterprise team, a rep of its own (its accounts are on its call list and carry its
+    # name in the CRM export). It sells nationally, by appointment: no home base, so no driving route.
+    team = reps.iloc[[0]].assign(rep_id=ENTERPRISE_TEAM_ID, name="Enterprise team", email="enterprise@example.com",
+                                 home_zip=None, home_lat=None, home_lon=None, home_metro=None)
+    demo_tables.insert_reps(store, team)
     accounts.save_overlay(store, plan_id, "Enterprise", accounts.OverlayRule(min_employees=ENTERPRISE_MIN_EMPLOYEES),
-                          territories=[1, 2, 3, 4], priority=1)
+                          rep_id=ENTERPRISE_TEAM_ID, territories=[1, 2, 3, 4], priority=1)
     # Pins: the largest open account of territory 2 kept by territory 1 (an HQ relationship), an enterprise
     # account of territory 1 kept by territory 3 (a pin beats the overlay), the largest account of territory 5
     # pinned to its own territory (no overlap: the pin only protects it from future boundary moves).

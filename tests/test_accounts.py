@@ -128,7 +128,7 @@ def demo_with_claims(demo_store):
                            territories=[1, 2, 3, 4], priority=2)
     soft = acc.save_overlay(s, plan.plan_id, "Software & finance",
                             acc.OverlayRule(industries=["Software", "Financial Services"], min_employees=100),
-                            priority=1)
+                            rep_id="R02", priority=1)
     # pins: one on an Enterprise account (pin must win), one on a plain account, one to its own territory
     owners = acc.account_owners(s, plan)
     ent = owners[owners.owner_id.eq(big) & owners.owner_kind.eq("overlay")].iloc[0]
@@ -177,7 +177,8 @@ def test_higher_priority_overlay_wins_then_lower_id(demo_with_claims):
     assert (after.owner_id == ids["software"]).all()
     # equal priority: the lower overlay_id wins
     acc.save_overlay(s, plan.plan_id, "Software & finance",
-                     acc.OverlayRule.from_json(ov.loc[ids["software"], "rule"]), priority=0, overlay_id=ids["software"])
+                     acc.OverlayRule.from_json(ov.loc[ids["software"], "rule"]), rep_id="R02", priority=0,
+                     overlay_id=ids["software"])
     tie = acc.account_owners(s, plan).set_index("lead_id").loc[both.lead_id]
     assert (tie.owner_id == min(ids["enterprise"], ids["software"])).all()
     assert_owners_match(s, plan)
@@ -265,7 +266,7 @@ def test_h3_plan_ownership_matches_pandas(demo_store):
                                                                     for i in range(len(cells))]})
     pid = create_plan(s, "h3 plan", "h3:4", [Territory(t, f"T{t}", "#123456") for t in (1, 2, 3)], assignment)
     plan = get_plan(s, pid)
-    acc.save_overlay(s, pid, "Big", acc.OverlayRule(min_annual_revenue=5e7), territories=[2])
+    acc.save_overlay(s, pid, "Big", acc.OverlayRule(min_annual_revenue=5e7), rep_id="R01", territories=[2])
     ours, _ = assert_owners_match(s, plan)
     assert ours.rule.eq("unassigned").any() and ours.rule.eq("overlay").any()
 
@@ -293,19 +294,21 @@ def test_bad_input_raises_clear_errors_and_writes_nothing(demo_store):
     with pytest.raises(ValueError, match="rep 'R99' does not exist"):
         acc.save_overlay(s, plan.plan_id, "X", acc.OverlayRule(min_employees=5), rep_id="R99")
     with pytest.raises(ValueError, match="territory 77 is not in plan"):
-        acc.save_overlay(s, plan.plan_id, "X", acc.OverlayRule(min_employees=5), territories=[1, 77])
+        acc.save_overlay(s, plan.plan_id, "X", acc.OverlayRule(min_employees=5), rep_id="R01", territories=[1, 77])
     with pytest.raises(ValueError, match="name is required"):
         acc.save_overlay(s, plan.plan_id, "  ", acc.OverlayRule(min_employees=5))
     with pytest.raises(ValueError, match="overlay 5 does not exist"):
-        acc.save_overlay(s, plan.plan_id, "X", acc.OverlayRule(min_employees=5), overlay_id=5)
+        acc.save_overlay(s, plan.plan_id, "X", acc.OverlayRule(min_employees=5), rep_id="R01", overlay_id=5)
+    with pytest.raises(ValueError, match="give it an owner"):
+        acc.save_overlay(s, plan.plan_id, "Ownerless", acc.OverlayRule(min_employees=5))
     with pytest.raises(ValueError, match="not pinned"):
         acc.unpin_account(s, plan.plan_id, "NOPE")
     with pytest.raises(ValueError, match="overlay 31 does not exist"):
         acc.delete_overlay(s, plan.plan_id, 31)
     assert _snapshot(s) == before
-    oid = acc.save_overlay(s, plan.plan_id, "Only one", acc.OverlayRule(min_employees=5))
+    oid = acc.save_overlay(s, plan.plan_id, "Only one", acc.OverlayRule(min_employees=5), rep_id="R01")
     with pytest.raises(ValueError, match="already has an overlay named 'only ONE'"):
-        acc.save_overlay(s, plan.plan_id, "only ONE", acc.OverlayRule(min_employees=9))
+        acc.save_overlay(s, plan.plan_id, "only ONE", acc.OverlayRule(min_employees=9), rep_id="R01")
     acc.delete_overlay(s, plan.plan_id, oid)
     assert _snapshot(s) == before
 
@@ -378,7 +381,7 @@ def synthetic_store(tmp_path_factory):
                 "lon, cell, score, expected_value) SELECT lead_id, name, industry, employees, annual_revenue, status, "
                 "deal_value, zip, 40, -75, 0, score, expected_value FROM syn")
     cur.unregister("syn")
-    cur.execute("INSERT INTO reps (rep_id, name) VALUES ('R1', 'Rep one')")
+    cur.execute("INSERT INTO reps (rep_id, name) VALUES ('R1', 'Rep one'), ('R2', 'Team two')")
     create_plan(s, "syn", "zip", [Territory(t, f"T{t}", "#000000") for t in (1, 2, 3)],
                 pd.DataFrame({"region_id": ZIPS[:4], "territory_id": [1, 2, 3, 1]}))
     yield s, get_plan(s, "syn")
@@ -407,7 +410,7 @@ def test_random_pins_and_overlays_match_pandas(synthetic_store, overlay_specs, p
     s, plan = synthetic_store
     s.cursor().execute("DELETE FROM overlays; DELETE FROM account_pins")  # the only tables an example writes
     for k, (rule, terrs, priority) in enumerate(overlay_specs):
-        acc.save_overlay(s, plan.plan_id, f"O{k}", acc.OverlayRule(**rule), rep_id="R1" if k % 2 else None,
+        acc.save_overlay(s, plan.plan_id, f"O{k}", acc.OverlayRule(**rule), rep_id="R1" if k % 2 else "R2",
                          territories=terrs, priority=priority)
     for i, t in pin_specs.items():
         acc.pin_account(s, plan.plan_id, f"L{i:03d}", t)

@@ -36,7 +36,8 @@ def tree(demo_store):
     pac = hi.create_node(s, plan.plan_id, "Pacific", "Region", west)
     empty = hi.create_node(s, plan.plan_id, "Mountain", "Region", west)
     hi.set_territory_parents(s, plan.plan_id, {1: ne, 6: ne, 7: south, 8: south, 2: pac, 3: pac, 4: west, 5: south})
-    acc.save_overlay(s, plan.plan_id, "Enterprise", acc.OverlayRule(min_employees=500), territories=[1, 2, 7])
+    acc.save_overlay(s, plan.plan_id, "Enterprise", acc.OverlayRule(min_employees=500), rep_id="R01",
+                     territories=[1, 2, 7])
     lead = s.scalar("SELECT min(lead_id) FROM leads")
     acc.pin_account(s, plan.plan_id, lead, 3)
     return s, plan, {"east": east, "west": west, "ne": ne, "south": south, "pac": pac, "empty": empty}

@@ -17,8 +17,11 @@ from scipy.stats import percentileofscore
 from terrmap.app import rep_map
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store
+from terrmap.demo import ENTERPRISE_TEAM_ID
 from terrmap.geo import parse_layer
 from terrmap.io.csvsafe import guard_cell
+from terrmap.io.export import account_table
+from terrmap.plan import get_plan
 from terrmap.plan.accounts import account_owners
 from terrmap.rep import footprint as rv
 
@@ -343,3 +346,18 @@ def test_page_runs_filters_and_names_the_unknown_plan(demo_store, monkeypatch):
     bad.query_params["plan"] = "No such plan"
     bad.run()
     assert "no plan named 'No such plan'" in bad.error[0].value
+
+
+def test_overlay_accounts_have_an_owner_in_the_export_and_on_a_call_list(demo_store):
+    """Issue 14.12: the demo's Enterprise overlay is owned by a team; its accounts carry that owner in the CRM
+    export and make up the team's call list, and every account of the demo has an owner rep."""
+    plan = get_plan(demo_store)
+    owners = account_owners(demo_store, plan)
+    by_overlay = owners[owners["owner_kind"] == "overlay"]
+    assert len(by_overlay) > 10 and (by_overlay["owner_rep_id"] == ENTERPRISE_TEAM_ID).all()
+    crm = account_table(demo_store, plan).set_index("Id")
+    rows = crm.loc[by_overlay["lead_id"]]
+    assert (rows["OwnerId"] == ENTERPRISE_TEAM_ID).all() and (rows["Owner_Name"] == "Enterprise team").all()
+    assert crm["OwnerId"].notna().all() and crm["Owner_Name"].notna().all()
+    assert set(rv.rep_accounts(owners, ENTERPRISE_TEAM_ID)["lead_id"]) == set(by_overlay["lead_id"])
+    assert ENTERPRISE_TEAM_ID in set(rv.plan_reps(demo_store, plan)["rep_id"])

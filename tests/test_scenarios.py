@@ -158,7 +158,8 @@ def _decorate(store, plan):
     lead = store.scalar("SELECT min(lead_id) FROM leads")
     pin_account(store, plan.plan_id, lead, 2, reason="key account")
     k = plan.plan_id  # names and node ids unique per plan: a clone already holds its original's
-    save_overlay(store, plan.plan_id, f"Enterprise {k}", OverlayRule(min_employees=1000), territories=[1, 2])
+    save_overlay(store, plan.plan_id, f"Enterprise {k}", OverlayRule(min_employees=1000), rep_id="R01",
+                 territories=[1, 2])
     store.cursor().execute("INSERT INTO hierarchy_nodes VALUES (?, ?, 'West', 'Region', NULL, '#123456'), "
                            "(?, ?, 'Pacific NW', 'Division', ?, NULL)",
                            [k, f"west{k}", k, f"pnw{k}", f"west{k}"])

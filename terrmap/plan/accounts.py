@@ -198,11 +198,15 @@ def save_overlay(
     """Create an overlay (``overlay_id`` None) or replace an existing one; returns its id.
 
     ``territories``: the geographic territories it covers (None: all of them).
-    Higher ``priority`` wins where overlays overlap.
+    Higher ``priority`` wins where overlays overlap. ``rep_id`` is its owner, required: the rep (or a team
+    stored as a rep) whose call list, exports and KPIs hold its accounts, so no account it takes is ownerless.
     """
     name = (name or "").strip()
     if not name:
         raise ValueError("overlay: a name is required")
+    if rep_id is None or not str(rep_id).strip():
+        raise ValueError(f"overlay {name!r}: give it an owner (a rep, or a team added as a rep): its accounts "
+                         "would otherwise have nobody in the CRM export and on no rep's call list")
     if not isinstance(rule, OverlayRule):
         raise ValueError(f"overlay {name!r}: rule must be an OverlayRule, got {type(rule).__name__}")
     if isinstance(priority, bool) or not float(priority).is_integer():
