@@ -11,7 +11,7 @@ from terrmap.app import rep_map, ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import MAX_REGIONS, MapData
 from terrmap.data.store import open_store
-from terrmap.measures import fmt_int
+from terrmap.measures import fmt_int, fmt_money
 from terrmap.plan.accounts import account_owners
 from terrmap.rep import footprint as rv
 
@@ -115,7 +115,22 @@ min_emp, max_emp = rv.size_band_bounds(band_lo, band_hi)
 ranked = rv.ranked_accounts(accounts, industries=industries or None, min_employees=min_emp, max_employees=max_emp,
                             statuses=statuses or None)
 
-routed = rv.visit_route(rep, ranked, n_stops, closed)
+
+
+@st.cache_data(max_entries=24, show_spinner=False)
+def reachable_regions(path: str, plan_id: int, plan_version: int, stamp: str, rep_id: str) -> set[str] | None:
+    """The regions of this rep's own territories they can drive to from home (None: no home base). Accounts
+    they own elsewhere (named accounts, a segment) are called or flown to, not on the driving route."""
+    store = open_store(path)
+    feet = plan_data(path, plan_id, plan_version, stamp)["feet"]
+    own = feet["rep_id"].eq(rep_id) & feet["territory_id"].notna()
+    return rv.road_reachable(store, rv.resolve_plan(store, plan_id), rv.get_rep(store, rep_id),
+                             feet.loc[own, "region_id"].tolist())
+
+
+reachable = reachable_regions(path, plan.plan_id, plan.version, stamp, rep_id)
+off_road = ranked[~ranked["region_id"].isin(reachable)] if reachable is not None else ranked.iloc[:0]
+routed = rv.visit_route(rep, ranked, n_stops, closed, reachable=reachable)
 route, stops = routed if routed else (None, None)
 
 # -- map -----------------------------------------------------------------------------------------
@@ -129,6 +144,11 @@ else:
 route_text = (f"Route: **{len(stops)} stops, {route.total_km:,.0f} km**{' round trip' if closed else ''} "
               f"(straight-line distances, {'the shortest order' if route.method == 'exact' else 'a short order'})"
               if route else ("No home base on file: no route." if not rep.has_home else "No accounts to visit."))
+if len(off_road):
+    places = ", ".join(sorted(off_road["state"].dropna().astype(str).unique())[:4])
+    route_text = route_text.rstrip(".") + "." + (
+        f" {fmt_int(len(off_road))} of these accounts are not on the route: across the sea from home"
+        f"{f' ({ui.md(places)})' if places else ''}, or yours outside your territories (call them).")
 st.caption(
     f"{fmt_int(footprint.n_features)} regions in the footprint, {fmt_int(len(ranked))} accounts match the filters; "
     "the top 300 are on the map (orange, numbered: "
@@ -143,10 +163,11 @@ right.download_button(
     icon=":material/download:", width="stretch",
     help="The filtered accounts in this order: rank, account, firmographics, score, values, place, coordinates",
 )
-table = ranked.assign(score=ranked["score"] * 100, place=ranked["city"].fillna("") + ", " + ranked["state"].fillna(""))
+table = ranked.assign(score=ranked["score"] * 100, place=ranked["city"].fillna("") + ", " + ranked["state"].fillna(""),
+                      by_road=ranked["region_id"].isin(reachable) if reachable is not None else None)
 st.dataframe(
     table[["rank", "name", "industry", "employees", "score", "expected_value", "deal_value_if_won", "place", "zip",
-           "status", "rule"]],
+           "status", "rule", "by_road"]],
     hide_index=True, width="stretch", height=420,
     column_config={
         "rank": st.column_config.NumberColumn("Rank", help="1 = most likely to buy (highest score)"),
@@ -164,23 +185,32 @@ st.dataframe(
         "status": st.column_config.TextColumn("Status"),
         "rule": st.column_config.TextColumn(
             "Why mine", help="geography: in your territory; pin: a named account given to you; overlay: your segment"),
+        "by_road": st.column_config.CheckboxColumn(
+            "On route", help="In your territories, on the land you can drive to from home (bridges, causeways and "
+                             "short car ferries count; an island across the sea does not): only these go on the "
+                             "visit route"),
     },
 )
 
 if stops is not None:
     st.subheader("Visit route")
-    legs = stops.assign(cumulative_km=stops["leg_km"].cumsum(), score=stops["score"] * 100)
+    legs = rv.route_table(route, stops)
+    # As text: the way-home row has no account, and an empty cell must read empty, not "None".
+    legs["city"] = legs["city"].fillna("")
+    legs["score"] = [f"{v:.1%}" if pd.notna(v) else "" for v in legs["score"]]
+    legs["expected_value"] = [fmt_money(v) if pd.notna(v) else "" for v in legs["expected_value"]]
     st.dataframe(
-        legs[["stop", "name", "city", "score", "expected_value", "leg_km", "cumulative_km"]],
+        legs,
         hide_index=True, width="stretch", height=min(38 + 35 * len(legs), 420),
         column_config={
-            "stop": st.column_config.NumberColumn("Stop"),
+            "stop": st.column_config.TextColumn("Stop", help="↩: the way back home at the end of a round trip"),
             "name": st.column_config.TextColumn("Account"),
             "city": st.column_config.TextColumn("City"),
-            "score": st.column_config.NumberColumn("Score", format="%.1f%%"),
-            "expected_value": st.column_config.NumberColumn("Expected value ($)", format="dollar"),
-            "leg_km": st.column_config.NumberColumn("Drive (km)", format="%.0f",
-                                                    help="straight-line km from the previous stop (or from home)"),
+            "score": st.column_config.TextColumn("Score"),
+            "expected_value": st.column_config.TextColumn("Expected value"),
+            "leg_km": st.column_config.NumberColumn("Distance (km)", format="%.0f",
+                                                    help="straight-line km from the previous stop (or from home); "
+                                                         "roads are longer"),
             "cumulative_km": st.column_config.NumberColumn("So far (km)", format="%.0f"),
         },
     )

@@ -361,3 +361,30 @@ def test_overlay_accounts_have_an_owner_in_the_export_and_on_a_call_list(demo_st
     assert crm["OwnerId"].notna().all() and crm["Owner_Name"].notna().all()
     assert set(rv.rep_accounts(owners, ENTERPRISE_TEAM_ID)["lead_id"]) == set(by_overlay["lead_id"])
     assert ENTERPRISE_TEAM_ID in set(rv.plan_reps(demo_store, plan)["rep_id"])
+
+
+def test_a_route_stays_on_the_land_the_rep_can_drive_to(demo_store):
+    """Issue 14.2: Miami's territory holds Puerto Rico (the demo gives it the nearest rep); the route from Miami
+    never goes there, Key West (joined by the Overseas Highway's bridges) stays reachable, and a round trip's
+    way home is the route table's last row."""
+    plan = get_plan(demo_store)
+    owners = rv.with_places(demo_store, account_owners(demo_store, plan))
+    feet = rv.footprints(demo_store, plan, owners)
+    reps = rv.plan_reps(demo_store, plan)
+    rep = rv.get_rep(demo_store, reps.loc[reps["home_metro"] == "Miami", "rep_id"].iloc[0])
+    own = feet.loc[feet["rep_id"].eq(rep.rep_id) & feet["territory_id"].notna(), "region_id"].tolist()
+    state = dict(demo_store.df("SELECT zip, state FROM zips").itertuples(index=False))
+    puerto_rico = {r for r in own if state.get(r) == "PR"}
+    florida = {r for r in own if state.get(r) == "FL"}
+    assert puerto_rico and florida and "33040" in florida
+    reach = rv.road_reachable(demo_store, plan, rep, own)
+    assert florida <= reach and not (puerto_rico & reach)
+    ranked = rv.ranked_accounts(rv.rep_accounts(owners, rep.rep_id), statuses=None)
+    assert ranked["zip"].map(state).eq("PR").any()  # the call list still names them
+    route, stops = rv.visit_route(rep, ranked, 12, closed=True, reachable=reach)
+    assert not stops["zip"].map(state).eq("PR").any() and route.leg_km.max() < 800
+    table = rv.route_table(route, stops)
+    assert len(table) == len(stops) + 1 and table["name"].iloc[-1] == "Back home"
+    assert table["cumulative_km"].iloc[-1] == pytest.approx(route.total_km)
+    nobody = rv.Rep(**{**rep.__dict__, "home_lat": None, "home_lon": None})
+    assert rv.road_reachable(demo_store, plan, nobody, own) is None

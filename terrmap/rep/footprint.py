@@ -24,13 +24,17 @@ from typing import TYPE_CHECKING
 import h3
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from terrmap.data import rep_queries as rq
+from terrmap.frames import member
 from terrmap.geo import parse_layer
+from terrmap.geo.distance import haversine_km
 from terrmap.geo.zipshapes import ensure_zip_shapes
 from terrmap.io.csvsafe import guard_frame
 from terrmap.measures import fmt_int, fmt_money, fmt_pct
-from terrmap.plan import PlanInfo, get_plan, territories
+from terrmap.plan import PlanInfo, get_plan, load_assignment, territories
 from terrmap.plan.accounts import account_owners
 from terrmap.rep.route import Route, plan_route
 
@@ -59,7 +63,12 @@ OUTSIDE_LABEL = "Accounts outside my territories"
 OUTSIDE_COLOR = "#9ca3af"
 
 RANKED_COLUMNS = ["rank", "lead_id", "name", "industry", "employees", "annual_revenue", "status", "score",
-                  "deal_value_if_won", "expected_value", "city", "zip", "lat", "lon", "rule", "owner_name"]
+                  "deal_value_if_won", "expected_value", "city", "zip", "lat", "lon", "rule", "owner_name",
+                  "region_id"]
+# A crossing of water up to this far (region centre to region centre) is driven: bay bridges, causeways, short
+# car ferries, the Florida Keys (Key West is 44 km from the next ZIP's centre). An island farther off (Puerto
+# Rico from Miami, 1,650 km; Hawaii) is not a drive.
+ROAD_CROSSING_KM = 50.0
 CALL_LIST_COLUMNS = ["rank", "lead_id", "account", "industry", "employees", "annual_revenue", "status", "score",
                      "expected_value", "deal_value_if_won", "city", "state", "zip", "lat", "lon", "owned_as"]
 
@@ -270,15 +279,43 @@ def call_list_csv(ranked: pd.DataFrame) -> bytes:
 
 # -- route --------------------------------------------------------------------------------------------
 
-def visit_route(rep: Rep, ranked: pd.DataFrame, n: int, closed: bool = True) -> tuple[Route, pd.DataFrame] | None:
-    """The route from the rep's home through the top ``n`` ranked accounts with coordinates.
+def road_reachable(store: Store, plan: PlanInfo, rep: Rep, region_ids: Sequence[str]) -> set[str] | None:
+    """The regions of ``region_ids`` (the rep's footprint) the rep can drive to from home: those on the piece
+    of land holding the plan's region nearest home (roads run through other territories too, so over every
+    region of the plan), joined across water only where a road crosses it (:data:`ROAD_CROSSING_KM`). None
+    when the rep has no home base."""
+    if not rep.has_home:
+        return None
+    mine = {r for r in region_ids if isinstance(r, str)}
+    if not mine:
+        return set()
+    ids = sorted(mine | set(load_assignment(store, plan.plan_id)["region_id"]))
+    graph = parse_layer(plan.layer).graph(store, ids)
+    if graph.n == 0:
+        return set()
+    road = ~graph.is_bridge
+    road[graph.bridge_edges] = np.asarray(graph.bridge_km, dtype=float) <= ROAD_CROSSING_KM
+    edges = graph.edges[road]
+    adjacency = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(graph.n, graph.n))
+    _, piece = connected_components(adjacency, directed=False)
+    home = int(np.argmin(haversine_km(rep.home_lat, rep.home_lon, graph.centroids[:, 0], graph.centroids[:, 1])))
+    return {graph.region_ids[i] for i in np.flatnonzero(piece == piece[home])} & mine
+
+
+def visit_route(rep: Rep, ranked: pd.DataFrame, n: int, closed: bool = True,
+                reachable: set[str] | None = None) -> tuple[Route, pd.DataFrame] | None:
+    """The route from the rep's home through the top ``n`` ranked accounts with coordinates that lie in
+    ``reachable`` regions (see :func:`road_reachable`; None: every account).
 
     Returns (route, stops) with stops = those accounts in visiting order plus ``stop`` (1..n) and
-    ``leg_km`` (the drive to it); None when the rep has no home or nothing to visit.
+    ``leg_km`` (the distance to it); None when the rep has no home or nothing to visit.
     """
     if not rep.has_home:
         return None
-    top = ranked[ranked["lat"].notna() & ranked["lon"].notna()].head(max(int(n), 0))
+    candidates = ranked[ranked["lat"].notna() & ranked["lon"].notna()]
+    if reachable is not None:
+        candidates = candidates[member(candidates["region_id"], reachable)]
+    top = candidates.head(max(int(n), 0))
     if top.empty:
         return None
     route = plan_route((rep.home_lat, rep.home_lon), top["lat"].to_numpy(), top["lon"].to_numpy(), closed=closed)
@@ -286,6 +323,18 @@ def visit_route(rep: Rep, ranked: pd.DataFrame, n: int, closed: bool = True) -> 
     stops.insert(0, "stop", np.arange(1, len(stops) + 1))
     stops["leg_km"] = route.leg_km[: len(stops)]
     return route, stops
+
+
+def route_table(route: Route, stops: pd.DataFrame) -> pd.DataFrame:
+    """The stops as the page lists them, with the way back home as the last row of a round trip."""
+    legs = stops[["stop", "name", "city", "score", "expected_value", "leg_km"]].copy()
+    legs["stop"] = legs["stop"].astype(str)
+    if route.closed and len(route.leg_km) > len(stops):
+        home = pd.DataFrame([{"stop": "↩", "name": "Back home", "city": None, "score": np.nan,
+                              "expected_value": np.nan, "leg_km": float(route.leg_km[-1])}])
+        legs = pd.concat([legs, home], ignore_index=True)
+    legs["cumulative_km"] = legs["leg_km"].cumsum()
+    return legs
 
 
 # -- map ------------------------------------------------------------------------------------------------
