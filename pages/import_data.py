@@ -180,8 +180,11 @@ def saved_upload(upload) -> str:
 path = saved_upload(uploaded)
 try:
     preview = ingest.preview(path, n=50)
+except ingest.ImportRejected as exc:  # the reasons, without the server's temporary path
+    st.error(f"Could not read {ui.md(uploaded.name)}: " + "; ".join(ui.md(p.message) for p in exc.problems))
+    st.stop()
 except Exception as exc:  # unreadable file: say so, as text
-    st.error(f"Could not read {ui.md(uploaded.name)}: {ui.md(exc)}")
+    st.error(f"Could not read {ui.md(uploaded.name)}: {ui.md(str(exc).replace(path, uploaded.name))}")
     st.stop()
 
 st.subheader("Preview")
@@ -226,15 +229,20 @@ if st.button("Import", type="primary", disabled=bool(missing), icon=":material/u
             icon=":material/error:",
         )
         if problems:
-            st.dataframe(
-                pd.DataFrame(
-                    [{"Row": getattr(p, "row", None), "Column": getattr(p, "column", None),
-                      "Problem": getattr(p, "message", str(p))} for p in problems]
-                ),
-                hide_index=True, width="stretch",
+            table = pd.DataFrame(
+                [{"Row": getattr(p, "row", None), "Column": getattr(p, "column", None),
+                  "Problem": getattr(p, "message", str(p))} for p in problems]
             )
+            # In file order (a problem of the whole file first), as the user fixes them; empty, not "None".
+            table["Row"] = pd.array(table["Row"], dtype="Int64")
+            table = table.sort_values(["Row", "Column"], na_position="first", kind="stable")
+            table["Column"] = table["Column"].fillna("")
+            table["Row"] = ["" if pd.isna(v) else f"{int(v):,}" for v in table["Row"]]
+            st.dataframe(table, hide_index=True, width="stretch", column_config={
+                "Row": st.column_config.TextColumn("Row", help="line of the file (1 = the header); empty: the "
+                                                               "whole file")})
         else:
-            st.code(str(exc), language=None)
+            st.code(str(exc).replace(path, uploaded.name), language=None)
     else:
         bar.progress(1.0, text="Done")
         ui.clear_caches()

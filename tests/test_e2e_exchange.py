@@ -45,3 +45,45 @@ def test_alignment_preview_of_a_good_file(page, app_url, tmp_path):
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
     assert page.get_by_role("textbox", name="Scenario name").input_value() == "Imported: crm territories"
     page.screenshot(path=str(ARTIFACTS / "import_alignment_preview.png"), full_page=True)
+
+
+LEADS_UPLOAD = 'input[type="file"]:not([accept*=".gpkg"])'
+
+
+def _open_leads_import(page, app_url):
+    page.goto(app_url + "/")
+    page.get_by_role("heading", name="Territory overview").wait_for()
+    page.goto(app_url + "/import")
+    page.get_by_text("What does your file hold?").first.wait_for()
+    page.locator(LEADS_UPLOAD).first.wait_for(state="attached")
+
+
+def test_an_empty_lead_file_says_so_without_the_servers_paths(page, app_url, tmp_path):
+    """Issue 14.13: the reason, named by the user's file name, not the upload's temporary path."""
+    empty = tmp_path / "my leads.csv"
+    empty.write_text("")
+    _open_leads_import(page, app_url)
+    page.locator(LEADS_UPLOAD).first.set_input_files(str(empty))
+    alert = page.locator('[data-testid="stAlert"]').filter(has_text="Could not read")
+    alert.first.wait_for(timeout=60_000)
+    text = alert.first.inner_text()
+    assert "my leads.csv" in text and "empty" in text and "terrmap-upload" not in text and "/tmp" not in text
+
+
+def test_lead_problems_are_listed_in_file_order_with_no_none_cells(page, app_url, tmp_path):
+    """Issue 14.13: problems sorted by line (not by column), empty cells empty."""
+    bad = tmp_path / "bad leads.csv"
+    bad.write_text("Lead ID,Company,Lead Status,PostalCode,Amount\nA1,Acme,Open,02134,not a number\n"
+                   "A2,Beta,Weird,02134,10\nA3,Gamma,Open,02134,also bad\n")
+    _open_leads_import(page, app_url)
+    page.locator(LEADS_UPLOAD).first.set_input_files(str(bad))
+    page.get_by_role("button", name="Import").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Import").click()
+    page.locator('[data-testid="stAlert"]').filter(has_text="Import rejected").first.wait_for(timeout=60_000)
+    grid = page.locator('[data-testid="stDataFrame"]').filter(has_text="Problem").last
+    grid.wait_for()
+    # glide grid cells are canvas: read them via the copy the grid exposes to assistive tech (Row, Column, Problem)
+    texts = [c.inner_text().strip() for c in grid.locator('[role="gridcell"]').all()]
+    lines = [int(t.replace(",", "")) for t in texts[0::3] if t]
+    assert len(lines) >= 3 and lines == sorted(lines), texts
+    assert "None" not in texts and "<NA>" not in texts
