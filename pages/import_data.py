@@ -14,6 +14,11 @@ from terrmap.data import queries
 from terrmap.measures import fmt_int
 
 s = ui.page("Import data", needs_leads=False).store
+IMPORTED_KEY = "import_done_message"
+
+if IMPORTED_KEY in st.session_state:
+    st.success(st.session_state.pop(IMPORTED_KEY), icon=":material/check_circle:")
+    st.page_link("pages/home.py", label="See the overview", icon=":material/dashboard:")
 
 LEADS, ALIGNMENT = "Leads", "Alignment (territory file)"
 # One section at a time (not tabs): tabs would render both file uploaders at once.
@@ -246,10 +251,10 @@ if st.button("Import", type="primary", disabled=bool(missing), icon=":material/u
     else:
         bar.progress(1.0, text="Done")
         ui.clear_caches()
-        st.success(
+        # Run the page again so that everything drawn before the import (the sidebar's lead count, "currently
+        # N leads") shows the new data; the message waits in the session for that run.
+        st.session_state[IMPORTED_KEY] = (
             f"Imported {fmt_int(result.get('rows'))} rows from {ui.md(uploaded.name)}: "
             f"{fmt_int(result.get('inserted'))} new, {fmt_int(result.get('updated'))} updated, "
-            f"in {result.get('seconds', 0):.1f} s.",
-            icon=":material/check_circle:",
-        )
-        st.page_link("pages/home.py", label="See the overview", icon=":material/dashboard:")
+            f"in {result.get('seconds', 0):.1f} s.")
+        st.rerun()

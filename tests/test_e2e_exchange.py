@@ -3,7 +3,9 @@ so the shared end-to-end database stays as other modules expect it)."""
 
 from __future__ import annotations
 
-from tests.e2e_support import ARTIFACTS, EVIL
+import shutil
+
+from tests.e2e_support import ARTIFACTS, EVIL, serve_app
 
 UPLOAD = 'input[type="file"][accept*=".gpkg"]'  # the territory-file uploader (the lead uploader takes no .gpkg)
 
@@ -87,3 +89,20 @@ def test_lead_problems_are_listed_in_file_order_with_no_none_cells(page, app_url
     lines = [int(t.replace(",", "")) for t in texts[0::3] if t]
     assert len(lines) >= 3 and lines == sorted(lines), texts
     assert "None" not in texts and "<NA>" not in texts
+
+
+def test_after_an_import_the_page_counts_the_new_leads(page, e2e_db, tmp_path):
+    """Issue 14.13: right after an import, the sidebar's lead count and "currently N leads" include it (on a
+    private copy of the database: the shared one keeps its leads for the other browser tests)."""
+    db = tmp_path / "import.duckdb"
+    shutil.copy(e2e_db, db)
+    new = tmp_path / "new leads.csv"
+    new.write_text("Lead ID,Company,Lead Status,PostalCode\nNEW-1,New One,Open,02134\nNEW-2,New Two,Open,10001\n")
+    with serve_app(db, tmp_path / "streamlit.log") as url:
+        _open_leads_import(page, url)
+        page.get_by_text("currently 20,000 leads").wait_for()
+        page.locator(LEADS_UPLOAD).first.set_input_files(str(new))
+        page.get_by_role("button", name="Import").click()
+        page.get_by_text("Imported 2 rows from new leads.csv").wait_for(timeout=60_000)
+        page.get_by_text("currently 20,002 leads").wait_for()
+        assert "20,002 leads" in page.locator('[data-testid="stSidebar"]').inner_text()
