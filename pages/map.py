@@ -22,7 +22,7 @@ ui.seed_from_url("layer", ui.layer_options(), DEFAULTS["layer"])
 
 if queries.plan_count(s) > 1:
     c_plan, c_layer, c_color, c_area, c_tiles = st.columns([2, 2, 1.6, 3.4, 1.1], vertical_alignment="bottom")
-    plan = ui.plan_picker(s, c_plan)
+    plan = ui.plan_picker(s, c_plan, in_url=True)
 else:
     c_layer, c_color, c_area, c_tiles = st.columns([2.2, 1.6, 4, 1.3], vertical_alignment="bottom")
     plan = ui.plan_picker(s)

@@ -43,3 +43,31 @@ def test_page_without_leads_stops_with_the_how_to_unless_it_needs_none(monkeypat
     assert not at.exception
     assert not at.info
     assert any(m.value.startswith("path=") for m in at.markdown)
+
+
+def _plan_picker_script():
+    import streamlit as st
+
+    from terrmap.app import ui
+
+    ctx = ui.page("Plans")
+    plan = ui.plan_picker(ctx.store, in_url=True)
+    st.write(f"plan={plan.name}")
+
+
+def test_the_chosen_plan_is_in_the_url_and_a_link_opens_it(monkeypatch, demo_store):
+    """Issue 14.13: the Map's plan is part of its URL (reload and bookmarks show the same plan)."""
+    from terrmap.plan import get_plan
+    from terrmap.plan.scenarios import clone_plan
+
+    published = get_plan(demo_store)
+    other = clone_plan(demo_store, published, "Second plan")
+    monkeypatch.setenv("TERRMAP_DB", str(demo_store.path))
+    at = AppTest.from_function(_plan_picker_script, default_timeout=60)
+    at.query_params["plan"] = "Second plan"
+    at.run()
+    assert not at.exception and "plan=Second plan" in [m.value for m in at.markdown]
+    at.selectbox[0].set_value(published.plan_id).run()
+    assert "plan" not in at.query_params and f"plan={published.name}" in [m.value for m in at.markdown]
+    at.selectbox[0].set_value(other.plan_id).run()
+    assert at.query_params["plan"] in ("Second plan", ["Second plan"])  # AppTest keeps a list per key

@@ -256,14 +256,23 @@ def sync_url(values: dict, defaults: dict) -> None:
 
 # -- pickers ---------------------------------------------------------------------------------
 
-def plan_picker(s: Store, container=None) -> PlanInfo | None:
-    """Choose the plan (published first; no widget when there is only one); remembered across pages."""
+def plan_picker(s: Store, container=None, in_url: bool = False) -> PlanInfo | None:
+    """Choose the plan (published first; no widget when there is only one); remembered across pages.
+
+    ``in_url``: the plan's name is kept in the URL (``?plan=NAME``, left out for the published plan), so a
+    reload or a bookmark shows the same plan."""
     plans = list_plans(s)
     if not plans:
         return None
     where = container or st
     ids = [p.plan_id for p in plans]
     by_id = {p.plan_id: p for p in plans}
+    if in_url:
+        wanted = st.query_params.get("plan")
+        by_name = {p.name: p.plan_id for p in plans}
+        if wanted in by_name and st.session_state.get("_plan_from_url") != wanted:
+            st.session_state["plan_id"] = by_name[wanted]  # a new link wins over what the session had
+            st.session_state["_plan_from_url"] = wanted
     if st.session_state.get("plan_id") not in ids:
         st.session_state["plan_id"] = ids[0]
     if len(plans) == 1:  # nothing to choose
@@ -275,6 +284,9 @@ def plan_picker(s: Store, container=None) -> PlanInfo | None:
         key="plan_id",
         persist_state="session",
     )
+    if in_url:
+        sync_url({"plan": by_id[pid].name}, {"plan": plans[0].name})
+        st.session_state["_plan_from_url"] = st.query_params.get("plan")
     return by_id[pid]
 
 
