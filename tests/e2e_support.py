@@ -6,6 +6,7 @@ Playwright instance (two sync Playwright instances cannot run in one process).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -78,8 +79,18 @@ class Recorder:
     def __init__(self, context):
         self.urls: list[str] = []
         self.dialogs: list[str] = []
+        self.failed: list[str] = []  # the app's answers of 400 and above
         context.on("request", lambda req: self.urls.append(req.url))
+        context.on("response", self._check)
         context.on("page", self._watch)
+
+    def _check(self, response) -> None:
+        # Opened on a page's URL, Streamlit's frontend finds its base path by asking for /<page>/_stcore/health
+        # and host-config first: their 404s are how it learns the app sits at the root (streamlit#7074; answering
+        # them makes it connect under /<page>/ and hang). Every other error answer fails the test.
+        if response.status < 400 or re.search(r"/[^/]+/_stcore/(health|host-config)$", response.url):
+            return
+        self.failed.append(f"{response.status} {response.url}")
 
     def _watch(self, page):
         page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
@@ -108,6 +119,7 @@ def page(browser):
     context.close()
     assert not recorder.dialogs, f"a script ran in the page: {recorder.dialogs}"
     assert not recorder.remote(), f"requests left this machine: {recorder.remote()}"
+    assert not recorder.failed, f"the app answered with errors: {recorder.failed}"
 
 
 # -- waiting for the app, not for the clock ----------------------------------------------------------------------

@@ -99,9 +99,14 @@ def test_structure_page_edits_hierarchy_pins_and_overlays(app_db):
     at.number_input(key="ov_priority_None").set_value(5)
     _button(at, "Save overlay").click()
     at.run()
+    assert any("give it an owner" in e.value for e in at.error)  # issue 14.12: no ownerless accounts
+    assert "Healthcare team" not in acc.list_overlays(s, plan.plan_id).name.tolist()
+    at.selectbox(key="ov_rep_None").set_value("R02")
+    _button(at, "Save overlay").click()
+    at.run()
     assert not at.exception
     overlays = acc.list_overlays(s, plan.plan_id).set_index("name")
-    assert overlays.loc["Healthcare team", "priority"] == 5
+    assert overlays.loc["Healthcare team", "priority"] == 5 and overlays.loc["Healthcare team", "rep_id"] == "R02"
     owners = acc.account_owners(s, plan)
     owned = owners[(owners.owner_kind == "overlay") & (owners.owner_name == "Healthcare team")]
     assert len(owned) > 0 and (owned.industry == "Healthcare").all()
