@@ -75,6 +75,7 @@ def tree_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, guide: np.nd
     load = s.vals[nodes][:, s.bal_idx] / s.mu + 1e-9
     total = load.sum(axis=0)
     want1, want2 = total * k1 / (k1 + k2), total * k2 / (k1 + k2)
+    small = np.minimum(want1, want2)
     fx = s.fixed[nodes]
     fixed_terr = np.unique(fx[fx >= 0])
     best = None
@@ -100,8 +101,9 @@ def tree_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, guide: np.nd
             for i in reversed(order_l[1:]):
                 cnt[pred_l[i]] += cnt[i]
             ok &= (cnt == 0) | (cnt == tot)
-        err1 = np.abs(sub / want1 - 1).max(axis=1)
-        err2 = np.abs(sub / want2 - 1).max(axis=1)
+        # Relative to the smaller share: a cut off by x is off by x on both sides, most on the smaller one.
+        err1 = (np.abs(sub - want1) / small).max(axis=1)
+        err2 = (np.abs(sub - want2) / small).max(axis=1)
         err = np.where(ok, np.minimum(err1, err2), np.inf)
         i = int(np.argmin(err))
         if not np.isfinite(err[i]):
@@ -136,7 +138,6 @@ def balance_cut(s: SearchState, nodes: np.ndarray, inside: np.ndarray, load: np.
 
     One cut of a spanning tree can match one measure's share but rarely several at once: the two sides'
     shared border lets customer-rich regions go one way and customer-poor ones the other."""
-    m = len(nodes)
     d = load[inside].sum(axis=0) - want_in  # what the inside holds too much (the outside: too little)
 
     def error() -> float:
@@ -145,10 +146,11 @@ def balance_cut(s: SearchState, nodes: np.ndarray, inside: np.ndarray, load: np.
     side = np.full(s.n, -1, dtype=np.int64)
     side[nodes] = inside.astype(np.int64)
     side_l = side.tolist()
-    pos = np.full(s.n, -1, dtype=np.int64)
-    pos[nodes] = np.arange(m)
     movable = s.fixed[nodes] < 0
     nbrs = s.nbrs
+    # The trades lower the squared shortfall over the measures, which may raise the worst one: the best cut seen
+    # is kept.
+    best_err, best_inside = error(), inside.copy()
     for _ in range(passes):
         if error() <= good_enough:
             break
@@ -178,9 +180,12 @@ def balance_cut(s: SearchState, nodes: np.ndarray, inside: np.ndarray, load: np.
             moved += 1
             if error() <= good_enough:
                 break
+        if error() < best_err:
+            best_err, best_inside = error(), inside.copy()
         if not moved:
             break
-    return error()
+    inside[:] = best_inside
+    return best_err
 
 
 def _side_stays_connected(nbrs: list[list[int]], side: list[int], r: int, own: int, limit: int = 400) -> bool:
