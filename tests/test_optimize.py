@@ -213,6 +213,28 @@ def test_real_state_zip_layer_balanced_contiguous(demo_store):
         assert any("bridge" in n for n in res.notes) and res.bridges
 
 
+def test_three_measures_at_once_within_tolerance_by_an_independent_count(demo_store):
+    inst = _tx_instance(demo_store)  # the complete ZIP layer of Texas: empty ZIPs weigh zero
+    measures, k, tol = ["potential", "leads", "customers"], 4, 0.05
+    res = Optimizer(inst, k, measures, tol, iterations=300).solve()
+    assert_valid(inst, res, k)
+    assert res.status == "ok", res.notes
+    # Per-territory totals from the lead database, not from the optimizer's tallies.
+    a = res.assignment().merge(region_stats(demo_store, parse_layer("zip")), on="region_id", how="left")
+    sums = a[measures].fillna(0).groupby(a["territory"]).sum()
+    assert len(sums) == k
+    dev = (sums / (sums.sum() / k) - 1).abs().max()
+    for c in res.candidates:  # every candidate, the tightened ones too, stays within the tolerance
+        a = res.assignment(c.name).merge(region_stats(demo_store, parse_layer("zip")), on="region_id", how="left")
+        sums = a[measures].fillna(0).groupby(a["territory"]).sum()
+        dev_c = (sums / (sums.sum() / k) - 1).abs().max()
+        assert (dev_c <= tol + 1e-9).all(), (c.name, dev_c.to_dict())
+        assert c.scores["within_tolerance"]
+        assert c.scores["max_deviation_by_measure"] == pytest.approx(dev_c.to_dict(), abs=1e-9)
+        assert c.scores["max_deviation"] == pytest.approx(dev_c.max(), abs=1e-9)  # the worst measure
+    assert res.candidates[0].scores["max_deviation_by_measure"] == pytest.approx(dev.to_dict(), abs=1e-9)
+
+
 def test_candidate_map_draws_each_territory_once_with_its_totals(demo_store):
     import geopandas as gpd
 

@@ -1,5 +1,6 @@
-"""The optimizer's parts, each on its own: the objective's move delta, the contiguity checks, the chunk
-trees, the moves, the budget and the move explanations."""
+"""The optimizer's parts, each on its own: the objective (its move delta, the worst-measure penalty, the
+guard band), the spanning-tree cuts, the contiguity checks, the chunk trees, the moves, the candidates'
+order, the budget and the move explanations."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from terrmap.geo.graph import articulation_points
 from terrmap.optimize import MEASURES, Budget, MoveRecord, Optimizer
@@ -17,7 +18,10 @@ from terrmap.optimize.chunks import chunk_members, refresh_trees
 from terrmap.optimize.constraints import stays_connected
 from terrmap.optimize.explain import Balance, Compactness, Placed, Redraw, Swap, describe, render, swapped
 from terrmap.optimize.moves import compact, kick, swap_step, tabu_step
+from terrmap.optimize.objective import GUARD_WEIGHT, SECOND_SHARE, guarded
+from terrmap.optimize.results import Candidate, order_candidates
 from terrmap.optimize.search import refine
+from terrmap.optimize.starts import subtree_sums, tree_split
 from terrmap.optimize.state import SearchState
 from tests.test_optimize import random_instance
 
@@ -45,8 +49,8 @@ def territory_pieces(state: SearchState, members: np.ndarray) -> int:
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), k=st.integers(2, 6), band_share=st.sampled_from([1.0, 0.5, 0.25]),
-       balance=st.sampled_from(["potential", "potential,leads", "workload,customers"]),
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 6), band_share=st.sampled_from([1.0, 0.5, 0.25, "guarded"]),
+       balance=st.sampled_from(["potential", "potential,leads", "workload,customers", "potential,leads,customers"]),
        with_limits=st.booleans())
 def test_objective_delta_equals_the_recomputed_objective(seed, k, band_share, balance, with_limits):
     inst = random_instance(seed, 5, 0.1)
@@ -58,7 +62,7 @@ def test_objective_delta_equals_the_recomputed_objective(seed, k, band_share, ba
     lab = rng.integers(0, k, inst.n)
     T = np.zeros((k, len(MEASURES)))
     np.add.at(T, lab, vals)
-    band = obj.tau * band_share
+    band = guarded(obj.tau, obj.tau / 4) if band_share == "guarded" else obj.tau * band_share
     moves = [(int(r), int(lab[r]), int(b)) for r, b in zip(rng.integers(0, inst.n, 20), rng.integers(0, k, 20))
              if int(b) != int(lab[r])]
     if not moves:
@@ -73,6 +77,95 @@ def test_objective_delta_equals_the_recomputed_objective(seed, k, band_share, ba
         assert dS[j] == pytest.approx(obj.soft(after, band).sum() - obj.soft(T, band).sum(), abs=1e-9)
         # One formula: the scalar case is the vectorised one with no leading dimension, to the last bit.
         assert obj.delta(T, vals[ri], ai, bi, band) == (float(dB[j]), float(dS[j]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 6), weights=st.sampled_from([(1,), (1, 1, 1), (2, 1, 1)]))
+def test_the_penalty_is_each_territorys_worst_measure_plus_a_share_of_the_others(seed, k, weights):
+    measures = ["potential", "leads", "customers"][: len(weights)]
+    inst = random_instance(seed, 4, 0.1)
+    obj = Optimizer(inst, k, dict(zip(measures, weights)), 0.05, iterations=10).objective()
+    rng = np.random.default_rng(seed)
+    T = rng.uniform(0.5, 1.5, (k, len(MEASURES))) * inst.values[MEASURES].sum().to_numpy() / k
+    # Written out per territory and measure, from the definition in terrmap.optimize.objective.
+    expected = []
+    for t in range(k):
+        excess = []
+        for m, w in zip(measures, weights):
+            target = inst.values[m].sum() / k
+            excess.append(w / max(weights) * max(0.0, abs(T[t, MEASURES.index(m)] / target - 1) - 0.05))
+        expected.append(max(excess) + SECOND_SHARE * (sum(excess) - max(excess)))
+    assert obj.pen(T) == pytest.approx(expected, abs=1e-12)
+    # A guard band: excess over the tolerance weighs GUARD_WEIGHT times, plus the excess over the inner band.
+    inner = obj.tau / 4
+    assert obj.pen(T, guarded(obj.tau, inner)) == pytest.approx(
+        GUARD_WEIGHT * np.asarray(expected) + obj.pen(T, inner), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 4, 9])
+def test_tightening_with_a_guard_never_leaves_the_tolerance(seed):
+    opt, state = solved_state(seed=seed, k=5, balance="potential,leads,customers", iterations=150)
+    within = state.obj.pen(state.T).sum() <= 1e-12
+    if not within:
+        pytest.skip("the plan to tighten must start within tolerance")
+    tight = state.tau / 8  # out of reach: the search keeps trying, and may trade any measure it can
+    before = state.imbalance(tight)
+    refine(state, guarded(state.tau, tight), budget=1.0, label="tightening", frac0=0, frac1=1)
+    assert state.obj.pen(state.T).sum() <= 1e-12  # still within the tolerance on every measure
+    assert state.imbalance(tight) <= before + 1e-12
+    dev = np.abs(state.obj.dev(state.T)).max(axis=0)
+    assert (dev <= state.tau + 1e-9).all(), dev
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(2, 60), seed=st.integers(0, 10_000))
+def test_subtree_sums_agree_with_networkx(n, seed):
+    rng = np.random.default_rng(seed)
+    tree = nx.random_labeled_tree(n, seed=seed) if hasattr(nx, "random_labeled_tree") else nx.random_tree(n, seed=seed)
+    root = int(rng.integers(0, n))
+    m = sp.csr_matrix(nx.to_scipy_sparse_array(tree, nodelist=range(n)))
+    order, pred = breadth_first_order(m, root, directed=False, return_predecessors=True)
+    load = rng.random((n, 3))
+    sub = subtree_sums(order, pred, load)
+    directed = nx.bfs_tree(tree, root)
+    for v in range(n):
+        members = [v, *nx.descendants(directed, v)]
+        assert sub[v] == pytest.approx(load[members].sum(axis=0))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 5, 8])
+def test_a_tree_split_on_several_measures_is_two_connected_parts_no_worse_for_the_trades(seed):
+    inst = random_instance(seed, 7, 0.1)
+    opt = Optimizer(inst, 4, "potential,leads,customers", 0.05, iterations=10)
+    state = opt.search_state()
+    nodes = np.arange(inst.n)
+    got = {}
+    for trades in (False, True):  # the same spanning trees (the trades draw no random numbers)
+        got[trades] = tree_split(state, nodes, 1, 3, None, np.random.default_rng(seed), tries=2,
+                                 balance_cuts=trades)
+    graph = nx.from_scipy_sparse_array(inst.graph.adjacency)
+    for part_a, part_b, err in got.values():
+        assert sorted(np.concatenate([part_a, part_b]).tolist()) == nodes.tolist()
+        assert nx.is_connected(graph.subgraph(part_a.tolist())) and nx.is_connected(graph.subgraph(part_b.tolist()))
+        vals = inst.values[["potential", "leads", "customers"]].to_numpy(float) + 1e-9 * state.mu
+        share_a = vals[part_a].sum(axis=0) / vals.sum(axis=0)
+        recount = max(np.abs(share_a / 0.25 - 1).max(), np.abs((1 - share_a) / 0.75 - 1).max())
+        assert err == pytest.approx(recount, abs=1e-6)
+    assert got[True][2] <= got[False][2] + 1e-12
+
+
+def test_without_a_candidate_in_tolerance_the_closest_to_it_comes_first():
+    def cand(name, by_measure, tol=0.05, pieces=0):
+        excess = max(0.0, max(by_measure.values()) - tol)
+        return Candidate(name, "", np.zeros(1, dtype=np.int64), {
+            "within_tolerance": excess == 0, "non_contiguous": pieces, "max_deviation": max(by_measure.values()),
+            "max_deviation_by_measure": by_measure, "tolerance_excess": excess, "mean_polsby_popper": 0.3,
+            "cut_edge_share": 0.1})
+    # The first measure alone would pick "balanced" (1.3% on potential); its customers are 8% off.
+    balanced = cand("balanced", {"potential": 0.013, "customers": 0.08})
+    compact = cand("compact", {"potential": 0.049, "customers": 0.052})
+    split = cand("split", {"potential": 0.01, "customers": 0.01}, pieces=1)
+    assert [c.name for c in order_candidates([balanced, compact, split])] == ["compact", "balanced", "split"]
 
 
 def test_moves_keep_the_tallies_equal_to_a_recount():

@@ -53,13 +53,17 @@ Method
    graphs such as the populated cells of a fine H3 layer, where islands hang on
    bridge edges -- a second start is drawn by recursive spanning-tree bisection
    (a random minimum spanning tree whose edges across METIS parts weigh more, cut
-   at the edge closest to a k1 : k2 share), and the better start is kept.
+   at the edge closest to a k1 : k2 share of every balanced measure; with several
+   measures the two sides then trade border regions until each holds its share of
+   each measure), and the better start is kept.
    Rebalance: the base plan, with unassigned regions grown in and detached pieces
    repaired the same way (that repair counts towards disruption).
 2. **Balance refinement** (local search on border regions). Each round lists
    every border move "region r from territory a to neighbouring territory b"
    among the out-of-band territories and their neighbours, scored (vectorised)
-   by the change of B and of a smooth guide ``S = sum w_m max(0, |dev| - tau/2)^2``
+   by the change of B (per territory its worst measure's excess over the band,
+   each measure relative to its own target, plus a quarter of the others'; see
+   :mod:`terrmap.optimize.objective`) and of a smooth guide ``S = sum w_m max(0, |dev| - tau/2)^2``
    that pushes load along chains of territories when no single move lowers B.
    A region that holds its territory together (an articulation point, from a
    Tarjan DFS of the territory rooted at a fixed anchor) moves *with the part it
@@ -82,11 +86,13 @@ Method
    share), taken only if no territory leaves its balance band, contiguity,
    locks, limits and the disruption cap all hold.
 4. **Candidates** along the trade-offs. From scratch: the refined plan tightened
-   to a band of tau/4 where it can be, then polished with a band of tau/4
+   to a band of tau/4 where it can be (never leaving tau: excess over tau weighs
+   1000 times more while tightening), then polished with a band of tau/4
    ("balanced"), tau/2 ("middle") and tau ("compact"): the wider the band, the
    more compactness moves fit. Rebalance: the fewest moves that reach tolerance
    ("least change"), then a tighter balance (tau/2), then the same plus
-   compactness. Each candidate carries its scores (max deviation, CV, contiguous
+   compactness. Each candidate carries its scores (max deviation of the worst
+   balanced measure, and per measure, CV, contiguous
    territories, cut-edge share, mean Polsby-Popper, disruption, seconds) so the
    planner chooses; the first is the recommended one (from scratch the most
    compact within tolerance; rebalance the least change within tolerance).

@@ -12,6 +12,7 @@ import numpy as np
 from terrmap.optimize.chunks import chunk_members, cut_off_chunk, refresh_trees
 from terrmap.optimize.constraints import can_leave, cap_ok, keeps_band, limits_ok, stays_connected
 from terrmap.optimize.explain import Balance, Compactness, Swap, swapped
+from terrmap.optimize.objective import inner
 from terrmap.optimize.state import SearchState
 
 
@@ -19,10 +20,11 @@ def balance_reason(s: SearchState, regions: int | list[int], a: int, b: int, ban
     """Why a balance move of ``regions`` from a to b: the measure it helped most, before/after deviations."""
     v = s.vals[regions].sum(axis=0) if isinstance(regions, list) else s.vals[regions]
     dev, pen = s.obj.dev, s.obj.pen
+    aim = inner(band)
     da0, db0 = dev(s.T[a]), dev(s.T[b])
     da1, db1 = dev(s.T[a] - v), dev(s.T[b] + v)
-    gain = s.w * ((np.maximum(0, np.abs(da0) - band) - np.maximum(0, np.abs(da1) - band))
-                  + (np.maximum(0, np.abs(db0) - band) - np.maximum(0, np.abs(db1) - band)))
+    gain = s.w * ((np.maximum(0, np.abs(da0) - aim) - np.maximum(0, np.abs(da1) - aim))
+                  + (np.maximum(0, np.abs(db0) - aim) - np.maximum(0, np.abs(db1) - aim)))
     j = int(np.argmax(gain)) if np.any(gain > 0) else int(np.argmax(np.abs(da0 - da1)))
     dB = float(pen(s.T[a], band) + pen(s.T[b], band) - pen(s.T[a] - v, band) - pen(s.T[b] + v, band))
     return Balance(s.obj.measures[j], float(s.tau[j]), float(da0[j]), float(da1[j]), float(db0[j]), float(db1[j]), dB)
@@ -190,7 +192,7 @@ def kick(s: SearchState, band, budget: float, rng, rebalance: Callable[..., None
     ok = s.chunk_ok[r] & (s.chunk_size[r] < s.count[a])
     r, a, b = r[ok], a[ok], b[ok]
     load = (s.w * (s.chunk_val[r][:, s.bal_idx] / s.mu)).sum(axis=1)
-    need = abs(load_dev) - float(np.min(band)) / 2
+    need = abs(load_dev) - float(np.min(inner(band))) / 2
     sel = ((a == t) if load_dev > 0 else (b == t)) & (load >= need) & (load <= 0.6)
     idx = np.flatnonzero(sel)
     if not len(idx):

@@ -22,7 +22,9 @@ def recombine(s: SearchState, ts: list[int], band, rng, it: int) -> bool:
         return False
     before = float(pen(s.T[ts], band).sum())
     guide = s.lab if rng.random() < 0.5 else None
-    parts = tree_partition(s, nodes, len(ts), guide, rng, tries=3)
+    # No balancing of the cuts here: a redraw is tried hundreds of times per search, and the refinement
+    # that follows it trades border regions anyway.
+    parts = tree_partition(s, nodes, len(ts), guide, rng, tries=3, balance_cuts=False)
     if parts is None:
         return False
     # Match parts to territories: fixed regions decide, then the largest overlap.
@@ -68,11 +70,15 @@ def recombine_step(s: SearchState, adj, viol, band, rng, it) -> bool:
         if not viol[t]:
             break
         nbrs = np.flatnonzero(adj[t])
-        # Partners whose deviation is opposite (or smallest) first: their union is closest to two targets.
-        load = (s.w * s.obj.dev(s.T)).sum(axis=1)
-        partners = nbrs[np.argsort(load[nbrs] * np.sign(load[t]))].tolist()[:4]
-        groups = [[t, u] for u in partners]
-        groups += [[t, u, v] for i, u in enumerate(partners) for v in partners[i + 1:]]
+        # Partners whose union with t is closest to its targets on every measure first (a partner opposite
+        # on one measure but alike on another cannot help); the same for triples.
+        dev = s.obj.dev(s.T)
+        wn = s.obj.wn
+        partners = nbrs[np.argsort(np.abs(wn * (dev[nbrs] + dev[t])).max(axis=1), kind="stable")].tolist()[:4]
+        pairs = [[t, u] for u in partners]
+        triples = [[t, u, v] for i, u in enumerate(partners) for v in partners[i + 1:]]
+        groups = sorted(pairs, key=lambda g: float(np.abs(wn * dev[g].mean(axis=0)).max())) + \
+            sorted(triples, key=lambda g: float(np.abs(wn * dev[g].mean(axis=0)).max()))
         for grp in groups:
             key = tuple(sorted(grp))
             ver = tuple(int(s.version[x]) for x in key)

@@ -112,7 +112,8 @@ class OptimizeResult:
 
 
 def plan_scores(s: SearchState, seconds: float) -> dict:
-    """A candidate's scores: deviations, CV, contiguity, cut edges, Polsby-Popper, disruption, seconds."""
+    """A candidate's scores: deviations (the worst measure, and per measure), CV (of the first measure),
+    contiguity, cut edges, Polsby-Popper, disruption, seconds."""
     lab = s.lab
     g = s.g
     T = s.T
@@ -125,10 +126,14 @@ def plan_scores(s: SearchState, seconds: float) -> dict:
     primary = measures[0]
     tolerance = dict(zip(measures, s.tau.tolist()))
     mdev = {m: float(np.abs(dev[:, j]).max()) for j, m in enumerate(measures)}
-    within = all(mdev[m] <= tolerance[m] + 1e-9 for m in mdev) and float(s.obj.lim_pen(T).sum()) <= 1e-12
+    excess = max(mdev[m] - tolerance[m] for m in mdev)
+    within = excess <= 1e-9 and float(s.obj.lim_pen(T).sum()) <= 1e-12
     out = {
-        "max_deviation": mdev[primary],
+        # The worst balanced measure: with several, the first one's alone could read 1% on a plan that is
+        # out of tolerance on another.
+        "max_deviation": max(mdev.values()),
         "max_deviation_by_measure": mdev,
+        "tolerance_excess": max(0.0, excess),  # how far the worst measure lies beyond its tolerance
         "cv": metrics.coefficient_of_variation(T[:, MEASURES.index(primary)]),
         "within_tolerance": bool(within),
         "contiguous": int(sum(1 for p in pieces.values() if p.contiguous)),  # water crossings allowed
@@ -150,7 +155,8 @@ def plan_scores(s: SearchState, seconds: float) -> dict:
 
 
 def order_candidates(cands: list[Candidate], prefer_least_change: bool = False) -> list[Candidate]:
-    """Recommended first: a candidate within tolerance (scratch: the most compact; rebalance: the least change)."""
+    """Recommended first: a candidate within tolerance (scratch: the most compact; rebalance: the least change);
+    else the one in the fewest pieces, then the closest to the tolerance on its worst measure."""
     ok = [c for c in cands if c.scores["within_tolerance"] and c.scores["non_contiguous"] == 0]
     if ok:
         if prefer_least_change:
@@ -158,7 +164,8 @@ def order_candidates(cands: list[Candidate], prefer_least_change: bool = False) 
         else:
             best = max(ok, key=lambda c: (c.scores["mean_polsby_popper"], -c.scores["cut_edge_share"]))
     else:
-        best = min(cands, key=lambda c: (c.scores["non_contiguous"], c.scores["max_deviation"]))
+        best = min(cands, key=lambda c: (c.scores["non_contiguous"], c.scores["tolerance_excess"],
+                                         c.scores["max_deviation"]))
     return [best] + [c for c in cands if c is not best]
 
 

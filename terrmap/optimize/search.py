@@ -15,6 +15,7 @@ from terrmap.optimize.budget import Budget
 from terrmap.optimize.chunks import refresh_trees
 from terrmap.optimize.instance import MEASURES, InfeasibleError
 from terrmap.optimize.moves import apply_greedy, compact, kick, swap_step, tabu_step
+from terrmap.optimize.objective import guarded
 from terrmap.optimize.recombine import recombine_step
 from terrmap.optimize.repair import grow, repair
 from terrmap.optimize.results import Candidate, order_candidates, plan_scores
@@ -133,7 +134,7 @@ def run_scratch(s: SearchState, seeds: list[int | None], notes: list[str], compa
     while True:
         # After two starts, go back once to each new best plan that is nearly in band (imbalance under
         # one tolerance's worth): more kicks and a longer refinement there pay better than a fresh start.
-        near = best is not None and best[0][0] < 1e-12 + float(np.sum(s.w * s.tau)) and attempt >= 2
+        near = best is not None and best[0][0] < 1e-12 + float(np.max(s.obj.wn * s.tau)) and attempt >= 2
         if near and polished is not best:
             polished = best
             s.restore(best[1])
@@ -171,7 +172,10 @@ def run_scratch(s: SearchState, seeds: list[int | None], notes: list[str], compa
     s.restore(best[1])
     _, _, start_name, start_dev, best_attempt = best
     tight = s.tau / 4
-    refine(s, tight, budget=max(s.time_left(), 0) * phases.tighten, label="tightening", frac0=0.5, frac1=0.65)
+    # Guarded: tightening never takes a territory out of the tolerance (with several measures it would
+    # otherwise trade one measure's tolerance for the others' tighter band).
+    refine(s, guarded(s.tau, tight), budget=max(s.time_left(), 0) * phases.tighten, label="tightening", frac0=0.5,
+           frac1=0.65)
     start = s.snapshot()
     cands = []
     specs = [("balanced", "tightest balance (band ±tol/4), then compactness within it", tight),
@@ -220,7 +224,8 @@ def run_rebalance(s: SearchState, notes: list[str], compactness: bool = True) ->
     cands = []
     refine(s, s.tau, budget=max(s.time_left(), 0) * share_step, label="least change", frac0=0.1, frac1=0.5)
     cands.append(candidate(s, "least change", "fewest moves that reach the tolerance within the cap", t_start))
-    refine(s, s.tau / 2, budget=max(s.time_left(), 0) * share_step, label="tighter balance", frac0=0.5, frac1=0.8)
+    refine(s, guarded(s.tau, s.tau / 2), budget=max(s.time_left(), 0) * share_step, label="tighter balance",
+           frac0=0.5, frac1=0.8)
     cands.append(candidate(s, "tighter balance", "balance band ±tol/2 within the cap", t_start))
     if compactness and not s.cancelled:
         s.progress(0.85, "compactness pass")

@@ -4,6 +4,8 @@ territories that own fixed (locked/seed) regions."""
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 import pymetis
 import scipy.sparse as sp
@@ -36,14 +38,29 @@ def metis_start(s: SearchState, seed: int = 0) -> np.ndarray:
     return np.asarray(res[1], dtype=np.int64)
 
 
+def subtree_sums(order: np.ndarray, pred: np.ndarray, load: np.ndarray) -> np.ndarray:
+    """Per node of a tree (``order``: breadth-first from the root, ``pred``: parents), the sum of ``load``
+    (one column per measure) over its subtree: children added to parents, deepest first."""
+    rev = order[::-1].tolist()[:-1]  # every node but the root, children before their parents
+    parent = pred.tolist()
+    cols = []
+    for col in load.T.tolist():  # plain lists: a Python loop over them beats numpy scalars tenfold
+        for i in rev:
+            col[parent[i]] += col[i]
+        cols.append(col)
+    return np.array(cols).T
+
+
 def tree_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, guide: np.ndarray | None, rng, tries: int = 4,
-               good_enough: float = 0.0) -> tuple[np.ndarray, np.ndarray, float] | None:
+               good_enough: float = 0.0, balance_cuts: bool = True) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Split the connected region set ``nodes`` into two connected parts holding k1 : k2 of its load.
 
     A random spanning tree of the induced subgraph (minimum spanning tree of random edge weights; edges
     that ``guide`` cuts weigh more, so the tree follows the guide's parts) is cut at the edge whose
-    subtree load is closest to a k1 or k2 share. Fixed regions must not be split from their territory-mates:
-    the cut is only chosen among edges that leave all regions fixed to one territory on one side.
+    subtree is closest to a k1 or k2 share of every balanced measure (its error: the worst measure's).
+    With several measures and ``balance_cuts``, :func:`balance_cut` then trades border regions between
+    the two sides. Fixed regions must not be split from their territory-mates: the cut is only chosen
+    among edges that leave all regions fixed to one territory on one side (and the trades leave them).
     Returns (part with k1, part with k2, relative error) or None.
     """
     nodes = np.asarray(nodes, dtype=np.int64)
@@ -54,9 +71,11 @@ def tree_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, guide: np.nd
     pos[nodes] = np.arange(m)
     sel = (pos[s.rows] >= 0) & (pos[s.indices] >= 0) & (s.rows < s.indices)
     er, ec = pos[s.rows[sel]], pos[s.indices[sel]]
-    load = s.region_load[nodes] + 1e-9
-    total = load.sum()
+    # Each balanced measure relative to its target: a cut is as good as its worst measure.
+    load = s.vals[nodes][:, s.bal_idx] / s.mu + 1e-9
+    total = load.sum(axis=0)
     want1, want2 = total * k1 / (k1 + k2), total * k2 / (k1 + k2)
+    small = np.minimum(want1, want2)
     fx = s.fixed[nodes]
     fixed_terr = np.unique(fx[fx >= 0])
     best = None
@@ -68,11 +87,9 @@ def tree_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, guide: np.nd
         order, pred = breadth_first_order(tree, 0, directed=False, return_predecessors=True)
         if len(order) < m:
             return None  # not connected
-        sub = load.copy()
+        sub = subtree_sums(order, pred, load)
         order_l = order.tolist()
         pred_l = pred.tolist()
-        for i in reversed(order_l[1:]):
-            sub[pred_l[i]] += sub[i]
         # Fixed regions: count per territory in each subtree; a cut must not separate a territory's fixed regions.
         ok = np.ones(m, dtype=bool)
         ok[order[0]] = False
@@ -84,8 +101,9 @@ def tree_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, guide: np.nd
             for i in reversed(order_l[1:]):
                 cnt[pred_l[i]] += cnt[i]
             ok &= (cnt == 0) | (cnt == tot)
-        err1 = np.abs(sub / want1 - 1)
-        err2 = np.abs(sub / want2 - 1)
+        # Relative to the smaller share: a cut off by x is off by x on both sides, most on the smaller one.
+        err1 = (np.abs(sub - want1) / small).max(axis=1)
+        err2 = (np.abs(sub - want2) / small).max(axis=1)
         err = np.where(ok, np.minimum(err1, err2), np.inf)
         i = int(np.argmin(err))
         if not np.isfinite(err[i]):
@@ -104,13 +122,100 @@ def tree_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, guide: np.nd
     if best is None:
         return None
     err, inside, first = best
+    if balance_cuts and err > good_enough and load.shape[1] > 1:
+        want_in = want1 if first else want2
+        err = balance_cut(s, nodes, inside, load, want_in, total - want_in, er, ec, max(good_enough, 1e-3))
     a_nodes, b_nodes = nodes[inside], nodes[~inside]
     return (a_nodes, b_nodes, err) if first else (b_nodes, a_nodes, err)
 
 
+def balance_cut(s: SearchState, nodes: np.ndarray, inside: np.ndarray, load: np.ndarray, want_in: np.ndarray,
+                want_out: np.ndarray, er: np.ndarray, ec: np.ndarray, good_enough: float,
+                passes: int = 12) -> float:
+    """Move regions across a two-way cut of ``nodes`` (``inside``: one side, changed in place) until both
+    sides hold their share of every balanced measure (``load``: per node, relative to the targets) within
+    ``good_enough``, or no move helps; both sides stay connected, fixed regions stay. Returns the error left.
+
+    One cut of a spanning tree can match one measure's share but rarely several at once: the two sides'
+    shared border lets customer-rich regions go one way and customer-poor ones the other."""
+    d = load[inside].sum(axis=0) - want_in  # what the inside holds too much (the outside: too little)
+
+    def error() -> float:
+        return float(np.max(np.maximum(np.abs(d) / want_in, np.abs(d) / want_out)))
+
+    side = np.full(s.n, -1, dtype=np.int64)
+    side[nodes] = inside.astype(np.int64)
+    side_l = side.tolist()
+    movable = s.fixed[nodes] < 0
+    nbrs = s.nbrs
+    # The trades lower the squared shortfall over the measures, which may raise the worst one: the best cut seen
+    # is kept.
+    best_err, best_inside = error(), inside.copy()
+    for _ in range(passes):
+        if error() <= good_enough:
+            break
+        cut = inside[er] != inside[ec]
+        cand = np.unique(np.concatenate([er[cut], ec[cut]]))
+        cand = cand[movable[cand]]
+        if not len(cand):
+            break
+        sign = np.where(inside[cand], -1.0, 1.0)  # leaving the inside lowers d
+        v = load[cand]
+        gain = -2 * sign * (v @ d) - (v * v).sum(axis=1)
+        order = np.argsort(-gain, kind="stable")
+        order = order[gain[order] > 0]
+        moved = 0
+        for j in order.tolist():
+            i = int(cand[j])
+            vi, sg = load[i], (-1.0 if inside[i] else 1.0)
+            if float(-2 * sg * (vi @ d) - vi @ vi) <= 0:
+                continue  # what the earlier moves sent made this one useless
+            r = int(nodes[i])
+            own = side_l[r]
+            if not any(side_l[u] == 1 - own for u in nbrs[r]) or not _side_stays_connected(nbrs, side_l, r, own):
+                continue
+            side_l[r] = 1 - own
+            inside[i] = not inside[i]
+            d += sg * vi
+            moved += 1
+            if error() <= good_enough:
+                break
+        if error() < best_err:
+            best_err, best_inside = error(), inside.copy()
+        if not moved:
+            break
+    inside[:] = best_inside
+    return best_err
+
+
+def _side_stays_connected(nbrs: list[list[int]], side: list[int], r: int, own: int, limit: int = 400) -> bool:
+    """Would the regions of side ``own`` around ``r`` stay connected without r? (early-exit breadth-first
+    search, as :func:`terrmap.optimize.constraints.stays_connected`; past ``limit`` regions it says no)."""
+    targets = [u for u in nbrs[r] if side[u] == own]
+    if len(targets) <= 1:
+        return bool(targets)  # no neighbour on its side: r is all of it
+    need = set(targets[1:])
+    seen = {r, targets[0]}
+    queue = deque([targets[0]])
+    while queue:
+        if len(seen) > limit:
+            return False
+        x = queue.popleft()
+        for y in nbrs[x]:
+            if y not in seen and side[y] == own:
+                if y in need:
+                    need.discard(y)
+                    if not need:
+                        return True
+                seen.add(y)
+                queue.append(y)
+    return False
+
+
 def tree_partition(s: SearchState, nodes: np.ndarray, kk: int, guide: np.ndarray | None, rng,
-                   tries: int = 6) -> np.ndarray | None:
-    """Labels 0..kk-1 for ``nodes`` (a connected set): recursive spanning-tree bisection, kk -> kk//2 + rest."""
+                   tries: int = 6, balance_cuts: bool = True) -> np.ndarray | None:
+    """Labels 0..kk-1 for ``nodes`` (a connected set): recursive spanning-tree bisection, kk -> kk//2 + rest
+    (``balance_cuts``: see :func:`tree_split`)."""
     out = np.full(len(nodes), -1, dtype=np.int64)
     pos = {int(x): i for i, x in enumerate(nodes.tolist())} if len(nodes) < s.n else None
     stack = [(np.asarray(nodes, dtype=np.int64), kk)]
@@ -126,7 +231,7 @@ def tree_partition(s: SearchState, nodes: np.ndarray, kk: int, guide: np.ndarray
             nxt += 1
             continue
         k1 = m // 2
-        got = tree_split(s, part, k1, m - k1, guide, rng, tries=tries, good_enough=tol)
+        got = tree_split(s, part, k1, m - k1, guide, rng, tries=tries, good_enough=tol, balance_cuts=balance_cuts)
         if got is None:
             return None
         a_nodes, b_nodes, _ = got
