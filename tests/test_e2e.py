@@ -80,6 +80,9 @@ def test_map_draws_regions_offline_and_names_as_text(page, app_url):
     legend.wait_for()
     assert EVIL in legend.inner_text()
     assert frame.locator(".tm-legend script").count() == 0
+    # issue 14.9: all 20 territories are in view, none behind an invisible scroll, and the title counts them
+    assert "Territories (20)" in legend.inner_text()
+    assert legend.evaluate("e => e.scrollHeight <= e.clientHeight + 1"), "the legend hides rows behind a scroll"
 
     # a tooltip with the region's numbers on hover
     frame.locator("path.leaflet-interactive").nth(n // 2).hover(force=True)

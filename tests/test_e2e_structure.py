@@ -182,7 +182,7 @@ def test_map_colours_regions_by_hierarchy_level(page, app_url):
     legend = frame.locator(".tm-legend")
     legend.wait_for()
     page.wait_for_function("() => document.querySelector('iframe[title=\"streamlit_folium.st_folium\"]')"
-                           ".contentDocument.querySelector('.tm-legend .tm-title').textContent === 'Regions'",
+                           ".contentDocument.querySelector('.tm-legend .tm-title').textContent.startsWith('Regions (')",
                            timeout=30_000)
     text = legend.inner_text()
     for region in ("Northeast", "South", "Central", "West"):

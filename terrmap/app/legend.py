@@ -25,7 +25,8 @@ def legend_territories_html(labels: Sequence[str], colors: Sequence[str], counts
             f'<div class="tm-row">{_swatch(UNASSIGNED_COLOR)}<span class="tm-l">{UNASSIGNED_LABEL}</span>'
             f'<span class="tm-n">{fmt_int(unassigned)}</span></div>'
         )
-    return f'<div class="tm-title">{esc(title)}</div><div class="tm-rows">{"".join(rows)}</div>'
+    # The count: a legend longer than the map scrolls, and the reader should know how many rows there are.
+    return f'<div class="tm-title">{esc(title)} ({fmt_int(len(labels))})</div><div class="tm-rows">{"".join(rows)}</div>'
 
 
 def legend_bins_html(bins: Bins, title: str | None = None) -> str:
