@@ -12,7 +12,7 @@ from terrmap.app import ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.geometry import default_decimals
 from terrmap.app.legend import legend_territories_html
-from terrmap.app.map_data import MAX_REGIONS, MapData, filter_states, map_data
+from terrmap.app.map_data import MAX_REGIONS, MapData, filter_states, focus_bounds, map_data
 from terrmap.app.maps import build_map
 from terrmap.geo import parse_layer
 from terrmap.io.csvsafe import guard_frame
@@ -361,12 +361,13 @@ def cached_diff_map(key: tuple, _cmp: sc.Comparison) -> tuple[MapData | None, st
                                                title="Change A → B")
     if not note and (entries["territory_id"] > 0).sum() == 0:
         note = "No region changes territory."
+    # Open on what changed, not on the whole country (a few changed ZIPs would be specks).
+    data.focus_bounds = focus_bounds(shapes, out.loc[out["territory_id"] > 0, "region_id"])
     return data, note
 
 
 data, note = cached_diff_map(key, cmp)
-m = build_map(data, outlines=ui.state_outlines(), static_base=ui.static_base(), note=note or None,
-              fit="all" if note.startswith("Only") else "core")
+m = build_map(data, outlines=ui.state_outlines(), static_base=ui.static_base(), note=note or None, fit="focus")
 st.caption("Grey: unchanged. Coloured: the region moves, in the colour of its territory in B. "
            "Hover a region for from → to and its potential.")
 show_map(m, key="sc_diff_map", height=MAP_HEIGHT)

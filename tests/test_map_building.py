@@ -10,6 +10,7 @@ import folium.plugins
 import numpy as np
 import pandas as pd
 import pytest
+import shapely.geometry
 
 from terrmap.app import assets
 from terrmap.app.geometry import decode_ring, default_decimals, encode_ring, round_geometry
@@ -318,3 +319,29 @@ def test_naive_baseline_map_is_local_too():
 def test_static_base_honours_base_url_path():
     assert assets.static_base("") == "/app/static"
     assert assets.static_base("/crm/maps/") == "/crm/maps/app/static"
+
+
+def test_a_diff_map_opens_on_what_changed_not_on_alaska(demo_store):
+    """Issue 14.9: the scenario diff map fits the changed regions (three in Texas, one in Alaska: the lower-48
+    ones win) instead of the whole country."""
+    from terrmap.app.map_data import focus_bounds
+    from terrmap.app.maps import build_map
+
+    layer = parse_layer("zip")
+    changed = ["75001", "75002", "78701", "99501"]
+    shapes = layer.shapes(demo_store, changed)
+    box = focus_bounds(shapes, changed)
+    tx = [shapely.geometry.shape(shapes[r]).bounds for r in changed[:3]]  # (west, south, east, north)
+    south, north = min(b[1] for b in tx), max(b[3] for b in tx)
+    assert box is not None and abs(box[0][0] - south) < 1e-3 and abs(box[1][0] - north) < 1e-3  # not Anchorage
+    stats = region_stats(demo_store, layer)
+    frame = region_frame(stats[stats["region_id"].isin(changed)])
+    data = map_data(frame, shapes, None, "leads")
+    data.focus_bounds = box
+    m = build_map(data, fit="focus")
+    fits = [c for c in m._children.values() if type(c).__name__ == "FitBounds"]
+    assert fits and fits[-1].bounds == box
+    data.focus_bounds = None  # nothing changed: the usual lower-48 view
+    m = build_map(data, fit="focus")
+    assert [c for c in m._children.values() if type(c).__name__ == "FitBounds"][-1].bounds == data.core_bounds
+    assert focus_bounds(shapes, []) is None

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import shapely
+import shapely.geometry
 
 from terrmap.app.geometry import decode_ring, encode_ring, outer_box, round_geometry, view_bounds
 from terrmap.app.html_safe import esc, is_missing, js_json
@@ -98,6 +99,15 @@ def region_frame(
     return frame
 
 
+def focus_bounds(shapes: dict, region_ids: Iterable[str]) -> list[list[float]] | None:
+    """[[south, west], [north, east]] around ``region_ids`` (GeoJSON ``shapes`` by id), without far-off
+    outliers (Alaska, Hawaii) when most of them lie in the lower 48; None without any shape."""
+    geoms = [shapely.geometry.shape(shapes[r]) for r in region_ids if r in shapes]
+    if not geoms:
+        return None
+    return view_bounds(shapely.bounds(np.array(geoms, dtype=object)))[1]
+
+
 def filter_states(frame: pd.DataFrame, states: Iterable[str] | None) -> pd.DataFrame:
     """Regions touching any of ``states`` (all regions for None/empty)."""
     wanted = set(states or [])
@@ -136,6 +146,7 @@ class MapData:
     core_bounds: list[list[float]] | None = None  # without AK/HI/territories when most is in the lower 48
     bins: Bins | None = None
     missing_shapes: list[str] = field(default_factory=list)
+    focus_bounds: list[list[float]] | None = None  # what the reader should see first (e.g. what changed)
     _payload_json: str | None = field(default=None, repr=False, compare=False)
     _payload_literal: str | None = field(default=None, repr=False, compare=False)
 

@@ -31,7 +31,8 @@ def build_map(
     """The folium map of ``data``: regions, legend, optional state outlines and OSM tiles (internet).
 
     ``fit``: "core" opens on the lower 48 when most regions are there (all-US
-    views), "all" on every region (a chosen area). Every asset is served from
+    views), "all" on every region (a chosen area), "focus" on ``data.focus_bounds`` (what changed; else
+    "core"). Every asset is served from
     ``static_base``; see :mod:`terrmap.app.assets`.
     """
     m = LocalMap(
@@ -56,7 +57,8 @@ def build_map(
         HtmlControl(f"<div>{esc(note)}</div>", "bottomleft", "tm-note").add_to(m)
     bounds = None
     if data is not None:
-        bounds = data.core_bounds if fit == "core" else data.bounds
+        bounds = (data.focus_bounds or data.core_bounds if fit == "focus" else data.core_bounds if fit == "core"
+                  else data.bounds)
     # keep the regions clear of the legend (bottom right)
     legend_w = 0 if data is None else 230 if data.color_by == "territory" else 170
     m.fit_bounds(bounds or LOWER48_BOUNDS, padding_top_left=(10, 10), padding_bottom_right=(legend_w, 10))
