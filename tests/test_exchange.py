@@ -419,3 +419,28 @@ def test_cli_export_and_import(demo_db_path, tmp_path):
     finally:
         s.close()
     assert set(EXPORT_FORMATS) == {"csv", "accounts", "geojson", "gpkg", "png", "pdf"}
+
+
+def test_geojson_counts_what_home_counts_with_pins_and_overlays(store):
+    """Issue 14.11: a territory's leads and potential in the GeoJSON are the accounts it owns, as on Home
+    (hierarchy.rollup at the Territory level): an overlay's accounts and a pinned account count where they
+    are owned, not where they lie."""
+    from terrmap.plan import accounts as acc
+    from terrmap.plan import hierarchy
+
+    zips = store.df("SELECT zip, state FROM zips WHERE zip = region_zip AND state IN ('RI', 'CT') ORDER BY zip")
+    a = pd.DataFrame({"region_id": zips["zip"], "territory_id": np.where(zips["state"] == "RI", 1, 2)})
+    pid = create_plan(store, unique("owned counts"), "zip", [Territory(1, "Rhode Island", "#1f77b4"),
+                                                              Territory(2, "Connecticut", "#ff7f0e")], a)
+    plan = get_plan(store, pid)
+    acc.save_overlay(store, pid, "Big ones", acc.OverlayRule(min_employees=200), rep_id="R01", territories=[2])
+    owners = acc.account_owners(store, plan)
+    ri_lead = owners.loc[owners["geo_territory_id"] == 1, "lead_id"].iloc[0]
+    acc.pin_account(store, pid, ri_lead, 2, "HQ in Hartford")
+    home = hierarchy.rollup(store, plan, "Territory").set_index("name")
+    doc = json.loads(export_plan(store, plan, "geojson"))
+    got = {f["properties"]["territory"]: f["properties"] for f in doc["features"]}
+    assert (home.loc[home["kind"] == "overlay", "leads"] > 0).all()  # the overlay takes accounts from CT
+    for name in ("Rhode Island", "Connecticut"):
+        assert got[name]["leads"] == home.loc[name, "leads"]
+        assert got[name]["potential"] == pytest.approx(home.loc[name, "potential"], abs=0.01)

@@ -9,7 +9,7 @@
   :func:`terrmap.plan.accounts.account_owners` (pins, overlays, geography).
 * ``geojson`` / ``gpkg``: the dissolved territory boundaries (lon/lat,
   EPSG:4326) with territory, territory_id, rep_id, color, regions, leads,
-  potential and the plan's layer.
+  potential (of the accounts the territory owns, as Home counts them) and the plan's layer.
 * ``png`` / ``pdf``: a 16:9 map of the territories over the state outlines,
   with a legend (territory and rep), for slides.
 
@@ -36,14 +36,13 @@ import pyogrio
 import shapely
 
 from terrmap.data.alignments import assigned_regions, plan_region_rows, rep_names, territories_with_reps
-from terrmap.data.stats import region_stats
 from terrmap.geo import parse_layer
 from terrmap.geo.outlines import polygonal, state_outlines_geojson
 from terrmap.io.alignment import GEO_LAYER_NAME
 from terrmap.io.csvsafe import guard_frame
 from terrmap.io.locate import US_BOXES
 from terrmap.plan import PlanInfo, get_plan
-from terrmap.plan.accounts import account_owners
+from terrmap.plan.accounts import account_owners, territory_metrics
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -114,8 +113,10 @@ def territory_shapes(store: Store, plan, progress: Progress | None = None):
     layer = parse_layer(info.layer)
     a = assigned_regions(store, info.plan_id)
     terr = territories_with_reps(store, info.plan_id)
-    stats = region_stats(store, layer)[["region_id", "leads", "potential"]]
-    a = a.merge(stats, on="region_id", how="left").fillna({"leads": 0, "potential": 0.0})
+    # Leads and potential as Home counts them: the accounts each territory owns (pins, then overlays, then
+    # geography; terrmap.plan.accounts), so a file and the app give one number per territory.
+    owned = territory_metrics(store, info)
+    owned = owned[owned["owner_kind"] == "territory"].set_index("owner_id")[["leads", "potential"]]
     groups = {int(tid): g for tid, g in a.groupby("territory_id")}
     report(0.1, "reading region shapes")
     geoms = layer.dissolve(store, {tid: g["region_id"].tolist() for tid, g in groups.items()},
@@ -129,8 +130,9 @@ def territory_shapes(store: Store, plan, progress: Progress | None = None):
         geom = polygonal(shapely.make_valid(shapely.set_precision(geom, 10 ** -GEO_DECIMALS)))
         if geom is None:
             continue
-        rows.append({"territory_id": tid, "regions": len(g), "leads": int(g["leads"].sum()),
-                     "potential": round(float(g["potential"].sum()), 2), "geometry": geom})
+        leads, potential = (owned.loc[tid, "leads"], owned.loc[tid, "potential"]) if tid in owned.index else (0, 0.0)
+        rows.append({"territory_id": tid, "regions": len(g), "leads": int(leads),
+                     "potential": round(float(potential), 2), "geometry": geom})
     report(0.95, "assembling")
     geo = pd.DataFrame(rows, columns=["territory_id", "regions", "leads", "potential", "geometry"])
     geo = terr.merge(geo, on="territory_id", how="inner").rename(columns={"name": "territory"})
