@@ -124,12 +124,13 @@ def pick_states(per_state: dict, target: int) -> list[str]:
     return chosen
 
 
-CANDIDATES_JS = """([margin, maxN]) => {
-    // regions whose centre (and ``margin`` px around it) shows the region itself: safe to click
+CANDIDATES_JS = """([margin, maxN, stride]) => {
+    // regions whose centre (and ``margin`` px around it) shows the region itself: safe to click; every
+    // ``stride``-th region (regions come sorted by id: H3 ids of one corner of the map, one territory, first)
     const box = document.querySelector('.folium-map, .leaflet-container').getBoundingClientRect(), out = [];
     const d = [[0, 0], [margin, 0], [-margin, 0], [0, margin], [0, -margin]];
     const paths = document.querySelectorAll('path.leaflet-interactive');
-    for (let i = 0; i < paths.length && out.length < maxN; i++) {
+    for (let i = 0; i < paths.length && out.length < maxN; i += (stride || 1)) {
         const r = paths[i].getBoundingClientRect();
         const x = Math.round(r.left + r.width / 2), y = Math.round(r.top + r.height / 2);
         if (x < box.left + 60 || x > box.right - 240 || y < box.top + 20 || y > box.bottom - 40) continue;
@@ -175,7 +176,8 @@ class Session:
         active = style.split("background:")[1].split(";")[0].strip().lower()
         self.ox, self.oy = page.locator(IFRAME).evaluate(
             "e => { const r = e.getBoundingClientRect(); return [r.left + e.clientLeft, r.top + e.clientTop]; }")
-        cands = [c for c in frame.evaluate(CANDIDATES_JS, [margin, 400]) if c["fill"].lower() != active]
+        stride = max(1, self.n_paths // 2000) if expected_paths else 1
+        cands = [c for c in frame.evaluate(CANDIDATES_JS, [margin, 400, stride]) if c["fill"].lower() != active]
         if len(cands) < n_clicks:
             raise RuntimeError(f"only {len(cands)} clickable regions found")
         step = max(1, len(cands) // n_clicks)
