@@ -50,10 +50,38 @@ IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
 REV = '[data-testid="tm-edit-rev"]'
 H3_PLAN = "Bench: demo plan on H3 level 6"
 H3_LAYER = "h3:6"
+# Complete plans of one state (issue 13): every region ZIP / every land cell of Texas assigned.
+COMPLETE_STATE = "TX"
+COMPLETE_PLANS = {"zip": "Bench: complete TX ZIP plan", H3_LAYER: "Bench: complete TX H3 level 6 plan"}
+COMPLETE_SECTION = "Editor, assign and lookup on complete plans (issue 13)"
+
+
+def complete_state_plan(store, demo, layer_key: str, name: str, state: str) -> int:
+    """A complete plan of ``state`` on ``layer_key`` (created once): the demo plan's regions of the state carried
+    over, the rest of its area filled by terrmap.plan.create_plan; returns its id."""
+    from terrmap.data.area import area_regions
+    from terrmap.geo import parse_layer
+    from terrmap.plan import Territory, assignment_for_layer, create_plan, get_plan, territories
+
+    plan = get_plan(store, name)
+    if plan is None:
+        layer = parse_layer(layer_key)
+        area = set(area_regions(store, layer, [state])["region_id"])
+        assignment = assignment_for_layer(store, demo, layer)
+        assignment = assignment[assignment["region_id"].isin(area)]
+        used = set(assignment["territory_id"].dropna().astype(int))
+        terrs = [Territory(int(r.territory_id), r.name, r.color, r.rep_id, None, 0.10, None)
+                 for r in territories(store, demo.plan_id).itertuples() if int(r.territory_id) in used]
+        create_plan(store, name, layer_key, terrs, assignment, area=[state],
+                    description=f"benchmark: the demo plan's {state} regions, completed to the whole state")
+        plan = get_plan(store, name)
+    return plan.plan_id
 
 
 def prepare_db(db: Path, leads: int) -> dict:
-    """The demo database plus an H3 plan (created once); returns plan ids and per-state region counts."""
+    """The demo database plus an H3 plan and complete plans of one state (created once); returns plan ids,
+    per-state region counts (populated regions) and the complete plans' region counts."""
+    from terrmap.data.area import area_regions
     from terrmap.data.store import Store
     from terrmap.data.zip_groups import region_groups
     from terrmap.geo import parse_layer
@@ -75,9 +103,13 @@ def prepare_db(db: Path, leads: int) -> dict:
         counts = {}
         for key in ("zip", H3_LAYER):
             counts[key] = region_groups(store, parse_layer(key))["state"].value_counts().to_dict()
+        complete = {key: complete_state_plan(store, demo, key, name, COMPLETE_STATE)
+                    for key, name in COMPLETE_PLANS.items()}
+        complete_counts = {key: len(area_regions(store, parse_layer(key), [COMPLETE_STATE])) for key in COMPLETE_PLANS}
     finally:
         store.close()
-    return {"demo": demo.plan_id, "h3": h3plan.plan_id, "counts": counts}
+    return {"demo": demo.plan_id, "h3": h3plan.plan_id, "counts": counts, "complete": complete,
+            "complete_counts": complete_counts}
 
 
 def pick_states(per_state: dict, target: int) -> list[str]:
@@ -92,12 +124,13 @@ def pick_states(per_state: dict, target: int) -> list[str]:
     return chosen
 
 
-CANDIDATES_JS = """([margin, maxN]) => {
-    // regions whose centre (and ``margin`` px around it) shows the region itself: safe to click
+CANDIDATES_JS = """([margin, maxN, stride]) => {
+    // regions whose centre (and ``margin`` px around it) shows the region itself: safe to click; every
+    // ``stride``-th region (regions come sorted by id: H3 ids of one corner of the map, one territory, first)
     const box = document.querySelector('.folium-map, .leaflet-container').getBoundingClientRect(), out = [];
     const d = [[0, 0], [margin, 0], [-margin, 0], [0, margin], [0, -margin]];
     const paths = document.querySelectorAll('path.leaflet-interactive');
-    for (let i = 0; i < paths.length && out.length < maxN; i++) {
+    for (let i = 0; i < paths.length && out.length < maxN; i += (stride || 1)) {
         const r = paths[i].getBoundingClientRect();
         const x = Math.round(r.left + r.width / 2), y = Math.round(r.top + r.height / 2);
         if (x < box.left + 60 || x > box.right - 240 || y < box.top + 20 || y > box.bottom - 40) continue;
@@ -118,7 +151,7 @@ DONE_JS = f"""([n, paths]) => {{
 class Session:
     """One browser session on the Editor page in one mode, ready to click."""
 
-    def __init__(self, browser, url: str, mode: str, margin: int, n_clicks: int):
+    def __init__(self, browser, url: str, mode: str, margin: int, n_clicks: int, expected_paths: int = 0):
         self.mode = mode
         self.context = browser.new_context(viewport={"width": 1500, "height": 1050})
         self.page = page = self.context.new_page()
@@ -133,6 +166,9 @@ class Session:
         page.locator(REV).wait_for(state="attached", timeout=60_000)
         frame = page.locator(IFRAME).element_handle().content_frame()
         frame.wait_for_function("() => window.tmEditor && window.tmEditor.n >= 0", timeout=60_000)
+        # first paint = every region of the area drawn, not just the first one
+        frame.wait_for_function("n => document.querySelectorAll('path.leaflet-interactive').length >= n",
+                                arg=expected_paths, timeout=120_000, polling=20)
         self.first_paint = time.perf_counter() - t0
         self.n_paths = frame.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length")
         page.wait_for_timeout(1500)
@@ -140,12 +176,14 @@ class Session:
         active = style.split("background:")[1].split(";")[0].strip().lower()
         self.ox, self.oy = page.locator(IFRAME).evaluate(
             "e => { const r = e.getBoundingClientRect(); return [r.left + e.clientLeft, r.top + e.clientTop]; }")
-        cands = [c for c in frame.evaluate(CANDIDATES_JS, [margin, 400]) if c["fill"].lower() != active]
+        stride = max(1, self.n_paths // 2000) if expected_paths else 1
+        cands = [c for c in frame.evaluate(CANDIDATES_JS, [margin, 400, stride]) if c["fill"].lower() != active]
         if len(cands) < n_clicks:
             raise RuntimeError(f"only {len(cands)} clickable regions found")
         step = max(1, len(cands) // n_clicks)
         self.cands = cands[::step][:n_clicks]
         self.rows: list[dict] = []
+        self.repeat_paint: float | None = None
 
     def click(self, k: int, record: bool) -> dict:
         page, c = self.page, self.cands[k]
@@ -175,7 +213,25 @@ class Session:
         self.context.close()
         med = {k: statistics.median(r[k] for r in self.rows) for k in ("metrics", "map", "both", "bytes")}
         return {"median": med, "runs": self.rows, "first_paint": self.first_paint, "regions": self.n_paths,
-                "zoom": zoom}
+                "zoom": zoom, "repeat_paint": self.repeat_paint}
+
+
+def repeat_first_paint(browser, url: str, expected_paths: int) -> float:
+    """First paint of a second visit (a new browser session; the server has the plan open already): page
+    load until every region of the area is drawn."""
+    context = browser.new_context(viewport={"width": 1500, "height": 1050})
+    try:
+        page = context.new_page()
+        t0 = time.perf_counter()
+        page.goto(url)
+        frame = page.frame_locator(IFRAME)
+        frame.locator("path.leaflet-interactive").first.wait_for(state="attached", timeout=180_000)
+        page.locator(IFRAME).element_handle().content_frame().wait_for_function(
+            "n => document.querySelectorAll('path.leaflet-interactive').length >= n",
+            arg=expected_paths, timeout=120_000, polling=20)
+        return time.perf_counter() - t0
+    finally:
+        context.close()
 
 
 MODES = ("editor", "naive", "naive-folium")
@@ -189,26 +245,35 @@ def running_naive_app(db: Path, timeout: float = 60.0):
     return running_app(db, timeout=timeout, script=NAIVE_APP)
 
 
-def measure_interleaved(browsers: dict, bases: dict, sc: dict, clicks: int, warmup: int) -> list[dict]:
-    """The three modes side by side (one session each, each in its own Chromium: pages of one browser
+def measure_interleaved(browsers: dict, bases: dict, sc: dict, clicks: int, warmup: int,
+                        modes: tuple[str, ...] = MODES) -> list[dict]:
+    """The modes side by side (one session each, each in its own Chromium: pages of one browser
     re-raster when brought to the front), clicking in turn: a change in the machine's load hits every
-    mode alike."""
-    sessions = {}
-    for mode in MODES:
+    mode alike. Complete plans (``sc["complete"]``) wait for every region at first paint, and the editor's
+    first paint is measured once more on a second visit."""
+    sessions, urls = {}, {}
+    expected = sc["expected"] if sc.get("complete") else 0
+    for mode in modes:
         q = {"plan": sc["plan"], "area": ",".join(sc["states"])}
         if mode == "editor":
             url = f"{bases[mode]}/editor?{urlencode(q)}"
         else:
             url = f"{bases[mode]}/?{urlencode({**q, 'render': mode})}"
         print(f"{sc['name']} ({sc['layer']}, {len(sc['states'])} states), {mode}: {url}", flush=True)
-        sessions[mode] = Session(browsers[mode], url, mode, sc["margin"], clicks + warmup)
+        urls[mode] = url
+        sessions[mode] = Session(browsers[mode], url, mode, sc["margin"], clicks + warmup, expected)
+        print(f"    first paint {sessions[mode].first_paint:.2f} s, {sessions[mode].n_paths:,} regions", flush=True)
     for k in range(clicks + warmup):
-        for mode in MODES:
+        for mode in modes:
             r = sessions[mode].click(k, record=k >= warmup)
             print(f"    click {k}{' (warm-up)' if k < warmup else ''} {mode:12s}: metrics {r['metrics']:.3f} s, "
                   f"map {r['map']:.3f} s, {r['bytes'] / 1e3:,.1f} kB", flush=True)
+    if sc.get("complete") and "editor" in sessions:
+        wait_for_idle_cpu()
+        sessions["editor"].repeat_paint = repeat_first_paint(browsers["editor"], urls["editor"], expected)
+        print(f"    editor, second visit: first paint {sessions['editor'].repeat_paint:.2f} s", flush=True)
     out = []
-    for mode in MODES:
+    for mode in modes:
         r = sessions[mode].result()
         m = r["median"]
         print(f"  => {mode}: {r['regions']:,} regions: metrics {m['metrics']:.3f} s, map {m['map']:.3f} s, "
@@ -223,8 +288,12 @@ def main() -> None:
     ap.add_argument("--clicks", type=int, default=12)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--h3-target", type=int, default=10_000)
+    ap.add_argument("--complete", action="store_true",
+                    help=f"the complete plans of {COMPLETE_STATE} (ZIP and H3 level 6, issue 13) instead")
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of " + ", ".join(MODES))
     ap.add_argument("--no-docs", action="store_true")
     args = ap.parse_args()
+    modes = tuple(m for m in MODES if m in args.modes.split(","))
 
     db = OUT / f"editor_{args.leads}.duckdb"
     info = prepare_db(db, args.leads)
@@ -236,6 +305,11 @@ def main() -> None:
         {"name": "h3", "plan": info["h3"], "states": h3_states, "layer": H3_LAYER, "margin": 0,
          "expected": sum(info["counts"][H3_LAYER].get(s, 0) for s in h3_states)},
     ]
+    if args.complete:
+        scenarios = [
+            {"name": f"{key}-complete", "plan": info["complete"][key], "states": [COMPLETE_STATE], "layer": key,
+             "margin": 4 if key == "zip" else 0, "expected": info["complete_counts"][key], "complete": True}
+            for key in COMPLETE_PLANS]
     chromium = find_chromium()
     if not chromium:
         sys.exit("install Debian chromium: apt-get install chromium")
@@ -249,19 +323,82 @@ def main() -> None:
     shutil.copyfile(db, naive_db)
     with running_app(db) as base, running_naive_app(naive_db) as naive_base, sync_playwright() as p:
         bases = {"editor": base, "naive": naive_base, "naive-folium": naive_base}
-        browsers = {m: p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS) for m in MODES}
+        browsers = {m: p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS) for m in modes}
         for sc in scenarios:
-            results += measure_interleaved(browsers, bases, sc, args.clicks, args.warmup)
+            results += measure_interleaved(browsers, bases, sc, args.clicks, args.warmup, modes)
         for b in browsers.values():
             b.close()
     load1 = os.getloadavg()
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "bench_editor.json").write_text(json.dumps(
+    (OUT / f"bench_editor{'_complete' if args.complete else ''}.json").write_text(json.dumps(
         {"args": vars(args), "load": [load0, load1], "results": results}, indent=1, default=str))
-    body = report(results, args, load0, load1)
+    body = (report_complete if args.complete else report)(results, args, load0, load1)
     print(body)
     if not args.no_docs:
-        write_section("Editor: click to updated metrics", body)
+        if args.complete:
+            write_section(COMPLETE_SECTION, body, subsection="Editor")
+        else:
+            write_section("Editor: click to updated metrics", body)
+
+
+def report_complete(results: list[dict], args, load0, load1) -> str:
+    """The complete plans' table: regions, first paint (first and second visit), click → metrics / map per mode."""
+    by = {(r["name"], r["mode"]): r for r in results}
+    modes = [m for m in MODES if any(r["mode"] == m for r in results)]
+    lines = [
+        f"Command: `nice -n 5 python bench/bench_editor.py --complete --leads {args.leads} --clicks {args.clicks}`  ",
+        f"Run: {time.strftime('%Y-%m-%d %H:%M')}; {platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{load0[0]:.1f} at the start, {load1[0]:.1f} at the end (cores shared with other work when above ~1); "
+        f"Debian Chromium headless; demo database of {args.leads:,} leads; medians of {args.clicks} clicks after "
+        f"{args.warmup} warm-up clicks, the modes side by side clicking in turn (as in \"Editor: click to updated "
+        f"metrics\", which says what each mode and figure is).",
+        "",
+        f"Plans: the demo plan's {COMPLETE_STATE} regions, completed by `terrmap.plan.create_plan` with area "
+        f"[\"{COMPLETE_STATE}\"] (every region ZIP / every H3 cell on the state's land assigned; "
+        "`terrmap.data.area.area_regions`). *First paint*: page load until every region of the area is drawn in "
+        "the map; the first visit also opens the plan on the server (stats, region graph), the second is a new "
+        "browser session on the open plan. Budgets (issue 13): one-state ZIP click → metrics ≤ 0.5 s; H3 level 6 "
+        "of TX click → metrics ≤ 1.0 s, first paint ≤ 6 s.",
+        "",
+        "| plan | regions | first paint, first / second visit (s) | "
+        + " | ".join(f"{m}: click → metrics / map (s)" for m in modes) + " | speed-up vs "
+        + " / ".join(m for m in modes if m != "editor") + " | bytes per edit: " + " / ".join(modes) + " |",
+        "|---|---:|---:|" + "---:|" * len(modes) + "---:|---:|",
+    ]
+    verdict = []
+    for key in COMPLETE_PLANS:
+        name = f"{key}-complete"
+        e = by.get((name, "editor"))
+        if not e:
+            continue
+        cells = []
+        for m in modes:
+            r = by.get((name, m))
+            pair = f"{r['median']['metrics']:.2f} / {r['median']['map']:.2f}" if r else "–"
+            cells.append(f"**{pair}**" if m == "editor" else pair)
+        speed = " / ".join(f"{by[(name, m)]['median']['both'] / e['median']['both']:.1f}x"
+                           for m in modes if m != "editor" and (name, m) in by) or "–"
+        nbytes = " / ".join(f"{by[(name, m)]['median']['bytes'] / 1e3:,.0f} kB" for m in modes if (name, m) in by)
+        label = f"{'ZIP' if key == 'zip' else 'H3 level 6'}, {COMPLETE_STATE}, complete"
+        repeat = f"{e['repeat_paint']:.1f}" if e.get("repeat_paint") is not None else "–"
+        lines.append(f"| {label} | {e['regions']:,} | {e['first_paint']:.1f} / {repeat} | " + " | ".join(cells)
+                     + f" | {speed} | {nbytes} |")
+        metrics = e["median"]["metrics"]
+        budget = 0.5 if key == "zip" else 1.0
+        part = f"{label}: click → metrics {metrics:.2f} s {'≤' if metrics <= budget else '>'} {budget} s"
+        if key != "zip":
+            part += (f", first paint {e['first_paint']:.1f} s {'≤' if e['first_paint'] <= 6 else '>'} 6 s"
+                     f" (second visit {repeat} s)")
+        verdict.append(part)
+    lines += ["", "Against the budgets: " + "; ".join(verdict) + ".", ""]
+    for key in COMPLETE_PLANS:
+        e = by.get((f"{key}-complete", "editor"))
+        if e:
+            runs = ", ".join(f"{r['metrics']:.2f}" for r in e["runs"])
+            moved = sum(1 for r in e["runs"] if r.get("moved"))
+            lines.append(f"terrmap {key} runs (s, click → metrics): {runs} ({moved} of {len(e['runs'])} clicks "
+                         "moved a region)  ")
+    return "\n".join(lines)
 
 
 def report(results: list[dict], args, load0, load1) -> str:

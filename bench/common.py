@@ -54,10 +54,18 @@ def wait_for_idle_cpu(idle_share: float = 0.85, window: float = 0.25, timeout: f
     return time.perf_counter() - t0
 
 
-def write_section(title: str, body: str) -> None:
-    """Replace (or append) the ``## title`` section of docs/BENCHMARKS.md."""
+def write_section(title: str, body: str, subsection: str | None = None) -> None:
+    """Replace (or append) the ``## title`` section of docs/BENCHMARKS.md, or only its ``### subsection`` (a
+    section several benchmarks write a part of)."""
     BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
+    if subsection is not None:
+        current = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+        inner = current.group(1) if current else ""
+        part = f"### {subsection}\n\n{body.strip()}\n\n"
+        sub = re.compile(rf"^### {re.escape(subsection)}\n.*?(?=^###? |\Z)", re.S | re.M)
+        inner = sub.sub(lambda _: part, inner) if sub.search(inner) else inner.rstrip() + "\n\n" + part
+        body = inner
     section = f"## {title}\n\n{body.strip()}\n\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section

@@ -138,3 +138,26 @@ def test_new_territory_is_saved(session, demo_store):
     assert "Pacific <b>NW</b>" in names
     again = EditorSession.open(demo_store, session.info.name)
     assert again.balance_table().set_index("territory_id").at[new_id, "regions"] > 0
+
+
+def test_a_one_state_plan_opens_its_area_only(demo_store):
+    """A complete plan of one state holds that state's region ZIPs (listed from the zips table here) and nothing
+    else: the populated regions of other states are no part of it, so none shows as unassigned."""
+    from terrmap.plan import Territory, assignment_for_layer, create_plan, get_plan, territories
+
+    demo = get_plan(demo_store)
+    zips = demo_store.cursor().execute("SELECT zip, region_zip, lat, state FROM zips").df()
+    region_zips = zips[(zips["zip"] == zips["region_zip"]) & zips["lat"].notna()]
+    state = region_zips["state"].value_counts().index[5]
+    in_state = set(region_zips.loc[region_zips["state"] == state, "zip"])
+    assignment = assignment_for_layer(demo_store, demo, parse_layer("zip"))
+    assignment = assignment[assignment["region_id"].isin(in_state)]
+    used = set(assignment["territory_id"].dropna().astype(int))
+    terrs = [Territory(int(r.territory_id), r.name, r.color) for r in territories(demo_store, demo.plan_id).itertuples()
+             if int(r.territory_id) in used]
+    create_plan(demo_store, "one state", "zip", terrs, assignment, area=[state])
+    session = EditorSession.open(demo_store, "one state")
+    assert set(session.plan.graph.region_ids) == in_state
+    assert session.summary()["unassigned"] == 0
+    populated_elsewhere = set(region_stats(demo_store, parse_layer("zip"))["region_id"]) - in_state
+    assert populated_elsewhere and not populated_elsewhere & set(session.index)

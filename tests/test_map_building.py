@@ -12,6 +12,10 @@ import pandas as pd
 import pytest
 import shapely.geometry
 
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from terrmap.app import assets
 from terrmap.app.geometry import decode_ring, default_decimals, encode_ring, round_geometry
 from terrmap.app.html_safe import js_json
@@ -345,3 +349,52 @@ def test_a_diff_map_opens_on_what_changed_not_on_alaska(demo_store):
     m = build_map(data, fit="focus")
     assert [c for c in m._children.values() if type(c).__name__ == "FitBounds"][-1].bounds == data.core_bounds
     assert focus_bounds(shapes, []) is None
+
+
+def _per_ring(geom: dict, decimals: int):
+    """What map_data encodes a geometry as on its per-ring path: (rings per polygon, outer box)."""
+    from terrmap.app.geometry import outer_box
+
+    rounded = round_geometry(geom, decimals)
+    polys = [rounded["coordinates"]] if rounded["type"] == "Polygon" else rounded["coordinates"]
+    return [[encode_ring(r, 10 ** decimals) for r in poly] for poly in polys], outer_box(rounded)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data(), st.sampled_from([2, 3, 4]))
+def test_whole_array_ring_encoding_equals_the_per_ring_one(data, decimals):
+    """Single-ring polygons encoded a whole array at a time, as the per-ring path encodes them, rounding ties
+    included; vertices that merge when rounded and rings across the antimeridian are left to the per-ring path."""
+    from terrmap.app.map_data import _encode_simple_rings
+
+    q = 10 ** decimals
+    vertex = st.tuples(st.integers(-180 * q + 1, 180 * q - 1), st.integers(-90 * q + 1, 90 * q - 1),
+                       st.sampled_from([0.0, 0.5, 0.4999999, 0.5000001, 0.25]), st.sampled_from([0.0, 0.5, 0.75]))
+    rings = data.draw(st.lists(st.lists(vertex, min_size=4, max_size=8), min_size=1, max_size=20))
+    geoms = []
+    for ring in rings:
+        pts = [[(x + fx) / q, (y + fy) / q] for x, y, fx, fy in ring]
+        geoms.append({"type": "Polygon", "coordinates": [pts + [pts[0]]]})
+    fast = _encode_simple_rings(geoms, decimals)
+    for pos, geom in enumerate(geoms):
+        want_rings, want_box = _per_ring(geom, decimals)
+        if pos in fast:
+            assert fast[pos] == (want_rings, want_box)
+        else:  # the per-ring path drops a vertex or shifts the ring across the antimeridian
+            rounded = round_geometry(geom, decimals)["coordinates"]
+            xs = [round(x, decimals) for x, _ in geom["coordinates"][0]]
+            assert not rounded or len(rounded[0]) != len(geom["coordinates"][0]) or max(xs) - min(xs) > 180
+
+
+def test_whole_array_path_covers_h3_cells():
+    import h3
+
+    from terrmap.app.map_data import _encode_simple_rings
+    from terrmap.geo.h3layer import cell_polygon
+
+    pentagon = h3.get_pentagons(6)[0]
+    cells = sorted(h3.grid_disk(h3.latlng_to_cell(31.0, -99.0, 6), 12)) + [pentagon]
+    geoms = [cell_polygon(c) for c in cells]
+    fast = _encode_simple_rings(geoms, 3)
+    assert len(fast) == len(cells)
+    assert all(fast[k] == _per_ring(g, 3) for k, g in enumerate(geoms))

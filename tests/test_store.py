@@ -63,7 +63,7 @@ def test_cli_db_flag_and_env_var(tmp_path):
     assert (tmp_path / "from_env.duckdb").exists()
     con = duckdb.connect(str(tmp_path / "from_env.duckdb"), read_only=True)
     assert con.sql("SELECT count(*) FROM leads").fetchall()[0][0] == 2000
-    assert con.sql("SELECT count(*) FROM reps").fetchall()[0][0] == 15
+    assert con.sql("SELECT count(*) FROM reps").fetchall()[0][0] == 15 + 1  # and the Enterprise overlay's team
     # The demo leaves the ZIP borders built, so the first editor or optimizer open does not wait for them.
     assert con.sql("SELECT count(*) FROM zip_shape_sizes").fetchall()[0][0] == con.sql(
         "SELECT count(*) FROM zip_shapes").fetchall()[0][0] > 30_000

@@ -204,6 +204,43 @@ def _compact_values(frame: pd.DataFrame) -> list[list[int]]:
     return out
 
 
+def _encode_simple_rings(geoms: list, decimals: int) -> dict[int, tuple[list[list[list[list[int]]]], tuple]]:
+    """Position -> (encoded rings, outer box) for every geometry that is a Polygon of one closed ring, as
+    :func:`round_geometry` + :func:`encode_ring` would give, computed a whole array at a time (an H3 area of
+    17,000 cells: 0.05 s instead of 0.8). Rings whose rounding would drop a vertex or that span the
+    antimeridian are left out (the per-ring path handles them); so are the vertices next to a rounding tie,
+    where numpy's and Python's rounding may differ: those are rounded by Python's ``round`` as there."""
+    by_length: dict[int, list[int]] = {}
+    for pos, g in enumerate(geoms):
+        if g is not None and g.get("type") == "Polygon" and len(g["coordinates"]) == 1:
+            ring = g["coordinates"][0]
+            if len(ring) >= 5 and ring[0] == ring[-1]:
+                by_length.setdefault(len(ring), []).append(pos)
+    scale = 10 ** decimals
+    out: dict[int, tuple] = {}
+    for positions in by_length.values():
+        try:
+            xy = np.array([geoms[p]["coordinates"][0] for p in positions], dtype=float)[:, :-1, :2]
+        except ValueError:  # a ring with vertices of 3 coordinates: the per-ring path
+            continue
+        scaled = xy * scale
+        ints = np.rint(scaled)
+        near_tie = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
+        for i, j, c in zip(*np.nonzero(near_tie)):
+            ints[i, j, c] = round(round(float(xy[i, j, c]), decimals) * scale)
+        ints = ints.astype(np.int64)
+        repeated = (ints == np.roll(ints, 1, axis=1)).all(axis=2).any(axis=1)
+        span = ints[:, :, 0].max(axis=1) - ints[:, :, 0].min(axis=1)
+        simple = ~repeated & (span <= 180 * scale)
+        deltas = ints.copy()
+        deltas[:, 1:] -= ints[:, :-1]
+        flat = deltas.reshape(len(positions), -1).tolist()
+        lo, hi = (ints.min(axis=1) / scale).tolist(), (ints.max(axis=1) / scale).tolist()
+        for k in np.flatnonzero(simple).tolist():
+            out[positions[k]] = ([[flat[k]]], (lo[k][0], lo[k][1], hi[k][0], hi[k][1]))
+    return out
+
+
 def map_data(
     frame: pd.DataFrame,
     shapes: dict[str, dict],
@@ -242,10 +279,18 @@ def map_data(
     rids = frame["region_id"].tolist()
     places = frame["place"].tolist() if "place" in frame else [None] * len(frame)
     keep, geoms, boxes, missing_shapes = [], [], [], []
+    found = [shapes.get(rid) for rid in rids]
+    simple = _encode_simple_rings(found, decimals)
     for row, rid in enumerate(rids):
-        geom = shapes.get(rid)
+        geom = found[row]
         if geom is None or geom.get("type") not in ("Polygon", "MultiPolygon"):
             missing_shapes.append(rid)
+            continue
+        if row in simple:
+            encoded, box = simple[row]
+            boxes.append(box)
+            geoms.append(encoded)
+            keep.append(row)
             continue
         geom = round_geometry(geom, decimals)
         box = outer_box(geom)

@@ -96,7 +96,11 @@ class EditorSession:
         assign = load_assignment(store, info.plan_id)
         groups = area_regions(store, layer, plan_area(store, info.plan_id))
         stats = region_stats(store, layer)
-        ids = sorted(set(assign["region_id"]) | set(stats["region_id"]))
+        # The plan's regions are those of its area: populated regions elsewhere (another state's leads) are no
+        # part of it; counted in, a Texas plan on H3 level 6 would open a graph of every populated cell of the
+        # country (51k instead of 17k cells, 3 s instead of 0.5) and show them all as unassigned.
+        in_area = member(stats["region_id"], groups["region_id"])
+        ids = sorted(set(assign["region_id"]) | set(stats.loc[in_area, "region_id"]))
         graph = graph_for(layer, ids) if graph_for is not None else layer.graph(store, ids)
         stats = stats.set_index("region_id").reindex(ids)
         stats["score_sum"] = (stats["avg_score"] * stats["open_leads"]).fillna(0)
