@@ -11,8 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely.geometry
-
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
