@@ -11,6 +11,7 @@ from terrmap.app import rep_map, ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import MAX_REGIONS, MapData
 from terrmap.data.store import open_store
+from terrmap.frames import member
 from terrmap.measures import fmt_int, fmt_money
 from terrmap.plan.accounts import account_owners
 from terrmap.rep import footprint as rv
@@ -129,7 +130,8 @@ def reachable_regions(path: str, plan_id: int, plan_version: int, stamp: str, re
 
 
 reachable = reachable_regions(path, plan.plan_id, plan.version, stamp, rep_id)
-off_road = ranked[~ranked["region_id"].isin(reachable)] if reachable is not None else ranked.iloc[:0]
+on_route = member(ranked["region_id"], reachable) if reachable is not None else None  # None: no home base
+off_road = ranked[~on_route] if on_route is not None else ranked.iloc[:0]
 routed = rv.visit_route(rep, ranked, n_stops, closed, reachable=reachable)
 route, stops = routed if routed else (None, None)
 
@@ -164,7 +166,7 @@ right.download_button(
     help="The filtered accounts in this order: rank, account, firmographics, score, values, place, coordinates",
 )
 table = ranked.assign(score=ranked["score"] * 100, place=ranked["city"].fillna("") + ", " + ranked["state"].fillna(""),
-                      by_road=ranked["region_id"].isin(reachable) if reachable is not None else None)
+                      by_road=on_route)
 st.dataframe(
     table[["rank", "name", "industry", "employees", "score", "expected_value", "deal_value_if_won", "place", "zip",
            "status", "rule", "by_road"]],

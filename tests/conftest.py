@@ -49,6 +49,17 @@ def demo_store(demo_db_path, tmp_path):
     store.close()
 
 
+@pytest.fixture(scope="module")
+def module_demo_store(demo_db_path, tmp_path_factory):
+    """One writable copy of the demo database for a whole test module (tests that leave it as they found it,
+    or property tests whose examples each remove what they add)."""
+    path = tmp_path_factory.mktemp("module") / "demo.duckdb"
+    shutil.copy(demo_db_path, path)
+    store = Store(path)
+    yield store
+    store.close()
+
+
 @pytest.fixture(scope="session")
 def fresh_demo_store(demo_db_path, tmp_path_factory):
     """``with fresh_demo_store() as store:`` a private copy of the demo database, for one example of

@@ -51,16 +51,6 @@ def snapshot(store: Store) -> tuple:
     return leads, temp
 
 
-@pytest.fixture(scope="module")
-def shared_demo(demo_db_path, tmp_path_factory):
-    """One copy of the demo database for all the rejection tests: each checks it stays unchanged."""
-    path = tmp_path_factory.mktemp("shared") / "demo.duckdb"
-    shutil.copy(demo_db_path, path)
-    store = Store(path)
-    yield store
-    store.close()
-
-
 def rejected(store: Store, path: Path, **kw) -> ImportRejected:
     """Import must be refused and leave the database exactly as it was."""
     before = snapshot(store)
@@ -379,17 +369,17 @@ BAD_ROWS = [
 
 
 @pytest.mark.parametrize("bad_row,column,words", BAD_ROWS, ids=[f"{c}:{w}" for _, c, w in BAD_ROWS])
-def test_bad_value_is_rejected_with_line_and_column(shared_demo, tmp_path, bad_row, column, words):
-    exc = rejected(shared_demo, sf_file(tmp_path, bad_row, bad_at=3))
+def test_bad_value_is_rejected_with_line_and_column(module_demo_store, tmp_path, bad_row, column, words):
+    exc = rejected(module_demo_store, sf_file(tmp_path, bad_row, bad_at=3))
     hits = [p for p in exc.problems if p.row == 4 and p.column == column and words in p.message]
     assert hits, str(exc)
     assert hits[0].message.startswith(f"line 4, column '{column}'")
     assert "counting the header as line 1" in str(exc)
 
 
-def test_score_out_of_range(shared_demo, tmp_path):
+def test_score_out_of_range(module_demo_store, tmp_path):
     path = write(tmp_path, "Id,Status,Zip,Score\na,Open,10001,50\nb,Open,10001,101\nc,Open,10001,x\n")
-    exc = rejected(shared_demo, path)
+    exc = rejected(module_demo_store, path)
     assert {(p.row, p.column) for p in exc.problems} == {(3, "Score"), (4, "Score")}
 
 
@@ -399,74 +389,74 @@ def test_score_out_of_range(shared_demo, tmp_path):
     ("Id,Status,Company", "location"),
     ("Id,Status,Latitude", "Longitude"),
 ])
-def test_missing_required_columns(shared_demo, tmp_path, header, missing):
+def test_missing_required_columns(module_demo_store, tmp_path, header, missing):
     path = write(tmp_path, header + "\n" + ",".join(["x"] * len(header.split(","))) + "\n")
-    exc = rejected(shared_demo, path)
+    exc = rejected(module_demo_store, path)
     assert any(missing in p.message and p.row is None for p in exc.problems), str(exc)
 
 
-def test_bad_mapping(shared_demo, tmp_path):
+def test_bad_mapping(module_demo_store, tmp_path):
     path = write(tmp_path, "Id,Status,Zip\na,Open,10001\n")
-    exc = rejected(shared_demo, path, mapping={"lead_id": "Nope"})
+    exc = rejected(module_demo_store, path, mapping={"lead_id": "Nope"})
     assert exc.problems[0].column == "Nope" and "not in the file" in exc.problems[0].message
-    exc = rejected(shared_demo, path, mapping={"colour": "Id"})
+    exc = rejected(module_demo_store, path, mapping={"colour": "Id"})
     assert "unknown field 'colour'" in exc.problems[0].message
 
 
-def test_empty_and_header_only_files(shared_demo, tmp_path):
-    assert "empty" in str(rejected(shared_demo, write(tmp_path, "", "empty.csv")))
-    assert "empty" in str(rejected(shared_demo, write(tmp_path, "\n\n", "blank.csv")))
-    assert "no data rows" in str(rejected(shared_demo, write(tmp_path, "Id,Status,Zip\n", "header.csv")))
+def test_empty_and_header_only_files(module_demo_store, tmp_path):
+    assert "empty" in str(rejected(module_demo_store, write(tmp_path, "", "empty.csv")))
+    assert "empty" in str(rejected(module_demo_store, write(tmp_path, "\n\n", "blank.csv")))
+    assert "no data rows" in str(rejected(module_demo_store, write(tmp_path, "Id,Status,Zip\n", "header.csv")))
 
 
-def test_non_utf8_reports_byte_offset_and_line(shared_demo, tmp_path):
+def test_non_utf8_reports_byte_offset_and_line(module_demo_store, tmp_path):
     head = ("Id,Company,Status,Zip\n" + "".join(f"a{i},Co,Open,10001\n" for i in range(3))).encode()
     data = head + b"a9,Caf" + b"\xe9" + b",Open,10001\n"
-    exc = rejected(shared_demo, write(tmp_path, data))
+    exc = rejected(module_demo_store, write(tmp_path, data))
     text = str(exc)
     assert "not UTF-8" in text and f"byte offset {len(head) + 6}" in text and "line 5" in text
     assert exc.problems[0].row == 5
     # Past the first megabyte too (found by DuckDB, located exactly afterwards).
     rows = "".join(f"b{i},Co,Open,10001\n" for i in range(80_000))
     big = ("Id,Company,Status,Zip\n" + rows).encode() + b"zz,\xff\xfe,Open,10001\n"
-    exc = rejected(shared_demo, write(tmp_path, big, "big.csv"))
+    exc = rejected(module_demo_store, write(tmp_path, big, "big.csv"))
     assert "not UTF-8" in str(exc) and f"byte offset {len(big) - 14:,}" in str(exc) and "line 80002" in str(exc)
 
 
-def test_utf16_file_is_not_utf8(shared_demo, tmp_path):
-    exc = rejected(shared_demo, write(tmp_path, "Id,Status,Zip\na,Open,10001\n".encode("utf-16")))
+def test_utf16_file_is_not_utf8(module_demo_store, tmp_path):
+    exc = rejected(module_demo_store, write(tmp_path, "Id,Status,Zip\na,Open,10001\n".encode("utf-16")))
     assert "not UTF-8" in str(exc)
 
 
-def test_ragged_rows_are_reported_by_line(shared_demo, tmp_path):
+def test_ragged_rows_are_reported_by_line(module_demo_store, tmp_path):
     path = write(tmp_path, "Id,Status,Zip\na,Open,10001\nb,Open\nc,Open,10001,extra\nd,Open,10001\n")
-    exc = rejected(shared_demo, path)
+    exc = rejected(module_demo_store, path)
     assert [p.row for p in exc.problems if p.row] == [3, 4], str(exc)
 
 
-def test_line_numbers_count_multiline_values_and_blank_lines(shared_demo, tmp_path):
+def test_line_numbers_count_multiline_values_and_blank_lines(module_demo_store, tmp_path):
     path = write(tmp_path, 'Id,Company,Status,Zip\na,"two\nlines",Open,10001\n\nb,Co,Open,ZZZZZ\n')
-    exc = rejected(shared_demo, path)
+    exc = rejected(module_demo_store, path)
     assert exc.problems[0].row == 5 and exc.problems[0].message.startswith("line 5, column 'Zip'"), str(exc)
 
 
-def test_many_bad_rows_are_capped_with_a_total(shared_demo, tmp_path):
+def test_many_bad_rows_are_capped_with_a_total(module_demo_store, tmp_path):
     rows = "".join(f"a{i},Open,{'99999' if i % 2 else '10001'}\n" for i in range(100))
-    exc = rejected(shared_demo, write(tmp_path, "Id,Status,Zip\n" + rows))
+    exc = rejected(module_demo_store, write(tmp_path, "Id,Status,Zip\n" + rows))
     listed = [p for p in exc.problems if p.row is not None]
     assert len(listed) == MAX_ROWS_PER_PROBLEM and [p.row for p in listed[:2]] == [3, 5]
     assert any(p.row is None and "50 rows in total" in p.message for p in exc.problems), str(exc)
 
 
-def test_parquet_errors_use_row_numbers(shared_demo, tmp_path):
+def test_parquet_errors_use_row_numbers(module_demo_store, tmp_path):
     path = tmp_path / "bad.parquet"
     pd.DataFrame({"Id": ["a", "b"], "Status": ["Open", "Open"], "Latitude": [40.0, 140.0],
                   "Longitude": [-74.0, -74.0]}).to_parquet(path)
-    exc = rejected(shared_demo, path)
+    exc = rejected(module_demo_store, path)
     assert exc.problems[0].row == 2 and exc.problems[0].message.startswith("row 2, column 'Latitude'")
 
 
-def test_rejections_left_the_demo_database_as_built(shared_demo, demo_db_path):
+def test_rejections_left_the_demo_database_as_built(module_demo_store, demo_db_path):
     import duckdb
 
     pristine = duckdb.connect(str(demo_db_path), read_only=True)
@@ -476,7 +466,7 @@ def test_rejections_left_the_demo_database_as_built(shared_demo, demo_db_path):
         ).fetchall()[0]
     finally:
         pristine.close()
-    assert snapshot(shared_demo) == (expected, 0)
+    assert snapshot(module_demo_store) == (expected, 0)
 
 
 # ---------------------------------------------------------------------------

@@ -415,21 +415,11 @@ def test_a_plan_compared_with_its_clone_shows_no_change(demo_store):
     assert cmp.changed_regions.empty and cmp.moved_accounts.empty and cmp.potential_moved == 0
 
 
-@pytest.fixture(scope="module")
-def module_store(demo_db_path, tmp_path_factory):
-    """A copy of the demo shared by a property test's examples; each example removes what it adds."""
-    path = tmp_path_factory.mktemp("examples") / "demo.duckdb"
-    shutil.copy(demo_db_path, path)
-    store = Store(path)
-    yield store
-    store.close()
-
-
 @settings(max_examples=6, deadline=None)
 @given(moves=st.lists(st.tuples(st.integers(0, 32_000), st.integers(1, 400), st.integers(1, 20)),
                       min_size=1, max_size=4))
-def test_random_edits_deltas_and_moves_match_pandas(module_store, moves):
-    store = module_store
+def test_random_edits_deltas_and_moves_match_pandas(module_demo_store, moves):
+    store = module_demo_store
     a = get_plan(store)
     b = sc.clone_plan(store, a, "H" + json.dumps(moves))
     try:

@@ -76,6 +76,13 @@ class RegionGraph:
     def n(self) -> int:
         return len(self.region_ids)
 
+    def adjacency_within(self, max_bridge_km: float) -> sp.csr_matrix:
+        """Land adjacency plus the bridges spanning at most ``max_bridge_km`` (e.g. the crossings a road
+        makes: :data:`terrmap.rep.footprint.ROAD_CROSSING_KM`)."""
+        keep = ~self.is_bridge
+        keep[self.bridge_edges] = self.bridge_km <= max_bridge_km
+        return _csr(self.edges[keep], self.n)
+
     def incident_edges(self, regions: np.ndarray) -> np.ndarray:
         """Ids of the edges touching any of ``regions`` (each once)."""
         regions = np.asarray(regions, dtype=np.int64)

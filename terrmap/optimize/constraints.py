@@ -10,30 +10,34 @@ import numpy as np
 from terrmap.optimize.state import SearchState
 
 
-def stays_connected(s: SearchState, r: int, a: int, limit: int = 400) -> bool:
-    """Would territory ``a`` stay in one piece without region ``r``? (early-exit BFS; after ``limit``
-    regions explored it answers False, which only forgoes a move)"""
-    lab = s.lab_l
-    nb = s.nbrs
-    targets = [u for u in nb[r] if lab[u] == a]
+def connected_without(nbrs: list[list[int]], labels, r: int, a: int, limit: int = 400) -> bool:
+    """Would the regions labelled ``a`` around ``r`` stay connected without r? (early-exit breadth-first
+    search over ``nbrs``; after ``limit`` regions explored it answers False, which only forgoes a move).
+    True when r has at most one neighbour labelled ``a``."""
+    targets = [u for u in nbrs[r] if labels[u] == a]
     if len(targets) <= 1:
         return True
     need = set(targets[1:])
     seen = {r, targets[0]}
-    dq = deque([targets[0]])
-    while dq:
+    queue = deque([targets[0]])
+    while queue:
         if len(seen) > limit:
             return False
-        x = dq.popleft()
-        for y in nb[x]:
-            if y not in seen and lab[y] == a:
+        x = queue.popleft()
+        for y in nbrs[x]:
+            if y not in seen and labels[y] == a:
                 if y in need:
                     need.discard(y)
                     if not need:
                         return True
                 seen.add(y)
-                dq.append(y)
+                queue.append(y)
     return False
+
+
+def stays_connected(s: SearchState, r: int, a: int, limit: int = 400) -> bool:
+    """Would territory ``a`` stay in one piece without region ``r``? (:func:`connected_without`)"""
+    return connected_without(s.nbrs, s.lab_l, r, a, limit)
 
 
 def can_leave(s: SearchState, r: int, a: int) -> bool:

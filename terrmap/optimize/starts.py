@@ -4,14 +4,13 @@ territories that own fixed (locked/seed) regions."""
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 import pymetis
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
+from terrmap.optimize.constraints import connected_without
 from terrmap.optimize.repair import repair
 from terrmap.optimize.state import SearchState
 
@@ -189,27 +188,11 @@ def balance_cut(s: SearchState, nodes: np.ndarray, inside: np.ndarray, load: np.
 
 
 def _side_stays_connected(nbrs: list[list[int]], side: list[int], r: int, own: int, limit: int = 400) -> bool:
-    """Would the regions of side ``own`` around ``r`` stay connected without r? (early-exit breadth-first
-    search, as :func:`terrmap.optimize.constraints.stays_connected`; past ``limit`` regions it says no)."""
-    targets = [u for u in nbrs[r] if side[u] == own]
-    if len(targets) <= 1:
-        return bool(targets)  # no neighbour on its side: r is all of it
-    need = set(targets[1:])
-    seen = {r, targets[0]}
-    queue = deque([targets[0]])
-    while queue:
-        if len(seen) > limit:
-            return False
-        x = queue.popleft()
-        for y in nbrs[x]:
-            if y not in seen and side[y] == own:
-                if y in need:
-                    need.discard(y)
-                    if not need:
-                        return True
-                seen.add(y)
-                queue.append(y)
-    return False
+    """Would the regions of side ``own`` around ``r`` stay connected without r? False when r has no
+    neighbour on its side (r is all of it: moving it would empty the side)."""
+    if not any(side[u] == own for u in nbrs[r]):
+        return False
+    return connected_without(nbrs, side, r, own, limit)
 
 
 def tree_partition(s: SearchState, nodes: np.ndarray, kk: int, guide: np.ndarray | None, rng,

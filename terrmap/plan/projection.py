@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from terrmap.data.area import AreaTooLarge, area_regions
-from terrmap.data.plans import PlanInfo, lead_majority_assignment, plan_area
+from terrmap.data.plans import PlanInfo, lead_majority_assignment, load_assignment, plan_area
 from terrmap.data.store import BASE_H3_RES
 from terrmap.frames import member
 from terrmap.geo import H3Layer, Layer, parse_layer
@@ -72,8 +72,7 @@ def assignment_for_layer(store: Store, plan: PlanInfo, layer: Layer,
     ids = [r for r in empty if r in centres]
     lat_lon = np.array([centres[r] for r in ids], dtype=float).reshape(-1, 2)
     under = regions_under(store, parse_layer(plan.layer), lat_lon[:, 0], lat_lon[:, 1])
-    own = lead_majority_assignment(store, plan, parse_layer(plan.layer))
-    owner = own.set_index("region_id")["territory_id"]
+    owner = load_assignment(store, plan.plan_id).set_index("region_id")["territory_id"]
     placed = pd.DataFrame({"region_id": ids, "territory_id": owner.reindex(under).to_numpy(), "locked": False})
     placed = placed[placed["territory_id"].notna()]
     if placed.empty:

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 import h3
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from terrmap.data import rep_queries as rq
@@ -293,11 +292,7 @@ def road_reachable(store: Store, plan: PlanInfo, rep: Rep, region_ids: Sequence[
     graph = parse_layer(plan.layer).graph(store, ids)
     if graph.n == 0:
         return set()
-    road = ~graph.is_bridge
-    road[graph.bridge_edges] = np.asarray(graph.bridge_km, dtype=float) <= ROAD_CROSSING_KM
-    edges = graph.edges[road]
-    adjacency = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(graph.n, graph.n))
-    _, piece = connected_components(adjacency, directed=False)
+    _, piece = connected_components(graph.adjacency_within(ROAD_CROSSING_KM), directed=False)
     home = int(np.argmin(haversine_km(rep.home_lat, rep.home_lon, graph.centroids[:, 0], graph.centroids[:, 1])))
     return {graph.region_ids[i] for i in np.flatnonzero(piece == piece[home])} & mine
 
