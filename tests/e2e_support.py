@@ -43,7 +43,31 @@ def e2e_db(tmp_path_factory) -> Path:
     con = duckdb.connect(str(db))
     con.execute("UPDATE territories SET name = ? WHERE territory_id = 1", [EVIL])
     con.close()
+    from terrmap.data.store import Store
+
+    store = Store(db)
+    SMALL_PLAN["plan_id"] = one_state_plan(store, SMALL_PLAN["state"], SMALL_PLAN["territories"])
+    store.close()
     return db
+
+
+# A second plan in the end-to-end database: one state, few territories (what the editor must also draw well).
+SMALL_PLAN = {"state": "OH", "territories": 5, "plan_id": None}
+
+
+def one_state_plan(store, state_code: str, n: int) -> int:
+    """A plan of ``n`` territories over one state's ZIPs (its area: that state), cut west to east."""
+    import numpy as np
+
+    from terrmap.plan import Territory, create_plan
+    from terrmap.plan.colors import palette_color
+
+    zips = store.cursor().execute("SELECT zip AS region_id, lon FROM zips WHERE state = ? AND zip = region_zip "
+                                  "AND lon IS NOT NULL ORDER BY lon, zip", [state_code]).df()
+    zips["territory_id"] = (np.arange(len(zips)) * n // len(zips)) + 1
+    terrs = [Territory(t, f"{state_code} {t}", palette_color(t)) for t in range(1, n + 1)]
+    return create_plan(store, f"{state_code} plan", "zip", terrs, zips[["region_id", "territory_id"]],
+                       area=[state_code])
 
 
 @contextmanager

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME
+from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME, SMALL_PLAN
 
 REV = '[data-testid="tm-edit-rev"]'
 # Keyed containers of terrmap.app.editor_panel (Streamlit gives a keyed container the class st-key-<key>);
@@ -217,6 +217,26 @@ def _click_other_region(page, frame) -> None:
     rev = _rev(page)
     page.mouse.click(ox + cand["x"], oy + cand["y"])
     _wait_rev(page, rev + 1)
+
+
+def test_a_small_plan_opens_on_its_state_with_a_readable_balance_chart(page, app_url):
+    """A 5-territory Ohio plan: the editor shows Ohio (not the largest state that fits), paints with one of the
+    plan's territories, and the balance chart gives each territory its own row."""
+    page.goto(f"{app_url}/editor?plan={SMALL_PLAN['plan_id']}")
+    frame_ready = page.frame_locator(MAP_IFRAME).locator("path.leaflet-interactive").first
+    frame_ready.wait_for(state="attached", timeout=60_000)
+    expect(page.locator('[data-testid="stMultiSelect"]').filter(has_text="Area")).to_contain_text("Ohio")
+    painted = page.locator('[data-testid="stSelectbox"]').filter(has_text="Paint with").evaluate("e => e.outerHTML")
+    assert re.search(r"OH \d", painted), painted
+    chart = page.locator('[data-testid="stVegaLiteChart"] svg').first
+    chart.wait_for()
+    labels = chart.evaluate("""svg => [...svg.querySelectorAll('.role-axis-label text')]
+        .map(t => ({text: t.textContent, y: t.getBoundingClientRect().top}))""")
+    rows = sorted((lab["y"], lab["text"]) for lab in labels if lab["text"].startswith("OH "))
+    assert [t for _, t in sorted(rows, key=lambda r: r[1])] == [f"OH {k}" for k in range(1, 6)], labels
+    gaps = np.diff([y for y, _ in rows])
+    assert gaps.min() >= 16, f"balance chart rows overlap: {rows}"  # each label on its own line
+    page.locator('[data-testid="stVegaLiteChart"]').first.screenshot(path=str(ARTIFACTS / "editor_small_chart.png"))
 
 
 def test_editor_save_conflict_offers_reload_or_merge(page, app_url, browser):

@@ -13,6 +13,7 @@ from terrmap.plan import get_plan, list_plans, load_assignment, territories
 from terrmap.plan.editor import EditorSession
 from terrmap.plan.editor_state import ERASER, EditorState
 from terrmap.plan.gestures import Click, MapReturn, Seen, Shape, decode, shape_of
+from tests.e2e_support import one_state_plan
 
 
 @pytest.fixture
@@ -312,3 +313,28 @@ def test_an_unedited_plan_has_no_change_since_saved_with_named_accounts(demo_sto
     assert state.summary("potential") != state.saved_summary("potential") | {"unsaved_edits": 1}
     state.session.undo()
     assert state.summary("potential") | {"unsaved_edits": 0} == state.saved_summary("potential") | {"unsaved_edits": 0}
+
+
+# -- where the editor opens ---------------------------------------------------------------------------------
+
+def test_a_one_state_plan_opens_on_its_state_painting_with_one_of_its_territories(geo_store):
+    plan_id = one_state_plan(geo_store, "OH", 5)
+    state = EditorState(EditorSession.open(geo_store, plan_id))
+    assert state.default_area(2000) == ["OH"]
+    assert state.territory_on_screen(["OH"]) in state.territory_ids()
+    assert state.territory_on_screen(["TX"]) is None  # nothing of this plan is in Texas
+
+
+def test_a_national_plan_opens_on_its_first_territory_within_the_budget(state):
+    groups = state.session.groups
+    assert len(groups) > 2000, "the demo plan should be national"
+    area = state.default_area(2000)
+    in_area = groups["state"].isin(area)
+    assert 0 < in_area.sum() <= 2000 or len(area) == 1
+    first = state.territory_ids()[0]
+    owner = pd.Series(state.session.assignment_of(groups["region_id"]))
+    first_states = groups.loc[(owner == first).to_numpy(), "state"].value_counts()
+    assert first_states.index[0] in area  # the first territory's main state is on screen
+    paint = state.territory_on_screen(area)
+    assert (owner[in_area.to_numpy()] == paint).any()
+    assert state.default_area(10**9) == sorted(groups["state"].unique())  # all of it when it fits

@@ -46,7 +46,7 @@ from terrmap.plan.metrics import METRIC_HELP
 
 MAP_HEIGHT = 610
 MAP_KEY = "editor_map"
-DEFAULT_AREA_MAX = 2000  # the default area: the largest state with at most this many regions
+DEFAULT_AREA_MAX = 2000  # regions of the default area (see EditorState.default_area)
 SHORT_MEASURE = {"potential": "Potential", "leads": "Leads", "open_leads": "Open", "customers": "Customers",
                  "won_revenue": "Won $"}
 STATUS_COLORS = {"within": "#2f9e44", "near": "#e8890c", "out": "#d6336c"}
@@ -123,7 +123,7 @@ def seed_plan_choice(plans: Sequence[PlanInfo]) -> None:
 
 
 def area_picker(ctx: ui.PageContext, state: EditorState, where) -> tuple[list[str], list[str], list[str]]:
-    """The states shown (``?area=`` first, else the largest state small enough); returns
+    """The states shown (``?area=`` first, else :meth:`EditorState.default_area`); returns
     (state codes of the plan, the chosen area, the regions in view)."""
     layer_key = state.session.layer.key
     groups = state.session.groups
@@ -132,9 +132,10 @@ def area_picker(ctx: ui.PageContext, state: EditorState, where) -> tuple[list[st
     area_key = f"ed_area_{layer_key}"
     if area_key not in st.session_state or any(c not in per_state for c in st.session_state[area_key]):
         wanted = [c for part in st.query_params.get_all("area") for c in part.split(",") if c in per_state]
-        fitting = per_state[per_state <= DEFAULT_AREA_MAX]
-        default = [fitting.index[0]] if len(fitting) else [per_state.index[-1]] if len(per_state) else []
-        st.session_state[area_key] = wanted or default
+        st.session_state[area_key] = wanted or state.default_area(DEFAULT_AREA_MAX)
+        # Paint with a territory on screen (unless the planner chose one on an earlier visit).
+        st.session_state.setdefault(f"ed_active_{state.plan_id}", state.territory_on_screen(
+            st.session_state[area_key]))
     area = where.multiselect(
         "Area", state_codes, key=area_key, placeholder="Choose states",
         format_func=lambda c: f"{STATE_NAMES.get(c, c)} ({per_state[c]:,})",
@@ -314,6 +315,11 @@ def status_of(dev: float, tol: float) -> str:
     return "near" if abs(dev) <= 2 * tol else "out"
 
 
+# Streamlit fits the whole chart (legend, plot, axis and its title) into the height asked for: the rows get what
+# the frame leaves, so the frame is added to the rows' height rather than taken out of it.
+CHART_ROW_PX, CHART_FRAME_PX = 21, 115
+
+
 @st.cache_resource(max_entries=64, show_spinner=False)
 def chart_spec(measure: str, rows: int, span: float) -> dict:
     """The balance chart's Vega-Lite spec without data (built with Altair once per shape; each edit
@@ -328,6 +334,7 @@ def chart_spec(measure: str, rows: int, span: float) -> dict:
               scale=alt.Scale(domain=[-span - pad, span + pad], nice=False))
     y = alt.Y("name:N", title=None, sort=None,
               axis=alt.Axis(labelLimit=120, ticks=False, domain=False, labelFontSize=11.5, labelPadding=6,
+                            labelFlush=False,  # flush, the first territory's label sits above its bar
                             labelOverlap=False))
     c = alt.Chart(sample)
     band = c.mark_bar(color="#e7ecf2", height={"band": 0.94}).encode(x=alt.X("lo:Q"), x2="hi:Q", y=y)
@@ -351,7 +358,7 @@ def chart_spec(measure: str, rows: int, span: float) -> dict:
                                                               color="#374151").encode(x="deviation:Q", y=y,
                                                                                       text="label:N")
     chart = (alt.layer(band, bars, zero, swatch, pos, neg).resolve_scale(color="independent")
-             .properties(height=21 * rows + 10).configure_view(strokeWidth=0))
+             .properties(height=CHART_ROW_PX * rows + CHART_FRAME_PX).configure_view(strokeWidth=0))
     spec = chart.to_dict()
     spec.pop("data", None)
     spec.pop("datasets", None)

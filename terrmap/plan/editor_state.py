@@ -67,6 +67,41 @@ class EditorState:
     def territory_ids(self) -> list[int]:
         return [int(t) for t in self.session.terr["territory_id"].tolist()]
 
+    def _area_territories(self) -> tuple[pd.Series, np.ndarray]:
+        """The state of each region of the plan's area, and the index of its territory (-1: unassigned)."""
+        groups = self.session.groups
+        index = self.session.index
+        rows = np.fromiter((index[r] for r in groups["region_id"]), dtype=np.int64, count=len(groups))
+        return groups["state"].reset_index(drop=True), self.session.plan.assignment[rows]
+
+    def default_area(self, budget: int) -> list[str]:
+        """The states the editor opens on: the plan's whole area when it has at most ``budget`` regions, else
+        the states of its first territory (most of its regions first) that fit the budget together, at least
+        one: a whole territory and its neighbours rather than a state that may hold none of the plan."""
+        states, terr = self._area_territories()
+        per_state = states.value_counts()
+        if per_state.sum() <= budget or not len(per_state):
+            return sorted(per_state.index)
+        assigned = terr[terr >= 0]
+        first = int(assigned.min()) if len(assigned) else None
+        mine = states[terr == first] if first is not None else states
+        chosen, total = [], 0
+        for state in mine.value_counts().index:
+            if not chosen or total + per_state[state] <= budget:
+                chosen.append(state)
+                total += int(per_state[state])
+        return sorted(chosen)
+
+    def territory_on_screen(self, area: Sequence[str]) -> int | None:
+        """The territory with the most regions in ``area`` (the first in the plan on a tie): what the palette
+        paints with when the page opens, so that the first click paints with a colour that is on screen."""
+        states, terr = self._area_territories()
+        shown = terr[states.isin(list(area)).to_numpy() & (terr >= 0)]
+        if not len(shown):
+            return None
+        counts = np.bincount(shown)
+        return self.territory_ids()[int(np.argmax(counts))]
+
     def active_territory(self, selected: int | None) -> int | None:
         """The territory painted with for the palette's choice ``selected`` (None: the eraser, or gone)."""
         if selected is None or selected == ERASER or selected not in set(self.territory_ids()):
