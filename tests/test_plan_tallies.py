@@ -1,5 +1,7 @@
 """The live plan's incremental tallies equal a from-scratch recomputation after any sequence of edits."""
 
+import functools
+
 import h3
 import numpy as np
 import pytest
@@ -148,12 +150,20 @@ def test_distinct_colors_for_many_territories(graph):
     assert fixed[a] != fixed[b] and sum(x != y for x, y in zip(fixed, clashed)) == 1
 
 
+@functools.cache
+def _srgb_to_lab():
+    from PIL import ImageCms
+
+    return ImageCms.buildTransformFromOpenProfiles(ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"),
+                                                   "RGB", "LAB")  # 6 ms to build: once
+
+
+@functools.cache
 def _pil_lab(color: str) -> np.ndarray:
     """CIELAB of a colour by littlecms (Pillow's ImageCms), independent of terrmap.plan.colors.lab."""
     from PIL import Image, ImageCms
 
-    transform = ImageCms.buildTransformFromOpenProfiles(ImageCms.createProfile("sRGB"),
-                                                        ImageCms.createProfile("LAB"), "RGB", "LAB")
+    transform = _srgb_to_lab()
     rgb = tuple(int(color.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4))
     lum, a, b = ImageCms.applyTransform(Image.new("RGB", (1, 1), rgb), transform).getpixel((0, 0))
     return np.array([lum * 100 / 255, a - 128, b - 128], dtype=float)  # 8-bit LAB: L scaled, a and b offset

@@ -22,6 +22,7 @@ from terrmap.cli import main
 from terrmap.data.area import area_regions
 from terrmap.data.plans import load_assignment, plan_area
 from terrmap.data.store import Store
+from terrmap.data.zip_tables import shapes_stamp
 from terrmap.geo import parse_layer
 from terrmap.geo.graph import polygon_adjacency
 from terrmap.geo.zipdata import reference_table
@@ -66,12 +67,23 @@ def loaded(demo_db_path, tmp_path_factory):
     regions_before = set(region_points(store)["zip"])
     plans = store.cursor().execute("SELECT plan_id FROM plans").fetchall()
     assigned_before = {pid: set(load_assignment(store, pid)["region_id"]) for (pid,) in plans}
+    stamps = [shapes_stamp(store)]
     first = load_zcta(store, RI)
+    stamps.append(shapes_stamp(store))
     after_ri = zip_shape_geoms(store, states=["RI", "CT"])
     second = load_zcta(store, [CT])
-    yield {"store": store, "first": first, "second": second, "after_ri": after_ri,
+    stamps.append(shapes_stamp(store))
+    yield {"store": store, "first": first, "second": second, "after_ri": after_ri, "stamps": stamps,
            "regions_before": regions_before, "assigned_before": assigned_before}
     store.close()
+
+
+def test_every_load_changes_the_shapes_stamp_to_a_hash_of_the_shapes(loaded):
+    """Caches of land and cells key on the stamp written with the shapes: it must be the shapes' content."""
+    store, stamps = loaded["store"], loaded["stamps"]
+    assert len(set(stamps)) == 3
+    n, digest = store.cursor().execute("SELECT count(*), sum(hash(zip, geojson)) FROM zip_shapes").fetchall()[0]
+    assert stamps[-1] == f"{n}:{digest}"
 
 
 def test_per_state_loads_add_up(loaded):

@@ -126,6 +126,8 @@ def write_shapes(tx: duckdb.DuckDBPyConnection, rows: pd.DataFrame, edges: pd.Da
     tx.execute("DELETE FROM zip_shape_edges")
     tx.execute("DELETE FROM zip_shape_sizes")
     insert_frame(tx, "zip_shapes", rows, "zip, state, source, area_km2, geojson")
+    tx.execute(f"INSERT INTO meta SELECT '{_STAMP_KEY}', {_STAMP_SQL} FROM zip_shapes "
+               "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
     if edges is not None and sizes is not None:
         _insert_adjacency(tx, edges, sizes)
 
@@ -168,10 +170,19 @@ def land_area_by_state(store: Store) -> dict[str, float]:
         "SELECT state, sum(area_km2) FROM zip_shapes WHERE state IS NOT NULL GROUP BY state").fetchall())
 
 
+# A fingerprint of the polygons' content (databases with the same geometry share cached land and cells), taken
+# when they are written: hashing every polygon again costs 8 ms, and every area and graph lookup asks for it.
+_STAMP_KEY = "zip_shapes_stamp"
+_STAMP_SQL = "count(*)::VARCHAR || ':' || coalesce(sum(hash(zip, geojson)), 0)::VARCHAR"
+
+
 def shapes_stamp(store: Store) -> str:
-    """A fingerprint of the stored polygons (a few ms): what caches of anything computed from them key on."""
-    n, digest = store.cursor().execute("SELECT count(*), coalesce(sum(hash(zip, geojson)), 0) FROM zip_shapes").fetchall()[0]
-    return f"{n}:{digest}"
+    """A fingerprint of the stored polygons: what caches of anything computed from them key on."""
+    cur = store.cursor()
+    row = cur.execute("SELECT value FROM meta WHERE key = ?", [_STAMP_KEY]).fetchall()
+    if row:
+        return row[0][0]
+    return cur.execute(f"SELECT {_STAMP_SQL} FROM zip_shapes").fetchall()[0][0]  # shapes written before stamps
 
 
 def all_shape_geojson(store: Store) -> pd.DataFrame:
