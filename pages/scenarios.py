@@ -78,6 +78,7 @@ st.dataframe(
     table.assign(
         status=np.where(table["published"], "✓ Published", ""),
         layer=table["layer"].map(ui.layer_label),
+        author=table["author"].fillna("(no name)"),
         max_abs_deviation=table["max_abs_deviation"] * 100,
     )[["status", "name", "layer", "version", "territories", "regions", "max_abs_deviation", "non_contiguous",
        "author", "updated_at"]],
@@ -97,7 +98,8 @@ st.dataframe(
         "non_contiguous": st.column_config.NumberColumn(
             "Non-contiguous", help="Territories in more than one piece on the map, even counting crossings of "
                                    "water (islands, bays, lakes). 0 is best."),
-        "author": st.column_config.TextColumn("Last change by", help="Author of the latest saved version."),
+        "author": st.column_config.TextColumn("Last change by", help="Who saved the latest version (the name typed in "
+                                                                     "the editor or on this page)."),
         "updated_at": st.column_config.DatetimeColumn("Updated", format="YYYY-MM-DD HH:mm"),
     },
 )

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME, SMALL_PLAN
+from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME, SMALL_PLAN, rerun_after
 
 REV = '[data-testid="tm-edit-rev"]'
 # Keyed containers of terrmap.app.editor_panel (Streamlit gives a keyed container the class st-key-<key>);
@@ -249,10 +249,12 @@ def test_editor_save_conflict_offers_reload_or_merge(page, app_url, browser):
         frame_b = _open_editor(page_b, app_url)
         _click_other_region(page, frame_a)
         _click_other_region(page_b, frame_b)
+        page_b.get_by_role("textbox", name="Your name").fill("Bea")
+        rerun_after(page_b, lambda: page_b.get_by_role("textbox", name="Your name").press("Enter"))
         assert "Saved" in _save(page_b)
         text = _save(page)
-        assert "someone else saved" in text
-        banner = page.get_by_text("was saved by someone else")
+        assert "Bea saved" in text  # the saver's name, not "someone else"
+        banner = page.get_by_text("was saved by Bea")
         banner.wait_for()
         assert page.get_by_role("button", name=re.compile("Reload theirs")).is_visible()
         page.screenshot(path=str(ARTIFACTS / "editor_conflict.png"), full_page=True)
@@ -261,7 +263,7 @@ def test_editor_save_conflict_offers_reload_or_merge(page, app_url, browser):
         _wait_rev(page, rev + 1)
         assert "Merged your edits into their version and saved" in page.get_by_text(
             re.compile(r"Edit \d+ ·")).first.inner_text()
-        assert page.get_by_text("was saved by someone else").count() == 0
+        assert page.get_by_text("was saved by Bea").count() == 0
     finally:
         context_b.close()
 

@@ -468,6 +468,10 @@ def test_list_scenarios_headline_metrics(demo_store):
     df = sc.list_scenarios(demo_store, graph_for=graph_for_store(demo_store)).set_index("name")
     assert list(df.index) == [a.name, "B"] and df.loc[a.name, "published"] and not df.loc["B", "published"]
     assert df.loc["B", "author"] == "eve" and df.loc["B", "version"] == 3
+    # A save without a name is nobody's: not eve's, the saver before.
+    save_assignment(demo_store, get_plan(demo_store, b.plan_id), _assignment(demo_store, b.plan_id))
+    again = sc.list_scenarios(demo_store, graph_for=graph_for_store(demo_store)).set_index("name")
+    assert pd.isna(again.loc["B", "author"]) and again.loc["B", "version"] == 4
     assert df.loc[a.name, "territories"] == 20 and df.loc[a.name, "regions"] == len(load_assignment(demo_store, 1))
     ia, _ = _independent(demo_store, a.plan_id, _raw_leads(demo_store))
     assert df.loc[a.name, "max_abs_deviation"] == pytest.approx(np.abs(ia["deviation"]).max(), rel=1e-9)

@@ -539,7 +539,9 @@ def conflict_banner(state: EditorState, view: EditorView) -> None:
     n = len(state.session.pending)
     with st.container(border=True):
         st.warning(
-            f"**{ui.md(conflict.plan_name)} was saved by someone else** (version {conflict.current_version}; "
+            f"**{ui.md(conflict.plan_name)} was saved by {ui.md(conflict.saver)}**"
+            + (f" at {conflict.saved_at:%H:%M}" if conflict.saved_at is not None else "")
+            + f" (version {conflict.current_version}; "
             f"you started from version {conflict.loaded_version}). Your {n:,} move"
             f"{'s are' if n != 1 else ' is'} not saved yet — nothing is lost. Choose:",
             icon=":material/group:",

@@ -202,15 +202,23 @@ def lead_majority_assignment(store: Store, plan: PlanInfo, layer: Layer) -> pd.D
 class SaveConflict(Exception):
     """The plan was saved by someone else since it was loaded."""
 
-    def __init__(self, plan_name: str, loaded_version: int, current_version: int, theirs: pd.DataFrame):
+    def __init__(self, plan_name: str, loaded_version: int, current_version: int, theirs: pd.DataFrame,
+                 saved_by: str | None = None, saved_at=None):
         self.plan_name = plan_name
         self.loaded_version = loaded_version
         self.current_version = current_version
         self.theirs = theirs  # their assignment: region_id, territory_id, locked
+        self.saved_by = saved_by  # the name given with their save (None: saved without one)
+        self.saved_at = saved_at
         super().__init__(
-            f"plan {plan_name!r} was saved by someone else (version {current_version}, you loaded {loaded_version}): "
-            "reload it, or merge your changes into theirs"
+            f"plan {plan_name!r} was saved by {self.saver} (version {current_version}, you loaded "
+            f"{loaded_version}): reload it, or merge your changes into theirs"
         )
+
+    @property
+    def saver(self) -> str:
+        """Who saved the version in the way, as a sentence says it."""
+        return self.saved_by or "someone else (no name given)"
 
 
 def load_assignment(store: Store, plan_id: int) -> pd.DataFrame:
@@ -245,7 +253,9 @@ def save_assignment(
             theirs = tx.execute(
                 "SELECT region_id, territory_id, locked FROM plan_assignments WHERE plan_id = ?", [plan.plan_id]
             ).df()
-            raise SaveConflict(plan.name, plan.version, current[0][0], theirs)
+            saved = tx.execute("SELECT author, saved_at FROM plan_versions WHERE plan_id = ? AND version = ?",
+                               [plan.plan_id, current[0][0]]).fetchall()
+            raise SaveConflict(plan.name, plan.version, current[0][0], theirs, *(saved[0] if saved else ()))
         if not tx.execute("SELECT count(*) FROM plan_versions WHERE plan_id = ? AND version = ?",
                           [plan.plan_id, plan.version]).fetchall()[0][0]:
             # A plan from before history was kept: record what is overwritten, so it can be restored.

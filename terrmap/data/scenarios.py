@@ -138,16 +138,21 @@ def territory_targets(store: Store, plan_id: int) -> pd.DataFrame:
 
 def scenario_rows(store: Store) -> pd.DataFrame:
     """Every plan, published first: plan_id, name, layer, version, published, updated_at, description,
-    territories, regions (assigned), author (of the last recorded version, else of the last change)."""
+    territories, regions (assigned), author (of the last recorded version, None when it was saved without a
+    name; plans without history: of the last change)."""
     return store.cursor().execute(
         """
         SELECT p.plan_id, p.name, p.layer, p.version, p.published, p.updated_at, p.description,
                (SELECT count(*) FROM territories t WHERE t.plan_id = p.plan_id) AS territories,
                (SELECT count(*) FROM plan_assignments a WHERE a.plan_id = p.plan_id AND a.territory_id IS NOT NULL)
                    AS regions,
-               coalesce((SELECT arg_max(v.author, v.version) FROM plan_versions v WHERE v.plan_id = p.plan_id),
-                        (SELECT arg_max(c.author, c.change_id) FROM plan_changes c WHERE c.plan_id = p.plan_id))
-                   AS author
+               -- The latest version's author, NULL for an anonymous save (arg_max would skip it and name the
+               -- saver before); plans from before history was kept: the last change's.
+               CASE WHEN EXISTS (SELECT 1 FROM plan_versions v WHERE v.plan_id = p.plan_id)
+                    THEN (SELECT v.author FROM plan_versions v WHERE v.plan_id = p.plan_id
+                          ORDER BY v.version DESC LIMIT 1)
+                    ELSE (SELECT c.author FROM plan_changes c WHERE c.plan_id = p.plan_id
+                          ORDER BY c.change_id DESC LIMIT 1) END AS author
         FROM plans p ORDER BY p.published DESC, p.plan_id
         """
     ).df()

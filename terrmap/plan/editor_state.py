@@ -285,7 +285,7 @@ class EditorState:
             info = ses.save(author=author or None)
         except SaveConflict as exc:
             self.conflict = exc
-            self.notify("Not saved: someone else saved this plan meanwhile.", WARNING)
+            self.notify(f"Not saved: {self.conflict.saver} saved this plan meanwhile.", WARNING)
             return False
         self.locks_changed, self._saved, self.conflict = False, None, None
         self.notify(f"Saved {info.name} (version {info.version}).", ":material/check_circle:")
