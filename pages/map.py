@@ -58,7 +58,7 @@ if any(c not in all_states for c in st.session_state.get("area") or []):  # kept
     st.session_state["area"] = [c for c in st.session_state["area"] if c in all_states]
 states = c_area.multiselect(
     "Area", all_states, format_func=lambda c: STATE_NAMES.get(c, c), key="area", persist_state="session",
-    placeholder="All of the US (or choose states)",
+    placeholder="All of the US (or choose states)", wrap=True,
 )
 tiles = c_tiles.toggle(
     "Street map", key="tiles", persist_state="session",

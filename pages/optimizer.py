@@ -153,7 +153,8 @@ with st.container(border=True):
                                       help="ZIP codes, or H3 hexagons (coarser levels are faster).")
     all_states = ui.cached_state_codes(path, layer_key, stamp)
     states = c_area.multiselect("Area", all_states, format_func=lambda c: STATE_NAMES.get(c, c),
-                                key="opt_states", disabled=busy, placeholder="All of the US (or choose states)")
+                                key="opt_states", disabled=busy, placeholder="All of the US (or choose states)",
+                                wrap=True)
 
     c1, c2, c3, c4 = st.columns([1.2, 2.4, 1.4, 1.4])
     k = None
@@ -166,7 +167,7 @@ with st.container(border=True):
                                    format="%.2f",
                                    help="Largest share of potential, and of customers, allowed to change territory.")
     balance_on = c2.multiselect(
-        "Balance on", MEASURES, default=["potential"], key="opt_measures", disabled=busy,
+        "Balance on", MEASURES, default=["potential"], key="opt_measures", disabled=busy, wrap=True,
         format_func=lambda m: MEASURE_LABELS[m].capitalize(),
         help=f"One or several measures (equal weight). Workload = leads + {WORKLOAD_CUSTOMER_WEIGHT:g} × customers.",
     )

@@ -103,11 +103,11 @@ accounts = rv.rep_accounts(data["owners"], rep_id)
 industries_all = sorted(accounts["industry"].dropna().unique().tolist())
 bands = [b[0] for b in rv.SIZE_BANDS]
 f1, f2, f3, f4, f5 = st.columns([3, 2, 2, 2, 1.4], vertical_alignment="bottom")
-industries = f1.multiselect("Industry", industries_all, key="rep_industry", placeholder="All industries",
+industries = f1.multiselect("Industry", industries_all, key="rep_industry", placeholder="All industries", wrap=True,
                             help="Only accounts of these industries (none chosen: all)")
 band_lo, band_hi = f2.select_slider("Employees", bands, value=(bands[0], bands[-1]), key="rep_size",
                                     help="Company size band; accounts of unknown size drop out once you narrow it")
-statuses = f3.multiselect("Status", ["open", "won", "lost"], default=["open"], key="rep_status",
+statuses = f3.multiselect("Status", ["open", "won", "lost"], default=["open"], key="rep_status", wrap=True,
                           help="Open: prospects to win; won: customers to grow (none chosen: all)")
 n_stops = f4.slider("Route stops", 1, MAX_STOPS, 10, key="rep_stops",
                     help="Visit the top N accounts of the list, in the shortest order found, from home")

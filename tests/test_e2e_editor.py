@@ -239,6 +239,18 @@ def test_a_small_plan_opens_on_its_state_with_a_readable_balance_chart(page, app
     page.locator('[data-testid="stVegaLiteChart"]').first.screenshot(path=str(ARTIFACTS / "editor_small_chart.png"))
 
 
+def test_area_chips_wrap_so_every_chosen_state_shows(page, app_url):
+    states = "NY,NJ,CT,MA,RI,VT,NH,ME,PA"
+    page.goto(f"{app_url}/editor?area={states}")
+    tags = page.locator('[data-testid="stMultiSelect"] [data-tag]')
+    expect(tags).to_have_count(len(states.split(",")), timeout=60_000)
+    box = page.locator('[data-testid="stMultiSelect"] [data-testid="stMultiSelectTagsContainer"]').bounding_box()
+    hidden = [t["label"] for t in tags.evaluate_all(
+        "els => els.map(e => ({label: e.getAttribute('aria-label'), right: e.getBoundingClientRect().right}))")
+        if t["right"] > box["x"] + box["width"] + 1]
+    assert not hidden, f"chosen states scrolled out of sight: {hidden}"
+
+
 def test_editor_save_conflict_offers_reload_or_merge(page, app_url, browser):
     """Two planners on the same plan: the second save meets a clear conflict and merges without losing edits."""
     frame_a = _open_editor(page, app_url)

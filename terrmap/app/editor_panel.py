@@ -140,6 +140,7 @@ def area_picker(ctx: ui.PageContext, state: EditorState, where) -> tuple[list[st
         "Area", state_codes, key=area_key, placeholder="Choose states",
         format_func=lambda c: f"{STATE_NAMES.get(c, c)} ({per_state[c]:,})",
         help="The states shown for editing (regions per state in brackets). Fewer regions: a snappier map.",
+        wrap=True,  # in a column the chips would scroll sideways, hiding the states chosen after the first few
     )
     visible = sorted(groups.loc[groups["state"].isin(area), "region_id"].tolist())
     return state_codes, area, visible
