@@ -254,7 +254,10 @@ st.dataframe(show, hide_index=True, width="stretch", column_config={
     "Max deviation": st.column_config.NumberColumn(format="%.1f%%", help=METRIC_HELP["max_abs_deviation"]),
     "CV": st.column_config.NumberColumn(format="%.1f%%", help=METRIC_HELP["cv"]),
     "Cut edges": st.column_config.NumberColumn(format="%.1f%%", help=METRIC_HELP["cut_edge_share"]),
-    "Potential moved": pct, "Customers moved": pct,
+    "Potential moved": st.column_config.NumberColumn(format="%.1f%%", help=METRIC_HELP["disruption"]
+                                                     + " Capped by Max change."),
+    "Customers moved": st.column_config.NumberColumn(format="%.1f%%", help="Share of the area's customers (won "
+                                                     "accounts) whose territory changes. Capped by Max change."),
     "Polsby-Popper (mean)": st.column_config.NumberColumn(format="%.3f", help=METRIC_HELP["mean_polsby_popper"]),
     "Seconds": st.column_config.NumberColumn(format="%.2f"),
 })
@@ -304,9 +307,10 @@ if res.mode == "rebalance":
     else:
         st.dataframe(moves, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(moves)),
                      column_config={"potential": st.column_config.NumberColumn("potential", format="$%.0f")})
-        with st.expander("Accounts in the moved regions"):
-            accounts = moved_accounts(s, res, moves)
-            st.caption(f"{len(accounts):,} leads change territory.")
+        with st.expander("Accounts that change owner"):
+            accounts = moved_accounts(s, res, pick)
+            st.caption(f"{len(accounts):,} accounts change owner (pinned and overlay accounts keep theirs): the "
+                       "list the Scenarios page shows once this candidate is saved.")
             st.dataframe(accounts.head(5000), hide_index=True, width="stretch")
             st.download_button("Download the accounts (CSV)", accounts.to_csv(index=False).encode(),
                                file_name="moved_accounts.csv", mime="text/csv")

@@ -19,6 +19,7 @@ from terrmap.io.csvsafe import guard_frame
 from terrmap.measures import fmt_int, fmt_money, fmt_pct, measure, table_format
 from terrmap.plan import PlanInfo, SaveConflict, list_plans
 from terrmap.plan import scenarios as sc
+from terrmap.plan.metrics import METRIC_HELP
 
 MAP_HEIGHT = 560
 GOOD, BAD = "#137333", "#b3261e"  # text colours of an improvement / a worsening
@@ -248,7 +249,7 @@ k2.metric("Accounts that change owner", fmt_int(cmp.accounts_moved), border=True
 k3.metric("Potential that moves", fmt_money(cmp.potential_moved), border=True,
           help="Revenue potential (score × expected deal value of open leads) of the accounts that change owner.")
 k4.metric("Disruption", fmt_pct(cmp.potential_moved_share, 1), border=True,
-          help="Share of all potential whose owner changes: the disruption of moving from A to B.")
+          help=METRIC_HELP["disruption"])
 
 
 def fmt_metric(metric: str, v: float, delta: bool = False) -> str:

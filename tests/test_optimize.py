@@ -31,6 +31,8 @@ from terrmap.optimize import (
     save_candidate,
 )
 from terrmap.plan import get_plan, load_assignment, metrics, territories
+from terrmap.plan.accounts import OverlayRule, account_owners, pin_account, save_overlay
+from terrmap.plan.scenarios import compare_plans
 
 # -- helpers ----------------------------------------------------------------------------------------
 
@@ -320,14 +322,28 @@ def test_rebalance_respects_cap_and_explains_moves(demo_store):
     assert len(moves) == best.scores["moved_regions"] > 0
     assert (moves["from"] != moves["to"]).all() and moves["reason"].str.len().gt(0).all()
     assert moves["reason"].str.contains("balance|compactness|contiguity").all()
-    accounts = moved_accounts(demo_store, res, moves)
-    assert len(accounts) == moves["leads"].sum()
-    assert set(accounts["region_id"]) == set(moves.loc[moves["leads"] > 0, "region_id"])  # empty regions move too
+    # Accounts owned by exception in moved regions: a pin to the old territory, a big-company overlay.
+    in_moves = account_owners(demo_store, base_info)
+    in_moves = in_moves[in_moves["region_id"].isin(moves["region_id"])].sort_values("lead_id")
+    pinned = in_moves.iloc[0]
+    pin_account(demo_store, base_id, pinned["lead_id"], int(pinned["geo_territory_id"]))
+    rep = demo_store.cursor().execute("SELECT rep_id FROM reps ORDER BY rep_id LIMIT 1").fetchall()[0][0]
+    save_overlay(demo_store, base_id, "Big companies", OverlayRule(min_employees=int(in_moves["employees"].quantile(0.9))),
+                 rep_id=rep)
+    accounts = moved_accounts(demo_store, res)
+    owners = account_owners(demo_store, base_info).set_index("lead_id")
+    in_moved = owners[owners["region_id"].isin(moves["region_id"])]
+    by_geography = in_moved.index[in_moved["rule"] == "geography"]
+    assert set(accounts["lead_id"]) == set(by_geography)  # pinned and overlay accounts keep their owner
+    assert (in_moved["rule"] != "geography").any(), "the test should see accounts owned by exception move region"
     # Saving the rebalance keeps the base plan's territories and its regions outside Texas.
     new_id = save_candidate(demo_store, res, "TX rebalanced")
     saved = load_assignment(demo_store, new_id)
     assert len(saved) == len(load_assignment(demo_store, base_id))
     assert territories(demo_store, new_id)["name"].tolist() == territories(demo_store, base_id)["name"].tolist()
+    # One answer: the Scenarios page's comparison of the saved plans lists the same accounts.
+    compared = compare_plans(demo_store, base_info, get_plan(demo_store, new_id))
+    pd.testing.assert_frame_equal(compared.moved_accounts, accounts)
 
 
 def test_rebalance_with_a_tight_cap_moves_little(demo_store):

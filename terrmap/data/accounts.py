@@ -27,8 +27,12 @@ OWNER_COLUMNS = [
 ]
 
 
-def _claims_ctes(plan: PlanInfo) -> str:
-    """The CTEs every ownership query shares (the plan id is bound as ``$plan_id``).
+_CANDIDATE = "candidate_assignments"  # a plan's assignment not saved yet (see account_owners)
+
+
+def _claims_ctes(plan: PlanInfo, assignments: str = "plan_assignments") -> str:
+    """The CTEs every ownership query shares (the plan id is bound as ``$plan_id``); ``assignments``: the table
+    of (plan_id, region_id, territory_id) the geography comes from.
 
     ``geo_owned``: every lead with its region and geographic territory; ``overlay_claims``:
     (lead, overlay) pairs where the overlay's rule matches; ``pins``: pins to territories
@@ -46,7 +50,7 @@ def _claims_ctes(plan: PlanInfo) -> str:
     geo_owned AS (
         SELECT g.*, t.territory_id AS geo_territory_id
         FROM geo g
-        LEFT JOIN plan_assignments a ON a.plan_id = $plan_id AND a.region_id = g.region_id
+        LEFT JOIN {assignments} a ON a.plan_id = $plan_id AND a.region_id = g.region_id
         LEFT JOIN territories t ON t.plan_id = $plan_id AND t.territory_id = a.territory_id
     ),
     rules AS (
@@ -114,20 +118,48 @@ def _claims_ctes(plan: PlanInfo) -> str:
     """
 
 
-def account_owners(store: Store, plan: PlanInfo) -> pd.DataFrame:
+def account_owners(store: Store, plan: PlanInfo, assignment: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per lead (all statuses) with its geographic territory, its owner and the rule that decided.
 
     Columns: :data:`OWNER_COLUMNS`. ``owner_kind`` is 'territory' or 'overlay' (None when
     nobody owns the account), ``rule`` one of :data:`RULES`, ``n_claims`` the number of
     distinct claimants (geography, each matching overlay, a pin elsewhere).
+    ``assignment`` (region_id, territory_id): the plan with other borders, not saved (an optimizer's
+    candidate): its territories, pins and overlays, this geography.
     """
-    query = f"WITH {_claims_ctes(plan)} SELECT {', '.join(OWNER_COLUMNS)} FROM owners ORDER BY lead_id"
-    # Through Arrow (relation API, no extra copy): for 200k leads about twice as fast as .df().
-    df = store.cursor().sql(query, params={"plan_id": int(plan.plan_id)}).to_arrow_table().to_pandas()
+    cur = store.cursor()
+    table = "plan_assignments"
+    if assignment is not None:
+        table = _CANDIDATE
+        cur.register(table, pd.DataFrame({"plan_id": int(plan.plan_id),
+                                          "region_id": assignment["region_id"].astype(str).to_numpy(),
+                                          "territory_id": assignment["territory_id"].astype("Int64")}))
+    try:
+        query = f"WITH {_claims_ctes(plan, table)} SELECT {', '.join(OWNER_COLUMNS)} FROM owners ORDER BY lead_id"
+        # Through Arrow (relation API, no extra copy): for 200k leads about twice as fast as .df().
+        df = cur.sql(query, params={"plan_id": int(plan.plan_id)}).to_arrow_table().to_pandas()
+    finally:
+        if assignment is not None:
+            cur.unregister(table)
     for col in ("geo_territory_id", "owner_id"):
         df[col] = df[col].astype("Int64")
     df["n_claims"] = df["n_claims"].astype(int)
     return df[OWNER_COLUMNS]
+
+
+NO_OWNER = "Unassigned"  # the owner name of an account nobody owns
+
+
+def owner_changes(before: pd.DataFrame, after: pd.DataFrame, nobody: str = NO_OWNER) -> pd.DataFrame:
+    """The accounts whose owner differs between two :func:`account_owners` frames (by owner name: two plans'
+    territories are told apart by name), largest potential first: lead_id, name, from_owner, to_owner,
+    potential, status. ``nobody``: the owner name of an account nobody owns."""
+    a = before[["lead_id", "name", "status", "potential", "owner_name"]]
+    m = a.merge(after[["lead_id", "owner_name"]], on="lead_id", how="outer", suffixes=("_a", "_b"))
+    m["from_owner"] = m["owner_name_a"].fillna(nobody)
+    m["to_owner"] = m["owner_name_b"].fillna(nobody)
+    moved = m[m["from_owner"] != m["to_owner"]].sort_values(["potential", "lead_id"], ascending=[False, True])
+    return moved[["lead_id", "name", "from_owner", "to_owner", "potential", "status"]].reset_index(drop=True)
 
 
 def territory_metrics(store: Store, plan: PlanInfo) -> pd.DataFrame:

@@ -36,23 +36,3 @@ def area_stats(store: Store, layer: Layer, states: Iterable[str] | None = None) 
 def rep_homes(store: Store) -> pd.DataFrame:
     """rep_id, name, home_zip, home_lat, home_lon of every rep."""
     return store.cursor().execute("SELECT rep_id, name, home_zip, home_lat, home_lon FROM reps ORDER BY rep_id").df()
-
-
-def accounts_in_regions(store: Store, layer: Layer, moves: pd.DataFrame) -> pd.DataFrame:
-    """The leads in the regions of ``moves`` (region_id, from, to): lead_id, name, industry, status, potential,
-    region_id, from, to."""
-    rid = layer.region_id_sql(layer.region_key_sql("l"))
-    cur = store.cursor()
-    cur.register("optimizer_moves", moves[["region_id", "from", "to"]])
-    try:
-        return cur.execute(
-            f"""
-            SELECT l.lead_id, l.name, l.industry, l.status,
-                   CASE WHEN l.status = 'open' THEN coalesce(l.score * l.expected_value, 0) ELSE 0 END AS potential,
-                   m.region_id, m."from", m."to"
-            FROM leads l JOIN optimizer_moves m ON m.region_id = {rid}
-            ORDER BY m.region_id, potential DESC, l.lead_id
-            """
-        ).df()
-    finally:
-        cur.unregister("optimizer_moves")

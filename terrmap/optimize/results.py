@@ -3,6 +3,7 @@ candidate: the plan it makes, saving it, and explaining what moved and why."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -10,11 +11,10 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from terrmap.data.optimize_queries import accounts_in_regions
-from terrmap.geo import parse_layer
 from terrmap.optimize.explain import MoveRecord, describe
 from terrmap.optimize.instance import MEASURES, Instance, load_instance
 from terrmap.plan import PlanInfo, Territory, create_plan, distinct_colors, metrics
+from terrmap.plan.accounts import account_owners, owner_changes
 from terrmap.plan.partition import water_report
 from terrmap.plan.scenarios import derive_plan, publish_plan
 
@@ -307,9 +307,16 @@ def explain_moves(store: Store | None, base_plan, result: OptimizeResult, which:
     return out.sort_values("potential", ascending=False).reset_index(drop=True)
 
 
-def moved_accounts(store: Store, result: OptimizeResult, moves: pd.DataFrame) -> pd.DataFrame:
-    """The accounts (leads) in the moved regions: lead_id, name, status, potential, region_id, from, to."""
-    cols = ["lead_id", "name", "industry", "status", "potential", "region_id", "from", "to"]
-    if moves.empty:
-        return pd.DataFrame(columns=cols)
-    return accounts_in_regions(store, parse_layer(result.instance.layer_key), moves)[cols]
+def moved_accounts(store: Store, result: OptimizeResult, which: int | str = 0) -> pd.DataFrame:
+    """The accounts a rebalance gives another owner: lead_id, name, from_owner, to_owner, potential, status.
+
+    The same rule as comparing the saved plans on the Scenarios page (:func:`terrmap.plan.scenarios.moved_accounts`):
+    the candidate keeps the base plan's territories, pins and overlays, so an account pinned or owned by an
+    overlay stays with its owner however its region moves.
+    """
+    base = result.instance.base_plan
+    if result.mode != "rebalance" or base is None:
+        raise ValueError("moved accounts are those of a rebalance of a saved plan")
+    _, frame = candidate_plan(result, which)
+    on_layer = dataclasses.replace(base, layer=result.instance.layer_key)
+    return owner_changes(account_owners(store, base), account_owners(store, on_layer, assignment=frame))

@@ -38,11 +38,13 @@ import pandas as pd
 
 from terrmap.data import accounts as stored
 from terrmap.data.accounts import (
+    NO_OWNER,
     OWNER_COLUMNS,
     account_owners,
     exceptions_by_region,
     list_pins,
     overlap_report,
+    owner_changes,
     territory_metrics,
 )
 from terrmap.plan import palette_color
@@ -54,8 +56,8 @@ OWNER_KINDS = ("territory", "overlay")
 RULES = ("pin", "overlay", "geography", "unassigned")
 
 __all__ = [
-    "METRIC_COLUMNS", "OWNER_COLUMNS", "OWNER_KINDS", "RULES", "OverlayRule", "account_owners", "delete_overlay",
-    "exceptions_by_region", "list_overlays", "list_pins", "overlap_report", "pin_account", "save_overlay",
+    "METRIC_COLUMNS", "NO_OWNER", "OWNER_COLUMNS", "OWNER_KINDS", "RULES", "OverlayRule", "account_owners", "delete_overlay",
+    "exceptions_by_region", "list_overlays", "list_pins", "overlap_report", "owner_changes", "pin_account", "save_overlay",
     "territory_metrics", "unpin_account",
 ]
 METRIC_COLUMNS = ["leads", "open_leads", "customers", "won_revenue", "potential", "avg_score", "regions"]

@@ -46,6 +46,9 @@ METRIC_HELP: dict[str, str] = {
                           "disc; ordinary plans of a state's ZIPs score 0.2-0.5; near 0 = sprawling or snaking.",
     "cut_edge_share": "Share of neighbouring region pairs that lie in different territories: lower = smoother, "
                       "more compact borders.",
+    "disruption": "Share of revenue potential whose owner changes: accounts owned by geography in regions that "
+                  "change territory (pinned and overlay accounts keep their owner), of the potential of the area "
+                  "compared (a rebalance of some states: of those states; two saved plans: of all accounts).",
 }
 
 

@@ -41,14 +41,14 @@ from terrmap.plan import (
     record_version,
     save_assignment,
 )
-from terrmap.plan.accounts import account_owners, territory_metrics
+from terrmap.plan.accounts import NO_OWNER, account_owners, owner_changes, territory_metrics
 from terrmap.plan.complete import complete_assignment
 from terrmap.plan.editor import EditorSession
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
 
-UNASSIGNED = "Unassigned"
+UNASSIGNED = NO_OWNER
 MAX_NAME_LENGTH = 120
 
 # Plan-level metrics of a comparison: key -> (label, which direction is better, help).
@@ -374,15 +374,8 @@ def changed_regions(store: Store, a: PlanInfo, b: PlanInfo, ta: pd.DataFrame, tb
 
 def moved_accounts(store: Store, a: PlanInfo, b: PlanInfo) -> tuple[pd.DataFrame, float]:
     """(accounts whose owner name differs between A and B, total potential of all accounts)."""
-    oa = account_owners(store, a)[["lead_id", "name", "status", "potential", "owner_name"]]
-    ob = account_owners(store, b)[["lead_id", "owner_name"]]
-    m = oa.merge(ob, on="lead_id", how="outer", suffixes=("_a", "_b"))
-    m["from_owner"] = m["owner_name_a"].fillna(UNASSIGNED)
-    m["to_owner"] = m["owner_name_b"].fillna(UNASSIGNED)
-    moved = m[m["from_owner"] != m["to_owner"]]
-    moved = moved.sort_values(["potential", "lead_id"], ascending=[False, True])
-    cols = ["lead_id", "name", "from_owner", "to_owner", "potential", "status"]
-    return moved[cols].reset_index(drop=True), float(oa["potential"].sum())
+    oa = account_owners(store, a)
+    return owner_changes(oa, account_owners(store, b)), float(oa["potential"].sum())
 
 
 def compare_plans(store: Store, a: PlanInfo, b: PlanInfo, graph_for: GraphFor | None = None,
