@@ -109,10 +109,13 @@ except NotImplementedError:
 
 leads = int(frame["leads"].sum())
 plan_text = f"Plan **{ui.md(plan.name)}** · " if plan is not None else "No plan · "
+by_state = ui.cached_leads_by_state(path, stamp)
+note = ui.border_note(leads, sum(by_state.get(c, 0) for c in states), area) if states else None
 st.caption(
     f"{plan_text}{f'coloured by {ui.md(level)} · ' if level else ''}{fmt_int(n)} regions · "
     f"{fmt_int(leads)} leads · {fmt_money(frame['potential'].sum())} "
     f"potential in {area}. Hover a region for its numbers."
+    + (f" {note}" if note else "")
     + (" Street map: needs internet." if tiles else "")
 )
 if found is not None:

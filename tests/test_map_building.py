@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import branca.colormap
 import folium
@@ -396,3 +397,44 @@ def test_whole_array_path_covers_h3_cells():
     fast = _encode_simple_rings(geoms, 3)
     assert len(fast) == len(cells)
     assert all(fast[k] == _per_ring(g, 3) for k, g in enumerate(geoms))
+
+
+def test_leads_by_state_is_a_count_of_lead_zips(demo_store):
+    from terrmap.data.queries import leads_by_state
+
+    leads = demo_store.cursor().execute("SELECT zip FROM leads").df()
+    zips = demo_store.cursor().execute("SELECT zip, state FROM zips").df()
+    expected = leads.merge(zips, on="zip").dropna(subset=["state"]).groupby("state").size()
+    pd.testing.assert_series_equal(leads_by_state(demo_store), expected.rename("leads"), check_names=False,
+                                   check_index_type=False)
+
+
+def test_map_says_why_an_areas_leads_differ_by_layer(demo_store, monkeypatch):
+    """Texas on hexagons counts the leads of border cells from both sides; the caption says how many have a
+    Texas address, so the number a planner sees on another page is explained, not contradicted."""
+    from streamlit.testing.v1 import AppTest
+
+    from terrmap.data.queries import leads_by_state
+    from terrmap.data.store import PROJECT_ROOT
+
+    monkeypatch.setenv("TERRMAP_DB", str(demo_store.path))
+    texas = int(leads_by_state(demo_store)["TX"])
+
+    def in_regions(key):
+        layer = parse_layer(key)
+        frame = region_frame(region_stats(demo_store, layer), places=region_places(demo_store, layer))
+        return int(filter_states(frame, ["TX"])["leads"].sum())
+
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "map.py"), default_timeout=60)
+    at.query_params["area"] = "TX"
+    for key in ("h3:5", "zip"):
+        at.query_params["layer"] = key
+        at.run()
+        assert not at.exception
+        caption = next(c.value for c in at.caption if "regions ·" in c.value)
+        n = int(re.search(r"([\d,]+) leads ·", caption).group(1).replace(",", ""))
+        if key.startswith("h3"):
+            assert n == in_regions(key) and n > texas, "border cells should hold leads of both sides"
+        assert (f"{fmt_int(texas)} leads have an address in Texas" in caption) == (n != texas), caption
+        if n != texas:
+            assert f"also hold {fmt_int(n - texas)} of the neighbouring states'" in caption

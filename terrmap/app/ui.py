@@ -28,7 +28,7 @@ from terrmap.app.map_data import region_frame as build_region_frame
 from terrmap.data import queries
 from terrmap.data.area import AreaTooLarge, area_regions
 from terrmap.data.plans import plan_area
-from terrmap.data.queries import headline_kpis, region_places
+from terrmap.data.queries import headline_kpis, leads_by_state, region_places
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store, open_store, resolve_db_path
 from terrmap.geo import LAYER_KEYS, parse_layer
@@ -124,6 +124,23 @@ def cached_places(path: str, layer_key: str, stamp: str) -> pd.DataFrame:
 @st.cache_data(max_entries=24, show_spinner=False)
 def cached_state_codes(path: str, layer_key: str, stamp: str) -> list[str]:
     return state_codes(cached_places(path, layer_key, stamp))
+
+
+def border_note(in_regions: int, by_address: int, area: str) -> str | None:
+    """Why the leads of an area's regions differ from the leads with an address in it (None: they agree):
+    hexagons and ZIPs along a border hold leads of both sides."""
+    if in_regions == by_address:
+        return None
+    more = in_regions > by_address
+    return (f"{fmt_int(by_address)} leads have an address in {area}; the regions along its border "
+            + (f"also hold {fmt_int(in_regions - by_address)} of the neighbouring states'"
+               if more else f"leave {fmt_int(by_address - in_regions)} of them to regions of the neighbours")
+            + " (a hexagon or ZIP across a state line counts all of its leads).")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def cached_leads_by_state(path: str, stamp: str) -> dict[str, int]:
+    return leads_by_state(_store(path)).to_dict()
 
 
 @st.cache_data(max_entries=24, show_spinner=False)

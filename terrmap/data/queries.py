@@ -35,6 +35,15 @@ def region_places(store: Store, layer: Layer) -> pd.DataFrame:
     ).df()
 
 
+def leads_by_state(store: Store) -> pd.Series:
+    """Leads per state of their ZIP (index: state code; leads whose ZIP has no state are left out): the count
+    for "the leads of Texas" that does not depend on the layer (an H3 cell at a border holds leads of both)."""
+    return store.cursor().sql(
+        "SELECT z.state, count(*) AS leads FROM leads l JOIN zips z ON z.zip = l.zip "
+        "WHERE z.state IS NOT NULL GROUP BY z.state ORDER BY z.state"
+    ).df().set_index("state")["leads"].astype(int)
+
+
 def headline_kpis(store: Store, plan_id: int | None = None) -> dict:
     """Headline numbers for the home page: lead totals, average open score, territories of the plan, reps."""
     cur = store.cursor()
