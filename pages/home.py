@@ -6,7 +6,7 @@ import streamlit as st
 from terrmap.app import structure as us
 from terrmap.app import ui
 from terrmap.app.map_colors import UNASSIGNED_COLOR, safe_color
-from terrmap.measures import fmt_int, fmt_money, fmt_pct
+from terrmap.measures import CHART_COUNT_FORMAT, fmt_int, fmt_money, fmt_pct
 
 s, path, stamp = ui.page("Territory overview")
 head, pick = st.columns([3, 1], vertical_alignment="bottom")
@@ -95,12 +95,12 @@ base = alt.Chart(chart_df).encode(
 tooltip = [
     alt.Tooltip("label:N", title=level),
     alt.Tooltip("rep:N", title="Rep" if level == "Territory" else "Rep / territories"),
-    alt.Tooltip("leads:Q", title="Leads", format=","),
+    alt.Tooltip("leads:Q", title="Leads", format=CHART_COUNT_FORMAT),
     alt.Tooltip("avg_score:Q", title="Avg score", format=".1%"),
     alt.Tooltip("potential:Q", title="Potential", format="$,.0f"),
 ]
 bars = base.mark_bar(cornerRadiusTopLeft=3, cornerRadiusTopRight=3, opacity=0.9).encode(
-    y=alt.Y("leads:Q", title="Leads", axis=alt.Axis(format=",")),
+    y=alt.Y("leads:Q", title="Leads", axis=alt.Axis(format=CHART_COUNT_FORMAT)),
     color=alt.Color("label:N", scale=alt.Scale(domain=order, range=colors), legend=None),
     tooltip=tooltip,
 )

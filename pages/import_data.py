@@ -11,7 +11,7 @@ import streamlit as st
 
 from terrmap.app import ui
 from terrmap.data import queries
-from terrmap.measures import fmt_int
+from terrmap.measures import CHART_COUNT_FORMAT, fmt_int
 
 s = ui.page("Import data", needs_leads=False).store
 IMPORTED_KEY = "import_done_message"
@@ -102,7 +102,7 @@ def alignment_section() -> None:
             color=alt.Color("name:N", scale=alt.Scale(domain=table["name"].tolist(), range=table["color"].tolist()),
                             legend=None),
             tooltip=[alt.Tooltip("name:N", title="Territory"), alt.Tooltip("rep:N", title="Rep"),
-                     alt.Tooltip("regions:Q", title="Regions", format=",")],
+                     alt.Tooltip("regions:Q", title="Regions", format=CHART_COUNT_FORMAT)],
         ).properties(height=max(140, min(420, 24 * len(table) + 40)))
         right.altair_chart(chart, width="stretch")
     if parsed.notes:

@@ -10,7 +10,7 @@ from terrmap.app.map_colors import LAND_COLOR
 from terrmap.data import models as stored_models
 from terrmap.data.store import open_store
 from terrmap.geo import parse_layer
-from terrmap.measures import fmt_int, fmt_money, fmt_pct
+from terrmap.measures import CHART_COUNT_FORMAT, fmt_int, fmt_money, fmt_pct
 
 s, path, _ = ui.page("Lead scoring model")
 
@@ -158,7 +158,7 @@ with tabs[0]:
                         scale=alt.Scale(domain=[0, top])),
                 y=alt.Y("observed:Q", title="Observed win rate", axis=alt.Axis(format="%"),
                         scale=alt.Scale(domain=[0, top])),
-                tooltip=[alt.Tooltip("bin:O", title="Bin"), alt.Tooltip("n:Q", title="Leads", format=","),
+                tooltip=[alt.Tooltip("bin:O", title="Bin"), alt.Tooltip("n:Q", title="Leads", format=CHART_COUNT_FORMAT),
                          alt.Tooltip("predicted:Q", title="Predicted", format=".1%"),
                          alt.Tooltip("observed:Q", title="Observed", format=".1%")],
             )
@@ -188,8 +188,8 @@ with tabs[0]:
             bars = alt.Chart(dec).mark_bar(color=MODEL_COLOR, opacity=0.85).encode(
                 x=alt.X("decile:O", title="Score decile (1 = best)"),
                 y=alt.Y("lift:Q", title="Win rate / average"),
-                tooltip=[alt.Tooltip("decile:O", title="Decile"), alt.Tooltip("n:Q", title="Leads", format=","),
-                         alt.Tooltip("wins:Q", title="Wins", format=","),
+                tooltip=[alt.Tooltip("decile:O", title="Decile"), alt.Tooltip("n:Q", title="Leads", format=CHART_COUNT_FORMAT),
+                         alt.Tooltip("wins:Q", title="Wins", format=CHART_COUNT_FORMAT),
                          alt.Tooltip("win_rate:Q", title="Win rate", format=".1%"),
                          alt.Tooltip("lift:Q", title="Lift", format=".2f")],
             )
@@ -292,7 +292,7 @@ with tabs[2]:
                             legend=alt.Legend(format=".0%")),
             tooltip=[alt.Tooltip("place:N", title="Place"), alt.Tooltip("region_id:N", title="Region"),
                      alt.Tooltip("potential:Q", title="Potential", format="$,.0f"),
-                     alt.Tooltip("open_leads:Q", title="Open leads", format=","),
+                     alt.Tooltip("open_leads:Q", title="Open leads", format=CHART_COUNT_FORMAT),
                      alt.Tooltip("avg_score:Q", title="Avg score", format=".1%")],
         )
         layers = []

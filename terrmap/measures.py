@@ -171,6 +171,9 @@ def fmt_value(name: str, value) -> str:
 
 
 # Full figures for table columns (a table compares rows digit by digit; tooltips and cards use the short forms).
+# A count on a chart axis or tooltip (d3-format): plain "," prints "2e+4" in Streamlit's charts.
+CHART_COUNT_FORMAT = ",.0f"
+
 _TABLE_FORMATS = {"int": "{:,.0f}", "money": "${:,.0f}", "pct": "{:.1f}%", "number": "{:,.1f}"}
 
 

@@ -54,6 +54,10 @@ def test_home_shows_kpis_table_and_chart(page, app_url):
     chart.locator("canvas, svg").first.wait_for()
     cbox = chart.bounding_box()
     assert cbox and cbox["height"] > 250 and cbox["width"] > 400
+    ticks = chart.locator("svg").first.evaluate(
+        "svg => [...svg.querySelectorAll('.role-axis-label text')].map(t => t.textContent)")
+    assert "2,000" in ticks or "20,000" in ticks or "10,000" in ticks, ticks  # counts as people write them
+    assert not [t for t in ticks if "e+" in t], f"axis labels in e-notation: {ticks}"
     settled_screenshot(page, ARTIFACTS / "home.png", full_page=True)
     chart.scroll_into_view_if_needed()
     chart.screenshot(path=str(ARTIFACTS / "home_chart.png"))
