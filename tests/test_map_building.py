@@ -438,3 +438,18 @@ def test_map_says_why_an_areas_leads_differ_by_layer(demo_store, monkeypatch):
         assert (f"{fmt_int(texas)} leads have an address in Texas" in caption) == (n != texas), caption
         if n != texas:
             assert f"also hold {fmt_int(n - texas)} of the neighbouring states'" in caption
+
+
+def test_maps_are_framed_clear_of_their_legend():
+    """The legend sits bottom right: both the map and the editor frame their regions with that corner kept
+    free (the editor's legend covered Florida on a south-eastern view)."""
+    from terrmap.app.editor_map import build_editor_map
+    from terrmap.app.maps import legend_clearance
+
+    stats, assignment = _frame()
+    terr = _territories()
+    data = map_data(region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr, "territory")
+    for m in (build_map(data), build_editor_map(data, draw=False)):
+        html_out = _rendered(m)
+        assert re.search(rf'"paddingBottomRight":\s*\[{legend_clearance("territory")},\s*10\]', html_out), \
+            re.findall(r'"padding\w+":\s*\[[^\]]*\]', html_out)

@@ -38,7 +38,7 @@ from terrmap.app.html_safe import js_json
 from terrmap.app.legend import legend_territories_html
 from terrmap.app.map_colors import UNASSIGNED_COLOR, territory_palette
 from terrmap.app.map_data import MapData
-from terrmap.app.maps import build_naive_map
+from terrmap.app.maps import build_naive_map, legend_clearance
 
 
 def overlay_feature_group(overlay: dict) -> folium.FeatureGroup:
@@ -155,7 +155,8 @@ def build_editor_map(
             edit_options={"edit": False, "remove": False},
         ).add_to(m)
     EditorEvents(browser_protocol()).add_to(m)
-    m.fit_bounds(data.bounds or LOWER48_BOUNDS, padding_top_left=(10, 10), padding_bottom_right=(10, 10))
+    m.fit_bounds(data.bounds or LOWER48_BOUNDS, padding_top_left=(10, 10),
+                 padding_bottom_right=(legend_clearance("territory"), 10))
     localize(m, static_base)
     return m
 

@@ -19,6 +19,11 @@ from terrmap.measures import STAT_COLUMNS
 OSM_TILES = "OpenStreetMap"
 
 
+def legend_clearance(color_by: str) -> int:
+    """Pixels kept free on the right when the map is framed: the legend (bottom right) covers no region."""
+    return 230 if color_by == "territory" else 170
+
+
 def build_map(
     data: MapData | None,
     *,
@@ -59,9 +64,8 @@ def build_map(
     if data is not None:
         bounds = (data.focus_bounds or data.core_bounds if fit == "focus" else data.core_bounds if fit == "core"
                   else data.bounds)
-    # keep the regions clear of the legend (bottom right)
-    legend_w = 0 if data is None else 230 if data.color_by == "territory" else 170
-    m.fit_bounds(bounds or LOWER48_BOUNDS, padding_top_left=(10, 10), padding_bottom_right=(legend_w, 10))
+    m.fit_bounds(bounds or LOWER48_BOUNDS, padding_top_left=(10, 10),
+                 padding_bottom_right=(0 if data is None else legend_clearance(data.color_by), 10))
     localize(m, static_base)
     return m
 
