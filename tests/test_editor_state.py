@@ -10,6 +10,7 @@ import pytest
 from terrmap.data.stats import region_stats
 from terrmap.data.zip_groups import regions_in
 from terrmap.plan import get_plan, list_plans, load_assignment, territories
+from terrmap.plan.editor import MEASURES as SESSION_MEASURES
 from terrmap.plan.editor import EditorSession
 from terrmap.plan.editor_state import ERASER, EditorState
 from terrmap.plan.gestures import Click, MapReturn, Seen, Shape, decode, shape_of
@@ -312,3 +313,62 @@ def test_an_unedited_plan_has_no_change_since_saved_with_named_accounts(demo_sto
     assert state.summary("potential") != state.saved_summary("potential") | {"unsaved_edits": 1}
     state.session.undo()
     assert state.summary("potential") | {"unsaved_edits": 0} == state.saved_summary("potential") | {"unsaved_edits": 0}
+
+
+def _h3_plan(store) -> int:
+    """A complete H3 plan of three New England states, one territory per state (named accounts count in)."""
+    from terrmap.data.area import area_regions
+    from terrmap.geo import parse_layer
+    from terrmap.plan import Territory
+    from terrmap.plan.complete import create_complete_plan
+
+    regions = area_regions(store, parse_layer("h3:6"), ["MA", "CT", "RI"])
+    tid = {"MA": 1, "CT": 2, "RI": 3}
+    return create_complete_plan(store, "New England cells", "h3:6",
+                                [Territory(t, s, c) for (s, t), c in zip(tid.items(), ("#1f77b4", "#ff7f0e", "#2ca02c"))],
+                                pd.DataFrame({"region_id": regions["region_id"], "territory_id": regions["state"].map(tid)}),
+                                area=["MA", "CT", "RI"])
+
+
+def _assert_no_change_since_saved(state: EditorState) -> None:
+    from terrmap.plan.editor import BALANCE_MEASURES
+
+    for measure in BALANCE_MEASURES:
+        state.sync_targets(measure)
+        live, saved = state.summary(measure), state.saved_summary(measure)
+        assert set(saved) <= set(live)
+        for key in saved:
+            assert live[key] == pytest.approx(saved[key], abs=1e-12), (measure, key)
+
+
+@pytest.mark.parametrize("layer", ["zip", "h3:6"])
+def test_no_change_since_saved_at_open_after_undo_and_after_save_and_reopen(demo_store, layer):
+    """The KPI tiles' "since the last save" compares summary with saved_summary: equal, key by key and measure by
+    measure, on an unedited complete plan, after a move and its undo, after save, after save + undo (the move
+    saved then undone is an unsaved change again) and on the plan reopened."""
+    plan_id = None if layer == "zip" else _h3_plan(demo_store)
+    state = EditorState(EditorSession.open(demo_store, plan_id))
+    assert state.summary("potential")["unassigned"] == 0
+    _assert_no_change_since_saved(state)
+    ses = state.session
+    region = next(r for r, t in zip(ses.region_ids, ses.plan.assignment.tolist())
+                  if t >= 0 and ses.plan.values[ses.index[r], SESSION_MEASURES.index("potential")] > 0)
+    to = next(t for t in state.territory_ids() if t != ses.assignment_of([region])[region])
+    state.apply_to_regions([region], "click", to)
+    assert state.unsaved == 1, state.message
+    assert state.summary("potential")["cv"] != state.saved_summary("potential")["cv"]
+    state.undo()
+    _assert_no_change_since_saved(state)
+    state.redo()
+    assert state.unsaved == 1 and state.save(author="tester")
+    _assert_no_change_since_saved(state)
+    state.undo()  # undoes a saved move: the plan differs from the saved one, and says so
+    assert state.unsaved == 1 and state.status_text() == "1 unsaved move"
+    state.redo()
+    assert state.unsaved == 0
+    _assert_no_change_since_saved(state)
+    reopened = EditorState(EditorSession.open(demo_store, state.plan_id))
+    _assert_no_change_since_saved(reopened)
+    again, live = reopened.summary("potential"), state.summary("potential")
+    for key in again:
+        assert again[key] == pytest.approx(live[key], abs=1e-12), key

@@ -194,9 +194,17 @@ class EditorSession:
         move = self.plan.undo()
         if move is None:
             return None
-        if self.pending:
-            self.pending.pop()
         ids = [self.region_ids[i] for i in move.regions.tolist()]
+        if self.pending and self.pending[-1]["gesture"] != "undo":
+            self.pending.pop()  # a move made since the save: undone, it is no change any more
+        else:
+            # A move saved already (or the plan as it was before an earlier undo of a saved move): undoing it
+            # changes the plan from the saved one, so it is a pending change itself, and the summary's
+            # "since the last save" and the "unsaved moves" line say the same.
+            before = {self.territory_id(b): 1 for b in move.before.tolist()}
+            self.pending.append({"regions": ids, "from_territory": self.territory_id(move.to),
+                                 "to_territory": _single(before),
+                                 "potential_moved": float(move.moved[MEASURES.index("potential")]), "gesture": "undo"})
         self.last_report = MoveReport(ids, None, {}, float(move.moved[MEASURES.index("potential")]), 0,
                                       f"Undone: {len(ids)} region{'s' if len(ids) != 1 else ''} back")
         return self.last_report
@@ -207,8 +215,11 @@ class EditorSession:
             return None
         ids = [self.region_ids[i] for i in move.regions.tolist()]
         to = self.territory_id(move.to)
-        self.pending.append({"regions": ids, "from_territory": None, "to_territory": to,
-                             "potential_moved": float(move.moved[MEASURES.index("potential")]), "gesture": "redo"})
+        if self.pending and self.pending[-1]["gesture"] == "undo":
+            self.pending.pop()  # redoing a saved move that was undone: back to the saved plan
+        else:
+            self.pending.append({"regions": ids, "from_territory": None, "to_territory": to,
+                                 "potential_moved": float(move.moved[MEASURES.index("potential")]), "gesture": "redo"})
         self.last_report = MoveReport(ids, to, {}, float(move.moved[MEASURES.index("potential")]), 0,
                                       f"Redone: {len(ids)} region{'s' if len(ids) != 1 else ''} → {self.territory_name(to)}")
         return self.last_report
