@@ -372,3 +372,57 @@ def test_no_change_since_saved_at_open_after_undo_and_after_save_and_reopen(demo
     again, live = reopened.summary("potential"), state.summary("potential")
     for key in again:
         assert again[key] == pytest.approx(live[key], abs=1e-12), key
+
+
+# -- rebalance hints: visible, ranked by the worst deviation, or a reason -------------------------------------------
+
+def _chain_plan(store) -> EditorSession:
+    """Maine, New Hampshire, Vermont as three ZIP territories: Maine and Vermont are no neighbours."""
+    from terrmap.data.area import area_regions
+    from terrmap.geo import parse_layer
+    from terrmap.plan import Territory
+    from terrmap.plan.complete import create_complete_plan
+
+    regions = area_regions(store, parse_layer("zip"), ["ME", "NH", "VT"])
+    tid = {"ME": 1, "NH": 2, "VT": 3}
+    pid = create_complete_plan(store, "Chain", "zip", [Territory(t, s, "#888888") for s, t in tid.items()],
+                               pd.DataFrame({"region_id": regions["region_id"], "territory_id": regions["state"].map(tid)}),
+                               area=["ME", "NH", "VT"])
+    return EditorSession.open(store, pid)
+
+
+def test_hints_change_what_they_show_and_are_ranked_by_the_worst_deviation(state):
+    import re
+
+    hints = state.hints("potential")
+    assert hints, "the demo plan is far out of balance: some border move helps"
+    assert [h.improvement for h in hints] == sorted((h.improvement for h in hints), reverse=True)
+    for h in hints:
+        shown = re.findall(r"([+-]\d+\.\d%) → ([+-]\d+\.\d%)", h.text)
+        assert len(shown) == 2 and all(before != after for before, after in shown), h.text
+    before = state.summary("potential")["max_abs_deviation"]
+    state.apply_hint(0, "potential")
+    assert before - state.summary("potential")["max_abs_deviation"] == pytest.approx(hints[0].improvement)
+
+
+def test_no_hint_between_non_neighbours_says_run_a_rebalance(geo_store):
+    ses = _chain_plan(geo_store)
+    totals = ses.balance_table("potential").set_index("territory_id")["potential"]
+    ses.update_territory(1, target=totals[1] / 1.5)  # Maine +50%
+    ses.update_territory(2, target=totals[2])  # New Hampshire on target
+    ses.update_territory(3, target=totals[3] / 0.5)  # Vermont -50%: only Maine could give, and it is no neighbour
+    assert ses.hints("potential") == []
+    assert "not neighbours" in ses.no_hint_reason("potential") and "rebalance" in ses.no_hint_reason("potential")
+
+
+def test_no_hint_with_unassigned_regions_says_assign_them_first(geo_store):
+    ses = _chain_plan(geo_store)
+    nh = [r for r, t in ses.assignment_of(ses.region_ids).items() if t == 2]
+    ses.assign(nh, None)
+    ses.delete_territory(2)
+    assert ses.hints("potential") == []
+    assert ses.no_hint_reason("potential").startswith(f"{len(nh):,} regions are unassigned: assign them first")
+    ses.assign(nh, 1)
+    for tid in (1, 3):
+        ses.update_territory(tid, target=ses.balance_table("potential").set_index("territory_id").at[tid, "potential"])
+    assert ses.no_hint_reason("potential") == "Every territory is within tolerance."
