@@ -10,6 +10,7 @@ import pytest
 from terrmap.data.stats import region_stats
 from terrmap.data.zip_groups import regions_in
 from terrmap.plan import get_plan, list_plans, load_assignment, territories
+from terrmap.plan.editor import MEASURES as SESSION_MEASURES
 from terrmap.plan.editor import EditorSession
 from terrmap.plan.editor_state import ERASER, EditorState
 from terrmap.plan.gestures import Click, MapReturn, Seen, Shape, decode, shape_of
@@ -248,8 +249,9 @@ def test_a_save_conflict_then_merge_keeps_both(geo_store):
     tids = mine.territory_ids()
     mine.apply_to_regions(ri[:2], "click", tids[0])
     theirs.apply_to_regions(ri[5:7], "click", tids[-1])
-    assert theirs.save()
-    assert not mine.save() and mine.conflict is not None and "someone else saved" in mine.message
+    assert theirs.save(author="Tom")
+    assert not mine.save() and mine.conflict is not None and "Tom saved" in mine.message  # who, not "someone"
+    assert mine.conflict.saved_by == "Tom" and mine.conflict.saved_at is not None
     assert mine.merge(author="me") and mine.conflict is None
     assert mine.message.startswith("Merged your edits into their version and saved")
     stored = load_assignment(geo_store, mine.plan_id).set_index("region_id")["territory_id"]
@@ -338,3 +340,116 @@ def test_a_national_plan_opens_on_its_first_territory_within_the_budget(state):
     paint = state.territory_on_screen(area)
     assert (owner[in_area.to_numpy()] == paint).any()
     assert state.default_area(10**9) == sorted(groups["state"].unique())  # all of it when it fits
+
+
+def _h3_plan(store) -> int:
+    """A complete H3 plan of three New England states, one territory per state (named accounts count in)."""
+    from terrmap.data.area import area_regions
+    from terrmap.geo import parse_layer
+    from terrmap.plan import Territory
+    from terrmap.plan.complete import create_complete_plan
+
+    regions = area_regions(store, parse_layer("h3:6"), ["MA", "CT", "RI"])
+    tid = {"MA": 1, "CT": 2, "RI": 3}
+    return create_complete_plan(store, "New England cells", "h3:6",
+                                [Territory(t, s, c) for (s, t), c in zip(tid.items(), ("#1f77b4", "#ff7f0e", "#2ca02c"))],
+                                pd.DataFrame({"region_id": regions["region_id"], "territory_id": regions["state"].map(tid)}),
+                                area=["MA", "CT", "RI"])
+
+
+def _assert_no_change_since_saved(state: EditorState) -> None:
+    from terrmap.plan.editor import BALANCE_MEASURES
+
+    for measure in BALANCE_MEASURES:
+        state.sync_targets(measure)
+        live, saved = state.summary(measure), state.saved_summary(measure)
+        assert set(saved) <= set(live)
+        for key in saved:
+            assert live[key] == pytest.approx(saved[key], abs=1e-12), (measure, key)
+
+
+@pytest.mark.parametrize("layer", ["zip", "h3:6"])
+def test_no_change_since_saved_at_open_after_undo_and_after_save_and_reopen(demo_store, layer):
+    """The KPI tiles' "since the last save" compares summary with saved_summary: equal, key by key and measure by
+    measure, on an unedited complete plan, after a move and its undo, after save, after save + undo (the move
+    saved then undone is an unsaved change again) and on the plan reopened."""
+    plan_id = None if layer == "zip" else _h3_plan(demo_store)
+    state = EditorState(EditorSession.open(demo_store, plan_id))
+    assert state.summary("potential")["unassigned"] == 0
+    _assert_no_change_since_saved(state)
+    ses = state.session
+    region = next(r for r, t in zip(ses.region_ids, ses.plan.assignment.tolist())
+                  if t >= 0 and ses.plan.values[ses.index[r], SESSION_MEASURES.index("potential")] > 0)
+    to = next(t for t in state.territory_ids() if t != ses.assignment_of([region])[region])
+    state.apply_to_regions([region], "click", to)
+    assert state.unsaved == 1, state.message
+    assert state.summary("potential")["cv"] != state.saved_summary("potential")["cv"]
+    state.undo()
+    _assert_no_change_since_saved(state)
+    state.redo()
+    assert state.unsaved == 1 and state.save(author="tester")
+    _assert_no_change_since_saved(state)
+    state.undo()  # undoes a saved move: the plan differs from the saved one, and says so
+    assert state.unsaved == 1 and state.status_text() == "1 unsaved move"
+    state.redo()
+    assert state.unsaved == 0
+    _assert_no_change_since_saved(state)
+    reopened = EditorState(EditorSession.open(demo_store, state.plan_id))
+    _assert_no_change_since_saved(reopened)
+    again, live = reopened.summary("potential"), state.summary("potential")
+    for key in again:
+        assert again[key] == pytest.approx(live[key], abs=1e-12), key
+
+
+# -- rebalance hints: visible, ranked by the worst deviation, or a reason -------------------------------------------
+
+def _chain_plan(store) -> EditorSession:
+    """Maine, New Hampshire, Vermont as three ZIP territories: Maine and Vermont are no neighbours."""
+    from terrmap.data.area import area_regions
+    from terrmap.geo import parse_layer
+    from terrmap.plan import Territory
+    from terrmap.plan.complete import create_complete_plan
+
+    regions = area_regions(store, parse_layer("zip"), ["ME", "NH", "VT"])
+    tid = {"ME": 1, "NH": 2, "VT": 3}
+    pid = create_complete_plan(store, "Chain", "zip", [Territory(t, s, "#888888") for s, t in tid.items()],
+                               pd.DataFrame({"region_id": regions["region_id"], "territory_id": regions["state"].map(tid)}),
+                               area=["ME", "NH", "VT"])
+    return EditorSession.open(store, pid)
+
+
+def test_hints_change_what_they_show_and_are_ranked_by_the_worst_deviation(state):
+    import re
+
+    hints = state.hints("potential")
+    assert hints, "the demo plan is far out of balance: some border move helps"
+    assert [h.improvement for h in hints] == sorted((h.improvement for h in hints), reverse=True)
+    for h in hints:
+        shown = re.findall(r"([+-]\d+\.\d%) → ([+-]\d+\.\d%)", h.text)
+        assert len(shown) == 2 and all(before != after for before, after in shown), h.text
+    before = state.summary("potential")["max_abs_deviation"]
+    state.apply_hint(0, "potential")
+    assert before - state.summary("potential")["max_abs_deviation"] == pytest.approx(hints[0].improvement)
+
+
+def test_no_hint_between_non_neighbours_says_run_a_rebalance(geo_store):
+    ses = _chain_plan(geo_store)
+    totals = ses.balance_table("potential").set_index("territory_id")["potential"]
+    ses.update_territory(1, target=totals[1] / 1.5)  # Maine +50%
+    ses.update_territory(2, target=totals[2])  # New Hampshire on target
+    ses.update_territory(3, target=totals[3] / 0.5)  # Vermont -50%: only Maine could give, and it is no neighbour
+    assert ses.hints("potential") == []
+    assert "not neighbours" in ses.no_hint_reason("potential") and "rebalance" in ses.no_hint_reason("potential")
+
+
+def test_no_hint_with_unassigned_regions_says_assign_them_first(geo_store):
+    ses = _chain_plan(geo_store)
+    nh = [r for r, t in ses.assignment_of(ses.region_ids).items() if t == 2]
+    ses.assign(nh, None)
+    ses.delete_territory(2)
+    assert ses.hints("potential") == []
+    assert ses.no_hint_reason("potential").startswith(f"{len(nh):,} regions are unassigned: assign them first")
+    ses.assign(nh, 1)
+    for tid in (1, 3):
+        ses.update_territory(tid, target=ses.balance_table("potential").set_index("territory_id").at[tid, "potential"])
+    assert ses.no_hint_reason("potential") == "Every territory is within tolerance."

@@ -494,7 +494,7 @@ def hints_block(state: EditorState, view: EditorView, measure: str, in_view: set
         where = "" if hint.region_id in in_view else ' <span style="color:#9ca3af">(outside the area shown)</span>'
         items.append(f'<li><b>{k}.</b> {esc(hint.text)}{where}</li>')
     body = ("".join(items) if items else
-            '<li style="color:#6b7280">Every territory is within tolerance, or no single border move helps.</li>')
+            f'<li style="color:#6b7280">{esc(state.no_hint_reason(measure))}</li>')
     st.html('<div style="font-size:13px;line-height:1.45">'
             '<div style="font-weight:600;font-size:14px;margin-bottom:2px">Rebalance hints</div>'
             f'<ul style="list-style:none;padding-left:0;margin:0">{body}</ul></div>')

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 # Additive per-region values the plan tallies; avg score = score_sum / scored_open.
 MEASURES = ["leads", "open_leads", "customers", "won_revenue", "potential", "score_sum", "scored_open"]
+HINT_PRECISION = 3  # decimals of a deviation as a hint shows it (+12.3%): a hint must change what it shows
 BALANCE_MEASURES = {"potential": "Revenue potential", "leads": "Leads", "open_leads": "Open leads",
                     "customers": "Customers", "won_revenue": "Won revenue"}
 
@@ -64,7 +65,7 @@ class Hint:
     region_id: str
     from_territory: int
     to_territory: int
-    improvement: float  # reduction of |dev_from| + |dev_to|
+    improvement: float  # how much the move lowers the plan's worst deviation (max |dev|)
     text: str
 
 
@@ -194,9 +195,17 @@ class EditorSession:
         move = self.plan.undo()
         if move is None:
             return None
-        if self.pending:
-            self.pending.pop()
         ids = [self.region_ids[i] for i in move.regions.tolist()]
+        if self.pending and self.pending[-1]["gesture"] != "undo":
+            self.pending.pop()  # a move made since the save: undone, it is no change any more
+        else:
+            # A move saved already (or the plan as it was before an earlier undo of a saved move): undoing it
+            # changes the plan from the saved one, so it is a pending change itself, and the summary's
+            # "since the last save" and the "unsaved moves" line say the same.
+            before = {self.territory_id(b): 1 for b in move.before.tolist()}
+            self.pending.append({"regions": ids, "from_territory": self.territory_id(move.to),
+                                 "to_territory": _single(before),
+                                 "potential_moved": float(move.moved[MEASURES.index("potential")]), "gesture": "undo"})
         self.last_report = MoveReport(ids, None, {}, float(move.moved[MEASURES.index("potential")]), 0,
                                       f"Undone: {len(ids)} region{'s' if len(ids) != 1 else ''} back")
         return self.last_report
@@ -207,8 +216,11 @@ class EditorSession:
             return None
         ids = [self.region_ids[i] for i in move.regions.tolist()]
         to = self.territory_id(move.to)
-        self.pending.append({"regions": ids, "from_territory": None, "to_territory": to,
-                             "potential_moved": float(move.moved[MEASURES.index("potential")]), "gesture": "redo"})
+        if self.pending and self.pending[-1]["gesture"] == "undo":
+            self.pending.pop()  # redoing a saved move that was undone: back to the saved plan
+        else:
+            self.pending.append({"regions": ids, "from_territory": None, "to_territory": to,
+                                 "potential_moved": float(move.moved[MEASURES.index("potential")]), "gesture": "redo"})
         self.last_report = MoveReport(ids, to, {}, float(move.moved[MEASURES.index("potential")]), 0,
                                       f"Redone: {len(ids)} region{'s' if len(ids) != 1 else ''} → {self.territory_name(to)}")
         return self.last_report
@@ -382,14 +394,15 @@ class EditorSession:
 
     # -- rebalance hints ---------------------------------------------------------
     def hints(self, measure: str = "potential", n: int = 5, worst: int = 3) -> list[Hint]:
-        """Border moves that most reduce the imbalance of the territories furthest out of tolerance.
+        """Border moves that most reduce the plan's worst deviation (max |dev| over the territories).
 
-        For each of the ``worst`` territories outside tolerance, every unlocked
-        region on its border with a neighbour territory is a candidate move
-        (either direction across that border); a move is kept only if the
-        region is not an articulation point of the territory it leaves (so that
-        territory stays in one piece). Candidates are ranked by how much they
-        reduce ``|dev_from| + |dev_to|``.
+        For each of the ``worst`` territories outside tolerance, every unlocked region on its border with a
+        neighbour territory is a candidate move (either direction across that border); a move is kept only if
+        the region is not an articulation point of the territory it leaves (so that territory stays in one
+        piece), if it lowers the worst deviation, and if both territories' deviations change at the precision
+        the hint shows them (:data:`HINT_PRECISION`): a hint that reads "+128% → +128%" does nothing one can see.
+        Candidates are ranked by how much they lower the worst deviation. :meth:`no_hint_reason` says why
+        there is none.
         """
         p = self.plan
         m = MEASURES.index(measure)
@@ -415,18 +428,30 @@ class EditorSession:
             return []
         v = p.values[pairs[:, 0], m]
         to = pairs[:, 1]
-        before = np.abs(dev[frm]) + np.abs(dev[to])
-        after = np.abs((totals[frm] - v - tgt[frm]) / tgt[frm]) + np.abs((totals[to] + v - tgt[to]) / tgt[to])
-        gain = before - after
-        order = np.argsort(-gain)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new_from = np.where(tgt[frm] > 0, (totals[frm] - v - tgt[frm]) / tgt[frm], 0.0)
+            new_to = np.where(tgt[to] > 0, (totals[to] + v - tgt[to]) / tgt[to], 0.0)
+        # The worst deviation after a move: the two territories' new ones, or the worst of the others (among the
+        # three largest, at least one is neither of the two).
+        absdev = np.abs(dev)
+        top = np.argsort(-absdev)[:3]
+        others = np.zeros(len(pairs))
+        for t in top[::-1].tolist():
+            others = np.where((frm != t) & (to != t), absdev[t], others)
+        worst_after = np.maximum(others, np.maximum(np.abs(new_from), np.abs(new_to)))
+        gain = float(absdev.max()) - worst_after
+        visible = ((np.round(dev[frm], HINT_PRECISION) != np.round(new_from, HINT_PRECISION))
+                   & (np.round(dev[to], HINT_PRECISION) != np.round(new_to, HINT_PRECISION)))
+        order = np.argsort(-gain, kind="stable")
         cut_cache: dict[int, set[int]] = {}
         hints: list[Hint] = []
         used: set[int] = set()
+        shown = f"+.{HINT_PRECISION - 2}%"
         for k in order.tolist():
-            if gain[k] <= 1e-9 or len(hints) >= n:
+            if gain[k] < 10 ** -HINT_PRECISION or len(hints) >= n:
                 break
             r, t_from, t_to = int(pairs[k, 0]), int(frm[k]), int(to[k])
-            if r in used:
+            if r in used or not visible[k]:
                 continue
             if t_from not in cut_cache:
                 cut_cache[t_from] = articulation_points(p.graph.adjacency, np.flatnonzero(p.assignment == t_from))
@@ -434,14 +459,27 @@ class EditorSession:
                 continue
             used.add(r)
             f_id, t_id = self.territory_id(t_from), self.territory_id(t_to)
-            new_from = (totals[t_from] - v[k] - tgt[t_from]) / tgt[t_from]
-            new_to = (totals[t_to] + v[k] - tgt[t_to]) / tgt[t_to]
             text = (f"Move {self.region_ids[r]} ({fmt_money(v[k]) if measure in ('potential', 'won_revenue') else int(v[k])}) "
                     f"{self.territory_name(f_id)} → {self.territory_name(t_id)}: "
-                    f"{self.territory_name(f_id)} {dev[t_from]:+.0%} → {new_from:+.0%}, "
-                    f"{self.territory_name(t_id)} {dev[t_to]:+.0%} → {new_to:+.0%}")
+                    f"{self.territory_name(f_id)} {dev[t_from]:{shown}} → {new_from[k]:{shown}}, "
+                    f"{self.territory_name(t_id)} {dev[t_to]:{shown}} → {new_to[k]:{shown}}")
             hints.append(Hint(self.region_ids[r], f_id, t_id, float(gain[k]), text))
         return hints
+
+    def no_hint_reason(self, measure: str = "potential") -> str:
+        """Why :meth:`hints` has nothing to offer: every territory within tolerance; regions unassigned (assign
+        them first); or no single border move lowers the worst deviation visibly (the territories over and under
+        target are not neighbours, or the regions between them are too heavy or locked): a rebalance then."""
+        dev = metrics.deviations(self.plan.totals[:, MEASURES.index(measure)], self.targets(measure))
+        tol = self.terr["tolerance"].fillna(0.10).to_numpy(dtype=float)
+        if not (np.abs(dev) > tol + 1e-12).any():
+            return "Every territory is within tolerance."
+        unassigned = int((self.plan.assignment < 0).sum())
+        if unassigned:
+            return (f"{unassigned:,} region{'s are' if unassigned != 1 else ' is'} unassigned: assign "
+                    f"{'them' if unassigned != 1 else 'it'} first (paint, or a whole state or county).")
+        return ("No single border move helps: the territories over and under target are not neighbours (or the "
+                "regions between them are locked or too heavy). Run a rebalance on the Optimizer page.")
 
     def apply_hint(self, hint: Hint) -> MoveReport:
         return self.assign([hint.region_id], hint.to_territory, gesture="hint")

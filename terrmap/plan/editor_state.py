@@ -237,6 +237,9 @@ class EditorState:
             self._hints = (key, self.session.hints(measure))
         return self._hints[1]
 
+    def no_hint_reason(self, measure: str) -> str:
+        return self.session.no_hint_reason(measure)
+
     def apply_hint(self, k: int, measure: str) -> None:
         hints = self.hints(measure)
         if k < len(hints):
