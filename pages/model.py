@@ -11,6 +11,8 @@ from terrmap.data import models as stored_models
 from terrmap.data.store import open_store
 from terrmap.geo import parse_layer
 from terrmap.measures import CHART_COUNT_FORMAT, fmt_int, fmt_money, fmt_pct
+from terrmap.plan.metrics import METRIC_HELP
+from terrmap.scoring.impact import balance_snapshot, rescoring_impact
 
 s, path, _ = ui.page("Lead scoring model")
 
@@ -18,6 +20,7 @@ POS_COLOR = "#2ca02c"
 NEG_COLOR = "#d62728"
 MODEL_COLOR = "#1f77b4"
 BASE_COLOR = "#ff7f0e"
+RETRAIN_POPOVER = "model_retrain_popover"
 
 
 # -- cached data (keyed by the model version and the data stamp) ----------------------------------
@@ -56,9 +59,13 @@ sources = stored_models.score_source_counts(s)
 head, action = st.columns([3, 1], vertical_alignment="bottom")
 head = head.empty()  # filled once a retrain (below) is done
 
-with action.popover("Retrain", icon=":material/model_training:", width="stretch"):
+if st.session_state.pop("model_close_retrain", False):
+    st.session_state[RETRAIN_POPOVER] = False  # a finished retrain closes its popover (set before it is drawn)
+with action.popover("Retrain", icon=":material/model_training:", width="stretch", key=RETRAIN_POPOVER,
+                    on_change="rerun"):
     seed = st.number_input("Random seed", min_value=0, max_value=2**31 - 1, value=scoring.DEFAULT_SEED, step=1,
                            help="The same data and seed give the same model and scores.")
+    st.caption("New scores change every plan's revenue potential: you see each plan's balance before and after.")
     go = st.button("Train and score", type="primary", icon=":material/play_arrow:", width="stretch")
 
 told = False
@@ -68,6 +75,7 @@ if go:
     def progress(frac: float, msg: str) -> None:
         bar.progress(min(max(float(frac), 0.0), 1.0), text=str(msg))
 
+    before = balance_snapshot(s)
     try:
         result = scoring.retrain(s, seed=int(seed), progress=progress)
     except scoring.NotEnoughHistory as exc:
@@ -75,17 +83,49 @@ if go:
         st.warning(str(exc), icon=":material/warning:")
         told = True
     else:
-        bar.progress(1.0, text="Done")
+        bar.progress(1.0, text="Comparing the plans' balance…")
         ui.clear_caches()
-        st.success(
-            f"Model {result['model_version']} trained (ROC AUC {result['roc_auc']:.3f}, ECE {result['ece']:.3f}) "
-            f"and {result['scored']['open_leads']:,} open leads scored in "
-            f"{result['train_seconds'] + result['scored']['seconds']:.1f} s.",
-            icon=":material/check_circle:",
-        )
-        version = result["model_version"]
-        metrics = scoring.latest_metrics(s)
-        sources = stored_models.score_source_counts(s)
+        st.session_state["model_retrained"] = (result, *rescoring_impact(before, balance_snapshot(s)))
+        st.session_state["model_close_retrain"] = True
+        st.rerun()
+
+retrained = st.session_state.pop("model_retrained", None)
+if retrained is not None:
+    result, per_territory, per_plan = retrained
+    st.success(
+        f"Model {result['model_version']} trained (ROC AUC {result['roc_auc']:.3f}, ECE {result['ece']:.3f}) "
+        f"and {result['scored']['open_leads']:,} open leads scored in "
+        f"{result['train_seconds'] + result['scored']['seconds']:.1f} s.",
+        icon=":material/check_circle:",
+    )
+    changed = per_plan[per_plan["balance_changes"]]
+    with st.container(border=True, key="tm-retrain-impact"):
+        st.markdown("**What the new scores did to the plans** " + (
+            f"· the balance of {len(changed)} of {len(per_plan)} plan(s) changed by a point or more: "
+            + ", ".join(ui.md(n) for n in changed["plan"]) if len(changed) else "· no plan's balance changed "
+            "by a point or more"))
+        st.dataframe(per_plan.assign(max_deviation_before=per_plan["max_deviation_before"] * 100,
+                                     max_deviation_after=per_plan["max_deviation_after"] * 100)[
+            ["plan", "potential_before", "potential_after", "max_deviation_before", "max_deviation_after"]],
+            hide_index=True, width="stretch", column_config={
+                "plan": "Plan", "potential_before": st.column_config.NumberColumn("Potential before", format="$%.0f"),
+                "potential_after": st.column_config.NumberColumn("Potential after", format="$%.0f"),
+                "max_deviation_before": st.column_config.NumberColumn("Max deviation before", format="%.1f%%"),
+                "max_deviation_after": st.column_config.NumberColumn("Max deviation after", format="%.1f%%",
+                                                                     help=METRIC_HELP["max_abs_deviation"])})
+        first = per_plan.iloc[0] if len(per_plan) else None
+        if first is not None:
+            rows = per_territory[per_territory["plan_id"] == first["plan_id"]]
+            st.caption(f"Per territory of **{ui.md(first['plan'])}**" + (" (published)" if first["published"] else ""))
+            st.dataframe(rows.assign(**{c: rows[c] * 100 for c in ("deviation_before", "deviation_after", "change")})[
+                ["territory", "potential_before", "potential_after", "deviation_before", "deviation_after", "change"]],
+                hide_index=True, width="stretch", column_config={
+                    "territory": "Territory",
+                    "potential_before": st.column_config.NumberColumn("Potential before", format="$%.0f"),
+                    "potential_after": st.column_config.NumberColumn("Potential after", format="$%.0f"),
+                    "deviation_before": st.column_config.NumberColumn("Deviation before", format="%+.1f%%"),
+                    "deviation_after": st.column_config.NumberColumn("Deviation after", format="%+.1f%%"),
+                    "change": st.column_config.NumberColumn("Change (points)", format="%+.1f")})
 
 stamp = ui.data_stamp(s)
 
@@ -115,7 +155,9 @@ if not metrics and not told:
 
 # -- headline metrics -----------------------------------------------------------------------
 
-tabs = st.tabs(["Validation", "Ideal customer profile", "Whitespace", "Territory TAM", "Lead lookup"])
+# Keyed and tracked: a rerun (a retrain, a widget in a tab) keeps the tab the user is on.
+tabs = st.tabs(["Validation", "Ideal customer profile", "Whitespace", "Territory TAM", "Lead lookup"],
+               key="model_tab", on_change="rerun")
 
 with tabs[0]:
     if not metrics:

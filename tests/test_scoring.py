@@ -450,9 +450,18 @@ def test_model_page_retrains_and_explains(demo_db_path, tmp_path, monkeypatch):
         at.run()
         assert not at.exception
         assert any("enough to train a model" in i.value for i in at.info)
+        at.session_state["model_tab"] = "Whitespace"  # the user is on another tab when they retrain
+        at.session_state["model_retrain_popover"] = True
+        at.run()
         next(b for b in at.button if b.label == "Train and score").click().run()
         assert not at.exception
         assert any("Model 1 trained" in x.value for x in at.success)
+        assert at.session_state["model_tab"] == "Whitespace"  # the tab is kept
+        assert at.session_state["model_retrain_popover"] is False  # the popover closed when done
+        impact = next(m.value for m in at.markdown if "What the new scores did to the plans" in m.value)
+        assert "balance of" in impact or "no plan's balance changed" in impact
+        assert any("Potential after" in list(d.value.columns) or "potential_after" in list(d.value.columns)
+                   for d in at.dataframe)
         labels = {m.label: m.value for m in at.metric}
         assert {"ROC AUC", "PR AUC", "ECE", "Brier"} <= set(labels)
         lead = at.selectbox(key="lookup_pick").options[0].split(" · ")[0]
@@ -597,3 +606,34 @@ def test_model_saved_by_an_older_layout_asks_for_a_retrain(empty_store):
     assert scoring.latest_version(empty_store) == 1
     with pytest.raises(scoring.NoModel, match="retrain"):
         scoring.load_model(empty_store)
+
+
+def test_retrain_impact_per_territory_matches_pandas(demo_store):
+    """Before/after per territory from two snapshots around a retrain, against sums of score × expected value of
+    the open leads by the territory of their region (the demo without named accounts: plain geography)."""
+    from terrmap.plan import list_plans, load_assignment
+    from terrmap.scoring.impact import BALANCE_CHANGE, balance_snapshot, rescoring_impact
+
+    demo_store.cursor().execute("DELETE FROM account_pins; DELETE FROM overlays")
+    plan = list_plans(demo_store)[0]
+
+    def by_pandas() -> pd.Series:
+        leads = _leads(demo_store)
+        leads = leads[leads.status == "open"].assign(p=lambda d: (d.score * d.expected_value).fillna(0.0))
+        assign = load_assignment(demo_store, plan.plan_id)
+        owned = leads.merge(assign, left_on="zip", right_on="region_id")
+        return owned.groupby("territory_id")["p"].sum()
+
+    before, pandas_before = balance_snapshot(demo_store), by_pandas()
+    scoring.retrain(demo_store)
+    after, pandas_after = balance_snapshot(demo_store), by_pandas()
+    per, plans = rescoring_impact(before, after)
+    mine = per[per["plan_id"] == plan.plan_id].set_index("territory_id")
+    np.testing.assert_allclose(mine["potential_before"], pandas_before.reindex(mine.index).fillna(0), rtol=1e-9)
+    np.testing.assert_allclose(mine["potential_after"], pandas_after.reindex(mine.index).fillna(0), rtol=1e-9)
+    shares = pandas_after.reindex(mine.index).fillna(0)
+    np.testing.assert_allclose(mine["deviation_after"], shares / shares.mean() - 1, atol=1e-9)
+    row = plans.set_index("plan_id").loc[plan.plan_id]
+    assert row["potential_after"] != pytest.approx(row["potential_before"], rel=1e-3)  # a model rescales the plan
+    moved = abs(row["max_deviation_after"] - row["max_deviation_before"])
+    assert bool(row["balance_changes"]) == (moved >= BALANCE_CHANGE)
