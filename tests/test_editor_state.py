@@ -453,3 +453,17 @@ def test_no_hint_with_unassigned_regions_says_assign_them_first(geo_store):
     for tid in (1, 3):
         ses.update_territory(tid, target=ses.balance_table("potential").set_index("territory_id").at[tid, "potential"])
     assert ses.no_hint_reason("potential") == "Every territory is within tolerance."
+
+
+def test_a_new_target_changes_the_saved_and_the_current_deviation_alike(state):
+    """No move, a target set: the deltas since the save stay zero (the saved summary was cached per measure
+    and kept the old targets: a phantom "▲ +x pts" with "no unsaved moves")."""
+    ses = state.session
+    for measure in ("potential", "leads"):
+        assert state.summary(measure)["max_abs_deviation"] == state.saved_summary(measure)["max_abs_deviation"]
+    tid = state.territory_ids()[0]
+    total = ses.balance_table("potential").set_index("territory_id").at[tid, "potential"]
+    ses.update_territory(tid, target=float(total) * 0.5)
+    now, saved = state.summary("potential"), state.saved_summary("potential")
+    assert now["max_abs_deviation"] == pytest.approx(saved["max_abs_deviation"], abs=1e-12)
+    assert now["max_abs_deviation"] >= 1.0 - 1e-9  # the territory is now twice its target: the number moved

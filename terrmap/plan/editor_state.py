@@ -259,15 +259,20 @@ class EditorState:
         return self.session.summary(measure)
 
     def saved_summary(self, measure: str) -> dict:
-        """The saved plan's summary (for the deltas), computed once per save and measure."""
+        """The saved plan's summary (for the deltas), computed once per save, measure and targets.
+
+        Keyed on the session's plan object too: the page rebinds a new session when the data change (an
+        import, a retrain), and a summary of the old numbers would show a change nobody made."""
         ses = self.session
-        key = (ses.info.version, ses.plan.k, self.epoch)
+        key = (id(ses.plan), ses.info.version, ses.plan.k, self.epoch)
         if self._saved is None or self._saved["key"] != key:
             self._saved = {"key": key, "plan": ses.saved_plan(), "by_measure": {}}
         by_measure = self._saved["by_measure"]
-        if measure not in by_measure:
-            by_measure[measure] = summary_of(self._saved["plan"], measure, ses.chosen_targets())
-        return by_measure[measure]
+        targets = ses.chosen_targets()
+        asked = (measure, targets.tobytes())  # a target set since: the saved plan is measured against it too
+        if asked not in by_measure:
+            by_measure[asked] = summary_of(self._saved["plan"], measure, targets)
+        return by_measure[asked]
 
     # -- saving ---------------------------------------------------------------------------------------------
     def reset(self, session: EditorSession | None = None) -> None:
