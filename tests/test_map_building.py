@@ -396,3 +396,16 @@ def test_whole_array_path_covers_h3_cells():
     fast = _encode_simple_rings(geoms, 3)
     assert len(fast) == len(cells)
     assert all(fast[k] == _per_ring(g, 3) for k, g in enumerate(geoms))
+
+
+def test_large_maps_are_painted_on_a_canvas(monkeypatch):
+    """Issue 14.8: from CANVAS_REGIONS regions on the payload asks regions.js for the canvas renderer."""
+    import terrmap.app.map_data as md
+
+    monkeypatch.setattr(md, "CANVAS_REGIONS", 10)
+    for n, canvas in ((9, 0), (10, 1)):
+        stats, assignment = _frame(n=n)
+        terr = _territories()
+        data = map_data(region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr, "territory")
+        assert data.n_features == n and data.payload()["cv"] == canvas
+
