@@ -36,9 +36,13 @@ from bench.common import OUT, ROOT, write_section
 from terrmap.serve import CHROMIUM_ARGS, find_chromium, running_app
 
 IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
+# Regions drawn in the map iframe: SVG paths, or on a canvas what tm.addRegions marked as painted.
+DRAWN_IN_DOC_JS = """doc => { const box = doc.querySelector('.leaflet-container');
+    if (box && box.dataset.tmRender === 'canvas') return +(box.dataset.tmDrawn || 0);
+    return doc.querySelectorAll('path.leaflet-interactive').length; }"""
 COUNT_JS = f"""() => {{ const f = document.querySelector('{IFRAME}');
     if (!f || !f.contentDocument) return -1;
-    return f.contentDocument.querySelectorAll('path.leaflet-interactive').length; }}"""
+    return ({DRAWN_IN_DOC_JS})(f.contentDocument); }}"""
 SCRIPT_BYTES_JS = f"""() => {{ const f = document.querySelector('{IFRAME}');
     return [...f.contentDocument.scripts].reduce((n, s) => n + (s.src ? 0 : s.text.length), 0); }}"""
 

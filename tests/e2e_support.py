@@ -71,10 +71,14 @@ def one_state_plan(store, state_code: str, n: int) -> int:
 
 
 @contextmanager
-def serve_app(db: Path, log_path: Path):
-    """``python -m terrmap.serve`` (the README's ``./run app`` server) on ``db``; yields its URL."""
+def serve_app(db: Path, log_path: Path, env: dict[str, str] | None = None, max_regions: int | None = E2E_MAX_REGIONS):
+    """``python -m terrmap.serve`` (the README's ``./run app`` server) on ``db``; yields its URL.
+    ``max_regions``: the map's cap (TERRMAP_MAX_REGIONS; None: the app's default); ``env``: more variables."""
+    env = dict(env or {})
+    if max_regions is not None:
+        env["TERRMAP_MAX_REGIONS"] = str(max_regions)
     try:
-        with running_app(db, log_path, env={"TERRMAP_MAX_REGIONS": str(E2E_MAX_REGIONS)}) as url:
+        with running_app(db, log_path, env=env) as url:
             yield url
     except AppDidNotStart as e:
         pytest.fail(str(e), pytrace=False)

@@ -149,16 +149,22 @@ def test_editor_click_undo_zoom_and_rectangle(page, app_url):
 
     # 4. draw a rectangle (Leaflet.draw): every region with its centre inside moves
     table_before = _table_text(page)
-    box = frame.evaluate("""() => { const r = window.map.getContainer().getBoundingClientRect();
-        return {x0: r.left + r.width * 0.30, y0: r.top + r.height * 0.30,
-                x1: r.left + r.width * 0.55, y1: r.top + r.height * 0.60}; }""")
+    boxes = frame.evaluate("""() => { const r = window.map.getContainer().getBoundingClientRect();
+        return [0.1, 0.2, 0.3, 0.4].flatMap(x => [0.15, 0.3, 0.45].map(y => ({
+            x0: r.left + r.width * x, y0: r.top + r.height * y,
+            x1: r.left + r.width * (x + 0.25), y1: r.top + r.height * (y + 0.3)}))); }""")
     inside_js = """(b) => { const E = window.tmEditor, r = E.map.getContainer().getBoundingClientRect(); let n = 0, same = 0;
         E.polys.forEach(l => { const c = E.map.latLngToContainerPoint(l.getBounds().getCenter());
             const x = r.left + c.x, y = r.top + c.y;
             if (x > b.x0 + 3 && x < b.x1 - 3 && y > b.y0 + 3 && y < b.y1 - 3) { n++;
                 if (l._path.getAttribute('fill').toLowerCase() === b.color) same++; } });
         return [n, same]; }"""
-    n_in, same_before = frame.evaluate(inside_js, {**box, "color": active})
+    # where the rectangle takes the most regions of other territories (the palette paints with the territory
+    # that holds most of the area shown)
+    counts = [frame.evaluate(inside_js, {**b, "color": active}) for b in boxes]
+    best = max(range(len(boxes)), key=lambda k: counts[k][0] - counts[k][1])
+    box, (n_in, same_before) = boxes[best], counts[best]
+    assert n_in - same_before >= 2, f"no rectangle takes two regions of other territories: {counts}"
     assert n_in >= 3, f"only {n_in} regions under the rectangle"
     frame.locator("a.leaflet-draw-draw-rectangle").click()
     rev = _rev(page)

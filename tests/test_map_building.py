@@ -453,3 +453,15 @@ def test_maps_are_framed_clear_of_their_legend():
         html_out = _rendered(m)
         assert re.search(rf'"paddingBottomRight":\s*\[{legend_clearance("territory")},\s*10\]', html_out), \
             re.findall(r'"padding\w+":\s*\[[^\]]*\]', html_out)
+
+def test_large_maps_are_painted_on_a_canvas(monkeypatch):
+    """Issue 14.8: from CANVAS_REGIONS regions on the payload asks regions.js for the canvas renderer."""
+    import terrmap.app.map_data as md
+
+    monkeypatch.setattr(md, "CANVAS_REGIONS", 10)
+    for n, canvas in ((9, 0), (10, 1)):
+        stats, assignment = _frame(n=n)
+        terr = _territories()
+        data = map_data(region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr, "territory")
+        assert data.n_features == n and data.payload()["cv"] == canvas
+

@@ -27,7 +27,7 @@
         // clicked region's polygon as a drawing ("last_active_drawing"). Clicks reach the map anyway.
         var groupOn = layer.on;
         layer.on = function(types, fn, ctx) { return types === 'click' ? this : groupOn.call(this, types, fn, ctx); };
-        layer.addTo(map);
+        tm.addRegions(map, layer);
         var legendDiv = tm.htmlControl(map, 'bottomright', 'tm-legend tm-ed-legend', '');
         legendDiv.style.display = 'none';
         function apply(O) {

@@ -44,12 +44,18 @@
     // style to return to after hover), one tooltip and one pair of hover handlers for the whole layer.
     // o.style(col) / o.rest(col): a region's initial / resting style for fill colour col;
     // o.tip(l): tooltip HTML; o.hover(l): hover style.
+    // D.cv (terrmap.app.map_data.CANVAS_REGIONS): paint every region on one canvas instead of one SVG
+    // path each. Tens of thousands of SVG paths take seconds to lay out and stutter when panned; the
+    // canvas renderer hit-tests the polygons itself, so hover, tooltips and clicks work the same.
     tm.regionLayer = function(D, o) {
         var layer = L.featureGroup(), polys = new Array(D.id.length);
+        var renderer = D.cv ? L.canvas({padding: 0.3}) : null;
         for (var i = 0; i < D.id.length; i++) {
             var c = D.c[i], col = c >= 0 ? D.pal[c] : D.nc;
             var ps = tm.decodeGeometry(D.g[i], D.q);
-            var l = L.polygon(ps.length === 1 ? ps[0] : ps, L.extend({fillColor: col}, o.style(col)));
+            var st = L.extend({fillColor: col}, o.style(col));
+            if (renderer) st.renderer = renderer;
+            var l = L.polygon(ps.length === 1 ? ps[0] : ps, st);
             l.tm = i;
             l.tmStyle = o.rest(col);
             polys[i] = l;
@@ -59,6 +65,18 @@
         layer.on('mouseover', function(e) { e.layer.setStyle(o.hover(e.layer)); });
         layer.on('mouseout', function(e) { e.layer.setStyle(e.layer.tmStyle); });
         layer.tmPolys = polys;
+        return layer;
+    };
+
+    // Adds the regions to the map and marks its container once they are painted: data-tm-render
+    // ("canvas" or "svg") and data-tm-drawn (how many regions; the tests and benchmarks wait for it,
+    // since a canvas has no element per region to count). Leaflet paints a canvas on the next
+    // animation frame, queued before ours.
+    tm.addRegions = function(map, layer) {
+        var box = map.getContainer(), n = layer.tmPolys.length;
+        layer.addTo(map);
+        box.setAttribute('data-tm-render', n && layer.tmPolys[0].options.renderer ? 'canvas' : 'svg');
+        L.Util.requestAnimFrame(function() { box.setAttribute('data-tm-drawn', String(n)); });
         return layer;
     };
 
@@ -72,8 +90,7 @@
             tip: function(l) { return tm.regionTip(D, l.tm, D.ter, D.hl); },
             hover: function() { return hover; }
         });
-        layer.addTo(map);
-        return layer;
+        return tm.addRegions(map, layer);
     };
 
     // State outlines (terrmap.app.elements.OutlineLayer): land under the regions, borders on top,

@@ -155,7 +155,8 @@ def build_editor_map(
             edit_options={"edit": False, "remove": False},
         ).add_to(m)
     EditorEvents(browser_protocol()).add_to(m)
-    m.fit_bounds(data.bounds or LOWER48_BOUNDS, padding_top_left=(10, 10),
+    # all of the area; the lower 48 when most of it is there (the whole country: not Guam to Puerto Rico)
+    m.fit_bounds(data.core_bounds or data.bounds or LOWER48_BOUNDS, padding_top_left=(10, 10),
                  padding_bottom_right=(legend_clearance("territory"), 10))
     localize(m, static_base)
     return m

@@ -13,7 +13,8 @@ The flow::
 What keeps the map fast (see docs/BENCHMARKS.md, "Map render"): rings as delta-encoded integers
 at 2-4 decimals (:func:`terrmap.app.geometry.default_decimals`), per region only its id, place,
 palette index, territory index and six integers: about 110 bytes per H3 cell against ~650 for
-folium's GeoJSON with all stats as properties. Every string in it is escaped here
+folium's GeoJSON with all stats as properties; from :data:`CANVAS_REGIONS` regions on, one canvas instead of
+an SVG path per region (a whole-country ZIP plan: "Map render: whole-country maps"). Every string in it is escaped here
 (:func:`terrmap.app.html_safe.esc`).
 """
 
@@ -41,8 +42,14 @@ from terrmap.app.map_colors import (
 )
 from terrmap.measures import MEASURES, STAT_COLUMNS, fmt_int
 
-# More regions than this are not drawn: the browser would take too long (SVG paths).
-MAX_REGIONS = int(os.environ.get("TERRMAP_MAX_REGIONS", "20000"))
+# From this many regions on, the browser paints them on one canvas instead of one SVG path each
+# (static/terrmap/regions.js): a national ZIP plan (~32,000 regions) then draws in a few seconds, see
+# docs/BENCHMARKS.md, "Map render: whole-country maps".
+CANVAS_REGIONS = int(os.environ.get("TERRMAP_CANVAS_REGIONS", "10000"))
+# More regions than this are not drawn, a safety net against a browser tab busy for minutes: well above
+# every ZIP code of the US (32,164 with a shape) and the populated cells of H3 level 5 (13,851), so whole-
+# country maps of those draw; finer hexagons for the whole country ask for fewer states.
+MAX_REGIONS = int(os.environ.get("TERRMAP_MAX_REGIONS", "60000"))
 
 STATE_NAMES = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California", "CO": "Colorado",
@@ -173,7 +180,7 @@ class MapData:
             "v": self.values, "g": self.geoms,
             "kind": [MEASURES[m].unit for m in STAT_COLUMNS],
             "pal": self.palette, "ter": self.territories, "lab": self.labels,
-            "rl": esc(self.region_label), "hl": hl,
+            "rl": esc(self.region_label), "hl": hl, "cv": int(self.n_features >= CANVAS_REGIONS),
             "na": UNASSIGNED_LABEL if self.color_by == "territory" else "No territory",
             "nc": UNASSIGNED_COLOR if self.color_by == "territory" else NO_DATA_COLOR,
         }
