@@ -85,13 +85,13 @@ def test_regions_cli_writes_the_documented_columns(demo_db_path, tmp_path):
     db = tmp_path / "d.duckdb"
     shutil.copy(demo_db_path, db)
     out = tmp_path / "r.csv"
-    subprocess.run([sys.executable, "-m", "terrmap", "regions", "--db", str(db), "--layer", "h3:6", "--out", str(out)],
+    subprocess.run([sys.executable, "-m", "terrmap", "regions", "--db", str(db), "--layer", "h3:5", "--out", str(out)],
                    check=True, capture_output=True)
     df = pd.read_csv(out)
     assert list(df.columns) == ["region_id", "leads", "open_leads", "customers", "won_revenue", "avg_score",
                                 "potential", "territory"]
     assert df.leads.sum() == 20_000
-    assert df.region_id.map(lambda r: h3.is_valid_cell(r) and h3.get_resolution(r) == 6).all()
+    assert df.region_id.map(lambda r: h3.is_valid_cell(r) and h3.get_resolution(r) == 5).all()
     assert df.territory.notna().mean() > 0.99
     bad = subprocess.run([sys.executable, "-m", "terrmap", "regions", "--db", str(db), "--layer", "h3:42",
                           "--out", str(out)], capture_output=True, text=True)
