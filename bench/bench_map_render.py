@@ -88,7 +88,9 @@ def scenarios(db: Path, targets: list[int], layer_key: str) -> list[dict]:
     return out
 
 
-def measure(browser, url: str, expected: int, timeout_s: float = 180) -> dict:
+def measure(browser, url: str, expected: int, timeout_s: float = 180, then_js: str | None = None) -> dict:
+    """Seconds until ``expected`` regions are drawn (page: from the navigation; map: from the map iframe's
+    request), then, with ``then_js``, until that script's promise resolves too (e.g. the regions painted)."""
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
     marks: dict[str, float] = {}
@@ -102,6 +104,8 @@ def measure(browser, url: str, expected: int, timeout_s: float = 180) -> dict:
     try:
         page.goto(url)
         page.wait_for_function(f"() => ({COUNT_JS})() >= {expected}", timeout=timeout_s * 1000, polling=20)
+        if then_js:
+            page.evaluate(then_js)
         t_done = time.perf_counter()
         drawn = page.evaluate(COUNT_JS)
         script = page.evaluate(SCRIPT_BYTES_JS)

@@ -27,24 +27,14 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_editor import REV
-from bench.bench_map_render import COUNT_JS, IFRAME, SCRIPT_BYTES_JS, build_db, scenarios
+from bench.bench_map_render import IFRAME, build_db, measure, scenarios
 from bench.common import OUT, wait_for_idle_cpu, write_section
 from terrmap.serve import CHROMIUM_ARGS, find_chromium, running_app
+from tests.e2e_support import CANVAS_CANDIDATES_JS
 
 SECTION = "Map render: whole-country maps (issue 14.8)"
 SVG_ONLY = {"TERRMAP_CANVAS_REGIONS": str(10**9)}
 
-CANDIDATES_JS = """(maxN) => {
-    const E = window.tmEditor, size = E.map.getSize(), out = [];
-    for (let i = 0; i < E.polys.length && out.length < maxN; i += 3) {
-        const l = E.polys[i], b = l._pxBounds;
-        if (!b || b.max.x - b.min.x < 8 || b.max.y - b.min.y < 8) continue;
-        const p = E.map.latLngToLayerPoint(l.getBounds().getCenter()), c = E.map.layerPointToContainerPoint(p);
-        if (c.x < 60 || c.x > size.x - 260 || c.y < 20 || c.y > size.y - 60 || !l._containsPoint(p)) continue;
-        out.push({i: i, x: c.x, y: c.y, fill: l.options.fillColor.toLowerCase()});
-    }
-    return out;
-}"""
 
 
 def all_states(db: Path) -> list[str]:
@@ -66,25 +56,9 @@ PAINTED_JS = f"""() => new Promise(done => {{ const w = document.querySelector('
 
 
 def measure_painted(browser, url: str) -> dict:
-    """bench/bench_map_render.py's measure until every region is drawn *and painted*: page → painted, map →
-    painted (from the map iframe's request). The regions are added in one script (SVG paths all at once, a
-    canvas marked painted once), so the first region drawn means all are."""
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
-    marks: dict[str, float] = {}
-    page.on("request", lambda req: marks.setdefault("iframe", time.perf_counter())
-            if "st_folium" in req.url and "index.html" in req.url else None)
-    t0 = time.perf_counter()
-    try:
-        page.goto(url)
-        page.wait_for_function(f"() => ({COUNT_JS})() >= 1", timeout=180_000, polling=20)
-        page.evaluate(PAINTED_JS)
-        t_done = time.perf_counter()
-        drawn = page.evaluate(COUNT_JS)
-        script = page.evaluate(SCRIPT_BYTES_JS)
-    finally:
-        context.close()
-    return {"page": t_done - t0, "map": t_done - marks.get("iframe", t0), "drawn": drawn, "script_bytes": script}
+    """bench/bench_map_render.py's measure until every region is drawn *and painted*. The regions are added in
+    one script (SVG paths all at once, a canvas marked painted once), so the first region drawn means all are."""
+    return measure(browser, url, 1, then_js=PAINTED_JS)
 
 
 def map_runs(browser, url: str, repeat: int) -> dict:
@@ -111,7 +85,7 @@ def editor_clicks(browser, url: str, clicks: int, warmup: int = 2) -> dict:
     page.wait_for_timeout(1500)
     style = page.locator('div[title="colour of the territory you paint with"]').get_attribute("style")
     active = style.split("background:")[1].split(";")[0].strip().lower()
-    cands = [c for c in frame.evaluate(CANDIDATES_JS, 200) if c["fill"] != active]
+    cands = [c for c in frame.evaluate(CANVAS_CANDIDATES_JS, {"maxN": 200, "step": 3, "minPx": 8}) if c["fill"] != active]
     step = max(1, len(cands) // (clicks + warmup))
     cands = cands[::step][:clicks + warmup]
     ox, oy = page.locator(IFRAME).evaluate(

@@ -207,3 +207,19 @@ def wait_still(locator, timeout: float = 10_000) -> None:
         })""",
         timeout,
     )
+
+
+# Regions of the editor's canvas whose centre lies inside them, at least ``minPx`` wide, away from the map's edges
+# and the legend: a click there lands on the region itself (points in the map iframe's coordinates). Every
+# ``step``-th region is tried. Shared by tests/test_e2e_national.py and bench/bench_national.py.
+CANVAS_CANDIDATES_JS = """({maxN, step, minPx}) => {
+    const E = window.tmEditor, size = E.map.getSize(), out = [];
+    for (let i = 0; i < E.polys.length && out.length < maxN; i += step) {
+        const l = E.polys[i], b = l._pxBounds;
+        if (!b || b.max.x - b.min.x < minPx || b.max.y - b.min.y < minPx) continue;
+        const p = E.map.latLngToLayerPoint(l.getBounds().getCenter()), c = E.map.layerPointToContainerPoint(p);
+        if (c.x < 60 || c.x > size.x - 260 || c.y < 20 || c.y > size.y - 60 || !l._containsPoint(p)) continue;
+        out.push({i: i, x: c.x, y: c.y, fill: l.options.fillColor.toLowerCase()});
+    }
+    return out;
+}"""

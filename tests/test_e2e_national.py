@@ -15,7 +15,7 @@ import shutil
 import pytest
 
 from terrmap.app.map_data import STATE_NAMES
-from tests.e2e_support import ARTIFACTS, MAP_IFRAME, serve_app
+from tests.e2e_support import ARTIFACTS, CANVAS_CANDIDATES_JS, MAP_IFRAME, serve_app
 from tests.test_e2e_editor import REV, _active_color, _iframe_origin, _map_frame, _rev, _wait_rev
 
 NATIONAL_CANVAS = {"TERRMAP_CANVAS_REGIONS": "2000"}
@@ -53,19 +53,6 @@ COLOURED_PIXELS_JS = """() => {
     return n / (d.length / (4 * 16));
 }"""
 
-# Regions of the editor's canvas whose centre lies inside them, at least 6 px wide, away from the map's edges
-# and the legend: a click there lands on the region itself. Points in the map iframe's coordinates.
-CANVAS_CANDIDATES_JS = """(maxN) => {
-    const E = window.tmEditor, size = E.map.getSize(), out = [];
-    for (let i = 0; i < E.polys.length && out.length < maxN; i += 7) {
-        const l = E.polys[i], b = l._pxBounds;
-        if (!b || b.max.x - b.min.x < 6 || b.max.y - b.min.y < 6) continue;
-        const p = E.map.latLngToLayerPoint(l.getBounds().getCenter()), c = E.map.layerPointToContainerPoint(p);
-        if (c.x < 60 || c.x > size.x - 260 || c.y < 20 || c.y > size.y - 60 || !l._containsPoint(p)) continue;
-        out.push({i: i, x: c.x, y: c.y, fill: l.options.fillColor.toLowerCase()});
-    }
-    return out;
-}"""
 
 
 def test_map_draws_a_national_zip_plan_on_a_canvas(page, national):
@@ -106,7 +93,7 @@ def test_editor_edits_all_states_of_a_national_plan(page, national):
     # (the palette paints with the territory holding most of the area: a city of another territory, then)
     for lat, lon in ((39.1, -94.6), (32.8, -96.8), (33.7, -84.4), (39.7, -105.0)):  # KC, Dallas, Atlanta, Denver
         frame.evaluate(f"() => window.tmEditor.map.setView([{lat}, {lon}], 9, {{animate: false}})")
-        cands = [c for c in frame.evaluate(CANVAS_CANDIDATES_JS, 60) if c["fill"] != active]
+        cands = [c for c in frame.evaluate(CANVAS_CANDIDATES_JS, {"maxN": 60, "step": 7, "minPx": 6}) if c["fill"] != active]
         if cands:
             break
     assert cands, "no clickable region of another territory found"

@@ -69,9 +69,8 @@ class EditorState:
 
     def _area_territories(self) -> tuple[pd.Series, np.ndarray]:
         """The state of each region of the plan's area, and the index of its territory (-1: unassigned)."""
-        groups = self.session.groups
-        index = self.session.index
-        rows = np.fromiter((index[r] for r in groups["region_id"]), dtype=np.int64, count=len(groups))
+        groups = self.session.groups  # regions of the session only: every one has an index
+        rows = self.session.region_indices(groups["region_id"])
         return groups["state"].reset_index(drop=True), self.session.plan.assignment[rows]
 
     def default_area(self, budget: int) -> list[str]:
