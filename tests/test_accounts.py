@@ -30,7 +30,8 @@ def reference_owners(store: Store, plan) -> pd.DataFrame:
         region = leads["zip"]
     else:
         res = int(plan.layer.split(":")[1])
-        region = leads["cell"].map(lambda c: h3.cell_to_parent(h3.int_to_str(int(c)), res))
+        parent = {c: h3.cell_to_parent(h3.int_to_str(int(c)), res) for c in leads["cell"].unique()}
+        region = leads["cell"].map(parent)
     terr = cur.execute("SELECT territory_id, name, rep_id FROM territories WHERE plan_id = ?", [plan.plan_id]).df()
     known = set(terr.territory_id)
     assign = cur.execute("SELECT region_id, territory_id FROM plan_assignments WHERE plan_id = ?", [plan.plan_id]).df()
@@ -60,25 +61,23 @@ def reference_owners(store: Store, plan) -> pd.DataFrame:
             ok &= geo.isin(list(o.territories))
         matches[o.overlay_id] = ok.fillna(False).astype(bool)
 
+    # The first claiming overlay in priority order (highest priority, then lowest id): fill from the last.
     order = sorted(overlays.itertuples(), key=lambda o: (-o.priority, o.overlay_id))
-    rows = []
-    for i, lead in enumerate(leads.itertuples()):
-        g = geo.iloc[i]
-        p = pin.iloc[i]
-        claimed = [o for o in order if matches[o.overlay_id].iloc[i]]
-        g = None if pd.isna(g) else int(g)
-        p = None if pd.isna(p) else int(p)
-        if p is not None:
-            kind, oid, rule = "territory", p, "pin"
-        elif claimed:
-            kind, oid, rule = "overlay", int(claimed[0].overlay_id), "overlay"
-        elif g is not None:
-            kind, oid, rule = "territory", g, "geography"
-        else:
-            kind, oid, rule = None, None, "unassigned"
-        n_claims = (g is not None) + len(claimed) + (p is not None and p != g)
-        rows.append((lead.lead_id, g, kind, oid, rule, n_claims))
-    out = pd.DataFrame(rows, columns=["lead_id", "geo_territory_id", "owner_kind", "owner_id", "rule", "n_claims"])
+    claim = pd.Series(np.nan, index=leads.index)
+    for o in reversed(order):
+        claim = claim.mask(matches[o.overlay_id], float(o.overlay_id))
+    claims = sum((matches[o.overlay_id].astype(int) for o in order), pd.Series(0, index=leads.index))
+    has_pin, has_claim, has_geo = pin.notna(), claim.notna(), geo.notna()
+    choice = [has_pin, has_claim, has_geo]
+    out = pd.DataFrame({
+        "lead_id": leads.lead_id,
+        "geo_territory_id": geo.astype("Float64"),
+        "owner_kind": np.select(choice, ["territory", "overlay", "territory"], default=None),
+        "owner_id": np.select(choice, [pin.astype(float), claim, geo.astype(float)], default=np.nan),
+        "rule": np.select(choice, ["pin", "overlay", "geography"], default="unassigned"),
+        # a pin elsewhere than the lead's geography is one more claim (NaN != x: a pin without geography too)
+        "n_claims": has_geo.astype(int) + claims + (has_pin & (pin != geo)).astype(int),
+    })
     is_open = leads.status == "open"
     out["potential"] = np.where(is_open, (leads.score * leads.expected_value).fillna(0), 0.0)
     out["status"] = leads.status

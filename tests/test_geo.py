@@ -304,8 +304,9 @@ def test_zip_graph_from_stored_adjacency_equals_polygon_intersections(shaped_sto
     def recomputed(*args, **kwargs):
         raise AssertionError("the stored nationwide adjacency was computed again")
 
-    monkeypatch.setattr("terrmap.geo.ziplayer.polygon_adjacency", recomputed)
-    again = layer.graph(shaped_store, ids)  # read from the store, not recomputed
+    with monkeypatch.context() as patched:
+        patched.setattr("terrmap.geo.graph.polygon_adjacency", recomputed)
+        again = layer.graph(shaped_store, ids)  # read from the store, not recomputed
 
     geoms = shapes_df.set_index("zip").loc[ids, "geometry"].to_numpy()
     cents = layer.region_centroids(shaped_store, ids)

@@ -17,7 +17,6 @@ from h3ronpy.vector import coordinates_to_cells
 from shapely.geometry import shape as to_shape
 
 from terrmap.geo.base import Layer
-from terrmap.geo.graph import h3_graph
 from terrmap.geo.memo import LoadCache
 
 H3_RESOLUTIONS = tuple(range(3, 10))
@@ -97,4 +96,7 @@ class H3Layer(Layer):
         """The cells' grid adjacency (bridged across water); the last few graphs are kept per cell set (read-only:
         every editor of a plan shares one; a national level-6 area takes seconds to build)."""
         ids = tuple(region_ids)
+        # geo.graph pulls in scipy (~0.3 s): not on the start-up path of lookup or assign
+        from terrmap.geo.graph import h3_graph
+
         return _GRAPHS.get(ids, lambda: h3_graph(list(ids)))

@@ -16,7 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pyogrio
 import shapely
 
 from terrmap.geo.distance import KM_PER_DEGREE
@@ -76,6 +75,8 @@ def unproject_geoms(geoms):
 @lru_cache(maxsize=1)
 def us48_outlines() -> dict[str, shapely.Geometry]:
     """State abbreviation -> outline (lon/lat) of the lower 48 states, as shipped by libpysal."""
+    import pyogrio  # pulls in geopandas (~0.4 s): not on the start-up path of lookup or assign
+
     df = pyogrio.read_dataframe(us48_path(), columns=["STATE_ABBR", "STATE_NAME"])
     geoms = shapely.make_valid(df.geometry.to_numpy())
     return {str(s): g for s, g in zip(df["STATE_ABBR"], geoms)}
@@ -83,6 +84,8 @@ def us48_outlines() -> dict[str, shapely.Geometry]:
 
 @lru_cache(maxsize=1)
 def us48_names() -> dict[str, str]:
+    import pyogrio  # pulls in geopandas (~0.4 s): not on the start-up path of lookup or assign
+
     df = pyogrio.read_dataframe(us48_path(), columns=["STATE_ABBR", "STATE_NAME"], read_geometry=False)
     return dict(zip(df["STATE_ABBR"].astype(str), df["STATE_NAME"].astype(str)))
 

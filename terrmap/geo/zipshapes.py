@@ -55,7 +55,6 @@ import shapely
 
 from terrmap.frames import member
 from terrmap.geo.distance import KM_PER_DEGREE
-from terrmap.geo.graph import polygon_adjacency
 from terrmap.geo.memo import memo_by_digest
 from terrmap.geo.outlines import (
     discs_outline,
@@ -605,6 +604,9 @@ def _updated_adjacency(store: Store, shapes: pd.DataFrame, changed: np.ndarray) 
     """The stored shared borders and sizes, redone for the ``changed`` shapes (and their borders with the
     others): the same rows a full :func:`~terrmap.geo.graph.polygon_adjacency` of ``shapes`` (sorted by zip)
     gives, in a fraction of its time."""
+    # geo.graph pulls in scipy (~0.3 s): not on the start-up path of lookup or assign
+    from terrmap.geo.graph import polygon_adjacency
+
     old_edges, old_sizes = store.zip_tables.adjacency_tables(store)
     zips = shapes["zip"].to_numpy(dtype=object)
     geoms = shapes["geometry"].to_numpy()

@@ -22,17 +22,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 
 from terrmap.data import plans as stored_plans
 from terrmap.data.area import area_regions, regions_states
 from terrmap.data.plans import PlanInfo, SaveConflict, Territory
 from terrmap.geo import Layer, parse_layer
-from terrmap.geo.graph import RegionGraph
 from terrmap.geo.zipdata import project
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
+    from terrmap.geo.graph import RegionGraph
 
 UNASSIGNED = -1
 
@@ -95,6 +94,9 @@ def fill_unassigned(graph: RegionGraph, assignment: np.ndarray, frozen: int | No
         owned = np.flatnonzero((out != UNASSIGNED) & (out != (UNASSIGNED if frozen is None else frozen)))
         if owned.size == 0:
             return Completion(out, by_border, 0)
+        # scipy (~0.3 s) is not on the start-up path of lookup or assign
+        from scipy.spatial import cKDTree
+
         _, nearest = cKDTree(xy[owned]).query(xy[left])
         out[left] = out[owned[nearest]]
     return Completion(out, by_border, int(left.size))

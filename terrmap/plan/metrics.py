@@ -25,11 +25,12 @@ territory t's total of a measure m (leads, potential, ...).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 # What each plan-level number means, in one sentence: the tooltip of the editor's tiles, the optimizer's table
 # and the scenario comparison (one text per number, so the three pages explain it alike).
@@ -118,6 +119,10 @@ def _pieces_per_territory(adjacency: sp.csr_matrix, assignment: np.ndarray, terr
     members = np.flatnonzero(inside)
     if members.size == 0:
         return counts
+    # scipy (~0.3 s) loads on the first count, not with every plan (lookup's start-up)
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
     lab = assignment[members]
     sub = adjacency[members][:, members].tocoo()
     same = lab[sub.row] == lab[sub.col]  # edges inside one territory only
