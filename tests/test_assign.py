@@ -276,11 +276,6 @@ def test_parquet_file(store, zip_plan, tmp_path):
     assert list(got["Employees"]) == [5, 7] and got["territory"].notna().all()
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "terrmap", *args], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=120)
-
-
 @pytest.fixture
 def cli_db(demo_db_path, tmp_path):
     """A copy of the demo database, opened by the command line only (closed again afterwards)."""

@@ -6,8 +6,6 @@ import csv
 import io
 import json
 import shutil
-import subprocess
-import sys
 from itertools import count
 
 import h3
@@ -17,12 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from terrmap.data.store import PROJECT_ROOT, Store
+from terrmap.data.store import Store
 from terrmap.geo import H3Layer
 from terrmap.geo.zipshapes import ensure_zip_shapes
 from terrmap.io.alignment import AlignmentRejected, ImportedPlan, import_alignment, read_alignment
 from terrmap.io.export import ACCOUNT_COLUMNS, EXPORT_FORMATS, export_plan, export_to_file
 from terrmap.plan import Territory, assignment_for_layer, create_plan, get_plan, list_plans, territories
+from tests.cli_support import run_cli
 
 NASTY = ['=HYPERLINK("http://evil","x")', "<script>alert(1)</script>", 'Comma, "quoted" name', "+1 Sales", "$5 & co"]
 _names = count(1)
@@ -390,12 +389,12 @@ def test_h3_ids_as_integers_and_given_layer(store):
 
 # -- command line -----------------------------------------------------------------------------------------------------
 
-def test_cli_export_and_import(demo_db_path, tmp_path):
+def test_cli_export_and_import(demo_db_path, tmp_path, capsys):
     db = tmp_path / "cli.duckdb"
     shutil.copy(demo_db_path, db)
+
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "terrmap", *args, "--db", str(db)], check=False,
-                              capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+        return run_cli(capsys, *args, db=db)
 
     out = tmp_path / "plan.csv"
     res = run("export", "--format", "csv", "--out", str(out))

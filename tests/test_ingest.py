@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import h3
@@ -15,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from terrmap.data.store import BASE_H3_RES, PROJECT_ROOT, Store
+from terrmap.data.store import BASE_H3_RES, Store
 from terrmap.geo.zipdata import nearest_region_zip
 from terrmap.io.ingest import (
     CANONICAL_FIELDS,
@@ -27,6 +25,7 @@ from terrmap.io.ingest import (
     preview,
     suggest_mapping,
 )
+from tests.cli_support import run_cli
 
 SF_HEADER = ("Lead ID,Company,Industry,NumberOfEmployees,AnnualRevenue,Lead Status,Amount,CreatedDate,CloseDate,"
              "PostalCode,Latitude,Longitude,Lead Source")
@@ -519,20 +518,14 @@ def test_import_succeeds_iff_every_row_is_valid(empty_db_path, tmp_path_factory,
 # Command line
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "terrmap", *args], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=120)
-
-
-def test_cli_import(tmp_path):
+def test_cli_import(tmp_path, capsys):
     db = tmp_path / "cli.duckdb"
-    Store(db).close()  # create the schema here: the subprocesses then start faster
     good = write(tmp_path, "Id,Company,Status,Zip\nc1,Acme,Open,10001\n", "good.csv")
     bad = write(tmp_path, "Id,Company,Status,Zip\nc2,Acme,Open,10001\nc3,Bolt,Open,1\n", "bad.csv")
-    ok = run_cli("import", str(good), "--db", str(db))
+    ok = run_cli(capsys, "import", str(good), db=db)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout.strip().splitlines()[-1])["inserted"] == 1
-    no = run_cli("import", str(bad), "--db", str(db))
+    no = run_cli(capsys, "import", str(bad), db=db)
     assert no.returncode == 2
     assert "line 3, column 'Zip'" in no.stderr and "database unchanged" in no.stderr
     store = Store(db)

@@ -1,7 +1,5 @@
 """Region stats from DuckDB against an independent pandas + h3-py computation."""
 
-import subprocess
-import sys
 
 import h3
 import numpy as np
@@ -11,6 +9,7 @@ import pytest
 from terrmap.data.stats import STAT_COLUMNS, region_stats
 from terrmap.geo import parse_layer
 from terrmap.plan import assignment_for_layer, get_plan
+from tests.cli_support import run_cli
 
 
 def _pandas_stats(leads: pd.DataFrame, region: pd.Series) -> pd.DataFrame:
@@ -79,20 +78,18 @@ def test_plan_on_another_layer_maps_by_majority_of_potential(demo_store, leads_d
     assert (mapped.reindex(best.index) == best).mean() > 0.999
 
 
-def test_regions_cli_writes_the_documented_columns(demo_db_path, tmp_path):
+def test_regions_cli_writes_the_documented_columns(demo_db_path, tmp_path, capsys):
     import shutil
 
     db = tmp_path / "d.duckdb"
     shutil.copy(demo_db_path, db)
     out = tmp_path / "r.csv"
-    subprocess.run([sys.executable, "-m", "terrmap", "regions", "--db", str(db), "--layer", "h3:5", "--out", str(out)],
-                   check=True, capture_output=True)
+    assert run_cli(capsys, "regions", "--layer", "h3:5", "--out", out, db=db).returncode == 0
     df = pd.read_csv(out)
     assert list(df.columns) == ["region_id", "leads", "open_leads", "customers", "won_revenue", "avg_score",
                                 "potential", "territory"]
     assert df.leads.sum() == 20_000
     assert df.region_id.map(lambda r: h3.is_valid_cell(r) and h3.get_resolution(r) == 5).all()
     assert df.territory.notna().mean() > 0.99
-    bad = subprocess.run([sys.executable, "-m", "terrmap", "regions", "--db", str(db), "--layer", "h3:42",
-                          "--out", str(out)], capture_output=True, text=True)
+    bad = run_cli(capsys, "regions", "--layer", "h3:42", "--out", out, db=db)
     assert bad.returncode != 0 and "unknown layer" in bad.stderr

@@ -1,12 +1,10 @@
-import os
-import subprocess
-import sys
 import threading
 
 import duckdb
 import pytest
 
 from terrmap.data.store import MIGRATIONS, Store, open_store, resolve_db_path
+from tests.cli_support import run_cli
 
 
 def test_new_file_gets_schema_and_reference_zips(tmp_path):
@@ -56,10 +54,9 @@ def test_transaction_rolls_back_on_error(empty_store):
     assert empty_store.scalar("SELECT count(*) FROM meta WHERE key = 'k'") == 0
 
 
-def test_cli_db_flag_and_env_var(tmp_path):
-    env = dict(os.environ, TERRMAP_DB=str(tmp_path / "from_env.duckdb"))
-    subprocess.run([sys.executable, "-m", "terrmap", "demo", "--leads", "2000", "--reps", "15"], env=env, check=True,
-                   capture_output=True)
+def test_cli_db_flag_and_env_var(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TERRMAP_DB", str(tmp_path / "from_env.duckdb"))
+    assert run_cli(capsys, "demo", "--leads", "2000", "--reps", "15").returncode == 0
     assert (tmp_path / "from_env.duckdb").exists()
     con = duckdb.connect(str(tmp_path / "from_env.duckdb"), read_only=True)
     assert con.sql("SELECT count(*) FROM leads").fetchall()[0][0] == 2000

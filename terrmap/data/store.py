@@ -323,6 +323,14 @@ def open_store(path: str | os.PathLike | None = None) -> Store:
         return store
 
 
+def close_store(path: str | os.PathLike) -> None:
+    """Close and forget the process-wide Store of one database file (if open)."""
+    with _stores_lock:
+        store = _stores.pop(Path(path).resolve(), None)
+    if store is not None:
+        store.close()
+
+
 def close_all() -> None:
     with _stores_lock:
         for store in _stores.values():

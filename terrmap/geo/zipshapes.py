@@ -55,7 +55,7 @@ import shapely
 
 from terrmap.frames import member
 from terrmap.geo.distance import KM_PER_DEGREE
-from terrmap.geo.memo import memo_by_digest
+from terrmap.geo.memo import LoadCache, memo_by_digest
 from terrmap.geo.outlines import (
     discs_outline,
     polygonal,
@@ -202,12 +202,28 @@ def zip_shapes_source(store: Store) -> str | None:
     return store.get_meta(META_SOURCE)
 
 
-def zip_shape_geoms(store: Store, zips=None, states=None) -> pd.DataFrame:
-    """Stored ZIP polygons as shapely geometries: zip, state, source, area_km2, geometry (all, or ``zips``, or
-    those of ``states``)."""
-    df = store.zip_tables.shape_table(store, zips, states)
+# Every stored polygon parsed once per geometry (shapes stamp), for all databases of the process: parsing the
+# country's GeoJSON takes ~0.2 s, and the map, the editor, area completion and lookups each ask for polygons.
+_PARSED = LoadCache(max_entries=2)
+
+
+def _parsed_shapes(store: Store) -> pd.DataFrame:
+    df = store.zip_tables.shape_table(store)
     df["geometry"] = shapely.from_geojson(df.pop("geojson").to_numpy(dtype=object))
     return df
+
+
+def zip_shape_geoms(store: Store, zips=None, states=None) -> pd.DataFrame:
+    """Stored ZIP polygons as shapely geometries: zip, state, source, area_km2, geometry (all, or ``zips``, or
+    those of ``states``), by zip. A new frame each call (the geometries are shared: shapely's are immutable)."""
+    every = _PARSED.get(store.zip_tables.shapes_stamp(store), lambda: _parsed_shapes(store))
+    if zips is not None:
+        keep = member(every["zip"], list(zips))
+    elif states is not None:
+        keep = member(every["state"], list(states))
+    else:
+        return every.copy(deep=False)
+    return every[keep].reset_index(drop=True)
 
 
 def ensure_zip_shapes(store: Store, auto_zcta: bool = True) -> str:
