@@ -40,3 +40,14 @@ def member(values, members) -> np.ndarray:
         return pc.is_in(v, value_set=m).to_numpy(zero_copy_only=False)
     members = members if isinstance(members, (set, frozenset, dict)) else set(members)
     return np.fromiter((v in members for v in np.asarray(values, dtype=object)), dtype=bool, count=len(values))
+
+
+def sorted_union(*columns) -> list[str]:
+    """The distinct strings of ``columns`` (missing values left out), sorted as ``sorted()`` sorts them, as a
+    list: arrow's unique and sort instead of a Python set over 30,000 ZIPs (~25 ms, a quarter of an editor open)."""
+    arrays = [_strings(c) for c in columns]
+    if any(a is None for a in arrays):
+        return sorted({v for c in columns for v in c if not pd.isna(v)})
+    joined = pc.unique(pa.chunked_array([a.cast(pa.string()) for a in arrays], type=pa.string()).drop_null())
+    # arrow orders strings by their UTF-8 bytes: Python's code-point order for every string
+    return joined.take(pc.sort_indices(joined)).to_pylist()

@@ -20,7 +20,7 @@ from terrmap.data.area import AREA_COLUMNS, area_regions
 from terrmap.data.plans import plan_area
 from terrmap.data.plans import rep_name as stored_rep_name
 from terrmap.data.stats import region_stats
-from terrmap.frames import member
+from terrmap.frames import member, sorted_union
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.graph import articulation_points
 from terrmap.measures import fmt_money
@@ -101,7 +101,7 @@ class EditorSession:
         # part of it; counted in, a Texas plan on H3 level 6 would open a graph of every populated cell of the
         # country (51k instead of 17k cells, 3 s instead of 0.5) and show them all as unassigned.
         in_area = member(stats["region_id"], groups["region_id"])
-        ids = sorted(set(assign["region_id"]) | set(stats.loc[in_area, "region_id"]))
+        ids = sorted_union(assign["region_id"], stats.loc[in_area, "region_id"])
         graph = graph_for(layer, ids) if graph_for is not None else layer.graph(store, ids)
         stats = stats.set_index("region_id").reindex(ids)
         stats["score_sum"] = (stats["avg_score"] * stats["open_leads"]).fillna(0)
@@ -112,7 +112,7 @@ class EditorSession:
         a = assign.set_index("region_id").reindex(ids)
         idx = a["territory_id"].astype("Int64").map(index_of).fillna(UNASSIGNED).to_numpy(dtype=np.int64)
         locked = a["locked"].fillna(False).to_numpy(dtype=bool)
-        pinned = _named_accounts(store, info, {r: i for i, r in enumerate(ids)}, index_of)
+        pinned = _named_accounts(store, info, graph.index, index_of)
         np.subtract.at(values, pinned["region"], pinned["values"])  # owned by exception: not the region's
         offsets = np.zeros((len(terr), len(MEASURES)))
         to_territory = pinned["territory"] >= 0
