@@ -6,13 +6,14 @@ import os
 import shutil
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 
-import duckdb
 import pytest
 from hypothesis import settings
 
 from terrmap.data.store import Store
 from terrmap.demo import build_demo
+from tests.db_support import built_once, discard
 
 SMALL_DEMO_LEADS = 20_000
 
@@ -23,16 +24,6 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-def discard(store: Store) -> None:
-    """Close a test's throw-away database without folding its write-ahead log into the file first (DuckDB's
-    checkpoint on shutdown: ~50 ms per database, for a file that is deleted next)."""
-    try:
-        store.con.execute("PRAGMA disable_checkpoint_on_shutdown")
-    except duckdb.Error:  # already closed by the test
-        pass
-    store.close()
-
-
 def pytest_collection_modifyitems(config, items):
     """Browser tests carry the ``e2e`` mark, so ``-m "not e2e"`` is the fast loop."""
     for item in items:
@@ -40,14 +31,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session")
-def demo_db_path(tmp_path_factory):
-    """A demo database built once per test session; copy it before writing (see ``demo_store``)."""
-    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+def _build_small_demo(path: Path) -> None:
     store = Store(path)
     build_demo(store, n_leads=SMALL_DEMO_LEADS, seed=11)
     store.close()
-    return path
+
+
+@pytest.fixture(scope="session")
+def demo_db_path(tmp_path_factory):
+    """A demo database built once per test run; copy it before writing (see ``demo_store``)."""
+    return built_once(tmp_path_factory, "demo.duckdb", _build_small_demo)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ Playwright instance (two sync Playwright instances cannot run in one process).
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -31,9 +32,7 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def e2e_db(tmp_path_factory) -> Path:
-    db = tmp_path_factory.mktemp("e2e") / "e2e.duckdb"
+def _build_e2e_db(db: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "terrmap", "demo", "--db", str(db), "--leads", "20000"],
         cwd=ROOT, check=True, capture_output=True, timeout=120,
@@ -46,13 +45,31 @@ def e2e_db(tmp_path_factory) -> Path:
     from terrmap.data.store import Store
 
     store = Store(db)
-    SMALL_PLAN["plan_id"] = one_state_plan(store, SMALL_PLAN["state"], SMALL_PLAN["territories"])
+    one_state_plan(store, SMALL_PLAN["state"], SMALL_PLAN["territories"])
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def e2e_db(tmp_path_factory) -> Path:
+    """This test process's copy of the end-to-end database (built once per run): its server holds the file."""
+    from terrmap.data.store import Store
+    from tests.db_support import built_once
+
+    built = built_once(tmp_path_factory, "e2e.duckdb", _build_e2e_db)
+    db = tmp_path_factory.mktemp("e2e") / "e2e.duckdb"
+    shutil.copy(built, db)
+    store = Store(db, read_only=True)
+    SMALL_PLAN["plan_id"] = int(store.scalar("SELECT plan_id FROM plans WHERE name = ?", [small_plan_name()]))
     store.close()
     return db
 
 
 # A second plan in the end-to-end database: one state, few territories (what the editor must also draw well).
 SMALL_PLAN = {"state": "OH", "territories": 5, "plan_id": None}
+
+
+def small_plan_name(state_code: str = SMALL_PLAN["state"]) -> str:
+    return f"{state_code} plan"
 
 
 def one_state_plan(store, state_code: str, n: int) -> int:
@@ -66,7 +83,7 @@ def one_state_plan(store, state_code: str, n: int) -> int:
                                   "AND lon IS NOT NULL ORDER BY lon, zip", [state_code]).df()
     zips["territory_id"] = (np.arange(len(zips)) * n // len(zips)) + 1
     terrs = [Territory(t, f"{state_code} {t}", palette_color(t)) for t in range(1, n + 1)]
-    return create_plan(store, f"{state_code} plan", "zip", terrs, zips[["region_id", "territory_id"]],
+    return create_plan(store, small_plan_name(state_code), "zip", terrs, zips[["region_id", "territory_id"]],
                        area=[state_code])
 
 

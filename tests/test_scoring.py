@@ -10,6 +10,7 @@ true propensity's ROC AUC on the same leads (the standard error of that differen
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -25,33 +26,47 @@ from terrmap.data.store import Store
 from terrmap.demo import build_demo, generate_leads
 from terrmap.geo import parse_layer
 from terrmap.plan import get_plan
+from tests.db_support import built_once, discard
 
 QUALITY_LEADS = 100_000
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def demo100_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("demo100") / "demo100.duckdb"
+def _build_demo100(path: Path) -> None:
     store = Store(path)
     build_demo(store, n_leads=QUALITY_LEADS, seed=23)
     store.close()
-    return path
+
+
+@pytest.fixture(scope="module")
+def demo100_path(tmp_path_factory):
+    return built_once(tmp_path_factory, "demo100.duckdb", _build_demo100)
+
+
+def _build_trained(demo100: Path, path: Path) -> None:
+    """The 100k demo retrained once; beside it (pickled) the metrics, the progress steps and the ZIP stats of
+    before scoring."""
+    shutil.copy(demo100, path)
+    store = Store(path)
+    before = region_stats(store, parse_layer("zip")).set_index("region_id")
+    steps = []
+    metrics = scoring.retrain(store, progress=lambda f, m: steps.append((f, m)))
+    store.close()
+    path.with_suffix(".pkl").write_bytes(pickle.dumps((metrics, steps, before)))
 
 
 @pytest.fixture(scope="module")
 def trained(demo100_path, tmp_path_factory):
     """A copy of the 100k demo, retrained once: (store, metrics, zip stats before scoring)."""
-    path = tmp_path_factory.mktemp("trained") / "trained.duckdb"
-    shutil.copy(demo100_path, path)
-    store = Store(path)
-    before = region_stats(store, parse_layer("zip")).set_index("region_id")
-    steps = []
-    metrics = scoring.retrain(store, progress=lambda f, m: steps.append((f, m)))
+    built = built_once(tmp_path_factory, "trained.duckdb", lambda p: _build_trained(demo100_path, p))
+    metrics, steps, before = pickle.loads(built.with_suffix(".pkl").read_bytes())
     assert steps and steps[-1][0] == 1.0 and all(0 <= f <= 1 for f, _ in steps)
     assert [f for f, _ in steps] == sorted(f for f, _ in steps)
+    path = tmp_path_factory.mktemp("trained") / "trained.duckdb"
+    shutil.copy(built, path)
+    store = Store(path)
     yield store, metrics, before
-    store.close()
+    discard(store)
 
 
 def _copy(src, tmp_path, name) -> Store:

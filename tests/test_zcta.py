@@ -9,6 +9,7 @@ the raw files (pyogrio + shapely), not against the code under test.
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from terrmap.geo import parse_layer
 from terrmap.geo.graph import polygon_adjacency
 from terrmap.geo.zipdata import reference_table
 from terrmap.geo.zipshapes import SOURCE_VORONOI, load_zcta, region_points, zip_shape_geoms
+from tests.db_support import built_once, discard
 
 ZCTA_DIR = Path(__file__).parent / "data" / "zcta"
 RI = ZCTA_DIR / "ri_zcta510_2010.geojson"
@@ -57,11 +59,8 @@ def _holders(raw: pd.DataFrame, shapes: pd.DataFrame) -> pd.Series:
     return best.set_index("r")["zip"]
 
 
-@pytest.fixture(scope="module")
-def loaded(demo_db_path, tmp_path_factory):
-    """A demo database with Rhode Island's ZCTAs loaded, then eastern Connecticut's (two loads); the shapes
-    after the first load, the summaries, the region ZIPs and plan assignments of before."""
-    path = tmp_path_factory.mktemp("zcta") / "demo.duckdb"
+def _load_both(demo_db_path: Path, path: Path) -> None:
+    """The demo with RI's ZCTAs loaded, then eastern CT's; beside it (pickled) what the tests compare with."""
     shutil.copy(demo_db_path, path)
     store = Store(path)
     regions_before = set(region_points(store)["zip"])
@@ -73,9 +72,22 @@ def loaded(demo_db_path, tmp_path_factory):
     after_ri = zip_shape_geoms(store, states=["RI", "CT"])
     second = load_zcta(store, [CT])
     stamps.append(shapes_stamp(store))
-    yield {"store": store, "first": first, "second": second, "after_ri": after_ri, "stamps": stamps,
-           "regions_before": regions_before, "assigned_before": assigned_before}
     store.close()
+    path.with_suffix(".pkl").write_bytes(pickle.dumps(
+        {"first": first, "second": second, "after_ri": after_ri, "stamps": stamps,
+         "regions_before": regions_before, "assigned_before": assigned_before}))
+
+
+@pytest.fixture(scope="module")
+def loaded(demo_db_path, tmp_path_factory):
+    """A demo database with Rhode Island's ZCTAs loaded, then eastern Connecticut's (two loads); the shapes
+    after the first load, the summaries, the region ZIPs and plan assignments of before. Built once per run."""
+    built = built_once(tmp_path_factory, "zcta_ri_ct.duckdb", lambda p: _load_both(demo_db_path, p))
+    path = tmp_path_factory.mktemp("zcta") / "demo.duckdb"
+    shutil.copy(built, path)
+    store = Store(path)
+    yield {"store": store, **pickle.loads(built.with_suffix(".pkl").read_bytes())}
+    discard(store)
 
 
 def test_every_load_changes_the_shapes_stamp_to_a_hash_of_the_shapes(loaded):
