@@ -1,6 +1,7 @@
 import threading
 
 import duckdb
+import pandas as pd
 import pytest
 
 from terrmap.data.store import MIGRATIONS, Store, open_store, resolve_db_path
@@ -18,6 +19,30 @@ def test_new_file_gets_schema_and_reference_zips(tmp_path):
     again = Store(tmp_path / "a.duckdb")
     assert again.scalar("SELECT count(*) FROM schema_version") == len(MIGRATIONS)
     again.close()
+
+
+def test_shapes_stored_before_stamps_get_their_stamp_once_at_open(tmp_path):
+    """Migration 6: a database whose ZIP polygons were written without a stamp gets it when next opened (the
+    caches of land, cells and polygons key on it), equal to the one written with new shapes."""
+    from terrmap.data import zip_tables
+
+    path = tmp_path / "old.duckdb"
+    store = Store(path)
+    rows = pd.DataFrame({"zip": ["00001", "00002"], "state": ["RI", "RI"], "source": ["voronoi"] * 2,
+                         "area_km2": [1.0, 2.0], "geojson": ['{"type":"Point","coordinates":[0,0]}'] * 2})
+    with store.transaction() as tx:
+        zip_tables.write_shapes(tx, rows)
+    written = zip_tables.shapes_stamp(store)
+    # as a database of before migration 6: shapes, no stamp
+    store.cursor().execute("DELETE FROM meta WHERE key = 'zip_shapes_stamp'")
+    store.cursor().execute("DELETE FROM schema_version WHERE version = 6")
+    store.close()
+    again = Store(path)
+    try:
+        assert again.scalar("SELECT value FROM meta WHERE key = 'zip_shapes_stamp'") == written
+        assert written.startswith("2:")
+    finally:
+        again.close()
 
 
 def test_db_path_resolution(monkeypatch, tmp_path):

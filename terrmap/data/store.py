@@ -213,6 +213,8 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE plans ADD COLUMN area VARCHAR[];
     """,
+    # 6: the fingerprint of ZIP polygons stored before it was written with them (terrmap.data.zip_tables).
+    zip_tables.BACKFILL_STAMP_SQL,
 ]
 
 

@@ -176,13 +176,19 @@ _STAMP_KEY = "zip_shapes_stamp"
 _STAMP_SQL = "count(*)::VARCHAR || ':' || coalesce(sum(hash(zip, geojson)), 0)::VARCHAR"
 
 
+# Schema migration 6: the stamp of shapes written before stamps existed, once, instead of on every read.
+BACKFILL_STAMP_SQL = (f"INSERT INTO meta SELECT '{_STAMP_KEY}', {_STAMP_SQL} FROM zip_shapes HAVING count(*) > 0 "
+                      "ON CONFLICT (key) DO NOTHING")
+
+
 def shapes_stamp(store: Store) -> str:
     """A fingerprint of the stored polygons: what caches of anything computed from them key on."""
     cur = store.cursor()
     row = cur.execute("SELECT value FROM meta WHERE key = ?", [_STAMP_KEY]).fetchall()
     if row:
         return row[0][0]
-    return cur.execute(f"SELECT {_STAMP_SQL} FROM zip_shapes").fetchall()[0][0]  # shapes written before stamps
+    # a database opened read-only before migration 6 wrote its stamp
+    return cur.execute(f"SELECT {_STAMP_SQL} FROM zip_shapes").fetchall()[0][0]
 
 
 def all_shape_geojson(store: Store) -> pd.DataFrame:
