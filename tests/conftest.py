@@ -6,14 +6,12 @@ import os
 import shutil
 import uuid
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 from terrmap.data.store import Store
-from terrmap.demo import build_demo
-from tests.db_support import built_once, discard
+from tests.db_support import built_demo, discard
 
 SMALL_DEMO_LEADS = 20_000
 
@@ -31,16 +29,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
 
 
-def _build_small_demo(path: Path) -> None:
-    store = Store(path)
-    build_demo(store, n_leads=SMALL_DEMO_LEADS, seed=11)
-    store.close()
-
-
 @pytest.fixture(scope="session")
 def demo_db_path(tmp_path_factory):
     """A demo database built once per test run; copy it before writing (see ``demo_store``)."""
-    return built_once(tmp_path_factory, "demo.duckdb", _build_small_demo)
+    return built_demo(tmp_path_factory, "demo.duckdb", SMALL_DEMO_LEADS, seed=11)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 
 from terrmap.data.store import Store
+from terrmap.demo import build_demo
 
 
 def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
@@ -30,6 +31,16 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Pa
             build(path)
             done.touch()
     return path
+
+
+def built_demo(tmp_path_factory, name: str, n_leads: int, seed: int) -> Path:
+    """A demo database of ``n_leads`` leads, built once per run (:func:`built_once`)."""
+    def build(path: Path) -> None:
+        store = Store(path)
+        build_demo(store, n_leads=n_leads, seed=seed)
+        store.close()
+
+    return built_once(tmp_path_factory, name, build)
 
 
 def discard(store: Store) -> None:

@@ -23,24 +23,18 @@ from terrmap import scoring
 from terrmap.data.lead_features import closed_lead_features, lead_features, open_lead_features
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store
-from terrmap.demo import build_demo, generate_leads
+from terrmap.demo import generate_leads
 from terrmap.geo import parse_layer
 from terrmap.plan import get_plan
-from tests.db_support import built_once, discard
+from tests.db_support import built_demo, built_once, discard
 
 QUALITY_LEADS = 100_000
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _build_demo100(path: Path) -> None:
-    store = Store(path)
-    build_demo(store, n_leads=QUALITY_LEADS, seed=23)
-    store.close()
-
-
 @pytest.fixture(scope="module")
 def demo100_path(tmp_path_factory):
-    return built_once(tmp_path_factory, "demo100.duckdb", _build_demo100)
+    return built_demo(tmp_path_factory, "demo100.duckdb", QUALITY_LEADS, seed=23)
 
 
 def _build_trained(demo100: Path, path: Path) -> None:

@@ -95,6 +95,8 @@ def region_candidates(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _region_zips(df: pd.DataFrame) -> pd.Series:
+    from scipy.spatial import cKDTree  # scipy (~0.2 s) is not on the start-up path of lookup
+
     regions = region_candidates(df)
     out = pd.Series(pd.NA, index=df.index, dtype="string")
     out.loc[regions.index] = regions["zip"]
@@ -103,8 +105,6 @@ def _region_zips(df: pd.DataFrame) -> pd.Series:
         pool = regions[regions["state"] == state]
         if pool.empty:
             pool = regions
-        from scipy.spatial import cKDTree  # scipy (~0.2 s) is not on the start-up path of lookup
-
         tree = cKDTree(project(pool["lat"], pool["lon"]))
         _, idx = tree.query(project(members["lat"], members["lon"]))
         out.loc[members.index] = pool["zip"].to_numpy()[idx]
