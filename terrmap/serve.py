@@ -6,6 +6,13 @@ main script, until app.py has called ``st.navigation`` once. Until then a deep l
 right page. Switching the mode off before the server starts removes that first-visit glitch
 (:func:`terrmap.app.ui.ensure_app_navigation` still covers a plain ``streamlit run app.py``).
 
+Opened on a page's URL (``/map``), Streamlit's frontend guesses where the server sits by asking
+``/map/_stcore/health`` first and falling back to ``/_stcore/health`` on its 404 (streamlit#7074): every
+deep link logs two failed requests in the browser's console. The frontend skips the guess when the page
+says where the server is (``window.__streamlit.BACKEND_BASE_URL``, the hook Streamlit offers hosts that
+embed it), so this server hands out Streamlit's own static files with an ``index.html`` that says so
+(:func:`static_dir_with_server_base`).
+
 :func:`running_app` starts this server in a child process for the browser tests and the benchmarks, which
 drive it with the system Chromium (:func:`find_chromium`, :data:`CHROMIUM_ARGS`).
 """
@@ -104,12 +111,53 @@ def running_app(db: str | os.PathLike, log_path: Path | None = None, env: dict[s
             log.close()
 
 
+# Before Streamlit's bundle runs: the server's base URL, from the page's origin and the server's baseUrlPath.
+_BASE_SCRIPT = ('<script>window.__streamlit = Object.assign({{}}, window.__streamlit, '
+                '{{BACKEND_BASE_URL: window.location.origin + {base}}});</script>')
+
+
+def static_dir_with_server_base(static_dir: str, base_url_path: str, cache_root: str | None = None) -> str:
+    """A folder serving what ``static_dir`` (Streamlit's frontend) holds, but whose ``index.html`` tells the
+    frontend the server's base URL (see the module's doc). Its other entries are links to the originals; made
+    once per Streamlit build and base path, under ``cache_root`` (default: the system's temporary folder)."""
+    import hashlib
+    import json
+    import tempfile
+
+    index = Path(static_dir) / "index.html"
+    html = index.read_text(encoding="utf-8")
+    base = "/" + "/".join(p for p in base_url_path.split("/") if p)
+    script = _BASE_SCRIPT.format(base=json.dumps(base.rstrip("/") + "/"))
+    marker = '<script type="module"'
+    if marker not in html:  # another frontend build: serve it as it is rather than guess
+        return static_dir
+    digest = hashlib.sha256((str(index.resolve()) + html + script).encode()).hexdigest()[:16]
+    out = Path(cache_root or tempfile.gettempdir()) / f"terrmap-streamlit-static-{digest}"
+    if (out / "index.html").is_file():
+        return str(out)
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    for entry in Path(static_dir).iterdir():
+        if entry.name != "index.html":
+            (tmp / entry.name).symlink_to(entry.resolve())
+    (tmp / "index.html").write_text(html.replace(marker, script + "\n    " + marker, 1), encoding="utf-8")
+    try:
+        tmp.rename(out)
+    except OSError:  # another server made it meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(out)
+
+
 def main(argv: list[str] | None = None) -> None:
     # lazy: running_app() (tests, benchmarks) starts a server process without importing Streamlit here
+    from streamlit import config, file_util
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web.cli import main as streamlit_main
 
     PagesManager.uses_pages_directory = False
+    streamlit_static_dir = file_util.get_static_dir
+    # Called when the server mounts the frontend, once the options (baseUrlPath) are read.
+    file_util.get_static_dir = lambda: static_dir_with_server_base(
+        streamlit_static_dir(), config.get_option("server.baseUrlPath") or "")
     args = list(sys.argv[1:] if argv is None else argv)
     sys.argv = ["streamlit", "run", str(PROJECT_ROOT / "app.py"), *args]
     streamlit_main()

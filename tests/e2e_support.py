@@ -6,7 +6,6 @@ Playwright instance (two sync Playwright instances cannot run in one process).
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -130,12 +129,10 @@ class Recorder:
         context.on("page", self._watch)
 
     def _check(self, response) -> None:
-        # Opened on a page's URL, Streamlit's frontend finds its base path by asking for /<page>/_stcore/health
-        # and host-config first: their 404s are how it learns the app sits at the root (streamlit#7074; answering
-        # them makes it connect under /<page>/ and hang). Every other error answer fails the test.
-        if response.status < 400 or re.search(r"/[^/]+/_stcore/(health|host-config)$", response.url):
-            return
-        self.failed.append(f"{response.status} {response.url}")
+        # Every error answer fails the test, deep links' probes of /<page>/_stcore/health included (issue 14.13:
+        # terrmap.serve tells the frontend where the server is, so it asks nothing under a page's URL).
+        if response.status >= 400:
+            self.failed.append(f"{response.status} {response.url}")
 
     def _watch(self, page):
         page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))

@@ -327,6 +327,7 @@ def test_preview_gives_raw_strings(tmp_path):
     df = preview(path, n=5)
     assert list(df.columns) == SF_HEADER.split(",")
     assert df.loc[0, "PostalCode"] == "02139" and df.loc[0, "NumberOfEmployees"] == "12"
+    assert df.loc[0, "Amount"] == ""  # an empty field stays empty, not None (shown "None" in the preview grid)
 
 
 # ---------------------------------------------------------------------------

@@ -407,7 +407,8 @@ def typed_sql(src: Source, m: dict[str, str | None]) -> str:
 
 
 def preview(path, n: int = 50) -> pd.DataFrame:
-    """The first ``n`` rows of a file, every column as text (for the column-mapping screen)."""
+    """The first ``n`` rows of a file, every column as text (for the column-mapping screen); an empty field is
+    the empty string, as the file has it (a grid would show a missing value as "None")."""
     path = Path(path)
     con = duckdb.connect()
     try:
@@ -425,7 +426,7 @@ def preview(path, n: int = 50) -> pd.DataFrame:
                 raise ImportRejected([not_utf8_problem(path, *found)], file=str(path)) from None
             raise ImportRejected([Problem(None, None, f"cannot read the file: {first_line(exc)}")],
                                  file=str(path)) from None
-        return df.astype(object).where(df.notna(), None)
+        return df.astype(object).where(df.notna(), "")
     finally:
         con.close()
 
