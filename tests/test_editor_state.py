@@ -467,3 +467,26 @@ def test_a_new_target_changes_the_saved_and_the_current_deviation_alike(state):
     now, saved = state.summary("potential"), state.saved_summary("potential")
     assert now["max_abs_deviation"] == pytest.approx(saved["max_abs_deviation"], abs=1e-12)
     assert now["max_abs_deviation"] >= 1.0 - 1e-9  # the territory is now twice its target: the number moved
+
+
+def test_hints_that_barely_dent_a_large_imbalance_point_to_a_rebalance(state, geo_store):
+    """Issue 14.5: on the demo (New York +128%) the best single move lowers the worst deviation by a fraction of a
+    point: the list says so and points to the Optimizer; when the best move closes at least 1/20 of the gap beyond
+    tolerance it says nothing more."""
+    from terrmap.plan.editor import HINT_NIBBLE_MOVES, Hint
+
+    hints = state.hints("potential")
+    note = state.hint_scale_note("potential")
+    assert hints and note and "rebalance" in note.lower()
+    assert f"{max(h.improvement for h in hints) * 100:.1f} pts" in note
+    ses = _chain_plan(geo_store)
+    totals = ses.balance_table("potential").set_index("territory_id")["potential"]
+    for tid in totals.index:
+        ses.update_territory(int(tid), target=float(totals[tid]))
+    ses.update_territory(1, target=float(totals[1]) / 1.12)  # Maine +12%: 2 points beyond a 10% tolerance
+    gap = 0.02
+    enough = Hint("x", 1, 2, gap / HINT_NIBBLE_MOVES * 1.01, "")
+    too_little = Hint("x", 1, 2, gap / HINT_NIBBLE_MOVES * 0.99, "")
+    assert ses.hint_scale_note([enough], "potential") is None
+    assert "ME is 2 pts beyond its tolerance" in ses.hint_scale_note([too_little], "potential")
+    assert ses.hint_scale_note([], "potential") is None

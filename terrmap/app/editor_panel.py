@@ -495,6 +495,10 @@ def hints_block(state: EditorState, view: EditorView, measure: str, in_view: set
         items.append(f'<li><b>{k}.</b> {esc(hint.text)}{where}</li>')
     body = ("".join(items) if items else
             f'<li style="color:#6b7280">{esc(state.no_hint_reason(measure))}</li>')
+    note = state.hint_scale_note(measure) if hints else None
+    if note:
+        body += f'<li style="color:#6b7280;margin-top:4px">{esc(note)}</li>'
+
     st.html('<div style="font-size:13px;line-height:1.45">'
             '<div style="font-weight:600;font-size:14px;margin-bottom:2px">Rebalance hints</div>'
             f'<ul style="list-style:none;padding-left:0;margin:0">{body}</ul></div>')

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 # Additive per-region values the plan tallies; avg score = score_sum / scored_open.
 MEASURES = ["leads", "open_leads", "customers", "won_revenue", "potential", "score_sum", "scored_open"]
 HINT_PRECISION = 3  # decimals of a deviation as a hint shows it (+12.3%): a hint must change what it shows
+# A hint list whose best move would need more repeats than this to bring the worst territory within tolerance
+# comes with a pointer to a rebalance (one region at a time is the wrong tool for that gap).
+HINT_NIBBLE_MOVES = 20
 BALANCE_MEASURES = {"potential": "Revenue potential", "leads": "Leads", "open_leads": "Open leads",
                     "customers": "Customers", "won_revenue": "Won revenue"}
 
@@ -480,6 +483,23 @@ class EditorSession:
                     f"{'them' if unassigned != 1 else 'it'} first (paint, or a whole state or county).")
         return ("No single border move helps: the territories over and under target are not neighbours (or the "
                 "regions between them are locked or too heavy). Run a rebalance on the Optimizer page.")
+
+    def hint_scale_note(self, hints: list[Hint], measure: str = "potential") -> str | None:
+        """When even the best hint barely dents the imbalance (it would take more than
+        :data:`HINT_NIBBLE_MOVES` such moves to bring the worst territory within tolerance), say so and point
+        to a rebalance; None when the hints are worth making one by one."""
+        if not hints:
+            return None
+        dev = metrics.deviations(self.plan.totals[:, MEASURES.index(measure)], self.targets(measure))
+        tol = self.terr["tolerance"].fillna(0.10).to_numpy(dtype=float)
+        worst = int(np.argmax(np.abs(dev)))
+        beyond = float(abs(dev[worst]) - tol[worst])
+        best = max(h.improvement for h in hints)
+        if beyond <= 0 or best * HINT_NIBBLE_MOVES >= beyond:
+            return None
+        return (f"Each of these moves changes little: the best lowers the worst deviation by {best * 100:.1f} pts, "
+                f"and {self.territory_name(self.territory_id(worst))} is {beyond * 100:.0f} pts beyond its "
+                f"tolerance. A rebalance on the Optimizer page moves many regions at once.")
 
     def apply_hint(self, hint: Hint) -> MoveReport:
         return self.assign([hint.region_id], hint.to_territory, gesture="hint")

@@ -239,6 +239,9 @@ class EditorState:
     def no_hint_reason(self, measure: str) -> str:
         return self.session.no_hint_reason(measure)
 
+    def hint_scale_note(self, measure: str) -> str | None:
+        return self.session.hint_scale_note(self.hints(measure), measure)
+
     def apply_hint(self, k: int, measure: str) -> None:
         hints = self.hints(measure)
         if k < len(hints):
