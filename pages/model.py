@@ -108,8 +108,8 @@ if retrained is not None:
                                      max_deviation_after=per_plan["max_deviation_after"] * 100)[
             ["plan", "potential_before", "potential_after", "max_deviation_before", "max_deviation_after"]],
             hide_index=True, width="stretch", column_config={
-                "plan": "Plan", "potential_before": st.column_config.NumberColumn("Potential before", format="$%.0f"),
-                "potential_after": st.column_config.NumberColumn("Potential after", format="$%.0f"),
+                "plan": "Plan", "potential_before": st.column_config.NumberColumn("Potential before ($)", format="compact"),
+                "potential_after": st.column_config.NumberColumn("Potential after ($)", format="compact"),
                 "max_deviation_before": st.column_config.NumberColumn("Max deviation before", format="%.1f%%"),
                 "max_deviation_after": st.column_config.NumberColumn("Max deviation after", format="%.1f%%",
                                                                      help=METRIC_HELP["max_abs_deviation"])})
@@ -121,8 +121,8 @@ if retrained is not None:
                 ["territory", "potential_before", "potential_after", "deviation_before", "deviation_after", "change"]],
                 hide_index=True, width="stretch", column_config={
                     "territory": "Territory",
-                    "potential_before": st.column_config.NumberColumn("Potential before", format="$%.0f"),
-                    "potential_after": st.column_config.NumberColumn("Potential after", format="$%.0f"),
+                    "potential_before": st.column_config.NumberColumn("Potential before ($)", format="compact"),
+                    "potential_after": st.column_config.NumberColumn("Potential after ($)", format="compact"),
                     "deviation_before": st.column_config.NumberColumn("Deviation before", format="%+.1f%%"),
                     "deviation_after": st.column_config.NumberColumn("Deviation after", format="%+.1f%%"),
                     "change": st.column_config.NumberColumn("Change (points)", format="%+.1f")})
@@ -338,9 +338,9 @@ with tabs[2]:
                      alt.Tooltip("avg_score:Q", title="Avg score", format=".1%")],
         )
         layers = []
-        outlines = ui.state_outlines()
+        outlines = ui.chart_outlines()
         if outlines:
-            layers.append(alt.Chart(alt.Data(values=outlines["features"])).mark_geoshape(
+            layers.append(alt.Chart(alt.Data(values=outlines)).mark_geoshape(
                 fill=LAND_COLOR, stroke="#9ca3af", strokeWidth=0.5))
         layers.append(points)
         st.altair_chart(alt.layer(*layers).project(type="albersUsa").properties(height=460), width="stretch")

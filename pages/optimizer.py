@@ -306,7 +306,7 @@ if res.mode == "rebalance":
         st.caption("Nothing moves.")
     else:
         st.dataframe(moves, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(moves)),
-                     column_config={"potential": st.column_config.NumberColumn("potential", format="$%.0f")})
+                     column_config={"potential": st.column_config.NumberColumn("Potential ($)", format="compact")})
         with st.expander("Accounts that change owner"):
             accounts = moved_accounts(s, res, pick)
             st.caption(f"{len(accounts):,} accounts change owner (pinned and overlay accounts keep theirs): the "

@@ -150,3 +150,11 @@ def test_the_sql_rule_detects_statements_not_texts(tmp_path):
     )
     found = sorted(int(s.split(":")[1]) for s in sql_statements(sample, tmp_path))
     assert found == [1, 3, 6, 8, 9, 10]
+
+
+def test_no_table_shows_money_without_thousands_separators():
+    """Issue 14.13: a printf money format ("$%.0f") shows $183245195; tables use Streamlit's "compact" or "dollar"
+    number formats (with separators) like every other page."""
+    offenders = [f"{path.relative_to(ROOT)}:{n}" for path in [*ROOT.glob("pages/*.py"), *ROOT.glob("terrmap/app/*.py")]
+                 for n, line in enumerate(path.read_text().splitlines(), start=1) if re.search(r"format=\"\$%", line)]
+    assert not offenders, offenders

@@ -465,3 +465,33 @@ def test_large_maps_are_painted_on_a_canvas(monkeypatch):
         data = map_data(region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr, "territory")
         assert data.n_features == n and data.payload()["cv"] == canvas
 
+
+
+def test_chart_outlines_wind_clockwise_and_keep_their_shape():
+    """Issue 14.13: the Model page's whitespace map drew a grey box with one state: 7 state polygons wound
+    counter-clockwise read to d3-geo as "the globe minus the state". Every exterior ring is clockwise after
+    clockwise_features (shoelace sign, computed here), holes the other way, and each shape is unchanged."""
+    from shapely.geometry import shape
+
+    from terrmap.app.geometry import clockwise_features
+    from terrmap.geo.outlines import state_outlines_geojson
+
+    def signed_area(ring) -> float:
+        xy = np.asarray(ring, dtype=float)
+        return 0.5 * float(np.sum(xy[:-1, 0] * xy[1:, 1] - xy[1:, 0] * xy[:-1, 1]))
+
+    features = state_outlines_geojson()["features"]
+    fixed = clockwise_features(features)
+    assert len(fixed) == len(features)
+    flipped = 0
+    for before, after in zip(features, fixed):
+        assert after["properties"] == before["properties"]
+        assert shape(after["geometry"]).equals(shape(before["geometry"]))
+        polys = after["geometry"]["coordinates"] if after["geometry"]["type"] == "MultiPolygon" \
+            else [after["geometry"]["coordinates"]]
+        for rings in polys:
+            assert signed_area(rings[0]) < 0 and all(signed_area(h) > 0 for h in rings[1:])
+        src = before["geometry"]["coordinates"] if before["geometry"]["type"] == "MultiPolygon" \
+            else [before["geometry"]["coordinates"]]
+        flipped += sum(signed_area(rings[0]) > 0 for rings in src)
+    assert flipped > 0  # the shipped outlines do mix both windings: the test covers the repair

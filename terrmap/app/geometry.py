@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import shapely
+import shapely.geometry
+from shapely.geometry.polygon import orient
 
 from terrmap.app.html_safe import js_json
 
@@ -142,3 +145,13 @@ def outline_payload(geojson: dict, decimals: int = 3) -> str:
     return text
 
 
+def clockwise_features(features: list[dict]) -> list[dict]:
+    """GeoJSON polygon features with every exterior ring clockwise and holes counter-clockwise: the winding
+    d3-geo (Vega-Lite's geoshape) reads as "this area" rather than "the globe but this area"."""
+    out = []
+    for f in features:
+        geom = shapely.geometry.shape(f["geometry"])
+        parts = [orient(p, sign=-1.0) for p in getattr(geom, "geoms", [geom])]
+        oriented = parts[0] if geom.geom_type == "Polygon" else shapely.MultiPolygon(parts)
+        out.append({**f, "geometry": shapely.geometry.mapping(oriented)})
+    return out

@@ -22,7 +22,7 @@ import pandas as pd
 import streamlit as st
 
 from terrmap.app.assets import static_base as _static_base
-from terrmap.app.geometry import default_decimals
+from terrmap.app.geometry import clockwise_features, default_decimals
 from terrmap.app.map_data import MapData, filter_states, map_data, state_codes
 from terrmap.app.map_data import region_frame as build_region_frame
 from terrmap.data import queries
@@ -215,6 +215,15 @@ def _outlines_or_none() -> dict | None:
 def state_outlines() -> dict | None:
     """US state outlines for the offline base layer (None if terrmap.geo.outlines is unavailable)."""
     return _outlines_or_none()
+
+
+@st.cache_resource(show_spinner=False)
+def chart_outlines() -> list[dict] | None:
+    """The state outlines as Vega-Lite geoshape features: every ring wound the way d3-geo reads spherical
+    polygons (exterior clockwise). GeoJSON's own order (counter-clockwise) reads there as "the whole globe but
+    this state": a few such states paint the chart grey and hide the others."""
+    outlines = state_outlines()
+    return None if not outlines else clockwise_features(outlines["features"])
 
 
 # Computing the outlines takes ~2 s: start it when the app starts, not on the first map.
