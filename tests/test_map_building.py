@@ -449,10 +449,15 @@ def test_maps_are_framed_clear_of_their_legend():
     stats, assignment = _frame()
     terr = _territories()
     data = map_data(region_frame(stats, assignment, terr), _squares(stats["region_id"]), terr, "territory")
-    for m in (build_map(data), build_editor_map(data, draw=False)):
+    for m, clear in ((build_map(data), legend_clearance("territory", data.territories)),
+                     (build_editor_map(data, draw=False), legend_clearance("territory"))):
         html_out = _rendered(m)
-        assert re.search(rf'"paddingBottomRight":\s*\[{legend_clearance("territory")},\s*10\]', html_out), \
+        assert re.search(rf'"paddingBottomRight":\s*\[{clear},\s*10\]', html_out), \
             re.findall(r'"padding\w+":\s*\[[^\]]*\]', html_out)
+    # Wider labels (the scenario diff's "A → B") keep more of the map free, up to the legend's max-width.
+    short, diff = legend_clearance("territory", ["Boston"]), legend_clearance("territory", ["San Francisco → Seattle"])
+    assert short == 230 < diff < legend_clearance("territory", ["x" * 80]) == 262
+    assert legend_clearance("territory", ["San Francisco &rarr; Seattle"]) == diff  # escaped labels count as shown
 
 def test_large_maps_are_painted_on_a_canvas(monkeypatch):
     """Issue 14.8: from CANVAS_REGIONS regions on the payload asks regions.js for the canvas renderer."""

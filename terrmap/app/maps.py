@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Sequence
+
 import folium
 import h3
 import numpy as np
@@ -19,9 +22,19 @@ from terrmap.measures import STAT_COLUMNS
 OSM_TILES = "OpenStreetMap"
 
 
-def legend_clearance(color_by: str) -> int:
-    """Pixels kept free on the right when the map is framed: the legend (bottom right) covers no region."""
-    return 230 if color_by == "territory" else 170
+# The territory legend's width: a swatch and gaps, ~6.2 px per character of the longest label at 11.5 px, the
+# count, its padding and the corner margin; capped by its max-width in static/terrmap/map.css (250 px) + margin.
+_LEGEND_FIXED_PX, _LEGEND_PX_PER_CHAR, _LEGEND_MAX_PX = 100, 6.2, 262
+
+
+def legend_clearance(color_by: str, labels: Sequence[str] = ()) -> int:
+    """Pixels kept free on the right when the map is framed, so the legend (bottom right) covers no region:
+    for a territory legend, as wide as its longest label makes it (the scenario diff's "Los Angeles → San
+    Francisco" rows are wider than a plan's names)."""
+    if color_by != "territory":
+        return 170
+    longest = max((len(html.unescape(label)) for label in labels), default=20)
+    return int(min(_LEGEND_MAX_PX, max(230, _LEGEND_FIXED_PX + _LEGEND_PX_PER_CHAR * longest)))
 
 
 def build_map(
@@ -65,7 +78,7 @@ def build_map(
         bounds = (data.focus_bounds or data.core_bounds if fit == "focus" else data.core_bounds if fit == "core"
                   else data.bounds)
     m.fit_bounds(bounds or LOWER48_BOUNDS, padding_top_left=(10, 10),
-                 padding_bottom_right=(0 if data is None else legend_clearance(data.color_by), 10))
+                 padding_bottom_right=(0 if data is None else legend_clearance(data.color_by, data.territories), 10))
     localize(m, static_base)
     return m
 
