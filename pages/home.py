@@ -57,7 +57,8 @@ table = rollup.assign(
     deviation=(rollup["deviation"] * 100).round() + 0.0,  # + 0.0: no "-0%"
 )[["label", "rep", "regions", "leads", "open_leads", "customers", "avg_score", "potential", "share", "deviation"]]
 st.dataframe(
-    table.sort_values("potential", ascending=False),
+    # an overlay has no "vs. mean" (it is no territory): a dash, not the grid's "None"
+    table.sort_values("potential", ascending=False).style.format({"deviation": "{:+.0f}%"}, na_rep="–"),
     hide_index=True,
     width="stretch",
     height=38 + 35 * min(len(table), 25),
@@ -77,7 +78,7 @@ st.dataframe(
         "share": st.column_config.ProgressColumn("Share of potential", format="%.1f%%", min_value=0,
                                                  max_value=float(max(table["share"].max(), 1))),
         "deviation": st.column_config.NumberColumn(
-            "vs. mean", format="%+.0f%%",
+            "vs. mean",
             help=f"potential compared with the mean {level.lower()} (overlays and unplaced rows are not counted)"),
     },
 )

@@ -71,3 +71,22 @@ def test_the_chosen_plan_is_in_the_url_and_a_link_opens_it(monkeypatch, demo_sto
     assert "plan" not in at.query_params and f"plan={published.name}" in [m.value for m in at.markdown]
     at.selectbox[0].set_value(other.plan_id).run()
     assert at.query_params["plan"] in ("Second plan", ["Second plan"])  # AppTest keeps a list per key
+
+
+def test_home_table_shows_a_dash_where_an_overlay_has_no_deviation(monkeypatch, demo_store):
+    """Issue 14.13: the grid printed "None" in the overlay row's "vs. mean" (an overlay is no territory, so it has
+    no deviation from the mean territory); the table's display values say "–" there and "+12%" elsewhere."""
+    import pyarrow as pa
+
+    from tests.e2e_support import ROOT
+
+    monkeypatch.setenv("TERRMAP_DB", str(demo_store.path))
+    at = AppTest.from_file(str(ROOT / "pages" / "home.py"), default_timeout=60).run()
+    # outside app.py's navigation only the closing "Open the map" link fails
+    assert all("Could not find page" in e.value for e in at.exception), [e.value for e in at.exception]
+    arrow = at.dataframe[0].proto.arrow_data
+    shown = pa.ipc.open_stream(arrow.styler.display_values).read_all().to_pandas()
+    overlay = shown[shown["label"].str.endswith("(overlay)")]
+    assert len(overlay) == 1 and overlay["deviation"].iloc[0] == "–"
+    territories = shown[~shown.index.isin(overlay.index)]["deviation"]
+    assert territories.str.fullmatch(r"[+-]\d+%").all(), territories.tolist()
