@@ -283,14 +283,9 @@ show_map(build_map(cached_candidate_map(id(res), job.started, pick, res), outlin
          key="opt_map", height=520)
 
 # Per-territory balance of the chosen candidate.
-vals = res.instance.values
-lab = cand.labels_
-terr_rows = []
-for t in range(res.n_territories):
-    sel = lab == t
-    terr_rows.append({"Territory": res.territory_names[t], "Regions": int(sel.sum()),
-                      **{MEASURE_LABELS[m].capitalize(): float(vals[m].to_numpy()[sel].sum()) for m in res.balance}})
-terr_df = pd.DataFrame(terr_rows)
+totals = res.territory_totals(pick)
+terr_df = pd.DataFrame({"Territory": totals["territory"], "Regions": totals["regions"],
+                        **{MEASURE_LABELS[m].capitalize(): totals[m] for m in res.balance}})
 for m in res.balance:
     col = MEASURE_LABELS[m].capitalize()
     terr_df[f"{col} vs average"] = (terr_df[col] / terr_df[col].mean() - 1) * 100

@@ -450,3 +450,39 @@ def test_cli_hard_limits(demo_db_path, tmp_path, capsys):
         main(["optimize", "--db", str(db), "--layer", "zip", "--territories", "4", "--states", "TX",
               "--limit", "customers::1", "--out", str(out)])
     assert exc.value.code == 2 and "maximum 1 customers per territory" in capsys.readouterr().err
+
+
+def test_a_rebalance_counts_named_accounts_as_home_and_scenarios_do(demo_store):
+    """Issue 14.11: the optimizer balanced region totals that still held pinned and overlay accounts, so its
+    candidate read "max deviation 102.5%" and Scenarios then said 102.1% for the saved plan. Now a pinned account
+    counts in its territory whatever its region, an overlay account in none; the candidate's per-territory
+    totals, max deviation and disruption are the saved plan's on the Scenarios page."""
+    from terrmap.plan.scenarios import plan_summary, territory_table
+
+    inst = _tx_instance(demo_store)
+    base = Optimizer(inst, 4, "potential", 0.05, iterations=150, compactness=False).solve()
+    base_id = save_candidate(demo_store, base, "TX with named accounts")
+    base_info = get_plan(demo_store, base_id)
+    owners = account_owners(demo_store, base_info)
+    owners = owners[owners["geo_territory_id"].notna()].sort_values("potential", ascending=False)
+    tids = base.territory_ids
+    for k, row in enumerate(owners.head(12).itertuples()):  # the richest accounts, pinned to another territory
+        other = tids[(tids.index(int(row.geo_territory_id)) + 1) % len(tids)]
+        pin_account(demo_store, base_id, row.lead_id, other if k % 2 else int(row.geo_territory_id))
+    rep = demo_store.cursor().execute("SELECT rep_id FROM reps ORDER BY rep_id LIMIT 1").fetchall()[0][0]
+    save_overlay(demo_store, base_id, "Big companies",
+                 OverlayRule(min_employees=int(owners["employees"].quantile(0.95))), rep_id=rep)
+    base_info = get_plan(demo_store, base_id)
+    reb = load_instance(demo_store, "zip", states=["TX"], base_plan=base_info)
+    assert reb.offsets is not None and reb.offsets[:, 0].sum() > 0 and reb.excepted[0] > reb.offsets[:, 0].sum()
+    res = Optimizer(reb, None, "potential", 0.05, max_disruption=0.2, iterations=200).solve()
+    best = res.candidates[0]
+    saved = get_plan(demo_store, save_candidate(demo_store, res, "TX with named accounts, rebalanced"))
+    table = territory_table(demo_store, saved).set_index("name")
+    mine = res.territory_totals(0).set_index("territory")
+    for m in ("potential", "leads", "customers"):
+        np.testing.assert_allclose(mine[m].to_numpy(), table.loc[mine.index, m].to_numpy(dtype=float), rtol=1e-9)
+    assert best.scores["max_deviation"] == pytest.approx(plan_summary(demo_store, saved)["max_abs_deviation"],
+                                                         rel=1e-9)
+    compared = compare_plans(demo_store, base_info, saved)
+    assert best.scores["disruption_potential"] == pytest.approx(compared.potential_moved_share, rel=1e-9)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from terrmap.data import accounts
 from terrmap.data import optimize_queries as queries
 from terrmap.data.area import AreaTooLarge
 from terrmap.data.optimize_queries import area_stats
@@ -52,6 +53,10 @@ class Instance:
     base_plan: PlanInfo | None = None
     states: list[str] | None = None
     outside: pd.DataFrame | None = None  # base plan rows for regions not optimised (kept on save)
+    # Accounts the base plan owns by exception (see terrmap.data.accounts.exceptions_by_region), taken out of their
+    # regions' values, so the search balances what Home and Scenarios count (each account once, where owned):
+    offsets: np.ndarray | None = None  # (territories, MEASURES): what each base territory owns whatever its regions
+    excepted: np.ndarray | None = None  # (MEASURES,): every account owned by exception (pins and overlays)
 
     @property
     def n(self) -> int:
@@ -112,7 +117,30 @@ def load_instance(store, layer: str | Layer, states: Iterable[str] | None = None
         inst.base_plan = info
         if info.layer == layer.key:
             inst.outside = assign[~member(assign["region_id"], ids)].reset_index(drop=True)
+            _take_out_named_accounts(store, inst, info, index_of)
     return inst
+
+
+def _take_out_named_accounts(store, inst: Instance, info: PlanInfo, territory_index: dict[int, int]) -> None:
+    """Pinned and overlay accounts leave their regions' values: a pinned account adds to its territory's offset
+    (it stays there whatever the regions do), an overlay's to no territory (the overlay team owns it)."""
+    exc = accounts.exceptions_by_region(store, info)
+    exc = exc[member(exc["region_id"], inst.region_ids)]
+    k = len(inst.territories)
+    inst.offsets = np.zeros((k, len(MEASURES)))
+    inst.excepted = np.zeros(len(MEASURES))
+    if exc.empty:
+        return
+    exc = exc.assign(workload=exc["leads"] + WORKLOAD_CUSTOMER_WEIGHT * exc["customers"])
+    v = exc[MEASURES].to_numpy(dtype=float)
+    rows = np.array([inst.graph.index[r] for r in exc["region_id"]], dtype=np.int64)
+    values = inst.values[MEASURES].to_numpy(dtype=float)
+    np.subtract.at(values, rows, v)
+    inst.values = pd.DataFrame(np.maximum(values, 0.0), columns=MEASURES)  # float noise only: never below zero
+    pinned = np.array([territory_index.get(int(o), -1) if rule == "pin" else -1
+                       for rule, o in zip(exc["rule"], exc["owner_id"])], dtype=np.int64)
+    np.add.at(inst.offsets, pinned[pinned >= 0], v[pinned >= 0])
+    inst.excepted = v.sum(axis=0)
 
 
 _INSTANCES: LoadCache[Instance] = LoadCache(max_entries=4)

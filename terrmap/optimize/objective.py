@@ -45,7 +45,10 @@ class Objective:
     (shape ``(..., len(MEASURES))``: any leading dimensions, so one call scores many moves at once)."""
 
     def __init__(self, values: np.ndarray, k: int, balance: Mapping[str, float], tolerance: Mapping[str, float],
-                 limits: Mapping[str, tuple[float | None, float | None]]):
+                 limits: Mapping[str, tuple[float | None, float | None]], offsets: np.ndarray | None = None):
+        """``offsets`` (k, M): what each territory owns whatever its regions (pinned accounts); in the targets."""
+        if offsets is not None:
+            values = np.vstack([values, offsets])  # the targets share out every owned account
         self.measures = list(balance)
         self.bal_idx = np.array([MEASURES.index(m) for m in balance])
         self.w = np.array([balance[m] for m in balance])

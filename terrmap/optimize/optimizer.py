@@ -92,6 +92,7 @@ class Optimizer:
             raise InfeasibleError("a rebalance needs a base plan")
         self.base = None
         self.terr_rows = None
+        self.offsets = None  # (k, MEASURES) a rebalance's territories own whatever their regions (pinned accounts)
         if self.mode == "rebalance":
             # Only the base territories present among the optimised regions take part (a state subset of a
             # national plan has a few); they are renumbered 0..k-1 here.
@@ -107,6 +108,8 @@ class Optimizer:
                 raise InfeasibleError(f"the base plan has {k_base} territories among these regions; a rebalance "
                                       f"keeps them (asked for {n_territories}: build from scratch instead)")
             n_territories = k_base
+            if instance.offsets is not None:
+                self.offsets = np.asarray(instance.offsets, dtype=float)[self.terr_rows]
         if n_territories is None:
             n_territories = _seed_count(seeds)
         if not n_territories:
@@ -224,9 +227,10 @@ class Optimizer:
         if fixed is None:
             fixed, _ = self._fixed()
         vals = inst.values
+        own = np.zeros((k, len(MEASURES))) if self.offsets is None else self.offsets  # pinned accounts
         for m, tau in self.tolerance.items():
             v = vals[m].to_numpy()
-            total = v.sum()
+            total = v.sum() + own[:, MEASURES.index(m)].sum()
             if total <= 0:
                 raise InfeasibleError(f"the regions have no {MEASURE_LABELS[m]} to balance")
             mu = total / k
@@ -241,7 +245,7 @@ class Optimizer:
                     f"{need:.1%} (or split that region on a finer layer)")
             ok = fixed >= 0
             if ok.any():
-                per = np.bincount(fixed[ok], weights=v[ok], minlength=k)
+                per = np.bincount(fixed[ok], weights=v[ok], minlength=k) + own[:, MEASURES.index(m)]
                 t = int(np.argmax(per))
                 if per[t] > mu * (1 + tau) * (1 + 1e-12):
                     raise InfeasibleError(
@@ -249,7 +253,7 @@ class Optimizer:
                         f"{MEASURE_LABELS[m]} target (upper bound {1 + tau:.0%}): unlock some or raise the tolerance")
         for m, (lo, hi) in self.limits.items():
             v = vals[m].to_numpy()
-            total = v.sum()
+            total = v.sum() + own[:, MEASURES.index(m)].sum()
             label = MEASURE_LABELS[m]
             show = table_format(measure(m).unit).format  # full figures: limits are numbers the user typed
             if lo is not None and hi is not None and lo > hi:
@@ -267,7 +271,7 @@ class Optimizer:
                                           f"maximum {show(hi)} per territory")
                 ok = fixed >= 0
                 if ok.any():
-                    per = np.bincount(fixed[ok], weights=v[ok], minlength=k)
+                    per = np.bincount(fixed[ok], weights=v[ok], minlength=k) + own[:, MEASURES.index(m)]
                     t = int(np.argmax(per))
                     if per[t] > hi:
                         raise InfeasibleError(f"the locked regions of {self._territory_label(t)} have {show(per[t])} "
@@ -277,7 +281,7 @@ class Optimizer:
     def objective(self) -> Objective:
         """The request's objective (balance weights, targets, tolerances, limits)."""
         return Objective(self.inst.values[MEASURES].to_numpy(dtype=float), self.k, self.balance, self.tolerance,
-                         self.limits)
+                         self.limits, offsets=self.offsets)
 
     def search_state(self, fixed: np.ndarray | None = None) -> SearchState:
         """A fresh search state for this request (``fixed``: from :meth:`_fixed`), on this optimizer's budget."""
@@ -287,6 +291,7 @@ class Optimizer:
             self.inst, self.k, self.objective(), fixed, self.budget,
             base=self.base if self.mode == "rebalance" else None,
             cap=self.max_disruption if self.mode == "rebalance" else None,
+            offsets=self.offsets, excepted=self.inst.excepted if self.mode == "rebalance" else None,
             label=self._territory_label, random_state=self.random_state, progress=self.progress,
             should_stop=self.should_stop)
 
@@ -330,6 +335,7 @@ class Optimizer:
             territory_ids=tids, territory_names=names, rep_ids=reps,
             seeds=[None if s is None else self.inst.region_ids[s] for s in seeds], candidates=cands, status=status,
             notes=notes, seconds=seconds, max_disruption=self.max_disruption, base_labels=self.base,
+            offsets=self.offsets,
         )
 
 

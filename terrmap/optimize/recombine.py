@@ -39,7 +39,7 @@ def recombine(s: SearchState, ts: list[int], band, rng, it: int) -> bool:
     new_lab = order_ts[cols[np.argsort(rows)]][parts]
     if np.any(hasf & (new_lab != fx)):
         return False
-    newT = np.zeros((len(ts), s.vals.shape[1]))
+    newT = s.offsets[order_ts].copy()
     np.add.at(newT, np.searchsorted(order_ts, new_lab), s.vals[nodes])
     oldT = s.T[order_ts]
     after = float(pen(newT, band).sum())

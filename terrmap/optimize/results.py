@@ -49,6 +49,7 @@ class OptimizeResult:
     seconds: float
     max_disruption: float | None = None
     base_labels: np.ndarray | None = None  # rebalance: base territory index per region (same numbering as labels_)
+    offsets: np.ndarray | None = None  # rebalance: (territories, MEASURES) each owns whatever its regions (pins)
 
     @property
     def labels_(self) -> np.ndarray:
@@ -84,6 +85,20 @@ class OptimizeResult:
         ids = np.asarray(self.territory_ids)
         names = np.asarray(self.territory_names, dtype=object)
         return pd.DataFrame({"region_id": self.instance.region_ids, "territory": ids[lab], "territory_name": names[lab]})
+
+    def territory_totals(self, which: int | str = 0) -> pd.DataFrame:
+        """One row per territory of the candidate: territory (name), regions, and its total on each of MEASURES,
+        counted as Home counts them (each account once, where it is owned: pinned accounts in their territory,
+        overlay accounts in none)."""
+        lab = self.candidate(which).labels_
+        k = self.n_territories
+        totals = np.zeros((k, len(MEASURES))) if self.offsets is None else np.array(self.offsets, dtype=float)
+        ok = lab >= 0
+        np.add.at(totals, lab[ok], self.instance.values[MEASURES].to_numpy(dtype=float)[ok])
+        out = pd.DataFrame(totals, columns=MEASURES)
+        out.insert(0, "regions", np.bincount(lab[ok], minlength=k))
+        out.insert(0, "territory", self.territory_names)
+        return out
 
     def table(self) -> pd.DataFrame:
         """One row per candidate: name, description and scores."""
@@ -148,8 +163,9 @@ def plan_scores(s: SearchState, seconds: float) -> dict:
         "seconds": round(seconds, 3),
     }
     if s.base is not None:
-        out["disruption_potential"] = metrics.disruption(s.vals[:, MEASURES.index("potential")], s.base, lab)
-        out["disruption_customers"] = metrics.disruption(s.vals[:, MEASURES.index("customers")], s.base, lab)
+        # Shares of every account (those owned by exception never move): what the Scenarios page reports.
+        moved = (lab != s.base) & (s.base >= 0)
+        out["disruption_potential"], out["disruption_customers"] = (float(x) for x in s.dis_w[moved].sum(axis=0))
         out["moved_regions"] = int(np.sum((lab != s.base) & (s.base >= 0)))
     return out
 

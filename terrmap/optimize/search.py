@@ -77,7 +77,7 @@ def refine(s: SearchState, band: np.ndarray, budget: float, label: str, frac0: f
                 dd = s.disruption_delta(r[idx], a[idx], b[idx]).sum(axis=1)
                 big = s.chunk_size[r[idx]] > 1  # chunks: cost bounded by their whole weight
                 dd = np.where(big, (s.chunk_val[r[idx]][:, [i_pot, i_cus]]
-                                    / np.maximum(s.vals[:, [i_pot, i_cus]].sum(axis=0), 1e-300)).sum(axis=1), dd)
+                                    / np.maximum(s.dis_total, 1e-300)).sum(axis=1), dd)
                 cost = np.maximum(dd, 0) + 1e-6
                 key1 = np.where(dB[idx] < -1e-12, dB[idx] / cost, 0.0)
                 key2 = np.where(dB[idx] < -1e-12, 0.0, dS[idx] / cost)

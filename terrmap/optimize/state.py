@@ -26,6 +26,7 @@ class SearchState:
 
     def __init__(self, inst: Instance, k: int, objective: Objective, fixed: np.ndarray, budget: Budget, *,
                  base: np.ndarray | None = None, cap: float | None = None,
+                 offsets: np.ndarray | None = None, excepted: np.ndarray | None = None,
                  label: Callable[[int], str] | None = None, random_state: int = 0,
                  progress: Callable[[float, str], None] | None = None,
                  should_stop: Callable[[], bool] | None = None):
@@ -56,6 +57,8 @@ class SearchState:
         self.nbrs = [cols[self.indptr[i]:self.indptr[i + 1]].tolist() for i in range(self.n)]
         # Measures: all of them (for reports); the objective's arrays under short names (read everywhere).
         self.vals = inst.values[MEASURES].to_numpy(dtype=float)
+        # What each territory owns whatever its regions (pinned accounts): part of its totals T.
+        self.offsets = np.zeros((k, len(MEASURES))) if offsets is None else np.asarray(offsets, dtype=float)
         self.bal_idx, self.w, self.tau, self.mu = objective.bal_idx, objective.w, objective.tau, objective.mu
         self.lim_idx = objective.lim_idx
         self.region_load = objective.region_loads(self.vals)
@@ -63,7 +66,12 @@ class SearchState:
         self.base = base
         pot = self.vals[:, MEASURES.index("potential")]
         cus = self.vals[:, MEASURES.index("customers")]
-        self.dis_w = np.column_stack([pot / max(pot.sum(), 1e-300), cus / max(cus.sum(), 1e-300)])
+        # Shares of every account's potential and customers, those owned by exception (which never move) included:
+        # the share the Scenarios page reports as disruption.
+        extra = np.zeros(len(MEASURES)) if excepted is None else np.asarray(excepted, dtype=float)
+        self.dis_total = np.array([pot.sum() + extra[MEASURES.index("potential")],
+                                   cus.sum() + extra[MEASURES.index("customers")]])
+        self.dis_w = np.column_stack([pot / max(self.dis_total[0], 1e-300), cus / max(self.dis_total[1], 1e-300)])
         self.cap = cap
         self.tabu_until = np.zeros(self.n, dtype=np.int64)
         self.moves: list[MoveRecord] = []
@@ -96,7 +104,7 @@ class SearchState:
     def _retally(self) -> None:
         lab = self.lab
         ok = lab >= 0
-        self.T = np.zeros((self.k, len(MEASURES)))
+        self.T = self.offsets.copy()
         np.add.at(self.T, lab[ok], self.vals[ok])
         self.count = np.bincount(lab[ok], minlength=self.k)
         if self.base is not None:
