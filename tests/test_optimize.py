@@ -30,6 +30,7 @@ from terrmap.optimize import (
     rep_seeds,
     save_candidate,
 )
+from terrmap.optimize.instance import MEASURES
 from terrmap.plan import get_plan, load_assignment, metrics, territories
 from terrmap.plan.accounts import OverlayRule, account_owners, pin_account, save_overlay
 from terrmap.plan.scenarios import compare_plans
@@ -475,7 +476,7 @@ def test_a_rebalance_counts_named_accounts_as_home_and_scenarios_do(demo_store):
     base_info = get_plan(demo_store, base_id)
     reb = load_instance(demo_store, "zip", states=["TX"], base_plan=base_info)
     assert reb.offsets is not None and reb.offsets[:, 0].sum() > 0 and reb.excepted[0] > reb.offsets[:, 0].sum()
-    res = Optimizer(reb, None, "potential", 0.05, max_disruption=0.2, iterations=200).solve()
+    res = Optimizer(reb, None, "potential", 0.01, max_disruption=0.2, iterations=200).solve()
     best = res.candidates[0]
     saved = get_plan(demo_store, save_candidate(demo_store, res, "TX with named accounts, rebalanced"))
     table = territory_table(demo_store, saved).set_index("name")
@@ -484,5 +485,37 @@ def test_a_rebalance_counts_named_accounts_as_home_and_scenarios_do(demo_store):
         np.testing.assert_allclose(mine[m].to_numpy(), table.loc[mine.index, m].to_numpy(dtype=float), rtol=1e-9)
     assert best.scores["max_deviation"] == pytest.approx(plan_summary(demo_store, saved)["max_abs_deviation"],
                                                          rel=1e-9)
+    # The potential that changes owner, as Scenarios lists it (its share there is of every account in the
+    # database, the optimizer's of the area it rebalances: Texas).
     compared = compare_plans(demo_store, base_info, saved)
-    assert best.scores["disruption_potential"] == pytest.approx(compared.potential_moved_share, rel=1e-9)
+    area_total = reb.values["potential"].sum() + reb.excepted[MEASURES.index("potential")]
+    assert best.scores["disruption_potential"] * area_total == pytest.approx(compared.potential_moved, rel=1e-9)
+    assert compared.potential_moved > 0
+    # An overlay limited to some territories hands accounts over when a region crosses its territories' edge: the
+    # optimizer says so, and the disruption it reports (and caps) counts them, so Scenarios never reads more.
+    overlay_id = int(demo_store.scalar("SELECT max(overlay_id) FROM overlays WHERE plan_id = ?", [base_id]))
+    save_overlay(demo_store, base_id, "Big companies", OverlayRule(min_employees=int(owners["employees"].quantile(0.8))),
+                 rep_id=rep, territories=tids[:2], overlay_id=overlay_id)
+    base_info = get_plan(demo_store, base_id)
+    cap = 0.08
+    limited = load_instance(demo_store, "zip", states=["TX"], base_plan=base_info)
+    opt = Optimizer(limited, None, "potential", 0.05, max_disruption=cap, iterations=100)
+    res = opt.solve()
+    assert any("only in some territories" in n for n in res.notes)
+    area_total = limited.values["potential"].sum() + limited.excepted[MEASURES.index("potential")]
+    for k, c in enumerate(res.candidates):
+        saved = get_plan(demo_store, save_candidate(demo_store, res, f"TX limited overlay {k}", which=k))
+        exact = compare_plans(demo_store, base_info, saved).potential_moved / area_total
+        assert exact <= c.scores["disruption_potential"] + 1e-12 <= cap + 1e-9
+    # A region holding the overlay's accounts moved out of its territories: they change owner with it.
+    covered = np.isin(res.base_labels, [tids.index(t) for t in tids[:2]])
+    holds = (limited.moving - limited.values.to_numpy())[:, MEASURES.index("potential")] > 0
+    r = int(np.flatnonzero(covered & holds)[0])
+    lab = res.base_labels.copy()
+    lab[r] = next(t for t in range(len(tids)) if t not in lab[covered])
+    state = opt.search_state()
+    state.set_labels(lab)
+    res.candidates[0].labels_ = lab
+    saved = get_plan(demo_store, save_candidate(demo_store, res, "TX one overlay region out", which=0))
+    moved = compare_plans(demo_store, base_info, saved).potential_moved
+    assert moved > 0 and state.D[0] * state.dis_total[0] == pytest.approx(moved, rel=1e-9)

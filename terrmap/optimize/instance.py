@@ -6,6 +6,7 @@ The SQL lives in :mod:`terrmap.data.optimize_queries`; here the frames become an
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -57,6 +58,10 @@ class Instance:
     # regions' values, so the search balances what Home and Scenarios count (each account once, where owned):
     offsets: np.ndarray | None = None  # (territories, MEASURES): what each base territory owns whatever its regions
     excepted: np.ndarray | None = None  # (MEASURES,): every account owned by exception (pins and overlays)
+    # (regions, MEASURES): what changes owner when a region moves: its values, plus the accounts an overlay limited
+    # to some territories holds there (they pass to the new territory if it lies outside the overlay's territories).
+    moving: np.ndarray | None = None
+    limited_overlays: list[str] = dataclasses.field(default_factory=list)  # names of such overlays
 
     @property
     def n(self) -> int:
@@ -137,6 +142,13 @@ def _take_out_named_accounts(store, inst: Instance, info: PlanInfo, territory_in
     values = inst.values[MEASURES].to_numpy(dtype=float)
     np.subtract.at(values, rows, v)
     inst.values = pd.DataFrame(np.maximum(values, 0.0), columns=MEASURES)  # float noise only: never below zero
+    overlays = accounts.overlay_rows(store, info.plan_id)
+    limited = overlays[overlays["territories"].map(lambda t: hasattr(t, "__len__") and len(t) > 0)]
+    inst.limited_overlays = [str(n) for n in limited["name"]]
+    by_limited = (exc["rule"] == "overlay").to_numpy() & member(exc["owner_id"].astype("string").fillna(""),
+                                                               limited["overlay_id"].astype(str))
+    inst.moving = inst.values[MEASURES].to_numpy(dtype=float, copy=True)
+    np.add.at(inst.moving, rows[by_limited], v[by_limited])
     pinned = np.array([territory_index.get(int(o), -1) if rule == "pin" else -1
                        for rule, o in zip(exc["rule"], exc["owner_id"])], dtype=np.int64)
     np.add.at(inst.offsets, pinned[pinned >= 0], v[pinned >= 0])

@@ -307,6 +307,12 @@ class Optimizer:
             notes.append(f"{len(self.inst.graph.bridges)} bridge edge(s) join land split by water (islands, bays, "
                          "lakes) to the regions it faces; a territory may reach across one, and is then reported "
                          "in pieces by water, not as one piece")
+        if self.mode == "rebalance" and self.inst.limited_overlays:
+            notes.append(f"the overlay(s) {', '.join(self.inst.limited_overlays)} own accounts only in some "
+                         "territories: the balance counts their accounts where the base plan has them, while a "
+                         "region moving into or out of those territories hands such accounts between the overlay "
+                         "team and a territory. Once saved, the Scenarios page may read slightly different totals; "
+                         "the disruption here counts those accounts as moving, so the cap holds on what it reports")
         if self.mode == "scratch":
             cands = run_scratch(state, seeds, notes, compactness=self.compactness)
         else:

@@ -64,14 +64,15 @@ class SearchState:
         self.region_load = objective.region_loads(self.vals)
         # Disruption (rebalance).
         self.base = base
-        pot = self.vals[:, MEASURES.index("potential")]
-        cus = self.vals[:, MEASURES.index("customers")]
-        # Shares of every account's potential and customers, those owned by exception (which never move) included:
-        # the share the Scenarios page reports as disruption.
+        # Shares of every account's potential and customers (those owned by exception included): the share the
+        # Scenarios page reports as disruption. A region moving weighs what changes owner with it (inst.moving:
+        # its values, plus accounts of an overlay limited to some territories, which pass to the new territory
+        # when it lies outside them), so the cap holds on the accounts Scenarios counts.
+        ip, ic = MEASURES.index("potential"), MEASURES.index("customers")
         extra = np.zeros(len(MEASURES)) if excepted is None else np.asarray(excepted, dtype=float)
-        self.dis_total = np.array([pot.sum() + extra[MEASURES.index("potential")],
-                                   cus.sum() + extra[MEASURES.index("customers")]])
-        self.dis_w = np.column_stack([pot / max(self.dis_total[0], 1e-300), cus / max(self.dis_total[1], 1e-300)])
+        self.dis_total = np.array([self.vals[:, ip].sum() + extra[ip], self.vals[:, ic].sum() + extra[ic]])
+        moving = self.vals if inst.moving is None else np.asarray(inst.moving, dtype=float)
+        self.dis_w = moving[:, [ip, ic]] / np.maximum(self.dis_total, 1e-300)
         self.cap = cap
         self.tabu_until = np.zeros(self.n, dtype=np.int64)
         self.moves: list[MoveRecord] = []
