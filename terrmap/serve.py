@@ -19,12 +19,15 @@ drive it with the system Chromium (:func:`find_chromium`, :data:`CHROMIUM_ARGS`)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -120,10 +123,6 @@ def static_dir_with_server_base(static_dir: str, base_url_path: str, cache_root:
     """A folder serving what ``static_dir`` (Streamlit's frontend) holds, but whose ``index.html`` tells the
     frontend the server's base URL (see the module's doc). Its other entries are links to the originals; made
     once per Streamlit build and base path, under ``cache_root`` (default: the system's temporary folder)."""
-    import hashlib
-    import json
-    import tempfile
-
     index = Path(static_dir) / "index.html"
     html = index.read_text(encoding="utf-8")
     base = "/" + "/".join(p for p in base_url_path.split("/") if p)
