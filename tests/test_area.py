@@ -59,3 +59,29 @@ def test_the_states_of_a_partial_plan(demo_store):
     assert regions_states(demo_store, parse_layer("zip"), ["75001", "87102", "99999"]) == ["NM", "TX"]
     cells = [h3.latlng_to_cell(32.78, -96.80, 6), h3.latlng_to_cell(35.08, -106.65, 6)]  # Dallas, Albuquerque
     assert regions_states(demo_store, parse_layer("h3:6"), cells) == ["NM", "TX"]
+
+
+def test_h3_area_cells_read_back_from_disk_equal_the_computed_ones(demo_store, tmp_path, monkeypatch):
+    """A new process (no cells in memory) reads a state's land cells from the disk cache instead of parsing
+    the ZIP polygons again; what it reads is what was computed."""
+    from terrmap.data import area
+    from terrmap.geo import memo
+
+    monkeypatch.setenv(memo.CACHE_ENV_VAR, str(tmp_path))
+    monkeypatch.setattr(area, "_CELLS", memo.LoadCache(max_entries=256))
+    monkeypatch.setattr(area, "_LANDS", memo.LoadCache(max_entries=128))
+    layer = parse_layer("h3:7")
+    computed = area_regions(demo_store, layer, ["DE", "RI"])
+    assert len(list(tmp_path.glob("terrmap.data.area._state_cells-*.pkl"))) == 2
+
+    def no_polygons(*args, **kwargs):
+        raise AssertionError("the ZIP polygons were parsed again")
+
+    monkeypatch.setattr(area, "_CELLS", memo.LoadCache(max_entries=256))  # "another process"
+    monkeypatch.setattr(area, "_LANDS", memo.LoadCache(max_entries=128))
+    monkeypatch.setattr(area, "zip_shape_geoms", no_polygons)
+    again = area_regions(demo_store, layer, ["DE", "RI"])
+    assert again.equals(computed)
+    # Another resolution is not on disk: computed (and here refused, the polygons being "unavailable").
+    with pytest.raises(AssertionError, match="parsed again"):
+        area_regions(demo_store, parse_layer("h3:6"), ["DE"])

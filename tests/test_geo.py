@@ -580,3 +580,34 @@ def test_pieces_facing_each_other_are_bridged_directly():
     assert sum(n for pair, n in bridged.items() if 3 in pair) == 1
     assert connected_components(g.adjacency, directed=False)[0] == 1
     assert all(g.edge_length[k] == 0 for k in range(len(g.edges) - len(g.bridges), len(g.edges)))
+
+
+def test_a_large_h3_graph_read_from_disk_equals_a_freshly_built_one(tmp_path, monkeypatch):
+    """H3Layer.graph keeps large graphs on disk (keyed by the cells): a new process reads the very graph a build
+    gives (edges, border lengths, areas, bridges, adjacency), and another cell set is built, not read."""
+    from terrmap.geo import h3layer, memo
+    from terrmap.geo.graph import h3_graph
+
+    monkeypatch.setenv(memo.CACHE_ENV_VAR, str(tmp_path))
+    monkeypatch.setattr(h3layer, "DISK_GRAPH_CELLS", 50)
+    cells = sorted(set(h3.grid_disk(h3.latlng_to_cell(40.0, -100.0, 6), 6)) | set(
+        h3.grid_disk(h3.latlng_to_cell(40.3, -99.2, 6), 2)))  # two pieces: a bridge between them
+    layer = H3Layer(6)
+    monkeypatch.setattr(h3layer, "_GRAPHS", memo.LoadCache(max_entries=4))
+    built = layer.graph(None, cells)
+    assert len(list(tmp_path.glob("terrmap.geo.graph.h3_graph-*.pkl"))) == 1
+
+    monkeypatch.setattr(h3layer, "_GRAPHS", memo.LoadCache(max_entries=4))  # "another process"
+    monkeypatch.setattr("terrmap.geo.graph.h3_graph", lambda ids: pytest.fail("built instead of read"))
+    read = layer.graph(None, cells)
+    assert read is not built
+    fresh = h3_graph(cells)  # imported before the build was made unavailable
+    for g in (built, read):
+        assert g.region_ids == fresh.region_ids and g.index == fresh.index and g.bridges == fresh.bridges
+        for name in ("edges", "edge_length", "area", "outer_length", "centroids", "is_bridge", "bridge_km"):
+            assert np.array_equal(getattr(g, name), getattr(fresh, name)), name
+        assert (g.adjacency != fresh.adjacency).nnz == 0 and (g.land_adjacency != fresh.land_adjacency).nnz == 0
+    assert len(read.bridges) >= 1
+    # Another cell set: built (the build is unavailable here, so it fails), never a wrong graph from disk.
+    with pytest.raises(pytest.fail.Exception):
+        layer.graph(None, cells[:-1])

@@ -43,3 +43,18 @@ def test_an_unwritable_cache_is_skipped(tmp_path, monkeypatch):
     monkeypatch.setenv(memo.CACHE_ENV_VAR, str(blocker / "cache"))  # a directory under a file cannot exist
     calls, fn = _counting()
     assert memo.memo_by_digest(fn)(pd.DataFrame({"x": [1]}))["double"].tolist() == [2] and calls == [1]
+
+
+def test_disk_memo_computes_once_per_key_across_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv(memo.CACHE_ENV_VAR, str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": [1, 2]}
+
+    key = memo.disk_key("stamp", 6, "TX")
+    assert memo.disk_memo("t.f", key, compute) == {"x": [1, 2]} and calls == [1]
+    assert memo.disk_memo("t.f", key, compute) == {"x": [1, 2]} and calls == [1]  # read back
+    assert memo.disk_memo("t.f", memo.disk_key("stamp", 6, "NM"), compute) and calls == [1, 1]  # another key
+    assert memo.disk_key("a", "b") != memo.disk_key("ab") != memo.disk_key("a\x1fb", "")

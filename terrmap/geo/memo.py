@@ -4,9 +4,11 @@
 Geometry derived from the built-in ZIP reference (Voronoi shapes, their shared borders) is the same for every
 database built on it; computing it once per process makes a second database (a test's copy, a new demo) cheap,
 and the copy on disk (``$TERRMAP_CACHE``, default ``~/.cache/terrmap``) makes the next process's cheap too (a
-new demo builds in 2 s instead of 6). The disk key also holds a digest of the geometry code (every module of
-terrmap.geo), so a change to how shapes or borders are computed never reads an old result. Writes are atomic
-(a temporary file renamed); an unreadable or unwritable cache is skipped, never an error.
+new demo builds in 2 s instead of 6). :func:`disk_memo` does the same for results keyed otherwise (a large H3
+adjacency graph by its cells, a state's land cells by the geometry's stamp). The disk key also holds a digest
+of the geometry code (every module of terrmap.geo), so a change to how shapes or borders are computed never
+reads an old result. Writes are atomic (a temporary file renamed); an unreadable or unwritable cache is skipped,
+never an error.
 """
 
 from __future__ import annotations
@@ -70,6 +72,38 @@ def _write(path: Path, result) -> None:
         os.replace(tmp, path)
     except OSError:
         pass
+
+
+def _disk_path(name: str, key: str) -> Path:
+    return cache_dir() / f"{name}-{_code_digest()}-{key[:32]}.pkl"
+
+
+def disk_key(*parts: object) -> str:
+    """A key for :func:`disk_memo` from its parts (their ``str``), e.g. a content stamp and a state."""
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
+
+
+def read_cached(name: str, key: str):
+    """What :func:`write_cached` stored under ``name`` and ``key`` for this geometry code (None: nothing, or
+    an unreadable file)."""
+    return _read(_disk_path(name, key))
+
+
+def write_cached(name: str, key: str, result) -> None:
+    """Store ``result`` on disk under ``name`` and ``key`` (and the geometry code's digest); never an error."""
+    _write(_disk_path(name, key), result)
+
+
+def disk_memo(name: str, key: str, compute: Callable[[], T]) -> T:
+    """``compute()`` once per ``key`` across processes: read from the disk copy when there is one, else computed
+    and written. ``key`` must name everything the result depends on besides terrmap.geo's code (its digest is
+    part of the file name), e.g. :func:`disk_key` of the input's content; a result of None is never stored."""
+    result = read_cached(name, key)
+    if result is None:
+        result = compute()
+        if result is not None:
+            write_cached(name, key, result)
+    return result
 
 
 def memo_by_digest(fn: Callable[[pd.DataFrame], T]) -> Callable[[pd.DataFrame], T]:
