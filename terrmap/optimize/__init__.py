@@ -40,9 +40,10 @@ and no territory is empty.
 Method
 ------
 1. **Start.** From scratch: METIS (``pymetis.part_graph`` with ``contig=1``), one
-   balance constraint per measure (integer weights, each measure scaled to 10^7 in
-   total), edge weights = shared border length, so METIS already minimises the
-   total border. Seeds and locks are handled after METIS: its parts are matched
+   vertex weight: the balanced measures, each relative to its total, summed with
+   their weights (integers, 10^7 in total; pymetis gives METIS one constraint
+   whatever it is passed), edge weights = shared border length, so METIS already
+   minimises the total border. Seeds and locks are handled after METIS: its parts are matched
    to territories by a maximum-weight assignment (Hungarian method; a seed weighs
    more than any set of locks), the fixed regions are put in place, and a
    *repair* keeps each territory's piece that holds its fixed regions (joining

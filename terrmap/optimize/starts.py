@@ -15,13 +15,23 @@ from terrmap.optimize.repair import repair
 from terrmap.optimize.state import SearchState
 
 
+def metis_weights(s: SearchState) -> np.ndarray:
+    """METIS's vertex weight per region: the balanced measures, each relative to its total, summed (weighted
+    as in the objective), as integers summing to about 10^7.
+
+    One weight, not one constraint per measure: pymetis passes ``ncon = 1`` to METIS whatever the length
+    of ``vweights`` (its wrapper fixes ncon), so an (n, M) array would be read as its first n entries,
+    weights of the wrong regions."""
+    xb = s.vals[:, s.bal_idx] / np.maximum(s.vals[:, s.bal_idx].sum(axis=0), 1e-300)
+    return np.floor(xb @ (s.w / s.w.sum()) * 1e7).astype(np.int64)
+
+
 def metis_start(s: SearchState, seed: int = 0) -> np.ndarray:
-    """METIS parts (``contig=1``), vertex weights = the balanced measures, edge weights = border length."""
+    """METIS parts (``contig=1``), vertex weights = :func:`metis_weights`, edge weights = border length."""
     k = s.k
     if k == 1:
         return np.zeros(s.n, dtype=np.int64)
-    xb = s.vals[:, s.bal_idx]
-    scaled = np.floor(xb / np.maximum(xb.sum(axis=0), 1e-300) * 1e7).astype(np.int64)
+    scaled = metis_weights(s)
     elen = s.elen
     pos = elen[elen > 0]
     unit = float(np.median(pos)) if len(pos) else 1.0
@@ -30,10 +40,10 @@ def metis_start(s: SearchState, seed: int = 0) -> np.ndarray:
     opts = pymetis.Options(contig=1, ufactor=ufactor, seed=seed, ncuts=1)
     adj = pymetis.CSRAdjacency(s.indptr.astype(np.int64), s.indices.astype(np.int64))
     try:
-        res = pymetis.part_graph(k, adj, vweights=scaled.ravel(), eweights=ew, options=opts)
+        res = pymetis.part_graph(k, adj, vweights=scaled, eweights=ew, options=opts)
     except Exception:  # METIS refuses some inputs with contig: fall back to no contiguity (repaired below)
         opts = pymetis.Options(ufactor=ufactor, seed=seed)
-        res = pymetis.part_graph(k, adj, vweights=scaled.ravel(), eweights=ew, options=opts)
+        res = pymetis.part_graph(k, adj, vweights=scaled, eweights=ew, options=opts)
     return np.asarray(res[1], dtype=np.int64)
 
 
