@@ -400,6 +400,8 @@ def match_fixed(s: SearchState, parts: np.ndarray) -> np.ndarray:
 # regions of the instance's size fewer (a draw takes about 0.1 s per 1,000 regions).
 MIX_DRAWS = 3
 MIX_DRAW_REGIONS = 6000
+# What a draw costs, in budget seconds per region (the lower 48's 31,732 ZIPs: 4-6 s on 2 shared cores).
+MIX_SECONDS_PER_REGION = 2e-4
 
 
 def scratch_start(s: SearchState, attempt: int, rng) -> tuple[str, float, float]:
@@ -424,6 +426,8 @@ def scratch_start(s: SearchState, attempt: int, rng) -> tuple[str, float, float]
         # Several measures: METIS balances their sum only, and their mix varies by area. A few draws where
         # a draw is cheap (a state's regions); one on the whole country.
         for _ in range(max(1, min(MIX_DRAWS, int(MIX_DRAW_REGIONS // s.n)))):
+            if s.time_left() < MIX_SECONDS_PER_REGION * s.n:
+                break  # a draw would overrun the search's budget (it cannot be stopped half-way)
             mix = mix_start(s, metis, rng)
             if mix is not None:
                 s.set_labels(match_fixed(s, mix))
