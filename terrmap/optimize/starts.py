@@ -397,7 +397,7 @@ def match_fixed(s: SearchState, parts: np.ndarray) -> np.ndarray:
 
 
 # Draws of the mix-balanced start per start of the search: at most MIX_DRAWS, one per MIX_DRAW_REGIONS
-# regions of the instance's size fewer (a draw takes about 0.1 s per 1,000 regions).
+# regions of the instance's size fewer (a draw takes 0.1-0.2 s per 1,000 regions).
 MIX_DRAWS = 3
 MIX_DRAW_REGIONS = 6000
 # What a draw costs, in budget seconds per region (the lower 48's 31,732 ZIPs: 4-6 s on 2 shared cores).
