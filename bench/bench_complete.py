@@ -32,6 +32,7 @@ from terrmap.data.store import Store
 from terrmap.geo import parse_layer
 from terrmap.geo.zipdata import reference_table
 from terrmap.optimize import LOWER_48_EXCLUDED, MEASURES, Instance, Optimizer, area_stats
+from terrmap.optimize.state import SearchState
 
 LOWER_48 = sorted(set(reference_table()["state"].dropna()) - set(LOWER_48_EXCLUDED))
 
@@ -99,6 +100,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--repeat-large", type=int, default=1, help="seeds for the H3 level-6 instance")
     ap.add_argument("--cases", default="", help="comma-separated case numbers (1-based), default all")
+    ap.add_argument("--mix-ab", action="store_true",
+                    help="cases with several measures: also the complete layer without the mix-balanced start "
+                         "(SearchState.mix_start = False), in the same run")
+    ap.add_argument("--complete-only", action="store_true", help="skip the populated-only instances")
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
     db = demo_db(args.leads)
@@ -110,16 +115,25 @@ def main() -> None:
         if number not in wanted:
             continue
         repeat = args.repeat_large if layer == "h3:6" else args.repeat
-        for kind, build_instance in (("populated only (before)", populated_instance), ("complete", complete_instance)):
+        kinds = [("populated only (before)", populated_instance, True), ("complete", complete_instance, True)]
+        if args.complete_only:
+            kinds = kinds[1:]
+        if args.mix_ab and "," in balance:
+            kinds.insert(len(kinds) - 1, ("complete, without the mix start", complete_instance, False))
+        for kind, build_instance, mix in kinds:
             inst, build = build_instance(store, layer, states)
-            row = {"case": label, "kind": kind, "build": build, "budget": issue_budget,
-                   **run_case(inst, k, balance, tol, budget, repeat)}
+            SearchState.mix_start = mix
+            try:
+                row = {"case": label, "kind": kind, "build": build, "budget": issue_budget,
+                       **run_case(inst, k, balance, tol, budget, repeat)}
+            finally:
+                SearchState.mix_start = True
             rows.append(row)
             print(fmt(row), flush=True)
     store.close()
     load1 = os.getloadavg()
     body = "\n".join([
-        "Command: `python bench/bench_complete.py --write-docs` "
+        f"Command: `python bench/bench_complete.py {' '.join(sys.argv[1:])}` "
         f"(repeat {args.repeat}, H3 level 6: {args.repeat_large}; demo database of {args.leads:,} leads)  ",
         f"Run: {time.strftime('%Y-%m-%d %H:%M')}; {platform.machine()}, {os.cpu_count()} cores, load average "
         f"{load0[0]:.1f} at the start, {load1[0]:.1f} at the end; Python {platform.python_version()}.",

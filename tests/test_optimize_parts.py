@@ -4,6 +4,7 @@ order, the budget and the move explanations."""
 
 from __future__ import annotations
 
+import h3
 import networkx as nx
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from terrmap.geo.graph import articulation_points
-from terrmap.optimize import MEASURES, Budget, MoveRecord, Optimizer
+from terrmap.geo.graph import articulation_points, h3_graph
+from terrmap.optimize import MEASURES, Budget, Instance, MoveRecord, Optimizer
 from terrmap.optimize.chunks import chunk_members, refresh_trees
 from terrmap.optimize.constraints import stays_connected
 from terrmap.optimize.explain import Balance, Compactness, Placed, Redraw, Swap, describe, render, swapped
@@ -21,7 +22,7 @@ from terrmap.optimize.moves import compact, kick, swap_step, tabu_step
 from terrmap.optimize.objective import GUARD_WEIGHT, SECOND_SHARE, guarded
 from terrmap.optimize.results import Candidate, order_candidates
 from terrmap.optimize.search import refine
-from terrmap.optimize.starts import subtree_sums, tree_split
+from terrmap.optimize.starts import line_split, metis_start, metis_weights, mix_start, subtree_sums, tree_split
 from terrmap.optimize.state import SearchState
 from tests.test_optimize import random_instance
 
@@ -152,6 +153,71 @@ def test_a_tree_split_on_several_measures_is_two_connected_parts_no_worse_for_th
         recount = max(np.abs(share_a / 0.25 - 1).max(), np.abs((1 - share_a) / 0.75 - 1).max())
         assert err == pytest.approx(recount, abs=1e-6)
     assert got[True][2] <= got[False][2] + 1e-12
+
+
+def mixed_instance(seed: int, radius: int = 9) -> Instance:
+    """A hexagon of H3 cells whose customers per unit of potential grow from 0.5 in the west to 1.5 in the
+    east (as they vary by state on the demo data): potential alone balanced leaves customers far off."""
+    rng = np.random.default_rng(seed)
+    centre = h3.latlng_to_cell(float(rng.uniform(30, 45)), float(rng.uniform(-110, -80)), 6)
+    g = h3_graph(sorted(h3.grid_disk(centre, radius)))
+    potential = rng.lognormal(0, 0.5, g.n)
+    lon = g.centroids[:, 1]
+    ratio = 0.5 + (lon - lon.min()) / (lon.max() - lon.min())
+    return Instance.from_arrays(g, {"potential": potential, "leads": potential * rng.uniform(0.9, 1.1, g.n),
+                                    "customers": potential * ratio})
+
+
+THREE = ["potential", "leads", "customers"]
+
+
+def shares_off(inst: Instance, parts: list[np.ndarray], wanted: list[float]) -> float:
+    """The worst relative gap between a part's share of a measure and its wanted share (recounted)."""
+    vals = inst.values[THREE].to_numpy(float)
+    share = np.array([vals[p].sum(axis=0) for p in parts]) / vals.sum(axis=0)
+    return float(np.max(np.abs(share / np.asarray(wanted)[:, None] - 1)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_line_split_holds_each_measures_share_where_a_tree_cut_holds_one(seed):
+    inst = mixed_instance(seed)
+    state = Optimizer(inst, 2, THREE, 0.05, iterations=10).search_state()
+    nodes = np.arange(inst.n)
+    graph = nx.from_scipy_sparse_array(inst.graph.adjacency)
+    for k1, k2 in ((1, 1), (1, 2)):
+        part_a, part_b, err = line_split(state, nodes, k1, k2, np.random.default_rng(seed), good_enough=0.005)
+        assert sorted(np.concatenate([part_a, part_b]).tolist()) == nodes.tolist()
+        assert nx.is_connected(graph.subgraph(part_a.tolist())) and nx.is_connected(graph.subgraph(part_b.tolist()))
+        wanted = [k1 / (k1 + k2), k2 / (k1 + k2)]
+        assert err == pytest.approx(shares_off(inst, [part_a, part_b], wanted), abs=1e-6)  # of the smaller share
+        assert err <= 0.02, (k1, k2, err)
+    # A spanning-tree cut without trades matches the shares of one measure, not of all three.
+    tree_a, tree_b, _ = tree_split(state, nodes, 1, 1, None, np.random.default_rng(seed), balance_cuts=False)
+    assert shares_off(inst, [tree_a, tree_b], [0.5, 0.5]) > shares_off(inst, list(line_split(
+        state, nodes, 1, 1, np.random.default_rng(seed), good_enough=0.005)[:2]), [0.5, 0.5])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_mix_start_is_within_tolerance_on_every_measure_where_metis_is_not(seed):
+    k = 4
+    inst = mixed_instance(seed)
+    state = Optimizer(inst, k, THREE, 0.05, iterations=10).search_state()
+    labels = mix_start(state, None, np.random.default_rng(seed))
+    graph = nx.from_scipy_sparse_array(inst.graph.adjacency)
+    parts = [np.flatnonzero(labels == t) for t in range(k)]
+    assert all(len(p) and nx.is_connected(graph.subgraph(p.tolist())) for p in parts)
+    assert shares_off(inst, parts, [1 / k] * k) <= 0.05
+    # METIS balances the measures' sum: customers, whose ratio to potential varies from west to east, stay off.
+    metis = metis_start(state, seed=seed)
+    assert shares_off(inst, [np.flatnonzero(metis == t) for t in range(k)], [1 / k] * k) > 0.05
+
+
+def test_metis_weighs_each_region_by_its_own_measures():
+    inst = mixed_instance(0)
+    state = Optimizer(inst, 3, {"potential": 2, "customers": 1}, 0.05, iterations=10).search_state()
+    vals = inst.values[["potential", "customers"]].to_numpy(float)
+    expected = (vals / vals.sum(axis=0)) @ np.array([2 / 3, 1 / 3]) * 1e7
+    assert np.abs(metis_weights(state) - expected).max() <= 1.0
 
 
 def test_without_a_candidate_in_tolerance_the_closest_to_it_comes_first():

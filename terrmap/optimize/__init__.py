@@ -40,9 +40,10 @@ and no territory is empty.
 Method
 ------
 1. **Start.** From scratch: METIS (``pymetis.part_graph`` with ``contig=1``), one
-   balance constraint per measure (integer weights, each measure scaled to 10^7 in
-   total), edge weights = shared border length, so METIS already minimises the
-   total border. Seeds and locks are handled after METIS: its parts are matched
+   vertex weight: the balanced measures, each relative to its total, summed with
+   their weights (integers, 10^7 in total; pymetis gives METIS one constraint
+   whatever it is passed), edge weights = shared border length, so METIS already
+   minimises the total border. Seeds and locks are handled after METIS: its parts are matched
    to territories by a maximum-weight assignment (Hungarian method; a seed weighs
    more than any set of locks), the fixed regions are put in place, and a
    *repair* keeps each territory's piece that holds its fixed regions (joining
@@ -55,7 +56,15 @@ Method
    (a random minimum spanning tree whose edges across METIS parts weigh more, cut
    at the edge closest to a k1 : k2 share of every balanced measure; with several
    measures the two sides then trade border regions until each holds its share of
-   each measure), and the better start is kept.
+   each measure), and the better start is kept. With several measures, whose mix
+   varies by area (customers per unit of potential differ by state), a third start
+   is drawn (a few times on small instances): recursive bisection by straight cuts,
+   ham-sandwich style -- for 24 directions a sweep that grows only into neighbours
+   is cut where every measure is closest to its k1 : k2 share, the shortest of the
+   nearly best cuts is made connected and mended by border trades (a spanning-tree
+   cut where that does better) -- so the upper cuts balance the mix at the scale of
+   states, which border moves between finished territories cannot
+   (:func:`~terrmap.optimize.starts.mix_start`).
    Rebalance: the base plan, with unassigned regions grown in and detached pieces
    repaired the same way (that repair counts towards disruption).
 2. **Balance refinement** (local search on border regions). Each round lists
@@ -76,7 +85,8 @@ Method
    When a round finds no improving move: a swap of two border regions between
    an out-of-band territory and a neighbour; else a ReCom-style recombination
    (merge 2-3 neighbouring territories, split them again along a random spanning
-   tree, keep it if B drops); else a tabu step (the least bad move, the regions
+   tree -- with several measures by the straight cuts of the mix start -- keep it
+   if B drops); else a tabu step (the least bad move, the regions
    then frozen for a few rounds). From scratch, a start that stays stuck gets one
    *kick* (its worst territory sheds a whole chunk and the search re-balances)
    and then the search restarts from another METIS seed within the time budget;

@@ -22,9 +22,12 @@ def recombine(s: SearchState, ts: list[int], band, rng, it: int) -> bool:
         return False
     before = float(pen(s.T[ts], band).sum())
     guide = s.lab if rng.random() < 0.5 else None
-    # No balancing of the cuts here: a redraw is tried hundreds of times per search, and the refinement
-    # that follows it trades border regions anyway.
-    parts = tree_partition(s, nodes, len(ts), guide, rng, tries=3, balance_cuts=False)
+    # No balancing of the tree cuts here: a redraw is tried hundreds of times per search, and the refinement
+    # that follows it trades border regions anyway. With several measures, straight cuts that hold each
+    # measure's share (their mix varies by area: a tree cut gives one territory the metro, the other its
+    # hinterland).
+    lines = len(s.bal_idx) > 1 and s.mix_start
+    parts = tree_partition(s, nodes, len(ts), guide, rng, tries=3, balance_cuts=False, lines=lines)
     if parts is None:
         return False
     # Match parts to territories: fixed regions decide, then the largest overlap.

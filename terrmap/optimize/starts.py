@@ -1,27 +1,40 @@
-"""Starting plans: METIS (contiguous parts, one balance constraint per measure), recursive spanning-tree
-bisection (for sparse, tree-like graphs METIS cannot balance), and the matching of parts to the
+"""Starting plans: METIS (contiguous parts, balanced on the sum of the measures), recursive spanning-tree
+bisection (for sparse, tree-like graphs METIS cannot balance), recursive bisection by straight cuts that hold
+each measure's share (several measures whose mix varies by area), and the matching of parts to the
 territories that own fixed (locked/seed) regions."""
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 import pymetis
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
+from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 
 from terrmap.optimize.constraints import connected_without
 from terrmap.optimize.repair import repair
 from terrmap.optimize.state import SearchState
 
 
+def metis_weights(s: SearchState) -> np.ndarray:
+    """METIS's vertex weight per region: the balanced measures, each relative to its total, summed (weighted
+    as in the objective), as integers summing to about 10^7.
+
+    One weight, not one constraint per measure: pymetis passes ``ncon = 1`` to METIS whatever the length
+    of ``vweights`` (its wrapper fixes ncon), so an (n, M) array would be read as its first n entries,
+    weights of the wrong regions."""
+    xb = s.vals[:, s.bal_idx] / np.maximum(s.vals[:, s.bal_idx].sum(axis=0), 1e-300)
+    return np.floor(xb @ (s.w / s.w.sum()) * 1e7).astype(np.int64)
+
+
 def metis_start(s: SearchState, seed: int = 0) -> np.ndarray:
-    """METIS parts (``contig=1``), vertex weights = the balanced measures, edge weights = border length."""
+    """METIS parts (``contig=1``), vertex weights = :func:`metis_weights`, edge weights = border length."""
     k = s.k
     if k == 1:
         return np.zeros(s.n, dtype=np.int64)
-    xb = s.vals[:, s.bal_idx]
-    scaled = np.floor(xb / np.maximum(xb.sum(axis=0), 1e-300) * 1e7).astype(np.int64)
+    scaled = metis_weights(s)
     elen = s.elen
     pos = elen[elen > 0]
     unit = float(np.median(pos)) if len(pos) else 1.0
@@ -30,10 +43,10 @@ def metis_start(s: SearchState, seed: int = 0) -> np.ndarray:
     opts = pymetis.Options(contig=1, ufactor=ufactor, seed=seed, ncuts=1)
     adj = pymetis.CSRAdjacency(s.indptr.astype(np.int64), s.indices.astype(np.int64))
     try:
-        res = pymetis.part_graph(k, adj, vweights=scaled.ravel(), eweights=ew, options=opts)
+        res = pymetis.part_graph(k, adj, vweights=scaled, eweights=ew, options=opts)
     except Exception:  # METIS refuses some inputs with contig: fall back to no contiguity (repaired below)
         opts = pymetis.Options(ufactor=ufactor, seed=seed)
-        res = pymetis.part_graph(k, adj, vweights=scaled.ravel(), eweights=ew, options=opts)
+        res = pymetis.part_graph(k, adj, vweights=scaled, eweights=ew, options=opts)
     return np.asarray(res[1], dtype=np.int64)
 
 
@@ -187,6 +200,123 @@ def balance_cut(s: SearchState, nodes: np.ndarray, inside: np.ndarray, load: np.
     return best_err
 
 
+def line_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, rng, angles: int = 24, keep: int = 3,
+               good_enough: float = 0.0, passes: int = 10) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Split the connected region set ``nodes`` by a straight line into two connected parts holding k1 : k2
+    of EACH balanced measure (several measures whose mix varies by area: customers per unit of potential
+    by state).
+
+    Ham-sandwich style: for ``angles`` directions the regions are ordered as a sweep along the direction
+    reaches them (:func:`_sweep`: by their centre's projection, growing only into neighbours, so a side is
+    connected however the part bends) and cut where the worst measure's share is closest to k1 : k2; as
+    the direction turns half a circle the sides swap, so some direction matches two measures at once (for
+    equal shares and two measures a line always exists). Pieces a side still leaves join the other side
+    (:func:`_connect_sides`); of the directions nearly as good as the best, the ``keep`` shortest cuts
+    (a cut along a strip makes thinner strips, which later cuts cannot split evenly) get the trades of
+    :func:`balance_cut` to mend what the line left. Returns the best: (part with k1, part with k2, relative
+    error: the worst measure's, relative to the smaller share), or None. A line cuts across a metro and
+    its hinterland alike, so both sides get the same mix, where a tree cut follows whatever the tree is.
+    Fixed regions are not looked at (the start's parts are matched to them afterwards)."""
+    nodes = np.asarray(nodes, dtype=np.int64)
+    m = len(nodes)
+    if m < 2:
+        return None
+    pos = np.full(s.n, -1, dtype=np.int64)
+    pos[nodes] = np.arange(m)
+    sel = (pos[s.rows] >= 0) & (pos[s.indices] >= 0) & (s.rows < s.indices)
+    er, ec = pos[s.rows[sel]], pos[s.indices[sel]]
+    load = s.vals[nodes][:, s.bal_idx] / s.mu + 1e-9
+    total = load.sum(axis=0)
+    want1, want2 = total * k1 / (k1 + k2), total * k2 / (k1 + k2)
+    small = np.minimum(want1, want2)
+    xy = s.cent_xy[nodes]
+    xy = xy - xy.mean(axis=0)
+    theta = rng.random() * 2 * np.pi / angles + np.linspace(0, 2 * np.pi, angles, endpoint=False)
+    weight = load.sum(axis=1)
+    elen = s.elen[sel] + 1e-9
+    found = []
+    src_, dst = np.concatenate([er, ec]), np.concatenate([ec, er])
+    srt = np.argsort(src_, kind="stable")
+    bounds = np.searchsorted(src_[srt], np.arange(m + 1)).tolist()
+    dst_l = dst[srt].tolist()
+    local = [dst_l[bounds[i]:bounds[i + 1]] for i in range(m)]
+    for th in theta.tolist():
+        order = _sweep(local, xy @ np.array([np.cos(th), np.sin(th)]))
+        cum = np.cumsum(load[order], axis=0)[:-1]  # side 1: the first i + 1 regions
+        i = int(np.argmin((np.abs(cum - want1) / small).max(axis=1)))
+        inside = np.zeros(m, dtype=bool)
+        inside[order[: i + 1]] = True
+        if not _connect_sides(er, ec, inside, weight):
+            continue
+        d = load[inside].sum(axis=0) - want1
+        cut_len = float(elen[inside[er] != inside[ec]].sum())
+        found.append((float(np.max(np.maximum(np.abs(d) / want1, np.abs(d) / want2))), cut_len, inside))
+    if not found:
+        return None
+    # Of the directions nearly as good as the best, the shortest cuts first: a line along a strip makes
+    # thinner strips, which later cuts can no longer split evenly.
+    e_min = min(f[0] for f in found)
+    near = [f for f in found if f[0] <= max(2 * e_min, e_min + 4 * good_enough)]
+    near.sort(key=lambda x: x[1])
+    best = None
+    for e, _, inside in near[:keep]:
+        if e > good_enough and passes:
+            e = balance_cut(s, nodes, inside, load, want1, want2, er, ec, good_enough, passes=passes)
+        if best is None or e < best[0]:
+            best = (e, inside)
+        if best[0] <= good_enough:
+            break
+    if best is None:
+        return None
+    e, inside = best
+    return nodes[inside], nodes[~inside], e
+
+
+def _sweep(nbrs: list[list[int]], proj: np.ndarray) -> np.ndarray:
+    """The regions in the order a sweep along ``proj`` reaches them when it may only grow into neighbours
+    of what it holds (from the lowest ``proj``, the lowest frontier region next): every prefix is connected,
+    and on a convex part it is the order of ``proj`` itself."""
+    start = int(np.argmin(proj))
+    key = proj.tolist()
+    seen = [False] * len(key)
+    seen[start] = True
+    heap = [(key[start], start)]
+    out = []
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        x = pop(heap)[1]
+        out.append(x)
+        for y in nbrs[x]:
+            if not seen[y]:
+                seen[y] = True
+                push(heap, (key[y], y))
+    return np.asarray(out, dtype=np.int64)
+
+
+def _connect_sides(er: np.ndarray, ec: np.ndarray, inside: np.ndarray, weight: np.ndarray,
+                   rounds: int = 10) -> bool:
+    """Make both sides of a two-way split of a connected part connected (``er``, ``ec``: the part's edges;
+    ``inside``: one side, changed in place): every piece of a side but its heaviest joins the other side
+    (a piece borders nothing else there). False if a side empties or ``rounds`` are not enough."""
+    m = len(inside)
+    for _ in range(rounds):
+        if not inside.any() or inside.all():
+            return False
+        same = inside[er] == inside[ec]
+        graph = sp.csr_matrix((np.ones(int(same.sum()), dtype=np.int8), (er[same], ec[same])), shape=(m, m))
+        n_c, comp = connected_components(graph, directed=False)
+        if n_c <= 2:
+            return True
+        w = np.bincount(comp, weights=weight + 1e-12, minlength=n_c)
+        keep = np.zeros(n_c, dtype=bool)
+        for side in (True, False):
+            cs = np.unique(comp[inside == side])
+            keep[cs[int(np.argmax(w[cs]))]] = True
+        stray = ~keep[comp]
+        inside[stray] = ~inside[stray]
+    return False
+
+
 def _side_stays_connected(nbrs: list[list[int]], side: list[int], r: int, own: int, limit: int = 400) -> bool:
     """Would the regions of side ``own`` around ``r`` stay connected without r? False when r has no
     neighbour on its side (r is all of it: moving it would empty the side)."""
@@ -196,14 +326,17 @@ def _side_stays_connected(nbrs: list[list[int]], side: list[int], r: int, own: i
 
 
 def tree_partition(s: SearchState, nodes: np.ndarray, kk: int, guide: np.ndarray | None, rng,
-                   tries: int = 6, balance_cuts: bool = True) -> np.ndarray | None:
-    """Labels 0..kk-1 for ``nodes`` (a connected set): recursive spanning-tree bisection, kk -> kk//2 + rest
-    (``balance_cuts``: see :func:`tree_split`)."""
+                   tries: int = 6, balance_cuts: bool = True, lines: bool = False,
+                   tol: float | None = None) -> np.ndarray | None:
+    """Labels 0..kk-1 for ``nodes`` (a connected set): recursive bisection, kk -> kk//2 + rest, each cut
+    along a spanning tree (:func:`tree_split`; ``balance_cuts``: see there) or, with ``lines``, along a
+    straight line (:func:`line_split`; a tree cut where it does better). A cut is good enough within
+    ``tol`` of its shares (default: a quarter of the tightest tolerance)."""
     out = np.full(len(nodes), -1, dtype=np.int64)
     pos = {int(x): i for i, x in enumerate(nodes.tolist())} if len(nodes) < s.n else None
     stack = [(np.asarray(nodes, dtype=np.int64), kk)]
     nxt = 0
-    tol = float(np.min(s.tau)) / 4
+    tol = float(np.min(s.tau)) / 4 if tol is None else float(tol)
     while stack:
         part, m = stack.pop()
         if m == 1:
@@ -214,7 +347,12 @@ def tree_partition(s: SearchState, nodes: np.ndarray, kk: int, guide: np.ndarray
             nxt += 1
             continue
         k1 = m // 2
-        got = tree_split(s, part, k1, m - k1, guide, rng, tries=tries, good_enough=tol, balance_cuts=balance_cuts)
+        got = line_split(s, part, k1, m - k1, rng, good_enough=tol) if lines else None
+        if got is None or got[2] > tol:
+            tree = tree_split(s, part, k1, m - k1, guide, rng, tries=tries, good_enough=tol,
+                              balance_cuts=balance_cuts)
+            if got is None or (tree is not None and tree[2] < got[2]):
+                got = tree
         if got is None:
             return None
         a_nodes, b_nodes, _ = got
@@ -226,6 +364,16 @@ def tree_partition(s: SearchState, nodes: np.ndarray, kk: int, guide: np.ndarray
 def tree_start(s: SearchState, guide: np.ndarray | None, rng) -> np.ndarray | None:
     """K connected parts by recursive spanning-tree bisection following ``guide`` (METIS) where it can."""
     return tree_partition(s, np.arange(s.n), s.k, guide, rng)
+
+
+def mix_start(s: SearchState, guide: np.ndarray | None, rng, tries: int = 4) -> np.ndarray | None:
+    """K connected parts by recursive bisection whose every cut holds its k1 : k2 share of EACH balanced
+    measure (:func:`line_split`, a spanning-tree cut where that does better), for several measures whose
+    mix varies by area (customers per unit of potential by state): the upper cuts balance the mix at the
+    scale of states, which border moves between finished territories cannot. A cut is good enough within
+    a tenth of the tightest tolerance (the errors of the cuts above a territory add up)."""
+    return tree_partition(s, np.arange(s.n), s.k, guide, rng, tries=tries, lines=True,
+                          tol=float(np.min(s.tau)) / 10)
 
 
 def match_fixed(s: SearchState, parts: np.ndarray) -> np.ndarray:
@@ -248,6 +396,14 @@ def match_fixed(s: SearchState, parts: np.ndarray) -> np.ndarray:
     return relabel[parts]
 
 
+# Draws of the mix-balanced start per start of the search: at most MIX_DRAWS, one per MIX_DRAW_REGIONS
+# regions of the instance's size fewer (a draw takes 0.1-0.2 s per 1,000 regions).
+MIX_DRAWS = 3
+MIX_DRAW_REGIONS = 6000
+# What a draw costs, in budget seconds per region (the lower 48's 31,732 ZIPs: 4-6 s on 2 shared cores).
+MIX_SECONDS_PER_REGION = 2e-4
+
+
 def scratch_start(s: SearchState, attempt: int, rng) -> tuple[str, float, float]:
     """A contiguous start: METIS (seed varies per attempt), or a spanning-tree bisection guided by it when
     METIS cannot balance contiguous parts. Leaves the better one (lower B) in place; returns its name, its
@@ -266,6 +422,18 @@ def scratch_start(s: SearchState, attempt: int, rng) -> tuple[str, float, float]
             repair(s, "contiguity")
             starts.append(("spanning-tree bisection guided by METIS", s.imbalance(),
                            float(np.abs(s.obj.dev(s.T)).max()), s.lab.copy()))
+    if len(s.bal_idx) > 1 and s.mix_start:
+        # Several measures: METIS balances their sum only, and their mix varies by area. A few draws where
+        # a draw is cheap (a state's regions); one on the whole country.
+        for _ in range(max(1, min(MIX_DRAWS, int(MIX_DRAW_REGIONS // s.n)))):
+            if s.time_left() < MIX_SECONDS_PER_REGION * s.n:
+                break  # a draw would overrun the search's budget (it cannot be stopped half-way)
+            mix = mix_start(s, metis, rng)
+            if mix is not None:
+                s.set_labels(match_fixed(s, mix))
+                repair(s, "contiguity")
+                starts.append(("mix-balanced bisection", s.imbalance(), float(np.abs(s.obj.dev(s.T)).max()),
+                               s.lab.copy()))
     name, _, dev, lab = min(starts, key=lambda x: (x[1], x[2]))
     s.set_labels(lab)
     return name, dev, metis_dev

@@ -24,6 +24,10 @@ from terrmap.optimize.objective import Objective
 class SearchState:
     """One search: the instance as arrays, the objective, the budget, and the plan being improved."""
 
+    # From scratch with several balanced measures, each start also draws a bisection that balances their mix
+    # (terrmap.optimize.starts.mix_start); False: METIS and the spanning-tree start only (benchmarks compare).
+    mix_start: bool = True
+
     def __init__(self, inst: Instance, k: int, objective: Objective, fixed: np.ndarray, budget: Budget, *,
                  base: np.ndarray | None = None, cap: float | None = None,
                  offsets: np.ndarray | None = None, excepted: np.ndarray | None = None,
