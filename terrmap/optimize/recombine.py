@@ -11,6 +11,9 @@ from terrmap.optimize.explain import Redraw
 from terrmap.optimize.starts import tree_partition
 from terrmap.optimize.state import SearchState
 
+# Share of the redraws of several measures that use straight cuts (starts.line_split) rather than tree cuts.
+LINE_SHARE = 0.1  # one in ten
+
 
 def recombine(s: SearchState, ts: list[int], band, rng, it: int) -> bool:
     """Merge territories ``ts`` (2 or 3 neighbours) and split their union again along a spanning tree into
@@ -26,7 +29,9 @@ def recombine(s: SearchState, ts: list[int], band, rng, it: int) -> bool:
     # that follows it trades border regions anyway. With several measures, straight cuts that hold each
     # measure's share (their mix varies by area: a tree cut gives one territory the metro, the other its
     # hinterland).
-    lines = len(s.bal_idx) > 1 and s.mix_start
+    # A straight cut costs ~10x a tree cut: one redraw in LINE_SHARE does as well for the mix (TX, K=12, three
+    # measures: 5/5 seeds within, as with every redraw), and an iteration budget does not pay 4x the time.
+    lines = len(s.bal_idx) > 1 and s.mix_start and rng.random() < LINE_SHARE
     parts = tree_partition(s, nodes, len(ts), guide, rng, tries=3, balance_cuts=False, lines=lines)
     if parts is None:
         return False

@@ -422,9 +422,11 @@ def scratch_start(s: SearchState, attempt: int, rng) -> tuple[str, float, float]
             repair(s, "contiguity")
             starts.append(("spanning-tree bisection guided by METIS", s.imbalance(),
                            float(np.abs(s.obj.dev(s.T)).max()), s.lab.copy()))
-    if len(s.bal_idx) > 1 and s.mix_start:
+    within = min(x[2] for x in starts) <= float(np.min(s.tau))
+    if len(s.bal_idx) > 1 and s.mix_start and not within:
         # Several measures: METIS balances their sum only, and their mix varies by area. A few draws where
-        # a draw is cheap (a state's regions); one on the whole country.
+        # a draw is cheap (a state's regions); one on the whole country. Not when a start above is within the
+        # tolerance already (small, even instances: the draws would cost more than the whole search).
         for _ in range(max(1, min(MIX_DRAWS, int(MIX_DRAW_REGIONS // s.n)))):
             if s.time_left() < MIX_SECONDS_PER_REGION * s.n:
                 break  # a draw would overrun the search's budget (it cannot be stopped half-way)
