@@ -443,3 +443,37 @@ def test_geojson_counts_what_home_counts_with_pins_and_overlays(store):
     for name in ("Rhode Island", "Connecticut"):
         assert got[name]["leads"] == home.loc[name, "leads"]
         assert got[name]["potential"] == pytest.approx(home.loc[name, "potential"], abs=0.01)
+
+
+def test_boundaries_of_an_unchanged_assignment_are_dissolved_once(store, monkeypatch):
+    """The Scenarios page's GeoJSON, GeoPackage, PNG and PDF each dissolve the plan's territories: the second
+    export of the same assignment reuses the first one's geometry, and a changed assignment (even one written
+    behind the plan's back) is dissolved again."""
+    plan = get_plan(store, "h3 plan")
+    calls = []
+    real = H3Layer.dissolve
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(H3Layer, "dissolve", counting)
+    first = json.loads(export_plan(store, plan, "geojson"))
+    again = json.loads(export_plan(store, plan, "geojson"))
+    export_plan(store, plan, "gpkg")
+    assert first == again and len(calls) <= 1  # at most the first (an earlier test may have filled the cache)
+    before = len(calls)
+    cell, tid = store.df("SELECT region_id, territory_id FROM plan_assignments WHERE plan_id = ? AND territory_id "
+                         "IS NOT NULL ORDER BY region_id LIMIT 1", [plan.plan_id]).iloc[0]
+    other = int(store.scalar("SELECT min(territory_id) FROM territories WHERE plan_id = ? AND territory_id <> ?",
+                             [plan.plan_id, int(tid)]))
+    move = "UPDATE plan_assignments SET territory_id = ? WHERE plan_id = ? AND region_id = ?"
+    store.cursor().execute(move, [other, plan.plan_id, cell])
+    try:
+        changed = json.loads(export_plan(store, plan, "geojson"))
+    finally:
+        store.cursor().execute(move, [int(tid), plan.plan_id, cell])  # the module's other tests use this plan
+    assert len(calls) == before + 1 and changed != first
+    regions = {f["properties"]["territory_id"]: f["properties"]["regions"] for f in changed["features"]}
+    assert regions[other] == {f["properties"]["territory_id"]: f["properties"]["regions"]
+                              for f in first["features"]}[other] + 1

@@ -36,7 +36,10 @@ import pyogrio
 import shapely
 
 from terrmap.data.alignments import assigned_regions, plan_region_rows, rep_names, territories_with_reps
+from terrmap.data.store import store_key
+from terrmap.data.zip_tables import shapes_stamp
 from terrmap.geo import parse_layer
+from terrmap.geo.memo import LoadCache, content_digest
 from terrmap.geo.outlines import polygonal, state_outlines_geojson
 from terrmap.io.alignment import GEO_LAYER_NAME
 from terrmap.io.csvsafe import guard_frame
@@ -105,6 +108,9 @@ def account_table(store: Store, plan) -> pd.DataFrame:
     return out[ACCOUNT_COLUMNS]
 
 
+_DISSOLVED: LoadCache[dict] = LoadCache(max_entries=4)  # territory id -> dissolved geometry, per assignment
+
+
 def territory_shapes(store: Store, plan, progress: Progress | None = None):
     """The plan's dissolved territories: a GeoDataFrame (EPSG:4326), one row per territory with regions,
     columns territory, territory_id, rep_id, rep_name, color, regions, leads, potential, layer, geometry."""
@@ -119,8 +125,12 @@ def territory_shapes(store: Store, plan, progress: Progress | None = None):
     owned = owned[owned["owner_kind"] == "territory"].set_index("owner_id")[["leads", "potential"]]
     groups = {int(tid): g for tid, g in a.groupby("territory_id")}
     report(0.1, "reading region shapes")
-    geoms = layer.dissolve(store, {tid: g["region_id"].tolist() for tid, g in groups.items()},
-                           progress=lambda f, m: report(0.1 + 0.85 * f, m))
+    # The same assignment on the same shapes dissolves to the same territories: the Scenarios page's GeoJSON,
+    # GeoPackage, PNG and PDF buttons (each about 1.5 s for a national ZIP plan) dissolve once.
+    key = (store_key(store), layer.key, shapes_stamp(store) if layer.key == "zip" else "",
+           content_digest(a[["region_id", "territory_id"]].sort_values("region_id", ignore_index=True)))
+    geoms = _DISSOLVED.get(key, lambda: layer.dissolve(store, {tid: g["region_id"].tolist() for tid, g in groups.items()},
+                                                       progress=lambda f, m: report(0.1 + 0.85 * f, m)))
     rows = []
     for tid, g in groups.items():
         geom = geoms.get(tid)
