@@ -399,6 +399,8 @@ def match_fixed(s: SearchState, parts: np.ndarray) -> np.ndarray:
 # Draws of the mix-balanced start per start of the search: at most MIX_DRAWS, one per MIX_DRAW_REGIONS
 # regions of the instance's size fewer (a draw takes 0.1-0.2 s per 1,000 regions).
 MIX_DRAWS = 3
+# Starts of a search (its restarts) that draw it: the first ones (later restarts gain little from it).
+MIX_ATTEMPTS = 2
 MIX_DRAW_REGIONS = 6000
 # What a draw costs, in budget seconds per region (the lower 48's 31,732 ZIPs: 4-6 s on 2 shared cores).
 MIX_SECONDS_PER_REGION = 2e-4
@@ -423,7 +425,7 @@ def scratch_start(s: SearchState, attempt: int, rng) -> tuple[str, float, float]
             starts.append(("spanning-tree bisection guided by METIS", s.imbalance(),
                            float(np.abs(s.obj.dev(s.T)).max()), s.lab.copy()))
     within = min(x[2] for x in starts) <= float(np.min(s.tau))
-    if len(s.bal_idx) > 1 and s.mix_start and not within:
+    if len(s.bal_idx) > 1 and s.mix_start and not within and attempt < MIX_ATTEMPTS:
         # Several measures: METIS balances their sum only, and their mix varies by area. A few draws where
         # a draw is cheap (a state's regions); one on the whole country. Not when a start above is within the
         # tolerance already (small, even instances: the draws would cost more than the whole search).
