@@ -403,7 +403,7 @@ overlays = st.lists(
 pins = st.dictionaries(st.integers(0, 39), st.integers(1, 3), max_size=6)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(overlay_specs=overlays, pin_specs=pins)
 def test_random_pins_and_overlays_match_pandas(synthetic_store, overlay_specs, pin_specs):
     s, plan = synthetic_store

@@ -104,7 +104,7 @@ def test_csv_export_reimports_to_the_identical_plan(store, plan_name):
 _zip_set: list[str] = []
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_csv_round_trip_property(store, data):
     if not _zip_set:

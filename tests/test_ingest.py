@@ -490,7 +490,7 @@ def empty_db_path(tmp_path_factory):
     return path
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(rows=st.lists(st.tuples(st.booleans(), VALID, INVALID), min_size=1, max_size=12))
 def test_import_succeeds_iff_every_row_is_valid(empty_db_path, tmp_path_factory, rows):
     folder = tmp_path_factory.mktemp("p")
