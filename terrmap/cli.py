@@ -314,7 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from terrmap.data.store import DatabaseInUse  # lazy, as every command's imports: --help loads no DuckDB
+
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:
         parser.exit(2, f"error: {exc}\n")
+    except DatabaseInUse as exc:
+        parser.exit(3, f"error: {exc}\n")

@@ -157,9 +157,17 @@ def main(argv: list[str] | None = None) -> None:
     # Called when the server mounts the frontend, once the options (baseUrlPath) are read.
     file_util.get_static_dir = lambda: static_dir_with_server_base(
         streamlit_static_dir(), config.get_option("server.baseUrlPath") or "")
-    args = list(sys.argv[1:] if argv is None else argv)
-    sys.argv = ["streamlit", "run", str(PROJECT_ROOT / "app.py"), *args]
+    sys.argv = streamlit_argv(list(sys.argv[1:] if argv is None else argv))
     streamlit_main()
+
+
+def streamlit_argv(args: list[str]) -> list[str]:
+    """``streamlit run app.py ARGS``, listening on this machine only (127.0.0.1) unless ARGS name an address:
+    terrmap has no sign-in yet, so opening it to a network is a choice (``--server.address 0.0.0.0``)."""
+    ours = args[:args.index("--")] if "--" in args else args
+    if not any(a == "--server.address" or a.startswith("--server.address=") for a in ours):
+        args = ["--server.address", "127.0.0.1", *args]
+    return ["streamlit", "run", str(PROJECT_ROOT / "app.py"), *args]
 
 
 if __name__ == "__main__":

@@ -28,3 +28,21 @@ def test_an_unknown_frontend_build_is_served_as_it_is(tmp_path):
     build.mkdir()
     (build / "index.html").write_text("<html><script src='x.js'></script></html>")
     assert static_dir_with_server_base(str(build), "", cache_root=str(tmp_path)) == str(build)
+
+
+def test_the_app_listens_on_this_machine_only_unless_told_otherwise():
+    """Issue 18.4 (a first step): Streamlit listens on every network interface by default; terrmap has no sign-in
+    yet, so ./run app binds to 127.0.0.1 unless an address is given."""
+    from terrmap.serve import streamlit_argv
+
+    def address(argv):
+        return argv[argv.index("--server.address") + 1] if "--server.address" in argv else \
+            next(a.split("=", 1)[1] for a in argv if a.startswith("--server.address="))
+
+    assert address(streamlit_argv([])) == "127.0.0.1"
+    assert address(streamlit_argv(["--server.port", "8502", "--", "--db", "x.duckdb"])) == "127.0.0.1"
+    assert address(streamlit_argv(["--server.address", "0.0.0.0"])) == "0.0.0.0"
+    assert address(streamlit_argv(["--server.address=0.0.0.0"])) == "0.0.0.0"
+    # an app option after "--" is the app's, not Streamlit's
+    argv = streamlit_argv(["--", "--server.address", "10.0.0.1"])
+    assert argv[argv.index("--server.address") + 1] == "127.0.0.1" and argv[-1] == "10.0.0.1"

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import threading
 
 import duckdb
@@ -89,3 +91,45 @@ def test_cli_db_flag_and_env_var(tmp_path, capsys, monkeypatch):
     # The demo leaves the ZIP borders built, so the first editor or optimizer open does not wait for them.
     assert con.sql("SELECT count(*) FROM zip_shape_sizes").fetchall()[0][0] == con.sql(
         "SELECT count(*) FROM zip_shapes").fetchall()[0][0] > 30_000
+
+
+def _hold(db, seconds: float) -> subprocess.Popen:
+    """Another process that opens ``db`` (as the app does) and keeps it for ``seconds``."""
+    proc = subprocess.Popen([sys.executable, "-c", (
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('open', flush=True); "
+        "time.sleep(float(sys.argv[2])); c.close()"), str(db), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "open"
+    return proc
+
+
+def test_a_command_on_a_database_another_process_holds_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    """Issue 18.1 (a first step): a command on a database the app holds used to end in DuckDB's traceback. It
+    now waits up to $TERRMAP_LOCK_WAIT seconds for the holder to let go, then exits 3 with one line naming the
+    file and the holder's process id."""
+    db = tmp_path / "held.duckdb"
+    Store(db).con.close()
+    holder = _hold(db, 30)
+    try:
+        monkeypatch.setenv("TERRMAP_LOCK_WAIT", "0.3")
+        res = run_cli(capsys, "regions", "--layer", "zip", "--out", tmp_path / "r.csv", db=db)
+        assert res.returncode == 3, res
+        line = res.stderr.strip()
+        assert "\n" not in line and "Traceback" not in line
+        assert f"in use by process {holder.pid}" in line and str(db) in line and "waited 0 s" in line
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_command_waits_for_a_short_job_that_holds_the_database(tmp_path, monkeypatch):
+    db = tmp_path / "busy.duckdb"
+    Store(db).con.close()
+    holder = _hold(db, 0.8)
+    try:
+        monkeypatch.setenv("TERRMAP_LOCK_WAIT", "30")
+        store = Store(db)  # opened once the other process closed the file
+        assert store.scalar("SELECT count(*) FROM zips") > 30_000
+        store.con.close()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -14,7 +14,9 @@ on first use.
 from __future__ import annotations
 
 import os
+import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -226,6 +228,43 @@ def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else DEFAULT_DB
 
 
+LOCK_WAIT_ENV_VAR = "TERRMAP_LOCK_WAIT"
+DEFAULT_LOCK_WAIT_S = 10.0  # how long opening a database another process holds keeps trying
+
+
+class DatabaseInUse(RuntimeError):
+    """Another process holds the database file (DuckDB lets one process at a time open it for writing)."""
+
+    def __init__(self, path: Path, holder: str | None, waited: float):
+        self.path, self.holder, self.waited = path, holder, waited
+        who = f"process {holder}" if holder else "another process"
+        super().__init__(
+            f"the database {path} is in use by {who} (the app, or another job?); waited {waited:.0f} s. DuckDB "
+            f"lets one process at a time open a database file: stop that process or run this again when it is "
+            f"done (set {LOCK_WAIT_ENV_VAR}=SECONDS to wait longer).")
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect``, retried while another process holds the file's lock (a short job finishing), up to
+    ``$TERRMAP_LOCK_WAIT`` seconds (default :data:`DEFAULT_LOCK_WAIT_S`); then :class:`DatabaseInUse`."""
+    wait = float(os.environ.get(LOCK_WAIT_ENV_VAR, DEFAULT_LOCK_WAIT_S))
+    start = time.monotonic()
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" not in text.lower():
+                raise
+            waited = time.monotonic() - start
+            if waited >= wait:
+                found = re.search(r"\(PID (\d+)\)", text)
+                raise DatabaseInUse(path, found.group(1) if found else None, waited) from None
+            time.sleep(min(pause, max(wait - waited, 0.0)))
+            pause = min(pause * 2, 1.0)
+
+
 class Store:
     """A DuckDB database file with the terrmap schema."""
 
@@ -236,7 +275,7 @@ class Store:
     def __init__(self, path: str | os.PathLike, read_only: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(self.path), read_only=read_only)
+        self.con = _connect(self.path, read_only)
         self._local = threading.local()
         self._write_lock = threading.RLock()
         if not read_only:
