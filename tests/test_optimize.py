@@ -503,10 +503,10 @@ def test_a_rebalance_counts_named_accounts_as_home_and_scenarios_do(demo_store):
     res = opt.solve()
     assert any("only in some territories" in n for n in res.notes)
     area_total = limited.values["potential"].sum() + limited.excepted[MEASURES.index("potential")]
-    for k, c in enumerate(res.candidates):
-        saved = get_plan(demo_store, save_candidate(demo_store, res, f"TX limited overlay {k}", which=k))
-        exact = compare_plans(demo_store, base_info, saved).potential_moved / area_total
-        assert exact <= c.scores["disruption_potential"] + 1e-12 <= cap + 1e-9
+    assert all(c.scores["disruption_potential"] <= cap + 1e-9 for c in res.candidates)
+    saved = get_plan(demo_store, save_candidate(demo_store, res, "TX limited overlay"))
+    exact = compare_plans(demo_store, base_info, saved).potential_moved / area_total
+    assert exact <= res.candidates[0].scores["disruption_potential"] + 1e-12
     # A region holding the overlay's accounts moved out of its territories: they change owner with it.
     covered = np.isin(res.base_labels, [tids.index(t) for t in tids[:2]])
     holds = (limited.moving - limited.values.to_numpy())[:, MEASURES.index("potential")] > 0
