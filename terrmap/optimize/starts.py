@@ -63,6 +63,21 @@ def subtree_sums(order: np.ndarray, pred: np.ndarray, load: np.ndarray) -> np.nd
     return np.array(cols).T
 
 
+def _split_setup(s: SearchState, nodes: np.ndarray, k1: int, k2: int):
+    """What a split of ``nodes`` into k1 : k2 starts from: m, the mask of the CSR entries inside ``nodes``, the
+    induced edges (positions in ``nodes``), each region's load on every balanced measure relative to its target
+    (a cut is as good as its worst measure), and each side's wanted load and the smaller of the two."""
+    m = len(nodes)
+    pos = np.full(s.n, -1, dtype=np.int64)
+    pos[nodes] = np.arange(m)
+    sel = (pos[s.rows] >= 0) & (pos[s.indices] >= 0) & (s.rows < s.indices)
+    er, ec = pos[s.rows[sel]], pos[s.indices[sel]]
+    load = s.vals[nodes][:, s.bal_idx] / s.mu + 1e-9
+    total = load.sum(axis=0)
+    want1, want2 = total * k1 / (k1 + k2), total * k2 / (k1 + k2)
+    return m, sel, er, ec, load, want1, want2, np.minimum(want1, want2)
+
+
 def tree_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, guide: np.ndarray | None, rng, tries: int = 4,
                good_enough: float = 0.0, balance_cuts: bool = True) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Split the connected region set ``nodes`` into two connected parts holding k1 : k2 of its load.
@@ -76,18 +91,9 @@ def tree_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, guide: np.nd
     Returns (part with k1, part with k2, relative error) or None.
     """
     nodes = np.asarray(nodes, dtype=np.int64)
-    m = len(nodes)
-    if m < 2:
+    if len(nodes) < 2:
         return None
-    pos = np.full(s.n, -1, dtype=np.int64)
-    pos[nodes] = np.arange(m)
-    sel = (pos[s.rows] >= 0) & (pos[s.indices] >= 0) & (s.rows < s.indices)
-    er, ec = pos[s.rows[sel]], pos[s.indices[sel]]
-    # Each balanced measure relative to its target: a cut is as good as its worst measure.
-    load = s.vals[nodes][:, s.bal_idx] / s.mu + 1e-9
-    total = load.sum(axis=0)
-    want1, want2 = total * k1 / (k1 + k2), total * k2 / (k1 + k2)
-    small = np.minimum(want1, want2)
+    m, sel, er, ec, load, want1, want2, small = _split_setup(s, nodes, k1, k2)
     fx = s.fixed[nodes]
     fixed_terr = np.unique(fx[fx >= 0])
     best = None
@@ -136,7 +142,7 @@ def tree_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, guide: np.nd
     err, inside, first = best
     if balance_cuts and err > good_enough and load.shape[1] > 1:
         want_in = want1 if first else want2
-        err = balance_cut(s, nodes, inside, load, want_in, total - want_in, er, ec, max(good_enough, 1e-3))
+        err = balance_cut(s, nodes, inside, load, want_in, want1 + want2 - want_in, er, ec, max(good_enough, 1e-3))
     a_nodes, b_nodes = nodes[inside], nodes[~inside]
     return (a_nodes, b_nodes, err) if first else (b_nodes, a_nodes, err)
 
@@ -218,17 +224,9 @@ def line_split(s: SearchState, nodes: np.ndarray, k1: int, k2: int, rng, angles:
     its hinterland alike, so both sides get the same mix, where a tree cut follows whatever the tree is.
     Fixed regions are not looked at (the start's parts are matched to them afterwards)."""
     nodes = np.asarray(nodes, dtype=np.int64)
-    m = len(nodes)
-    if m < 2:
+    if len(nodes) < 2:
         return None
-    pos = np.full(s.n, -1, dtype=np.int64)
-    pos[nodes] = np.arange(m)
-    sel = (pos[s.rows] >= 0) & (pos[s.indices] >= 0) & (s.rows < s.indices)
-    er, ec = pos[s.rows[sel]], pos[s.indices[sel]]
-    load = s.vals[nodes][:, s.bal_idx] / s.mu + 1e-9
-    total = load.sum(axis=0)
-    want1, want2 = total * k1 / (k1 + k2), total * k2 / (k1 + k2)
-    small = np.minimum(want1, want2)
+    m, sel, er, ec, load, want1, want2, small = _split_setup(s, nodes, k1, k2)
     xy = s.cent_xy[nodes]
     xy = xy - xy.mean(axis=0)
     theta = rng.random() * 2 * np.pi / angles + np.linspace(0, 2 * np.pi, angles, endpoint=False)
