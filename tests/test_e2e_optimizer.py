@@ -14,12 +14,13 @@ from tests.e2e_support import ARTIFACTS, MAP_IFRAME, rerun_after, wait_still
 
 
 def _choose(page, label: str, option) -> None:
-    """Pick ``option`` in the Streamlit selectbox labelled ``label``."""
+    """Pick ``option`` in the Streamlit selectbox labelled ``label``, and wait for the script run it causes (an
+    edit made while that run is in flight, e.g. in the limits grid, is lost when the run redraws the page)."""
     page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.locator("input").click()
     options = page.get_by_role("option")
     options.first.wait_for()
     assert options.filter(has_text=option).count(), options.all_inner_texts()
-    options.filter(has_text=option).first.click()
+    rerun_after(page, lambda: options.filter(has_text=option).first.click())
 
 
 def _open(page, app_url) -> None:
@@ -91,6 +92,7 @@ def test_hard_limit_from_the_page_is_reported_infeasible(page, app_url):
     page.mouse.dblclick(box["x"] + box["width"] * 0.5, box["y"] + 35 + 17)  # opens the cell's editor
     page.locator(".gdg-input").first.wait_for()
     page.keyboard.type("1000000000000", delay=30)
+    assert page.locator(".gdg-input").first.input_value() == "1000000000000"
     rerun_after(page, lambda: page.keyboard.press("Enter"))  # the edit reaches the script
     page.get_by_role("button", name="Optimize").click()
     page.get_by_text(re.compile("Cannot optimize")).wait_for(timeout=60_000)
