@@ -485,8 +485,8 @@ def test_a_rebalance_counts_named_accounts_as_home_and_scenarios_do(demo_store):
         np.testing.assert_allclose(mine[m].to_numpy(), table.loc[mine.index, m].to_numpy(dtype=float), rtol=1e-9)
     assert best.scores["max_deviation"] == pytest.approx(plan_summary(demo_store, saved)["max_abs_deviation"],
                                                          rel=1e-9)
-    # The potential that changes owner, as Scenarios lists it (its share there is of every account in the
-    # database, the optimizer's of the area it rebalances: Texas).
+    # The potential that changes owner, as Scenarios lists it (its share there is of the accounts either plan
+    # owns, which an overlay listing no territories extends beyond Texas; the optimizer's is of Texas).
     compared = compare_plans(demo_store, base_info, saved)
     area_total = reb.values["potential"].sum() + reb.excepted[MEASURES.index("potential")]
     assert best.scores["disruption_potential"] * area_total == pytest.approx(compared.potential_moved, rel=1e-9)

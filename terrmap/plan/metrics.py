@@ -49,7 +49,8 @@ METRIC_HELP: dict[str, str] = {
                       "more compact borders.",
     "disruption": "Share of revenue potential whose owner changes: accounts owned by geography in regions that "
                   "change territory (pinned and overlay accounts keep their owner), of the potential of the area "
-                  "compared (a rebalance of some states: of those states; two saved plans: of all accounts).",
+                  "compared (a rebalance of some states: of those states; two saved plans: of the accounts either "
+                  "plan owns).",
 }
 
 

@@ -303,7 +303,7 @@ class Comparison:
 
     @property
     def potential_moved_share(self) -> float:
-        """Disruption: the share of all potential whose owner changes."""
+        """Disruption: the share of the potential either plan owns whose owner changes."""
         return self.potential_moved / self.total_potential if self.total_potential > 0 else 0.0
 
 
@@ -373,9 +373,14 @@ def changed_regions(store: Store, a: PlanInfo, b: PlanInfo, ta: pd.DataFrame, tb
 
 
 def moved_accounts(store: Store, a: PlanInfo, b: PlanInfo) -> tuple[pd.DataFrame, float]:
-    """(accounts whose owner name differs between A and B, total potential of all accounts)."""
-    oa = account_owners(store, a)
-    return owner_changes(oa, account_owners(store, b)), float(oa["potential"].sum())
+    """(accounts whose owner name differs between A and B, total potential of the accounts either plan owns).
+
+    Of the accounts either plan owns, not of every account in the database: a Texas plan's disruption is a
+    share of Texas (as the optimizer's rebalance of it reports), not of the country."""
+    oa, ob = account_owners(store, a), account_owners(store, b)
+    owned = set(oa.loc[oa["owner_name"].notna(), "lead_id"]) | set(ob.loc[ob["owner_name"].notna(), "lead_id"])
+    total = float(oa.loc[oa["lead_id"].isin(owned), "potential"].sum())
+    return owner_changes(oa, ob), total
 
 
 def compare_plans(store: Store, a: PlanInfo, b: PlanInfo, graph_for: GraphFor | None = None,
