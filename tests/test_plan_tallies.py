@@ -4,6 +4,7 @@ import functools
 
 import h3
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -195,3 +196,15 @@ def test_neighbouring_territories_differ_by_25_delta_e(seed, k):
     colors = distinct_colors(k, pairs)
     labs = {c: _pil_lab(c) for c in set(colors)}
     assert all(np.linalg.norm(labs[colors[a]] - labs[colors[b]]) >= 25 - 1.5 for a, b in pairs)
+
+
+def test_territory_totals_are_offsets_plus_a_groupby_of_the_assigned_regions():
+    rng = np.random.default_rng(5)
+    values = rng.random((50, 3))
+    assignment = rng.integers(-1, 4, 50)
+    offsets = rng.random((4, 3))
+    got = metrics.territory_totals(values, assignment, 4, offsets)
+    frame = pd.DataFrame(values).assign(t=assignment)
+    expect = frame[frame["t"] >= 0].groupby("t").sum().reindex(range(4), fill_value=0.0).to_numpy() + offsets
+    np.testing.assert_allclose(got, expect)
+    np.testing.assert_allclose(metrics.territory_totals(values[:, 0], assignment, 4), expect[:, 0] - offsets[:, 0])

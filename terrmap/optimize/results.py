@@ -92,11 +92,9 @@ class OptimizeResult:
         overlay accounts in none)."""
         lab = self.candidate(which).labels_
         k = self.n_territories
-        totals = np.zeros((k, len(MEASURES))) if self.offsets is None else np.array(self.offsets, dtype=float)
-        ok = lab >= 0
-        np.add.at(totals, lab[ok], self.instance.values[MEASURES].to_numpy(dtype=float)[ok])
+        totals = metrics.territory_totals(self.instance.values[MEASURES].to_numpy(dtype=float), lab, k, self.offsets)
         out = pd.DataFrame(totals, columns=MEASURES)
-        out.insert(0, "regions", np.bincount(lab[ok], minlength=k))
+        out.insert(0, "regions", np.bincount(lab[lab >= 0], minlength=k))
         out.insert(0, "territory", self.territory_names)
         return out
 

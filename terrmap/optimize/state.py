@@ -19,6 +19,7 @@ from terrmap.optimize.budget import Budget
 from terrmap.optimize.explain import MoveRecord, Reason
 from terrmap.optimize.instance import MEASURES, Instance
 from terrmap.optimize.objective import Objective
+from terrmap.plan import metrics
 
 
 class SearchState:
@@ -109,8 +110,7 @@ class SearchState:
     def _retally(self) -> None:
         lab = self.lab
         ok = lab >= 0
-        self.T = self.offsets.copy()
-        np.add.at(self.T, lab[ok], self.vals[ok])
+        self.T = metrics.territory_totals(self.vals, lab, self.k, self.offsets)
         self.count = np.bincount(lab[ok], minlength=self.k)
         if self.base is not None:
             changed = (lab != self.base) & (self.base >= 0)

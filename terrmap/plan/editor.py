@@ -354,12 +354,10 @@ class EditorSession:
     def balance_table(self, measure: str = "potential") -> pd.DataFrame:
         p = self.plan
         col = {m: p.totals[:, i] for i, m in enumerate(MEASURES)}
-        saved_totals = p.offsets[:, MEASURES.index(measure)].copy()
-        ok = self.saved_assignment >= 0
-        np.add.at(saved_totals, self.saved_assignment[ok], p.values[ok, MEASURES.index(measure)])
+        j = MEASURES.index(measure)
+        saved_totals = metrics.territory_totals(p.values[:, j], self.saved_assignment, p.k, p.offsets[:, j])
         tgt = self.targets(measure)
-        dev = metrics.deviations(col[measure], tgt)
-        tol = self.terr["tolerance"].fillna(0.10).to_numpy(dtype=float)
+        dev, tol = self._deviation_and_tolerance(measure)
         with np.errstate(invalid="ignore", divide="ignore"):
             avg_score = np.where(col["scored_open"] > 0, col["score_sum"] / col["scored_open"], np.nan)
         return pd.DataFrame({
@@ -396,6 +394,11 @@ class EditorSession:
         return Plan(p.graph, p.values, MEASURES, self.saved_assignment, p.k, offsets=p.offsets.copy())
 
     # -- rebalance hints ---------------------------------------------------------
+    def _deviation_and_tolerance(self, measure: str) -> tuple[np.ndarray, np.ndarray]:
+        """Each territory's deviation from its target on ``measure`` now, and its tolerance (default ±10%)."""
+        dev = metrics.deviations(self.plan.totals[:, MEASURES.index(measure)], self.targets(measure))
+        return dev, self.terr["tolerance"].fillna(0.10).to_numpy(dtype=float)
+
     def hints(self, measure: str = "potential", n: int = 5, worst: int = 3) -> list[Hint]:
         """Border moves that most reduce the plan's worst deviation (max |dev| over the territories).
 
@@ -411,8 +414,7 @@ class EditorSession:
         m = MEASURES.index(measure)
         totals = p.totals[:, m].copy()
         tgt = self.targets(measure)
-        dev = metrics.deviations(totals, tgt)
-        tol = self.terr["tolerance"].fillna(0.10).to_numpy(dtype=float)
+        dev, tol = self._deviation_and_tolerance(measure)
         out_of = [t for t in np.argsort(-np.abs(dev)).tolist() if abs(dev[t]) > tol[t]][:worst]
         if not out_of:
             return []
@@ -473,8 +475,7 @@ class EditorSession:
         """Why :meth:`hints` has nothing to offer: every territory within tolerance; regions unassigned (assign
         them first); or no single border move lowers the worst deviation visibly (the territories over and under
         target are not neighbours, or the regions between them are too heavy or locked): a rebalance then."""
-        dev = metrics.deviations(self.plan.totals[:, MEASURES.index(measure)], self.targets(measure))
-        tol = self.terr["tolerance"].fillna(0.10).to_numpy(dtype=float)
+        dev, tol = self._deviation_and_tolerance(measure)
         if not (np.abs(dev) > tol + 1e-12).any():
             return "Every territory is within tolerance."
         unassigned = int((self.plan.assignment < 0).sum())
@@ -490,8 +491,7 @@ class EditorSession:
         to a rebalance; None when the hints are worth making one by one."""
         if not hints:
             return None
-        dev = metrics.deviations(self.plan.totals[:, MEASURES.index(measure)], self.targets(measure))
-        tol = self.terr["tolerance"].fillna(0.10).to_numpy(dtype=float)
+        dev, tol = self._deviation_and_tolerance(measure)
         worst = int(np.argmax(np.abs(dev)))
         beyond = float(abs(dev[worst]) - tol[worst])
         best = max(h.improvement for h in hints)

@@ -54,6 +54,17 @@ METRIC_HELP: dict[str, str] = {
 }
 
 
+def territory_totals(values: np.ndarray, assignment: np.ndarray, k: int,
+                     offsets: np.ndarray | None = None) -> np.ndarray:
+    """Each territory's totals (k rows, the columns of ``values``): what it owns whatever its regions
+    (``offsets``: pinned accounts), plus the values of its regions; unassigned regions (-1) count nowhere."""
+    values = np.asarray(values, dtype=float)
+    totals = np.zeros((k,) + values.shape[1:]) if offsets is None else np.array(offsets, dtype=float)
+    ok = assignment >= 0
+    np.add.at(totals, assignment[ok], values[ok])
+    return totals
+
+
 def deviations(totals: np.ndarray, targets: np.ndarray | None = None) -> np.ndarray:
     """``(m_t - target_t) / target_t`` per territory; targets default to the mean."""
     totals = np.asarray(totals, dtype=float)

@@ -57,8 +57,7 @@ class Plan:
     def _recompute(self) -> None:
         a = self.assignment
         ok = a >= 0
-        self.totals = self.offsets.copy()
-        np.add.at(self.totals, a[ok], self.values[ok])
+        self.totals = metrics.territory_totals(self.values, a, self.k, self.offsets)
         self.region_counts = np.bincount(a[ok], minlength=self.k)
         g = self.graph
         ea, eb = a[g.edges[:, 0]], a[g.edges[:, 1]]

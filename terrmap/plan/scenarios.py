@@ -378,8 +378,8 @@ def moved_accounts(store: Store, a: PlanInfo, b: PlanInfo) -> tuple[pd.DataFrame
     Of the accounts either plan owns, not of every account in the database: a Texas plan's disruption is a
     share of Texas (as the optimizer's rebalance of it reports), not of the country."""
     oa, ob = account_owners(store, a), account_owners(store, b)
-    owned = set(oa.loc[oa["owner_name"].notna(), "lead_id"]) | set(ob.loc[ob["owner_name"].notna(), "lead_id"])
-    total = float(oa.loc[oa["lead_id"].isin(owned), "potential"].sum())
+    owned_in_b = ob.set_index("lead_id")["owner_name"].reindex(oa["lead_id"]).notna().to_numpy()
+    total = float(oa.loc[oa["owner_name"].notna().to_numpy() | owned_in_b, "potential"].sum())
     return owner_changes(oa, ob), total
 
 
