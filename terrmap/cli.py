@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from terrmap.data.store import DatabaseInUse  # lazy, as every command's imports: --help loads no DuckDB
+    from terrmap.data.connection import DatabaseInUse  # lazy, as every command's imports: --help loads no DuckDB
 
     try:
         return args.func(args)

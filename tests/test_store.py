@@ -107,7 +107,7 @@ def test_a_command_on_a_database_another_process_holds_says_so_in_one_line(tmp_p
     now waits up to $TERRMAP_LOCK_WAIT seconds for the holder to let go, then exits 3 with one line naming the
     file and the holder's process id."""
     db = tmp_path / "held.duckdb"
-    Store(db).con.close()
+    Store(db).close()
     holder = _hold(db, 30)
     try:
         monkeypatch.setenv("TERRMAP_LOCK_WAIT", "0.3")
@@ -115,7 +115,7 @@ def test_a_command_on_a_database_another_process_holds_says_so_in_one_line(tmp_p
         assert res.returncode == 3, res
         line = res.stderr.strip()
         assert "\n" not in line and "Traceback" not in line
-        assert f"in use by process {holder.pid}" in line and str(db) in line and "waited 0 s" in line
+        assert f"in use by process {holder.pid}" in line and str(db) in line and "waited 0." in line
     finally:
         holder.kill()
         holder.wait()
@@ -123,13 +123,13 @@ def test_a_command_on_a_database_another_process_holds_says_so_in_one_line(tmp_p
 
 def test_a_command_waits_for_a_short_job_that_holds_the_database(tmp_path, monkeypatch):
     db = tmp_path / "busy.duckdb"
-    Store(db).con.close()
+    Store(db).close()
     holder = _hold(db, 0.8)
     try:
         monkeypatch.setenv("TERRMAP_LOCK_WAIT", "30")
         store = Store(db)  # opened once the other process closed the file
         assert store.scalar("SELECT count(*) FROM zips") > 30_000
-        store.con.close()
+        store.close()
     finally:
         holder.kill()
         holder.wait()

@@ -31,6 +31,7 @@ from terrmap.data.plans import plan_area
 from terrmap.data.queries import headline_kpis, leads_by_state, region_places
 from terrmap.data.stats import region_stats
 from terrmap.data.store import Store, open_store, resolve_db_path
+from terrmap.data.turn import Holder
 from terrmap.geo import LAYER_KEYS, parse_layer
 from terrmap.geo.outlines import state_outlines_geojson
 from terrmap.measures import fmt_int, fmt_money
@@ -50,9 +51,25 @@ def db_path(argv: list[str] | None = None) -> Path:
     return resolve_db_path(args.db).resolve()
 
 
+# The app waits longer than a job for its turn on the database: a job that holds it (a nightly import of
+# millions of leads) is doing work the user will want to see, and the page says whom it waits for.
+APP_LOCK_WAIT_S = 300.0
+
+
+def _tell_waiting(holder: Holder | None) -> None:
+    who = f"{holder.program} (process {holder.pid})" if holder else "another process"
+    try:
+        st.toast(f"Waiting for the database: {who} is using it; this page continues when it is done.",
+                 icon=":material/hourglass_top:")
+    except Exception:  # outside a script run (a background thread): nobody to tell
+        pass
+
+
 @st.cache_resource(show_spinner="Opening the database…")
 def _store(path: str) -> Store:
-    return open_store(path)
+    s = open_store(path, lock_wait=APP_LOCK_WAIT_S)
+    s.on_slow_wait(_tell_waiting)
+    return s
 
 
 def store() -> Store:

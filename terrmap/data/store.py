@@ -3,7 +3,9 @@
 One :class:`Store` per database file per process (see :func:`open_store`); each
 thread works through its own cursor (:meth:`Store.cursor`) because a DuckDB
 connection must not be shared between threads, while cursors of one connection
-share its buffer pool and see each other's commits.
+share its buffer pool and see each other's commits. The file is shared with other
+processes by taking turns (:mod:`terrmap.data.connection`): the app, a second app
+process and command-line jobs can all use one database.
 
 The schema is versioned: ``schema_version`` holds the number of the last
 migration applied; :data:`MIGRATIONS` are applied in order on open, each in its
@@ -14,17 +16,17 @@ on first use.
 from __future__ import annotations
 
 import os
-import re
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
 from terrmap.data import zip_tables
+from terrmap.data.connection import Cursor, SharedConnection
 from terrmap.data.rollup import refresh_rollup
+from terrmap.data.turn import Holder
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_DB = PROJECT_ROOT / "data" / "terrmap.duckdb"
@@ -228,43 +230,6 @@ def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else DEFAULT_DB
 
 
-LOCK_WAIT_ENV_VAR = "TERRMAP_LOCK_WAIT"
-DEFAULT_LOCK_WAIT_S = 10.0  # how long opening a database another process holds keeps trying
-
-
-class DatabaseInUse(RuntimeError):
-    """Another process holds the database file (DuckDB lets one process at a time open it for writing)."""
-
-    def __init__(self, path: Path, holder: str | None, waited: float):
-        self.path, self.holder, self.waited = path, holder, waited
-        who = f"process {holder}" if holder else "another process"
-        super().__init__(
-            f"the database {path} is in use by {who} (the app, or another job?); waited {waited:.0f} s. DuckDB "
-            f"lets one process at a time open a database file: stop that process or run this again when it is "
-            f"done (set {LOCK_WAIT_ENV_VAR}=SECONDS to wait longer).")
-
-
-def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """``duckdb.connect``, retried while another process holds the file's lock (a short job finishing), up to
-    ``$TERRMAP_LOCK_WAIT`` seconds (default :data:`DEFAULT_LOCK_WAIT_S`); then :class:`DatabaseInUse`."""
-    wait = float(os.environ.get(LOCK_WAIT_ENV_VAR, DEFAULT_LOCK_WAIT_S))
-    start = time.monotonic()
-    pause = 0.05
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            text = str(exc)
-            if "lock" not in text.lower():
-                raise
-            waited = time.monotonic() - start
-            if waited >= wait:
-                found = re.search(r"\(PID (\d+)\)", text)
-                raise DatabaseInUse(path, found.group(1) if found else None, waited) from None
-            time.sleep(min(pause, max(wait - waited, 0.0)))
-            pause = min(pause * 2, 1.0)
-
-
 class Store:
     """A DuckDB database file with the terrmap schema."""
 
@@ -272,23 +237,29 @@ class Store:
     # reaches them through the store it is given (``store.zip_tables.shape_geojson(store, zips)``).
     zip_tables = zip_tables
 
-    def __init__(self, path: str | os.PathLike, read_only: bool = False):
+    def __init__(self, path: str | os.PathLike, read_only: bool = False, lock_wait: float | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = _connect(self.path, read_only)
-        self._local = threading.local()
+        self._shared = _attach(self.path, read_only, lock_wait)
         self._write_lock = threading.RLock()
         if not read_only:
-            self._migrate()
+            with self._shared.hold():
+                self._migrate()
 
     # -- connections ---------------------------------------------------
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """This thread's cursor on the shared connection."""
-        cur = getattr(self._local, "cursor", None)
-        if cur is None:
-            cur = self.con.cursor()
-            self._local.cursor = cur
-        return cur
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection, open (for settings of the database instance; queries go through cursors)."""
+        return self._shared.root()
+
+    def on_slow_wait(self, tell: Callable[[Holder | None], None]) -> None:
+        """``tell(holder)`` when this process waits more than a moment for its turn on the file."""
+        self._shared.on_slow_wait = tell
+
+    def cursor(self) -> Cursor:
+        """This thread's cursor (see :mod:`terrmap.data.connection`: it waits for this process's turn on the
+        file, and survives the connection being given up to another process and opened again)."""
+        return self._shared.cursor()
 
     def sql(self, query: str, params: list | dict | None = None):
         """Run a query on this thread's cursor and return the relation/result."""
@@ -305,7 +276,7 @@ class Store:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """All-or-nothing: commit when the block ends, roll back if it raises."""
         cur = self.cursor()
-        with self._write_lock:
+        with self._write_lock, self._shared.hold():
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
@@ -316,7 +287,7 @@ class Store:
                 cur.execute("COMMIT")
 
     def close(self) -> None:
-        self.con.close()
+        _detach(self._shared)
 
     # -- schema ----------------------------------------------------------
     @property
@@ -349,17 +320,49 @@ class Store:
         )
 
 
+# One connection per database file per process, shared by the Store objects on it (DuckDB itself shares one
+# database instance per file in a process; closing the last connection is what frees the file).
+_connections: dict[tuple[Path, bool], tuple[SharedConnection, int]] = {}
+_connections_lock = threading.Lock()
+
+
+def _attach(path: Path, read_only: bool, lock_wait: float | None) -> SharedConnection:
+    key = (path.resolve(), read_only)
+    with _connections_lock:
+        shared, users = _connections.get(key, (None, 0))
+        if shared is None:
+            shared = SharedConnection(key[0], read_only, lock_wait)
+        elif lock_wait is not None:
+            shared.lock_wait = max(shared.lock_wait, lock_wait)
+        _connections[key] = (shared, users + 1)
+        return shared
+
+
+def _detach(shared: SharedConnection) -> None:
+    key = (shared.path, shared.read_only)
+    with _connections_lock:
+        current, users = _connections.get(key, (None, 0))
+        if current is not shared:
+            return
+        if users > 1:
+            _connections[key] = (shared, users - 1)
+            return
+        del _connections[key]
+    shared.close()
+
+
 _stores: dict[Path, Store] = {}
 _stores_lock = threading.Lock()
 
 
-def open_store(path: str | os.PathLike | None = None) -> Store:
-    """The process-wide Store for a database file (created and migrated on first use)."""
+def open_store(path: str | os.PathLike | None = None, lock_wait: float | None = None) -> Store:
+    """The process-wide Store for a database file (created and migrated on first use); ``lock_wait``: how long
+    it waits for its turn on the file (default ``$TERRMAP_LOCK_WAIT``)."""
     resolved = resolve_db_path(path).resolve()
     with _stores_lock:
         store = _stores.get(resolved)
         if store is None:
-            store = Store(resolved)
+            store = Store(resolved, lock_wait=lock_wait)
             _stores[resolved] = store
         return store
 
