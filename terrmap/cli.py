@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 
 def _progress(frac: float, msg: str) -> None:
@@ -177,6 +178,33 @@ def cmd_import_alignment(args) -> int:
     return 0
 
 
+def cmd_import_reps(args) -> int:
+    # lazy: start-up time (see the module docstring)
+    from terrmap.data.store import open_store
+    from terrmap.io.problems import ImportRejected
+    from terrmap.io.roster import import_roster
+
+    if not Path(args.file).exists():  # before the database is opened: a wrong path creates no database file
+        sys.stderr.write(f"error: no such file: {args.file}\n")
+        return 2
+    try:
+        result = import_roster(open_store(args.db), args.file)
+    except ImportRejected as exc:
+        sys.stderr.write(f"roster rejected, database unchanged:\n{exc}\n")
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_export_reps(args) -> int:
+    # lazy: start-up time (see the module docstring)
+    from terrmap.data.store import open_store
+    from terrmap.io.roster import export_roster
+
+    print(json.dumps({"reps": export_roster(open_store(args.db), args.out), "out": str(args.out)}))
+    return 0
+
+
 def _plan_or_exit(store, name):
     """The plan named ``name`` (complete, see terrmap.plan.get_plan), or None after a one-line message."""
     # lazy: start-up time (see the module docstring)
@@ -293,6 +321,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="name of the new plan (scenario)")
     p.add_argument("--layer", help="zip or h3:3 .. h3:9 (default: inferred from the file)")
     p.add_argument("--author", help="who imports (kept in the plan's description)")
+
+    p = add("import-reps", cmd_import_reps,
+            "import the team roster from a CSV or Parquet file (reps added or updated by id: manager, home, role, "
+            "skills, capacity, quota; CRM/HR column names recognised); all or nothing")
+    p.add_argument("file")
+
+    p = add("export-reps", cmd_export_reps, "write the team roster as CSV (re-importable with import-reps)")
+    p.add_argument("--out", required=True, help="CSV file to write")
 
     p = add("assign", cmd_assign, "route a CSV/Parquet file of leads or accounts to a plan's territories (by ZIP, "
             "else by coordinates); writes the rows plus territory, territory_id, rep_id, rep_name; nothing is "

@@ -186,9 +186,37 @@ def pick_rep_homes(n_reps: int, min_km: float = 250.0) -> pd.DataFrame:
                 "home_lat": float(home["lat"]),
                 "home_lon": float(home["lon"]),
                 "home_metro": metro,
+                **demo_team_profile(i, str(home["state"])),
             }
         )
     return pd.DataFrame(rows)
+
+
+DEMO_MANAGERS = (0, 7, 14)  # reps R01, R08, R15 lead the three teams (and sell themselves)
+DEMO_PRODUCTS = ("Core platform", "Analytics", "Services")
+SPANISH_STATES = {"TX", "CA", "FL", "AZ", "NM", "NV", "CO", "IL", "NY", "NJ"}
+
+
+def demo_team_profile(i: int, state: str) -> dict:
+    """A realistic roster entry for the demo's rep ``i`` (issue 15.1): a manager per team of about seven,
+    mostly field reps (every fifth hybrid, one inside), two or three industries each, segments by seniority,
+    Spanish where the metro speaks it, a few part-timers, quotas around $1.5M."""
+    names = list(INDUSTRIES)
+    manager = max((m for m in DEMO_MANAGERS if m <= i), default=None)
+    role = "inside" if i == len(FIRST) - 1 or i == 11 else ("hybrid" if i % 5 == 4 else "field")
+    return {
+        "manager": None if i in DEMO_MANAGERS or manager is None else f"R{manager + 1:02d}",
+        "role": role,
+        "industries": sorted({names[i % len(names)], names[(i + 1 + i % 4) % len(names)]}
+                             | ({names[(i * 5 + 2) % len(names)]} if i % 3 == 0 else set())),
+        "segments": ["Enterprise", "Mid-Market"] if i in DEMO_MANAGERS else (
+            ["Mid-Market", "SMB"] if i % 2 else ["SMB"]),
+        "products": [DEMO_PRODUCTS[0]] + ([DEMO_PRODUCTS[1 + i % 2]] if i % 4 != 3 else []),
+        "languages": ["English", "Spanish"] if state in SPANISH_STATES and i % 2 == 0 else ["English"],
+        "capacity_hours": 32.0 if i % 9 == 5 else 40.0,
+        "selling_share": 0.5 if i in DEMO_MANAGERS else (0.7 if role == "inside" else 0.6),
+        "quota": float(1_200_000 + (i * 137_000) % 900_000) if i not in DEMO_MANAGERS else 800_000.0,
+    }
 
 
 def _km(a: pd.Series, b: pd.Series) -> float:
@@ -253,7 +281,8 @@ def add_demo_structure(store: Store, plan_id: int, reps: pd.DataFrame) -> None:
     # The overlay's owner: an enterprise team, a rep of its own (its accounts are on its call list and carry its
     # name in the CRM export). It sells nationally, by appointment: no home base, so no driving route.
     team = reps.iloc[[0]].assign(rep_id=ENTERPRISE_TEAM_ID, name="Enterprise team", email="enterprise@example.com",
-                                 home_zip=None, home_lat=None, home_lon=None, home_metro=None)
+                                 home_zip=None, home_lat=None, home_lon=None, home_metro=None, manager=None,
+                                 role="inside", segments=[["Enterprise"]], quota=5_000_000.0)
     demo_tables.insert_reps(store, team)
     accounts.save_overlay(store, plan_id, "Enterprise", accounts.OverlayRule(min_employees=ENTERPRISE_MIN_EMPLOYEES),
                           rep_id=ENTERPRISE_TEAM_ID, territories=[1, 2, 3, 4], priority=1)

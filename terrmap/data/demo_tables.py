@@ -24,8 +24,9 @@ def insert_leads(store: Store, frame: pd.DataFrame) -> None:
 
 
 def insert_reps(store: Store, reps: pd.DataFrame) -> None:
-    """Insert ``reps`` (columns in the reps table's order)."""
-    insert_frame(store.cursor(), "reps", reps)
+    """Insert ``reps`` (any of the reps table's columns, by name)."""
+    cols = ", ".join(reps.columns)
+    insert_frame(store.cursor(), "reps", reps, cols, into=cols)
 
 
 def zip_states(store: Store) -> dict[str, str]:

@@ -219,6 +219,18 @@ MIGRATIONS: list[str] = [
     """,
     # 6: the fingerprint of ZIP polygons stored before it was written with them (terrmap.data.zip_tables).
     zip_tables.BACKFILL_STAMP_SQL,
+    # 7: the team roster (terrmap.io.roster): reporting line, sales motion, skills (free lists), capacity, quota.
+    """
+    ALTER TABLE reps ADD COLUMN IF NOT EXISTS manager VARCHAR;
+    ALTER TABLE reps ADD COLUMN IF NOT EXISTS role VARCHAR DEFAULT 'field';      -- field, inside or hybrid
+    ALTER TABLE reps ADD COLUMN IF NOT EXISTS industries VARCHAR[] DEFAULT [];
+    ALTER TABLE reps ADD COLUMN IF NOT EXISTS segments VARCHAR[] DEFAULT [];
+    ALTER TABLE reps ADD COLUMN IF NOT EXISTS products VARCHAR[] DEFAULT [];
+    ALTER TABLE reps ADD COLUMN IF NOT EXISTS languages VARCHAR[] DEFAULT [];
+    ALTER TABLE reps ADD COLUMN IF NOT EXISTS capacity_hours DOUBLE DEFAULT 40;  -- hours per week
+    ALTER TABLE reps ADD COLUMN IF NOT EXISTS selling_share DOUBLE DEFAULT 0.6;  -- of those hours, the share for selling
+    ALTER TABLE reps ADD COLUMN IF NOT EXISTS quota DOUBLE;
+    """,
 ]
 
 

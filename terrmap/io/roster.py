@@ -1,0 +1,287 @@
+"""The team roster in and out: reps with their manager, home, role, skills, capacity and quota (issue 15.1).
+
+``python -m terrmap import-reps FILE`` reads a CSV or Parquet file whose columns a CRM or an HR system would
+name (Salesforce's User export: ``Id``, ``Name``, ``ManagerId``, ``PostalCode``; HR: ``Employee ID``,
+``Reports To``, ...; see :data:`COLUMN_NAMES`), checks every row, and either writes all of them (a rep already
+in the database is updated, by id) or none, with one problem per row and column at fault:
+
+- an id missing or given twice, a name missing;
+- a home ZIP unknown to the ZIP reference, or coordinates off the map, or a ZIP and coordinates that disagree
+  (more than 150 km apart);
+- a role other than field, inside or hybrid;
+- a capacity that is not a positive number of hours per week (at most 80), a selling share outside (0, 1],
+  a negative quota;
+- a manager who is neither in the file nor already a rep.
+
+Skills (industries, segments, products, languages) are free lists, separated by ``;`` or ``|`` (a comma too,
+where the file's delimiter is not one).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from terrmap.data import team as team_data
+from terrmap.data.store import Store
+from terrmap.geo.distance import haversine_km
+from terrmap.io.csvsafe import guard_frame, unguard_cell
+from terrmap.io.problems import MAX_ROWS_PER_PROBLEM, ImportRejected, Problem
+from terrmap.io.read import detect_format
+from terrmap.io.sniff import SniffError, decode_utf8, norm_header, open_bytes, sniff_text
+
+ROLES = ("field", "inside", "hybrid")
+SKILL_FIELDS = ("industries", "segments", "products", "languages")
+DEFAULT_CAPACITY_HOURS = 40.0
+DEFAULT_SELLING_SHARE = 0.6  # of a rep's hours, the share left for selling (visits, calls, travel)
+MAX_CAPACITY_HOURS = 80.0
+HOME_MISMATCH_KM = 150.0
+
+# The roster's fields and the names files give them (compared ignoring case, spaces and punctuation).
+COLUMN_NAMES: dict[str, tuple[str, ...]] = {
+    "rep_id": ("rep_id", "rep id", "id", "user id", "userid", "employee id", "employee number", "owner id",
+               "sales rep id"),
+    "name": ("name", "rep name", "full name", "sales rep", "rep", "user name", "employee name"),
+    "first_name": ("first name", "firstname", "given name"),
+    "last_name": ("last name", "lastname", "surname", "family name"),
+    "email": ("email", "e-mail", "email address", "work email"),
+    "manager": ("manager", "manager id", "managerid", "reports to", "reports to id", "supervisor", "manager_id"),
+    "home_zip": ("home_zip", "home zip", "zip", "postal code", "postalcode", "zip code", "zipcode",
+                 "mailing postal code", "home postal code"),
+    "home_lat": ("home_lat", "latitude", "lat", "home latitude"),
+    "home_lon": ("home_lon", "longitude", "lon", "lng", "long", "home longitude"),
+    "role": ("role", "motion", "sales motion", "rep type", "type", "channel"),
+    "industries": ("industries", "industry", "skills industries", "verticals", "vertical"),
+    "segments": ("segments", "segment", "skills segments"),
+    "products": ("products", "product", "product lines", "skills products"),
+    "languages": ("languages", "language", "spoken languages"),
+    "capacity_hours": ("capacity_hours", "capacity", "hours per week", "weekly hours", "hours", "fte hours"),
+    "selling_share": ("selling_share", "selling share", "selling time", "selling time share", "selling %"),
+    "quota": ("quota", "annual quota", "quota amount", "target"),
+}
+
+
+@dataclass
+class RosterRead:
+    """The checked roster (one row per rep, the columns of the reps table) and what the file left out."""
+
+    reps: pd.DataFrame
+    columns: dict[str, str | None]
+    warnings: list[str] = field(default_factory=list)
+
+
+def find_columns(header: list[str]) -> dict[str, str | None]:
+    by_norm: dict[str, str] = {}
+    for col in header:
+        by_norm.setdefault(norm_header(col), col)
+    out: dict[str, str | None] = {}
+    used: set[str] = set()
+    for role, names in COLUMN_NAMES.items():
+        out[role] = None
+        for n in names:
+            col = by_norm.get(norm_header(n))
+            if col is not None and col not in used:
+                out[role] = col
+                used.add(col)
+                break
+    return out
+
+
+def _records(path: Path) -> tuple[list[dict[str, str]], list[int], list[str], str, str]:
+    """Every record of the file as text (empty cells as ""), the line (CSV) or row (Parquet) each starts on,
+    the header, how rows are numbered, and the delimiter (Parquet: none)."""
+    if not path.exists():
+        raise ImportRejected([Problem(None, None, f"no such file: {path}")], file=str(path))
+    if path.stat().st_size == 0:
+        raise ImportRejected([Problem(None, None, "the file is empty")], file=str(path))
+    if detect_format(path) == "parquet":
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for a corrupt file
+            raise ImportRejected([Problem(None, None, f"not a readable Parquet file: {str(exc)[:200]}")],
+                                 file=str(path)) from None
+        frame = frame.astype(object).where(frame.notna(), "")
+        rows = [{k: str(v) for k, v in r.items()} for r in frame.to_dict("records")]
+        return rows, list(range(1, len(rows) + 1)), [str(c) for c in frame.columns], "row", ""
+    try:
+        with open_bytes(path) as fh:
+            text = decode_utf8(fh.read())
+        head = sniff_text(text)
+    except SniffError as exc:
+        raise ImportRejected([Problem(exc.line, None, exc.message)], file=str(path)) from None
+    reader = csv.reader(io.StringIO(text), delimiter=head.delimiter, quotechar='"', doublequote=True)
+    try:
+        header = [h.strip() for h in next(reader)]
+        rows, lines = [], []
+        start = reader.line_num + 1
+        for record in reader:
+            if any(cell.strip() for cell in record):
+                if len(record) != len(header):
+                    raise ImportRejected([Problem(start, None, f"line {start}: {len(record)} fields, the header has "
+                                                               f"{len(header)}")], file=str(path))
+                rows.append(dict(zip(header, map(unguard_cell, record))))
+                lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise ImportRejected([Problem(reader.line_num, None, f"line {reader.line_num}: {exc}")],
+                             file=str(path)) from None
+    return rows, lines, header, "line", head.delimiter
+
+
+def _skills(value: str, delimiter_is_comma: bool) -> list[str]:
+    parts = re.split(r"[;|]" if delimiter_is_comma else r"[;|,]", value)
+    seen: dict[str, None] = {}
+    for p in parts:
+        p = p.strip()
+        if p:
+            seen.setdefault(p, None)
+    return list(seen)
+
+
+def _number(text: str) -> float | None:
+    text = text.strip().replace(",", "").replace("$", "").replace("%", "")
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return math.nan
+    return value
+
+
+def read_roster(store: Store, path: str | Path) -> RosterRead:
+    """Read and check a roster file (nothing is written): :class:`RosterRead`, or :class:`ImportRejected`."""
+    path = Path(path)
+    records, where, header, unit, delimiter = _records(path)
+    cols = find_columns(header)
+    name = path.name
+    problems: list[Problem] = []
+    if cols["rep_id"] is None:
+        problems.append(Problem(None, None, f"no rep id column (looked for {', '.join(COLUMN_NAMES['rep_id'][:5])}, "
+                                            f"...; found: {', '.join(header)})"))
+    if cols["name"] is None and cols["first_name"] is None:
+        problems.append(Problem(None, None, f"no name column (looked for Name, Rep Name, Full Name or First/Last "
+                                            f"Name; found: {', '.join(header)})"))
+    if problems:
+        raise ImportRejected(problems, file=name)
+    if not records:
+        raise ImportRejected([Problem(None, None, "the file has a header but no reps")], file=name)
+
+    comma = delimiter in (",", "")  # skills split on ; or | (on a comma too where the file is not comma-separated)
+    zips = team_data.zip_locations(store)
+    known_reps = set(team_data.rep_ids(store))
+    by_kind: dict[str, list[Problem]] = {}
+
+    def bad(kind: str, row: int, column: str | None, message: str) -> None:
+        by_kind.setdefault(kind, []).append(Problem(row, column, f"{unit} {row}: {message}"))
+
+    out = []
+    first_line: dict[str, int] = {}
+    for rec, row in zip(records, where):
+        def get(fld: str, rec=rec) -> str:
+            col = cols[fld]
+            return rec.get(col, "").strip() if col else ""
+
+        rep_id = get("rep_id")
+        if not rep_id:
+            bad("id", row, cols["rep_id"], f"no rep id in column {cols['rep_id']!r}")
+        elif rep_id in first_line:
+            bad("duplicate", row, cols["rep_id"], f"rep id {rep_id!r} is already on {unit} {first_line[rep_id]}")
+        else:
+            first_line[rep_id] = row
+        full = get("name") or " ".join(x for x in (get("first_name"), get("last_name")) if x)
+        if not full:
+            bad("name", row, cols["name"] or cols["first_name"], "no name")
+        home_zip, lat, lon = get("home_zip"), _number(get("home_lat")), _number(get("home_lon"))
+        if home_zip:
+            home_zip = re.sub(r"-\d{4}$", "", home_zip).zfill(5) if re.fullmatch(r"\d{3,5}(-\d{4})?", home_zip) \
+                else home_zip
+            if home_zip not in zips:
+                bad("zip", row, cols["home_zip"], f"unknown ZIP {get('home_zip')!r} in column {cols['home_zip']!r}")
+        for value, fld, lo, hi in ((lat, "home_lat", -90, 90), (lon, "home_lon", -180, 180)):
+            if value is not None and not (lo <= value <= hi):  # NaN fails both comparisons
+                bad("coords", row, cols[fld], f"{cols[fld]!r} is {get(fld)!r}: not a {fld[5:]}itude in [{lo}, {hi}]")
+        if (lat is None) != (lon is None):
+            bad("coords", row, cols["home_lat"] or cols["home_lon"], "a home needs both latitude and longitude")
+        if home_zip in zips and lat is not None and lon is not None and not (math.isnan(lat) or math.isnan(lon)):
+            zlat, zlon = zips[home_zip]
+            km = float(haversine_km(lat, lon, zlat, zlon))
+            if km > HOME_MISMATCH_KM:
+                bad("coords", row, cols["home_lat"], f"home ZIP {home_zip} is {km:,.0f} km from the coordinates given")
+        if home_zip in zips and (lat is None or lon is None):
+            lat, lon = zips[home_zip]
+        role = get("role").lower() or "field"
+        role = {"outside": "field", "field sales": "field", "inside sales": "inside", "sdr": "inside",
+                "bdr": "inside"}.get(role, role)
+        if role not in ROLES:
+            bad("role", row, cols["role"], f"role {get('role')!r} is not one of {', '.join(ROLES)}")
+        capacity = _number(get("capacity_hours"))
+        if capacity is not None and not (0 < capacity <= MAX_CAPACITY_HOURS):
+            bad("capacity", row, cols["capacity_hours"],
+                f"capacity {get('capacity_hours')!r} is not a number of hours per week in (0, {MAX_CAPACITY_HOURS:g}]")
+        share = _number(get("selling_share"))
+        if share is not None and share > 1 and share <= 100 and "%" in get("selling_share"):
+            share /= 100
+        if share is not None and not (0 < share <= 1):
+            bad("share", row, cols["selling_share"],
+                f"selling share {get('selling_share')!r} is not a share in (0, 1] (or a percentage such as 60%)")
+        quota = _number(get("quota"))
+        if quota is not None and not (quota >= 0):
+            bad("quota", row, cols["quota"], f"quota {get('quota')!r} is not a non-negative amount")
+        out.append({
+            "rep_id": rep_id, "name": full, "email": get("email") or None,
+            "home_zip": home_zip or None, "home_lat": lat, "home_lon": lon,
+            "manager": get("manager") or None, "role": role,
+            **{s: _skills(get(s), comma) for s in SKILL_FIELDS},
+            "capacity_hours": DEFAULT_CAPACITY_HOURS if capacity is None else capacity,
+            "selling_share": DEFAULT_SELLING_SHARE if share is None else share,
+            "quota": quota, "_row": row,
+        })
+    ids = set(first_line) | known_reps
+    for r in out:
+        if r["manager"] and r["manager"] not in ids:
+            bad("manager", r["_row"], cols["manager"],
+                f"manager {r['manager']!r} is neither a rep in this file nor one already in the database")
+        if r["manager"] and r["manager"] == r["rep_id"]:
+            bad("manager", r["_row"], cols["manager"], f"rep {r['rep_id']!r} is their own manager")
+    problems = []
+    for kind_problems in by_kind.values():
+        problems.extend(kind_problems[:MAX_ROWS_PER_PROBLEM])
+        if len(kind_problems) > MAX_ROWS_PER_PROBLEM:
+            problems.append(Problem(None, None, f"... and {len(kind_problems) - MAX_ROWS_PER_PROBLEM:,} more like it"))
+    if problems:
+        raise ImportRejected(problems, file=name,
+                             convention="line numbers count the header as line 1" if unit == "line" else None)
+    missing = [f for f in ("manager", "home_zip", "role", "capacity_hours") if cols[f] is None and
+               not (f == "home_zip" and cols["home_lat"])]
+    warnings = [f"no {f.replace('_', ' ')} column: " + {
+        "manager": "no reporting lines", "home_zip": "no homes (no drive times, no routes)",
+        "role": "every rep is a field rep", "capacity_hours": f"{DEFAULT_CAPACITY_HOURS:g} hours a week each",
+    }[f] for f in missing]
+    reps = pd.DataFrame(out).drop(columns="_row")
+    return RosterRead(reps, cols, warnings)
+
+
+def import_roster(store: Store, path: str | Path) -> dict:
+    """Check a roster file and write it in one transaction (reps updated by id, new ones added); all or
+    nothing. Returns counts and warnings."""
+    read = read_roster(store, path)
+    before = set(team_data.rep_ids(store))
+    team_data.upsert_reps(store, read.reps)
+    ids = set(read.reps["rep_id"])
+    return {"reps": len(ids), "added": len(ids - before), "updated": len(ids & before), "warnings": read.warnings}
+
+
+def export_roster(store: Store, path: str | Path) -> int:
+    """The roster as CSV (skills joined by "; "), re-importable; returns the number of reps."""
+    frame = team_data.roster(store)
+    for s in SKILL_FIELDS:
+        frame[s] = frame[s].map(lambda xs: "; ".join(xs) if xs is not None and not isinstance(xs, str) else "")
+    guard_frame(frame).to_csv(path, index=False)
+    return len(frame)
