@@ -29,6 +29,7 @@ SECTIONS = {
         ("pages/scenarios.py", "Scenarios", "scenarios"),
         ("pages/rep_view.py", "Rep view", "rep"),
         ("pages/structure.py", "Accounts & hierarchy", "structure"),
+        ("pages/team.py", "Team", "team"),
     ],
     "Data": [
         ("pages/model.py", "Model", "model"),

@@ -101,7 +101,7 @@ def test_commands_read_and_write_while_pages_are_open_and_the_app_shows_the_new_
         assert not recorder.remote(), recorder.remote()
 
 
-PAGES = ("/", "/map", "/optimizer", "/scenarios", "/rep?rep=R07", "/structure", "/model", "/import")
+PAGES = ("/", "/map", "/optimizer", "/scenarios", "/rep?rep=R07", "/structure", "/team", "/model", "/import")
 
 
 def test_two_app_processes_on_one_database_serve_every_page_and_detect_conflicting_saves(e2e_db, browser, tmp_path):

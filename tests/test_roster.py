@@ -4,6 +4,7 @@ re-import, and the demo's team."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ from terrmap.data import team
 from terrmap.data.store import Store
 from terrmap.geo.distance import haversine_km
 from terrmap.io.problems import ImportRejected
-from terrmap.io.roster import export_roster, import_roster
+from terrmap.io.roster import ROLES, export_roster, import_roster, roster_table, save_roster_table
 from tests.cli_support import run_cli
 from tests.db_support import built_once
 
@@ -139,3 +140,38 @@ def test_the_demo_team_has_managers_roles_skills_and_capacities(demo_store):
     assert all(len(x) >= 2 for x in field_reps["industries"])
     assert field_reps["capacity_hours"].between(30, 40).all() and field_reps["quota"].gt(0).all()
     assert any("Spanish" in list(x) for x in field_reps["languages"])
+
+
+
+def test_team_page_shows_the_roster(demo_store, monkeypatch):
+    """The Team page (AppTest): the roster's numbers, computed independently from the table."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TERRMAP_DB", str(demo_store.path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "team.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    roster = team.roster(demo_store)
+    assert metrics["Reps"] == f"{len(roster):,}"
+    assert metrics["Selling hours a week"] == f"{(roster.capacity_hours * roster.selling_share).sum():,.0f}"
+    assert metrics["Field · hybrid · inside"] == " · ".join(str((roster.role == r).sum()) for r in ROLES)
+
+
+def test_a_table_edit_goes_through_the_file_checks(demo_store):
+    """What the Team page's Save does: a wrong cell is refused with its row named, nothing saved; a right one is."""
+    table = roster_table(demo_store)
+    before = _reps_state(demo_store)
+    bad = table.copy()
+    bad.loc[3, "capacity_hours"] = -4
+    bad.loc[5, "manager"] = "NOBODY"
+    with pytest.raises(ImportRejected) as info:
+        save_roster_table(demo_store, bad)
+    assert {(p.row, p.message.split(":")[0]) for p in info.value.problems} == {(4, "row 4"), (6, "row 6")}
+    assert _reps_state(demo_store) == before
+    good = table.copy()
+    good.loc[3, "capacity_hours"] = 30
+    good.loc[3, "industries"] = "Retail; Logistics"
+    assert save_roster_table(demo_store, good) == {"reps": len(table), "added": 0, "updated": len(table)}
+    got = team.roster(demo_store).set_index("rep_id").loc[table.loc[3, "rep_id"]]
+    assert got["capacity_hours"] == 30 and list(got["industries"]) == ["Retail", "Logistics"]

@@ -159,8 +159,22 @@ def read_roster(store: Store, path: str | Path) -> RosterRead:
     """Read and check a roster file (nothing is written): :class:`RosterRead`, or :class:`ImportRejected`."""
     path = Path(path)
     records, where, header, unit, delimiter = _records(path)
+    return check_roster(store, records, where, header, unit, delimiter, path.name)
+
+
+def roster_from_table(store: Store, table: pd.DataFrame) -> RosterRead:
+    """Check a roster edited as a table (the Team page: skills as "a; b" text), with the file import's rules;
+    problems name the table's rows from 1."""
+    frame = table.astype(object).where(table.notna(), "")
+    records = [{k: str(v) for k, v in r.items()} for r in frame.to_dict("records")]
+    return check_roster(store, records, list(range(1, len(records) + 1)), [str(c) for c in frame.columns], "row",
+                        "", "the table")
+
+
+def check_roster(store: Store, records: list[dict[str, str]], where: list[int], header: list[str], unit: str,
+                 delimiter: str, name: str) -> RosterRead:
+    """The roster's rules over records of text (see the module docstring)."""
     cols = find_columns(header)
-    name = path.name
     problems: list[Problem] = []
     if cols["rep_id"] is None:
         problems.append(Problem(None, None, f"no rep id column (looked for {', '.join(COLUMN_NAMES['rep_id'][:5])}, "
@@ -272,16 +286,33 @@ def import_roster(store: Store, path: str | Path) -> dict:
     """Check a roster file and write it in one transaction (reps updated by id, new ones added); all or
     nothing. Returns counts and warnings."""
     read = read_roster(store, path)
+    return {**_write(store, read), "warnings": read.warnings}
+
+
+def _write(store: Store, read: RosterRead) -> dict:
     before = set(team_data.rep_ids(store))
     team_data.upsert_reps(store, read.reps)
     ids = set(read.reps["rep_id"])
-    return {"reps": len(ids), "added": len(ids - before), "updated": len(ids & before), "warnings": read.warnings}
+    return {"reps": len(ids), "added": len(ids - before), "updated": len(ids & before)}
+
+
+def roster_table(store: Store) -> pd.DataFrame:
+    """The roster with skills as "a; b" text: what the export writes and the Team page edits."""
+    frame = team_data.roster(store)
+    for s in SKILL_FIELDS:
+        frame[s] = frame[s].map(lambda xs: "; ".join(xs) if xs is not None and not isinstance(xs, str) else "")
+    for text in ("email", "home_zip", "manager"):  # an empty cell, not "None"
+        frame[text] = frame[text].astype(object).where(frame[text].notna(), "")
+    return frame
+
+
+def save_roster_table(store: Store, table: pd.DataFrame) -> dict:
+    """Check an edited roster table and write it (all or nothing): reps updated by id, new ones added."""
+    return _write(store, roster_from_table(store, table))
 
 
 def export_roster(store: Store, path: str | Path) -> int:
     """The roster as CSV (skills joined by "; "), re-importable; returns the number of reps."""
-    frame = team_data.roster(store)
-    for s in SKILL_FIELDS:
-        frame[s] = frame[s].map(lambda xs: "; ".join(xs) if xs is not None and not isinstance(xs, str) else "")
+    frame = roster_table(store)
     guard_frame(frame).to_csv(path, index=False)
     return len(frame)
