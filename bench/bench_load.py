@@ -37,24 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_map_render import build_db
 from bench.common import OUT, write_section
 from terrmap.serve import CHROMIUM_ARGS, find_chromium, running_app
+from tests.e2e_support import CANDIDATES_JS
 
 IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
 REV = '[data-testid="tm-edit-rev"]'
 IDLE_JS = ("() => document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
            " === 'notRunning'")
 EDITOR_AREA = "NM"
-CANDIDATES_JS = """(maxN) => {
-    const E = window.tmEditor, rect = E.map.getContainer().getBoundingClientRect(), out = [];
-    for (let i = 0; i < E.polys.length && out.length < maxN; i++) {
-        const l = E.polys[i], c = E.map.latLngToContainerPoint(l.getBounds().getCenter());
-        const x = rect.left + c.x, y = rect.top + c.y;
-        if (x < rect.left + 60 || x > rect.right - 240 || y < rect.top + 20 || y > rect.bottom - 60) continue;
-        if (document.elementFromPoint(x, y) === l._path) out.push({x: x, y: y});
-    }
-    return out;
-}"""
-
-
 def percentile(xs: list[float], q: float) -> float:
     if not xs:
         return float("nan")

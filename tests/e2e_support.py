@@ -223,6 +223,21 @@ def wait_still(locator, timeout: float = 10_000) -> None:
     )
 
 
+# Editor regions whose centre (and 5 px around it) is visibly the region itself: safe to click.
+CANDIDATES_JS = """(maxN) => {
+    const E = window.tmEditor, rect = E.map.getContainer().getBoundingClientRect(), out = [];
+    for (let i = 0; i < E.polys.length && out.length < maxN; i++) {
+        const l = E.polys[i], c = E.map.latLngToContainerPoint(l.getBounds().getCenter());
+        const x = rect.left + c.x, y = rect.top + c.y;
+        if (x < rect.left + 60 || x > rect.right - 240 || y < rect.top + 20 || y > rect.bottom - 60) continue;
+        const hits = [[0, 0], [5, 0], [-5, 0], [0, 5], [0, -5]].every(
+            d => document.elementFromPoint(x + d[0], y + d[1]) === l._path);
+        if (hits) out.push({i: i, x: x, y: y, fill: l._path.getAttribute('fill')});
+    }
+    return out;
+}"""
+
+
 # Regions of the editor's canvas whose centre lies inside them, at least ``minPx`` wide, away from the map's edges
 # and the legend: a click there lands on the region itself (points in the map iframe's coordinates). Every
 # ``step``-th region is tried. Shared by tests/test_e2e_national.py and bench/bench_national.py.

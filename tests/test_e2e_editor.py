@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e_support import ARTIFACTS, EVIL, MAP_IFRAME, SMALL_PLAN, rerun_after
+from tests.e2e_support import ARTIFACTS, CANDIDATES_JS, EVIL, MAP_IFRAME, SMALL_PLAN, rerun_after
 
 REV = '[data-testid="tm-edit-rev"]'
 # Keyed containers of terrmap.app.editor_panel (Streamlit gives a keyed container the class st-key-<key>);
@@ -47,20 +47,6 @@ def _table_text(page) -> str:
 def _iframe_origin(page) -> tuple[float, float]:
     return page.locator(MAP_IFRAME).evaluate(
         "e => { const r = e.getBoundingClientRect(); return [r.left + e.clientLeft, r.top + e.clientTop]; }")
-
-
-CANDIDATES_JS = """(maxN) => {
-    const E = window.tmEditor, rect = E.map.getContainer().getBoundingClientRect(), out = [];
-    for (let i = 0; i < E.polys.length && out.length < maxN; i++) {
-        const l = E.polys[i], c = E.map.latLngToContainerPoint(l.getBounds().getCenter());
-        const x = rect.left + c.x, y = rect.top + c.y;
-        if (x < rect.left + 60 || x > rect.right - 240 || y < rect.top + 20 || y > rect.bottom - 60) continue;
-        const hits = [[0, 0], [5, 0], [-5, 0], [0, 5], [0, -5]].every(
-            d => document.elementFromPoint(x + d[0], y + d[1]) === l._path);
-        if (hits) out.push({i: i, x: x, y: y, fill: l._path.getAttribute('fill')});
-    }
-    return out;
-}"""
 
 
 def _candidates(frame, n: int = 30) -> list[dict]:

@@ -65,7 +65,7 @@ from terrmap.geo.zipdata import project
 from terrmap.geo.zipshapes import ensure_zip_shapes, zip_shape_geoms
 from terrmap.io.csvsafe import unguard_cell
 from terrmap.io.problems import MAX_ROWS_PER_PROBLEM
-from terrmap.io.sniff import EMPTY_MESSAGE, SniffError, decode_utf8, guess_delimiter, norm_header
+from terrmap.io.sniff import EMPTY_MESSAGE, SniffError, decode_utf8, find_columns, guess_delimiter, norm_header
 from terrmap.plan import PlanInfo, Territory, create_plan, distinct_colors, get_plan, list_plans, palette_color
 
 if TYPE_CHECKING:
@@ -221,20 +221,7 @@ def _decode(data: bytes, name: str) -> str:
 
 
 def _find_columns(header: Sequence[str]) -> dict[str, str | None]:
-    by_norm: dict[str, str] = {}
-    for col in header:
-        by_norm.setdefault(norm_header(col), col)
-    out: dict[str, str | None] = {}
-    used: set[str] = set()
-    for role, names in COLUMN_NAMES.items():
-        out[role] = None
-        for n in names:
-            col = by_norm.get(norm_header(n))
-            if col is not None and col not in used:
-                out[role] = col
-                used.add(col)
-                break
-    return out
+    return find_columns(header, COLUMN_NAMES)
 
 
 def _csv_rows(text: str, name: str) -> tuple[list[_Row], dict[str, str | None], list[str]]:

@@ -34,7 +34,7 @@ from terrmap.geo.distance import haversine_km
 from terrmap.io.csvsafe import guard_frame, unguard_cell
 from terrmap.io.problems import MAX_ROWS_PER_PROBLEM, ImportRejected, Problem
 from terrmap.io.read import detect_format
-from terrmap.io.sniff import SniffError, decode_utf8, norm_header, open_bytes, sniff_text
+from terrmap.io.sniff import SniffError, decode_utf8, find_columns, open_bytes, sniff_text
 
 ROLES = ("field", "inside", "hybrid")
 SKILL_FIELDS = ("industries", "segments", "products", "languages")
@@ -74,23 +74,6 @@ class RosterRead:
     reps: pd.DataFrame
     columns: dict[str, str | None]
     warnings: list[str] = field(default_factory=list)
-
-
-def find_columns(header: list[str]) -> dict[str, str | None]:
-    by_norm: dict[str, str] = {}
-    for col in header:
-        by_norm.setdefault(norm_header(col), col)
-    out: dict[str, str | None] = {}
-    used: set[str] = set()
-    for role, names in COLUMN_NAMES.items():
-        out[role] = None
-        for n in names:
-            col = by_norm.get(norm_header(n))
-            if col is not None and col not in used:
-                out[role] = col
-                used.add(col)
-                break
-    return out
 
 
 def _records(path: Path) -> tuple[list[dict[str, str]], list[int], list[str], str, str]:
@@ -174,7 +157,7 @@ def roster_from_table(store: Store, table: pd.DataFrame) -> RosterRead:
 def check_roster(store: Store, records: list[dict[str, str]], where: list[int], header: list[str], unit: str,
                  delimiter: str, name: str) -> RosterRead:
     """The roster's rules over records of text (see the module docstring)."""
-    cols = find_columns(header)
+    cols = find_columns(header, COLUMN_NAMES)
     problems: list[Problem] = []
     if cols["rep_id"] is None:
         problems.append(Problem(None, None, f"no rep id column (looked for {', '.join(COLUMN_NAMES['rep_id'][:5])}, "

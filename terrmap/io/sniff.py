@@ -18,6 +18,7 @@ import csv
 import gzip
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,25 @@ class CsvHead:
 def norm_header(name: str) -> str:
     """A column name compared ignoring case, spaces and punctuation ("Zip/Postal Code" = "zippostalcode")."""
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def find_columns(header: Sequence[str], names: dict[str, Sequence[str]]) -> dict[str, str | None]:
+    """For each field of ``names`` (field -> the names files give it, in order of preference), the first column
+    of ``header`` that matches one (ignoring case, spaces and punctuation) and no earlier field took."""
+    by_norm: dict[str, str] = {}
+    for col in header:
+        by_norm.setdefault(norm_header(col), col)
+    out: dict[str, str | None] = {}
+    used: set[str] = set()
+    for field, candidates in names.items():
+        out[field] = None
+        for n in candidates:
+            col = by_norm.get(norm_header(n))
+            if col is not None and col not in used:
+                out[field] = col
+                used.add(col)
+                break
+    return out
 
 
 def open_bytes(path: Path):
