@@ -42,6 +42,7 @@ DEFAULT_CAPACITY_HOURS = 40.0
 DEFAULT_SELLING_SHARE = 0.6  # of a rep's hours, the share left for selling (visits, calls, travel)
 MAX_CAPACITY_HOURS = 80.0
 HOME_MISMATCH_KM = 150.0
+ROLE_SYNONYMS = {"outside": "field", "field sales": "field", "inside sales": "inside", "sdr": "inside", "bdr": "inside"}
 
 # The roster's fields and the names files give them (compared ignoring case, spaces and punctuation).
 COLUMN_NAMES: dict[str, tuple[str, ...]] = {
@@ -158,111 +159,140 @@ def check_roster(store: Store, records: list[dict[str, str]], where: list[int], 
                  delimiter: str, name: str) -> RosterRead:
     """The roster's rules over records of text (see the module docstring)."""
     cols = find_columns(header, COLUMN_NAMES)
-    problems: list[Problem] = []
+    missing = []
     if cols["rep_id"] is None:
-        problems.append(Problem(None, None, f"no rep id column (looked for {', '.join(COLUMN_NAMES['rep_id'][:5])}, "
-                                            f"...; found: {', '.join(header)})"))
+        missing.append(Problem(None, None, f"no rep id column (looked for {', '.join(COLUMN_NAMES['rep_id'][:5])}, "
+                                           f"...; found: {', '.join(header)})"))
     if cols["name"] is None and cols["first_name"] is None:
-        problems.append(Problem(None, None, f"no name column (looked for Name, Rep Name, Full Name or First/Last "
-                                            f"Name; found: {', '.join(header)})"))
-    if problems:
-        raise ImportRejected(problems, file=name)
+        missing.append(Problem(None, None, f"no name column (looked for Name, Rep Name, Full Name or First/Last "
+                                           f"Name; found: {', '.join(header)})"))
+    if missing:
+        raise ImportRejected(missing, file=name)
     if not records:
         raise ImportRejected([Problem(None, None, "the file has a header but no reps")], file=name)
-
-    comma = delimiter in (",", "")  # skills split on ; or | (on a comma too where the file is not comma-separated)
-    zips = team_data.zip_locations(store)
-    known_reps = set(team_data.rep_ids(store))
-    by_kind: dict[str, list[Problem]] = {}
-
-    def bad(kind: str, row: int, column: str | None, message: str) -> None:
-        by_kind.setdefault(kind, []).append(Problem(row, column, f"{unit} {row}: {message}"))
-
-    out = []
-    first_line: dict[str, int] = {}
-    for rec, row in zip(records, where):
-        def get(fld: str, rec=rec) -> str:
-            col = cols[fld]
-            return rec.get(col, "").strip() if col else ""
-
-        rep_id = get("rep_id")
-        if not rep_id:
-            bad("id", row, cols["rep_id"], f"no rep id in column {cols['rep_id']!r}")
-        elif rep_id in first_line:
-            bad("duplicate", row, cols["rep_id"], f"rep id {rep_id!r} is already on {unit} {first_line[rep_id]}")
-        else:
-            first_line[rep_id] = row
-        full = get("name") or " ".join(x for x in (get("first_name"), get("last_name")) if x)
-        if not full:
-            bad("name", row, cols["name"] or cols["first_name"], "no name")
-        home_zip, lat, lon = get("home_zip"), _number(get("home_lat")), _number(get("home_lon"))
-        if home_zip:
-            home_zip = re.sub(r"-\d{4}$", "", home_zip).zfill(5) if re.fullmatch(r"\d{3,5}(-\d{4})?", home_zip) \
-                else home_zip
-            if home_zip not in zips:
-                bad("zip", row, cols["home_zip"], f"unknown ZIP {get('home_zip')!r} in column {cols['home_zip']!r}")
-        for value, fld, lo, hi in ((lat, "home_lat", -90, 90), (lon, "home_lon", -180, 180)):
-            if value is not None and not (lo <= value <= hi):  # NaN fails both comparisons
-                bad("coords", row, cols[fld], f"{cols[fld]!r} is {get(fld)!r}: not a {fld[5:]}itude in [{lo}, {hi}]")
-        if (lat is None) != (lon is None):
-            bad("coords", row, cols["home_lat"] or cols["home_lon"], "a home needs both latitude and longitude")
-        if home_zip in zips and lat is not None and lon is not None and not (math.isnan(lat) or math.isnan(lon)):
-            zlat, zlon = zips[home_zip]
-            km = float(haversine_km(lat, lon, zlat, zlon))
-            if km > HOME_MISMATCH_KM:
-                bad("coords", row, cols["home_lat"], f"home ZIP {home_zip} is {km:,.0f} km from the coordinates given")
-        if home_zip in zips and (lat is None or lon is None):
-            lat, lon = zips[home_zip]
-        role = get("role").lower() or "field"
-        role = {"outside": "field", "field sales": "field", "inside sales": "inside", "sdr": "inside",
-                "bdr": "inside"}.get(role, role)
-        if role not in ROLES:
-            bad("role", row, cols["role"], f"role {get('role')!r} is not one of {', '.join(ROLES)}")
-        capacity = _number(get("capacity_hours"))
-        if capacity is not None and not (0 < capacity <= MAX_CAPACITY_HOURS):
-            bad("capacity", row, cols["capacity_hours"],
-                f"capacity {get('capacity_hours')!r} is not a number of hours per week in (0, {MAX_CAPACITY_HOURS:g}]")
-        share = _number(get("selling_share"))
-        if share is not None and share > 1 and share <= 100 and "%" in get("selling_share"):
-            share /= 100
-        if share is not None and not (0 < share <= 1):
-            bad("share", row, cols["selling_share"],
-                f"selling share {get('selling_share')!r} is not a share in (0, 1] (or a percentage such as 60%)")
-        quota = _number(get("quota"))
-        if quota is not None and not (quota >= 0):
-            bad("quota", row, cols["quota"], f"quota {get('quota')!r} is not a non-negative amount")
-        out.append({
-            "rep_id": rep_id, "name": full, "email": get("email") or None,
-            "home_zip": home_zip or None, "home_lat": lat, "home_lon": lon,
-            "manager": get("manager") or None, "role": role,
-            **{s: _skills(get(s), comma) for s in SKILL_FIELDS},
-            "capacity_hours": DEFAULT_CAPACITY_HOURS if capacity is None else capacity,
-            "selling_share": DEFAULT_SELLING_SHARE if share is None else share,
-            "quota": quota, "_row": row,
-        })
-    ids = set(first_line) | known_reps
-    for r in out:
-        if r["manager"] and r["manager"] not in ids:
-            bad("manager", r["_row"], cols["manager"],
-                f"manager {r['manager']!r} is neither a rep in this file nor one already in the database")
-        if r["manager"] and r["manager"] == r["rep_id"]:
-            bad("manager", r["_row"], cols["manager"], f"rep {r['rep_id']!r} is their own manager")
-    problems = []
-    for kind_problems in by_kind.values():
-        problems.extend(kind_problems[:MAX_ROWS_PER_PROBLEM])
-        if len(kind_problems) > MAX_ROWS_PER_PROBLEM:
-            problems.append(Problem(None, None, f"... and {len(kind_problems) - MAX_ROWS_PER_PROBLEM:,} more like it"))
+    checker = _Checker(cols, unit, team_data.zip_locations(store), comma=delimiter in (",", ""))
+    reps = [checker.row(rec, row) for rec, row in zip(records, where)]
+    checker.managers(reps, set(team_data.rep_ids(store)))
+    problems = checker.problems()
     if problems:
         raise ImportRejected(problems, file=name,
                              convention="line numbers count the header as line 1" if unit == "line" else None)
+    return RosterRead(pd.DataFrame(reps).drop(columns="_row"), cols, _warnings(cols))
+
+
+class _Checker:
+    """Checks roster records one by one, keeping every problem (grouped by kind, so each kind's first
+    :data:`MAX_ROWS_PER_PROBLEM` are shown)."""
+
+    def __init__(self, cols: dict[str, str | None], unit: str, zips: dict[str, tuple[float, float]], comma: bool):
+        self.cols, self.unit, self.zips = cols, unit, zips
+        self.comma = comma  # skills split on ; or | (on a comma too where the file is not comma-separated)
+        self.first_row: dict[str, int] = {}
+        self.by_kind: dict[str, list[Problem]] = {}
+
+    def bad(self, kind: str, row: int, field: str | None, message: str) -> None:
+        column = self.cols.get(field) if field else None
+        self.by_kind.setdefault(kind, []).append(Problem(row, column, f"{self.unit} {row}: {message}"))
+
+    def row(self, rec: dict[str, str], row: int) -> dict:
+        def get(fld: str) -> str:
+            col = self.cols[fld]
+            return rec.get(col, "").strip() if col else ""
+
+        rep_id = self._identity(get, row)
+        home_zip, lat, lon = self._home(get, row)
+        role, capacity, share, quota = self._capacity(get, row)
+        return {
+            "rep_id": rep_id, "name": get("name") or " ".join(x for x in (get("first_name"), get("last_name")) if x),
+            "email": get("email") or None, "home_zip": home_zip, "home_lat": lat, "home_lon": lon,
+            "manager": get("manager") or None, "role": role, **{s: _skills(get(s), self.comma) for s in SKILL_FIELDS},
+            "capacity_hours": capacity, "selling_share": share, "quota": quota, "_row": row,
+        }
+
+    def _identity(self, get, row: int) -> str:
+        rep_id = get("rep_id")
+        if not rep_id:
+            self.bad("id", row, "rep_id", f"no rep id in column {self.cols['rep_id']!r}")
+        elif rep_id in self.first_row:
+            self.bad("duplicate", row, "rep_id", f"rep id {rep_id!r} is already on {self.unit} {self.first_row[rep_id]}")
+        else:
+            self.first_row[rep_id] = row
+        if not (get("name") or get("first_name") or get("last_name")):
+            self.bad("name", row, "name" if self.cols["name"] else "first_name", "no name")
+        return rep_id
+
+    def _home(self, get, row: int) -> tuple[str | None, float | None, float | None]:
+        """The home ZIP (ZIP+4 read as its ZIP) and coordinates (from the ZIP when not given)."""
+        home_zip, lat, lon = get("home_zip"), _number(get("home_lat")), _number(get("home_lon"))
+        if re.fullmatch(r"\d{3,5}(-\d{4})?", home_zip):
+            home_zip = re.sub(r"-\d{4}$", "", home_zip).zfill(5)
+        if home_zip and home_zip not in self.zips:
+            self.bad("zip", row, "home_zip", f"unknown ZIP {get('home_zip')!r} in column {self.cols['home_zip']!r}")
+        for value, fld, lo, hi in ((lat, "home_lat", -90, 90), (lon, "home_lon", -180, 180)):
+            if value is not None and not (lo <= value <= hi):  # NaN fails both comparisons
+                self.bad("coords", row, fld, f"{self.cols[fld]!r} is {get(fld)!r}: not a {fld[5:]}itude in [{lo}, {hi}]")
+        if (lat is None) != (lon is None):
+            self.bad("coords", row, "home_lat" if self.cols["home_lat"] else "home_lon",
+                     "a home needs both latitude and longitude")
+        if home_zip in self.zips:
+            zlat, zlon = self.zips[home_zip]
+            if lat is None or lon is None:
+                lat, lon = zlat, zlon
+            elif not (math.isnan(lat) or math.isnan(lon)):
+                km = float(haversine_km(lat, lon, zlat, zlon))
+                if km > HOME_MISMATCH_KM:
+                    self.bad("coords", row, "home_lat", f"home ZIP {home_zip} is {km:,.0f} km from the coordinates given")
+        return home_zip or None, lat, lon
+
+    def _capacity(self, get, row: int) -> tuple[str, float, float, float | None]:
+        """Role (sales motion), hours a week, selling share and quota, with their defaults."""
+        role = get("role").lower() or "field"
+        role = ROLE_SYNONYMS.get(role, role)
+        if role not in ROLES:
+            self.bad("role", row, "role", f"role {get('role')!r} is not one of {', '.join(ROLES)}")
+        capacity = _number(get("capacity_hours"))
+        if capacity is not None and not (0 < capacity <= MAX_CAPACITY_HOURS):
+            self.bad("capacity", row, "capacity_hours", f"capacity {get('capacity_hours')!r} is not a number of hours "
+                                                        f"per week in (0, {MAX_CAPACITY_HOURS:g}]")
+        share = _number(get("selling_share"))
+        if share is not None and 1 < share <= 100 and "%" in get("selling_share"):
+            share /= 100
+        if share is not None and not (0 < share <= 1):
+            self.bad("share", row, "selling_share", f"selling share {get('selling_share')!r} is not a share in (0, 1] "
+                                                    "(or a percentage such as 60%)")
+        quota = _number(get("quota"))
+        if quota is not None and not (quota >= 0):
+            self.bad("quota", row, "quota", f"quota {get('quota')!r} is not a non-negative amount")
+        return (role, DEFAULT_CAPACITY_HOURS if capacity is None else capacity,
+                DEFAULT_SELLING_SHARE if share is None else share, quota)
+
+    def managers(self, reps: list[dict], known: set[str]) -> None:
+        """Every manager must be a rep: of this file or already in the database."""
+        ids = set(self.first_row) | known
+        for r in reps:
+            if r["manager"] and r["manager"] not in ids:
+                self.bad("manager", r["_row"], "manager",
+                         f"manager {r['manager']!r} is neither a rep in this file nor one already in the database")
+            elif r["manager"] and r["manager"] == r["rep_id"]:
+                self.bad("manager", r["_row"], "manager", f"rep {r['rep_id']!r} is their own manager")
+
+    def problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        for kind in self.by_kind.values():
+            out.extend(kind[:MAX_ROWS_PER_PROBLEM])
+            if len(kind) > MAX_ROWS_PER_PROBLEM:
+                out.append(Problem(None, None, f"... and {len(kind) - MAX_ROWS_PER_PROBLEM:,} more like it"))
+        return out
+
+
+def _warnings(cols: dict[str, str | None]) -> list[str]:
+    """What the file leaves to defaults."""
     missing = [f for f in ("manager", "home_zip", "role", "capacity_hours") if cols[f] is None and
                not (f == "home_zip" and cols["home_lat"])]
-    warnings = [f"no {f.replace('_', ' ')} column: " + {
+    return [f"no {f.replace('_', ' ')} column: " + {
         "manager": "no reporting lines", "home_zip": "no homes (no drive times, no routes)",
         "role": "every rep is a field rep", "capacity_hours": f"{DEFAULT_CAPACITY_HOURS:g} hours a week each",
     }[f] for f in missing]
-    reps = pd.DataFrame(out).drop(columns="_row")
-    return RosterRead(reps, cols, warnings)
 
 
 def import_roster(store: Store, path: str | Path) -> dict:
