@@ -91,14 +91,16 @@ def test_csv_export_reimports_to_the_identical_plan(store, plan_name):
     new = import_alignment(store, data, unique(plan_name), filename="plan.csv")
     assert isinstance(new, ImportedPlan) and new.layer == plan.layer
     before, after = plan_rows(store, plan.plan_id), plan_rows(store, new.plan_id)
-    pd.testing.assert_frame_equal(before, after)
+    # check_exact: no floats here, and the exact check compares 30k string ids at once instead of one by one
+    pd.testing.assert_frame_equal(before, after, check_exact=True)
     assert before["locked"].any() and before["territory"].notna().all() if plan_name == "h3 plan" else \
         before["territory"].isna().any()
     t0 = territories(store, plan.plan_id)[["territory_id", "name", "color", "rep_id"]]
     t1 = territories(store, new.plan_id)[["territory_id", "name", "color", "rep_id"]]
     used = set(store.df("SELECT DISTINCT territory_id FROM plan_assignments WHERE plan_id = ? "
                         "AND territory_id IS NOT NULL", [plan.plan_id])["territory_id"])
-    pd.testing.assert_frame_equal(t0[t0.territory_id.isin(used)].reset_index(drop=True), t1.reset_index(drop=True))
+    pd.testing.assert_frame_equal(t0[t0.territory_id.isin(used)].reset_index(drop=True), t1.reset_index(drop=True),
+                                  check_exact=True)
 
 
 _zip_set: list[str] = []
@@ -123,7 +125,7 @@ def test_csv_round_trip_property(store, data):
                                                                       dtype="Int64"), "locked": locks})
     pid = create_plan(store, unique("prop"), "zip", terrs, a)
     new = import_alignment(store, export_plan(store, pid, "csv"), unique("prop back"))
-    pd.testing.assert_frame_equal(plan_rows(store, pid), plan_rows(store, new.plan_id))
+    pd.testing.assert_frame_equal(plan_rows(store, pid), plan_rows(store, new.plan_id), check_exact=True)
 
 
 # -- GeoJSON / GeoPackage ---------------------------------------------------------------------------------------------
@@ -141,7 +143,7 @@ def test_boundaries_reimport_to_the_same_assignment(store, plan_name, fmt):
         before = before[before.index.isin(shaped)]
     after = plan_rows(store, new.plan_id)["territory"]
     assert len(before) > 100
-    pd.testing.assert_series_equal(before, after.reindex(before.index))
+    pd.testing.assert_series_equal(before, after.reindex(before.index), check_exact=True)  # names: no floats
     # Nothing outside the plan was claimed; the regions the plan leaves unassigned are not in the file, so the
     # import completes them (terrmap.plan.complete) like any region missing from an alignment.
     listed = plan_rows(store, plan.plan_id)
@@ -414,7 +416,7 @@ def test_cli_export_and_import(demo_db_path, tmp_path, capsys):
         names = [p.name for p in list_plans(s)]
         assert "from cli" in names and "bad one" not in names
         demo, back = get_plan(s, names[0]), get_plan(s, "from cli")
-        pd.testing.assert_frame_equal(plan_rows(s, demo.plan_id), plan_rows(s, back.plan_id))
+        pd.testing.assert_frame_equal(plan_rows(s, demo.plan_id), plan_rows(s, back.plan_id), check_exact=True)
     finally:
         s.close()
     assert set(EXPORT_FORMATS) == {"csv", "accounts", "geojson", "gpkg", "png", "pdf"}

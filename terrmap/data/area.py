@@ -160,7 +160,8 @@ def area_regions(store: Store, layer: Layer, states: Iterable[str] | None = None
 def regions_states(store: Store, layer: Layer, region_ids: Iterable[str]) -> list[str]:
     """The states holding ``region_ids`` (ZIP: each region ZIP's state; H3: the state of the region ZIP nearest
     each cell's centre, and of most of its leads): how a plan made before plans had an area gets one."""
-    ids = list(dict.fromkeys(region_ids))
+    # a Series as a list first: iterating Arrow strings one by one costs ~1 s per 100k
+    ids = list(dict.fromkeys(region_ids.tolist() if isinstance(region_ids, pd.Series) else region_ids))
     if not ids:
         return []
     zips = area_regions(store, _ZIP)  # every region ZIP with its state (cached per geometry)

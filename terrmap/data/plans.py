@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from terrmap.data.insert import replace_rows
 from terrmap.geo import Layer, parse_layer
 from terrmap.measures import LEAD_POTENTIAL_SQL
 
@@ -273,11 +274,9 @@ def save_assignment(
             tx.register("saved_territories", territories[cols])
             tx.execute(f"INSERT INTO territories SELECT ?, {', '.join(cols)} FROM saved_territories", [plan.plan_id])
             tx.unregister("saved_territories")
-        tx.execute("DELETE FROM plan_assignments WHERE plan_id = ?", [plan.plan_id])
-        tx.register("saved_assignment", assignment)
-        tx.execute("INSERT INTO plan_assignments SELECT ?, region_id, territory_id, locked FROM saved_assignment",
-                   [plan.plan_id])
-        tx.unregister("saved_assignment")
+        # Only the regions that changed are written (an edit moves a few of 30k; see replace_rows).
+        replace_rows(tx, "plan_assignments", assignment, "?, region_id, territory_id, locked", ["plan_id", "region_id"],
+                     "plan_id = ?", [plan.plan_id, plan.plan_id])
         for c in changes or []:
             tx.execute(
                 "INSERT INTO plan_changes (plan_id, author, regions, from_territory, to_territory, potential_moved) "

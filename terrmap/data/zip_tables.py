@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 
-from terrmap.data.insert import insert_frame
+from terrmap.data.insert import insert_frame, replace_rows
 from terrmap.data.rollup import refresh_rollup
 from terrmap.geo.zipdata import reference_table
 
@@ -121,15 +121,16 @@ def write_shapes(tx: duckdb.DuckDBPyConnection, rows: pd.DataFrame, edges: pd.Da
     """Replace ``zip_shapes`` with ``rows`` (zip, state, source, area_km2, geojson) and the adjacency with
     ``edges`` (a, b, length_km) and ``sizes`` (zip, area_km2, perimeter_km) of the new shapes; without them
     the old adjacency is dropped (recomputed from the new shapes when next needed)."""
-    tx.execute("DELETE FROM zip_shapes")
-    # The adjacency belongs to the geometry: recomputed from the new shapes when next needed.
-    tx.execute("DELETE FROM zip_shape_edges")
-    tx.execute("DELETE FROM zip_shape_sizes")
-    insert_frame(tx, "zip_shapes", rows, "zip, state, source, area_km2, geojson")
+    # Only the polygons that changed are written (a ZCTA load changes a state's few hundred; see replace_rows).
+    replace_rows(tx, "zip_shapes", rows, "zip, state, source, area_km2, geojson", ["zip"])
     tx.execute(f"INSERT INTO meta SELECT '{_STAMP_KEY}', {_STAMP_SQL} FROM zip_shapes "
                "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    tx.execute("DELETE FROM zip_shape_edges")
     if edges is not None and sizes is not None:
-        _insert_adjacency(tx, edges, sizes)
+        insert_frame(tx, "zip_shape_edges", edges, "a, b, length_km")
+        replace_rows(tx, "zip_shape_sizes", sizes, "zip, area_km2, perimeter_km", ["zip"])
+    else:  # The adjacency belongs to the geometry: recomputed from the new shapes when next needed.
+        tx.execute("DELETE FROM zip_shape_sizes")
 
 
 def _insert_adjacency(tx: duckdb.DuckDBPyConnection, edges: pd.DataFrame, sizes: pd.DataFrame) -> None:

@@ -258,16 +258,15 @@ def ensure_zip_shapes(store: Store, auto_zcta: bool = True) -> str:
 def rebuild_zip_shapes(store: Store) -> dict:
     """Back to Voronoi polygons and nearest-centroid region ZIPs (undoes :func:`load_zcta`); returns a summary."""
     t0 = time.perf_counter()
-    shapes = build_voronoi_shapes(region_points(store)).assign(source=SOURCE_VORONOI)
+    rows = _voronoi_shape_rows(region_points(store))  # the region ZIPs' cells, as every new database has them
     ref = reference_table()[["zip", "region_zip"]].dropna()
     current = store.zip_tables.region_zip_map(store)
     merged = current.merge(ref, on="zip", how="inner", suffixes=("_old", ""))
     with store.transaction() as tx:
-        store.zip_tables.write_shapes(tx, _shape_rows(shapes))
+        store.zip_tables.write_shapes(tx, rows)
         moved = store.zip_tables.apply_region_zips(tx, merged[["zip", "region_zip"]])
         _set_meta(store, tx, SOURCE_VORONOI, None)
-    return {"source": SOURCE_VORONOI, "shapes": int(shapes["geometry"].notna().sum()), **moved,
-            "seconds": round(time.perf_counter() - t0, 2)}
+    return {"source": SOURCE_VORONOI, "shapes": len(rows), **moved, "seconds": round(time.perf_counter() - t0, 2)}
 
 
 # -- real ZCTA boundaries -----------------------------------------------------------------------------------------
@@ -531,7 +530,11 @@ def load_zcta(store: Store, paths, simplify_tolerance: float = ZCTA_SIMPLIFY_DEG
     real["state"] = region_state.reindex(real["zip"]).to_numpy()
 
     stored = store.zip_tables.shape_table(store)
-    stored["geometry"] = shapely.from_geojson(stored["geojson"].to_numpy(dtype=object))
+    parsed = zip_shape_geoms(store)  # parsed once per geometry (the map, lookups and the last load parsed it)
+    if parsed["zip"].tolist() == stored["zip"].tolist():
+        stored["geometry"] = parsed["geometry"].to_numpy()
+    else:  # written meanwhile by another process
+        stored["geometry"] = shapely.from_geojson(stored["geojson"].to_numpy(dtype=object))
     kept = stored[~stored["state"].isin(touched)].drop(columns=["geojson", "area_km2"]).reset_index(drop=True)
     kept_real = kept["source"] != SOURCE_VORONOI
     # Pieces of a ZIP split between states: the new pieces replace the part they cover, the rest stays.

@@ -532,8 +532,8 @@ def _fill_colors(store: Store, layer: Layer, terr: pd.DataFrame, assignment: pd.
 
 def _not_listed(store: Store, layer: Layer, listed: set[str]) -> tuple[int, int]:
     """(regions of the area of ``listed`` -- the states they lie in -- that are not listed, of which with leads)."""
-    area = set(area_regions(store, layer, regions_states(store, layer, listed))["region_id"])
-    populated = set(region_stats(store, layer)["region_id"]) & area
+    area = set(area_regions(store, layer, regions_states(store, layer, listed))["region_id"].tolist())
+    populated = set(region_stats(store, layer)["region_id"].tolist()) & area
     return len(area - listed), len(populated - listed)
 
 
@@ -561,7 +561,7 @@ def _finish(store: Store, al: Alignment, rows: list[_Row], column: str, layer_ob
     if layer_obj is not None:
         try:
             al.area_regions_not_listed, al.populated_regions_not_listed = _not_listed(
-                store, layer_obj, set(al.assignment["region_id"]))
+                store, layer_obj, set(al.assignment["region_id"].tolist()))
         except AreaTooLarge as exc:
             al.problems.append(str(exc))
     return al

@@ -129,22 +129,23 @@ def complete_assignment(store: Store, layer: Layer, assignment: pd.DataFrame,
     assignment = assignment[["region_id", "territory_id", "locked"]]
     area_states = sorted(set(states)) if states is not None else regions_states(
         store, layer, assignment.loc[assignment["territory_id"].notna(), "region_id"])
-    area = area_regions(store, layer, area_states)["region_id"]
-    missing = sorted(set(area) - set(assignment["region_id"]))
+    # Python lists, not Series: a national plan's 30k ids one by one out of Arrow strings take a second.
+    area = area_regions(store, layer, area_states)["region_id"].tolist()
+    listed = set(assignment["region_id"].tolist())
+    missing = sorted(set(area) - listed)
     if not missing:
         return assignment.reset_index(drop=True), Completion(np.empty(0, np.int64), 0, 0), area_states
     full = pd.concat([assignment, pd.DataFrame({"region_id": missing, "territory_id": None, "locked": False})],
                      ignore_index=True).sort_values("region_id", kind="stable").reset_index(drop=True)
     ids = full["region_id"].tolist()
     graph = layer.graph(store, ids)
-    territory_ids = sorted({int(t) for t in full["territory_id"].dropna()})
+    territory_ids = sorted({int(t) for t in full["territory_id"].dropna().tolist()})
     index_of = {t: i for i, t in enumerate(territory_ids)}
     # A region listed without a territory was left unassigned on purpose (the editor's eraser): it stays so,
     # as if it were one more territory nobody may grow into.
     kept_empty = len(territory_ids)
-    listed = set(assignment["region_id"])
     idx = np.array([index_of[int(t)] if pd.notna(t) else kept_empty if r in listed else UNASSIGNED
-                    for r, t in zip(ids, full["territory_id"])], dtype=np.int64)
+                    for r, t in zip(ids, full["territory_id"].tolist())], dtype=np.int64)
     done = fill_unassigned(graph, idx, frozen=kept_empty)
     full["territory_id"] = [None if i in (UNASSIGNED, kept_empty) else territory_ids[i]
                             for i in done.assignment.tolist()]
