@@ -263,6 +263,23 @@ def prepare_demo(store, work: Path):
     return lambda: main(["demo", "--db", str(path), "--leads", "2000", "--reps", "15", "--if-absent"])
 
 
+def setup_incomplete(store, work: Path) -> None:
+    """A plan from before plans had an area (``area`` NULL), with 100 of its ZIPs unassigned."""
+    cur = store.cursor()
+    cur.execute("UPDATE plans SET area = NULL")
+    cur.execute("DELETE FROM plan_assignments WHERE region_id IN "
+                "(SELECT region_id FROM plan_assignments ORDER BY region_id LIMIT 100)")
+
+
+def prepare_complete_on_open(store, work: Path):
+    """Opening such a plan completes it (terrmap.plan.complete.ensure_complete): a save and its area."""
+    from terrmap.data.plans import get_plan as stored_plan
+    from terrmap.plan.complete import ensure_complete
+
+    info = stored_plan(store)
+    return lambda: ensure_complete(store, info)
+
+
 def setup_old_schema(store, work: Path) -> None:
     """The database as schema version 4 left it (before plans had an area and shapes a stamp)."""
     cur = store.cursor()
@@ -278,6 +295,7 @@ OPERATIONS: dict[str, Operation] = {
     "optimizer_save": Operation(setup_optimizer_save, prepare_optimizer_save),
     "restore": Operation(setup_restore, prepare_restore),
     "alignment_import": Operation(setup_alignment, prepare_alignment),
+    "complete_on_open": Operation(setup_incomplete, prepare_complete_on_open),
     "create": Operation(None, prepare_create, fresh=True),
     "demo": Operation(None, prepare_demo, fresh=True),
     "upgrade": Operation(setup_old_schema, None, opening=True),

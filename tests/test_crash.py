@@ -62,6 +62,7 @@ OPERATIONS = [
     ("optimizer_save", 4),
     ("restore", 5),
     ("alignment_import", 6),
+    ("complete_on_open", 11),
     ("create", 7),
     ("upgrade", 8),
     ("demo", 10),
@@ -81,7 +82,7 @@ def test_the_app_opens_a_database_killed_during_an_import(crash_base, tmp_path, 
     """The Home page (Streamlit AppTest) on the databases left by kills in the middle of an import."""
     from streamlit.testing.v1 import AppTest  # heavy: Streamlit's test harness, only for this test
 
-    report = run_kills("import", crash_base, tmp_path, seed=9, kills=4, keep=True)
+    report = run_kills("import", crash_base, tmp_path, seed=9, kills=2, keep=True)
     assert not report["failures"]
     kept = sorted(tmp_path.glob("kept-*.duckdb"))
     assert kept

@@ -172,13 +172,16 @@ def ensure_complete(store: Store, info: PlanInfo | None) -> PlanInfo | None:
         return info
     layer = parse_layer(info.layer)
     full, done, states = complete_assignment(store, layer, stored_plans.load_assignment(store, info.plan_id))
-    if done.filled:
-        try:
-            info = stored_plans.save_assignment(store, info, full, author="terrmap", note=done.note(_region_word(info.layer)))
-        except SaveConflict:  # someone saved meanwhile: complete what they saved
-            return ensure_complete(store, stored_plans.get_plan(store, info.plan_id))
-    with store.transaction() as tx:
-        stored_plans.set_plan_area(tx, info.plan_id, states)
+    # The completed assignment and the area in one transaction (a process killed between the two left a complete
+    # plan without an area, completed again at the next open).
+    try:
+        with store.transaction() as tx:
+            if done.filled:
+                info = stored_plans.write_assignment(tx, info, full, author="terrmap",
+                                                     note=done.note(_region_word(info.layer)))
+            stored_plans.set_plan_area(tx, info.plan_id, states)
+    except SaveConflict:  # someone saved meanwhile: complete what they saved
+        return ensure_complete(store, stored_plans.get_plan(store, info.plan_id))
     return info
 
 
