@@ -28,6 +28,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -343,11 +344,43 @@ def _child_write(op: str, path: Path, work: Path, fd: int) -> None:
     else:
         store = Store(path)
         write = spec.prepare(store, work)
+        _trace_transactions(store, fd)
     _say(fd, "ready")
     write()
     _say(fd, "done")
     if store is not None:
         store.close()
+
+
+def _trace_transactions(store, fd: int) -> None:
+    """Report each transaction of ``store`` on the pipe ("begin", "committed"): where a kill landed is then known
+    (before any transaction, inside one, between or after them), for the report only."""
+    opened = store.transaction
+
+    @contextmanager
+    def traced():
+        _say(fd, "begin")
+        with opened() as tx:
+            yield tx
+        _say(fd, "committed")
+
+    store.transaction = traced
+
+
+def _phase(lines: list[str], killed: bool, traced: bool) -> str:
+    """Where the kill landed, from what the child reported (see :func:`_trace_transactions`)."""
+    if not killed:
+        return "after exit"
+    if "done" in lines:
+        return "closing"
+    if not traced:  # creating or opening a database: its transactions are the Store's own
+        return "during the operation"
+    events = [line for line in lines if line in ("begin", "committed")]
+    if not events:
+        return "before any transaction"
+    if events[-1] == "begin":
+        return "inside a transaction"
+    return "after a commit"
 
 
 def _child_setup(op: str, path: Path, work: Path, fd: int) -> None:
@@ -495,6 +528,7 @@ def run_trials(op: str, base: Path, work: Path, kills: int, seed: int, keep: boo
     rng = random.Random(seed)
     spent = {"start": 0.0, "run": 0.0, "check": 0.0}
     outcomes = {"before": 0, "after": 0}
+    phases: dict[str, int] = {}
     finished_first = 0
     failures, delays = [], []
     for i in range(kills):
@@ -509,6 +543,8 @@ def run_trials(op: str, base: Path, work: Path, kills: int, seed: int, keep: boo
         spent["run"] += t_check - t0
         killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
         finished_first += not killed
+        phase = _phase(lines, killed, traced=not (spec.fresh or spec.opening))
+        phases[phase] = phases.get(phase, 0) + 1
         delays.append(round(delay, 4))
         errors = [line for line in lines if line.startswith("error ")]
         if errors:
@@ -544,7 +580,7 @@ def run_trials(op: str, base: Path, work: Path, kills: int, seed: int, keep: boo
                              "kept": str(kept)})
     _remove(trial)
     return {"op": op, "kills": kills, "seed": seed, "setup_s": round(t_setup, 3), "duration_s": round(duration, 4),
-            "outcomes": outcomes, "finished_before_kill": finished_first,
+            "outcomes": outcomes, "finished_before_kill": finished_first, "kills_landed": phases,
             "seconds": {k: round(v, 2) for k, v in spent.items()}, "failures": failures,
             "delays": [min(delays), max(delays)] if delays else []}
 

@@ -38,7 +38,7 @@ def run_kills(op: str, base: Path, work: Path, seed: int, kills: int = KILLS, ke
 
 
 def assert_survives(report: dict, record_property) -> None:
-    spread = {k: report[k] for k in ("kills", "duration_s", "outcomes", "finished_before_kill", "delays")}
+    spread = {k: report[k] for k in ("kills", "duration_s", "outcomes", "kills_landed", "delays")}
     print(f"\n{report['op']}: {json.dumps(spread)}")
     record_property("crash_spread", json.dumps(spread))
     assert not report["failures"], json.dumps(report["failures"], indent=1)[:6000]
