@@ -9,10 +9,12 @@ The runner is one Python process that imports terrmap once and never opens a dat
 touches one (setting up, running the operation, checking a database) is a child forked from it, so a trial costs
 a fork, not an interpreter start, and every check opens the file as a fresh process would (DuckDB replays the
 write-ahead log a killed writer left). Each kill lands ``delay`` seconds after the child reports it is ready to
-write (its modules imported, its store open, its inputs read): delays spread evenly over 0 .. 1.4 times the
-operation's measured duration (ready until the process exits, so the closing checkpoint is a target too),
-stratified and jittered by a seeded RNG. Where a kill lands depends on the machine's load; the verdict does not:
-whatever the moment, the state must be the one before or the one after.
+write (its modules imported, its store open, its inputs read). Half the delays spread evenly over 0 .. 1.4 times
+the operation's measured duration (ready until the process exits, so the closing checkpoint is a target too),
+the other half over the span of its transactions in the measured run (widened by half): both stratified and
+jittered by a seeded RNG. Where a kill lands depends on the machine's load; the verdict does not: whatever the
+moment, the state must be the one before or the one after. The child reports each transaction's begin and
+commit, so the report also counts where the kills landed.
 """
 
 from __future__ import annotations
@@ -427,8 +429,9 @@ def _child_check(path: Path, fd: int, reopen: bool = True) -> None:
     _say(fd, "result " + json.dumps(report))
 
 
-def _read_lines(fd: int, until: str | None, timeout: float) -> list[str]:
-    """Lines from ``fd`` until one starts with ``until`` (None: end of file) or ``timeout`` s."""
+def _read_lines(fd: int, until: str | None, timeout: float, stamps: list | None = None) -> list[str]:
+    """Lines from ``fd`` until one starts with ``until`` (None: end of file) or ``timeout`` s; ``stamps`` gets
+    (line, arrival time) of each."""
     buf, lines, end = b"", [], time.monotonic() + timeout
     while True:
         left = end - time.monotonic()
@@ -444,12 +447,14 @@ def _read_lines(fd: int, until: str | None, timeout: float) -> list[str]:
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
             lines.append(line.decode())
+            if stamps is not None:
+                stamps.append((line.decode(), time.monotonic()))
             if until is not None and line.decode().startswith(until):
                 return lines
 
 
-def _finish(pid: int, fd: int, timeout: float = 120.0) -> tuple[list[str], int]:
-    lines = _read_lines(fd, None, timeout)
+def _finish(pid: int, fd: int, timeout: float = 120.0, stamps: list | None = None) -> tuple[list[str], int]:
+    lines = _read_lines(fd, None, timeout, stamps)
     os.close(fd)
     _, status = os.waitpid(pid, 0)
     return lines, status
@@ -516,8 +521,13 @@ def run_trials(op: str, base: Path, work: Path, kills: int, seed: int, keep: boo
 
     fp_before = None if spec.fresh else check(_checked_copy(before, work))["fingerprint"]
     pid, fd, t0 = start()
-    lines, status = _finish(pid, fd)
+    stamps: list[tuple[str, float]] = []
+    lines, status = _finish(pid, fd, stamps=stamps)
     duration = time.monotonic() - t0
+    # The span of the transactions in that run (from the first begin to the last commit): every other kill
+    # lands in it, so transactions in flight are hit however short they are beside the whole operation.
+    marks = [t - t0 for line, t in stamps if line in ("begin", "committed")]
+    window = (min(marks), max(marks)) if marks else (0.0, duration)
     if status != 0 or "done" not in lines:
         raise RuntimeError(f"the operation failed: {lines}")
     after_report = check(trial)
@@ -532,7 +542,12 @@ def run_trials(op: str, base: Path, work: Path, kills: int, seed: int, keep: boo
     finished_first = 0
     failures, delays = [], []
     for i in range(kills):
-        delay = (i + rng.random()) / kills * SPREAD * duration
+        if i % 2:  # (stratified over the kills that land in the transactions' span, widened by a quarter)
+            lo, hi = window
+            width = (hi - lo) * 1.5 + 0.002
+            delay = max(0.0, lo - (hi - lo) * 0.25) + ((i // 2) + rng.random()) / (kills // 2) * width
+        else:
+            delay = ((i // 2) + rng.random()) / ((kills + 1) // 2) * SPREAD * duration
         t_start = time.monotonic()
         pid, fd, t0 = start()
         spent["start"] += t0 - t_start
@@ -582,6 +597,7 @@ def run_trials(op: str, base: Path, work: Path, kills: int, seed: int, keep: boo
     return {"op": op, "kills": kills, "seed": seed, "setup_s": round(t_setup, 3), "duration_s": round(duration, 4),
             "outcomes": outcomes, "finished_before_kill": finished_first, "kills_landed": phases,
             "seconds": {k: round(v, 2) for k, v in spent.items()}, "failures": failures,
+            "transactions_s": [round(window[0], 4), round(window[1], 4)],
             "delays": [min(delays), max(delays)] if delays else []}
 
 
