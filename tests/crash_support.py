@@ -429,11 +429,23 @@ def _child_check(path: Path, fd: int, reopen: bool = True) -> None:
     _say(fd, "result " + json.dumps(report))
 
 
+_unread: dict[int, bytes] = {}  # fd -> what a read returned past the line it waited for
+
+
 def _read_lines(fd: int, until: str | None, timeout: float, stamps: list | None = None) -> list[str]:
     """Lines from ``fd`` until one starts with ``until`` (None: end of file) or ``timeout`` s; ``stamps`` gets
     (line, arrival time) of each."""
-    buf, lines, end = b"", [], time.monotonic() + timeout
+    buf, lines, end = _unread.pop(fd, b""), [], time.monotonic() + timeout
     while True:
+        while b"\n" in buf:  # (lines read with an earlier call's last chunk first)
+            line, buf = buf.split(b"\n", 1)
+            lines.append(line.decode())
+            if stamps is not None:
+                stamps.append((line.decode(), time.monotonic()))
+            if until is not None and line.decode().startswith(until):
+                if buf:
+                    _unread[fd] = buf
+                return lines
         left = end - time.monotonic()
         if left <= 0:
             raise TimeoutError(f"no {until!r} within {timeout} s; got {lines}")
@@ -444,17 +456,11 @@ def _read_lines(fd: int, until: str | None, timeout: float, stamps: list | None 
         if not chunk:
             return lines + ([buf.decode()] if buf else [])
         buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            lines.append(line.decode())
-            if stamps is not None:
-                stamps.append((line.decode(), time.monotonic()))
-            if until is not None and line.decode().startswith(until):
-                return lines
 
 
 def _finish(pid: int, fd: int, timeout: float = 120.0, stamps: list | None = None) -> tuple[list[str], int]:
     lines = _read_lines(fd, None, timeout, stamps)
+    _unread.pop(fd, None)
     os.close(fd)
     _, status = os.waitpid(pid, 0)
     return lines, status
