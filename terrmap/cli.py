@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ def _progress(frac: float, msg: str) -> None:
 
 def cmd_demo(args) -> int:
     # lazy: start-up time (see the module docstring)
-    from terrmap.data.store import open_store, resolve_db_path
+    from terrmap.data.store import Store, open_store, resolve_db_path
     from terrmap.demo import build_demo
 
     path = resolve_db_path(args.db)
@@ -36,7 +37,20 @@ def cmd_demo(args) -> int:
     if path.exists() and args.force:
         path.unlink()
         path.with_suffix(path.suffix + ".wal").unlink(missing_ok=True)
-    summary = build_demo(open_store(path), n_leads=args.leads, seed=args.seed, n_reps=args.reps, progress=_progress)
+    if path.exists():  # build_demo refuses a database with leads, and adds to one without
+        summary = build_demo(open_store(path), n_leads=args.leads, seed=args.seed, n_reps=args.reps,
+                             progress=_progress)
+    else:
+        # Built beside it, closed (checkpointed: no log left) and renamed into place: a build killed half-way (the
+        # app's first start, interrupted) leaves no half-built demo that --if-absent would then keep for good.
+        building = path.with_name(path.name + ".building")
+        for stale in (building, building.with_name(building.name + ".wal")):
+            stale.unlink(missing_ok=True)
+        store = Store(building)
+        summary = build_demo(store, n_leads=args.leads, seed=args.seed, n_reps=args.reps, progress=_progress)
+        store.close()
+        os.replace(building, path)
+        summary["db"] = str(path)
     print(json.dumps(summary))
     return 0
 
@@ -47,6 +61,7 @@ def cmd_regions(args) -> int:
     from terrmap.data.stats import region_stats
     from terrmap.data.store import open_store
     from terrmap.geo import parse_layer
+    from terrmap.io.atomic import write_atomically
     from terrmap.plan import assignment_for_layer, get_plan
 
     store = open_store(args.db)
@@ -61,7 +76,7 @@ def cmd_regions(args) -> int:
     else:
         stats["territory"] = None
     stats = stats.sort_values("region_id")
-    stats.to_csv(args.out, index=False)
+    write_atomically(args.out, stats.to_csv(index=False).encode("utf-8"))
     print(json.dumps({"regions": len(stats), "layer": layer.key, "plan": plan.name if plan else None,
                       "seconds": round(time.perf_counter() - t0, 3), "out": str(args.out)}))
     return 0
@@ -128,6 +143,7 @@ def _limit(text: str) -> tuple[str, tuple[float | None, float | None]]:
 def cmd_optimize(args) -> int:
     # lazy: start-up time (see the module docstring)
     from terrmap.data.store import open_store
+    from terrmap.io.atomic import write_atomically
     from terrmap.optimize import Optimizer
 
     store = open_store(args.db)
@@ -140,7 +156,7 @@ def cmd_optimize(args) -> int:
         random_state=args.seed, progress=_progress,
     )
     res = opt.solve()
-    res.assignment(args.candidate)[["region_id", "territory"]].to_csv(args.out, index=False)
+    write_atomically(args.out, res.assignment(args.candidate)[["region_id", "territory"]].to_csv(index=False).encode("utf-8"))
     summary = res.summary(args.candidate)
     summary["compactness"] = {"cut_edge_share": summary["cut_edge_share"],
                               "mean_polsby_popper": summary["mean_polsby_popper"]}

@@ -245,46 +245,61 @@ def save_assignment(
     The result is recorded as the new version in the plan's history, with ``author`` and ``note``.
     Raises :class:`SaveConflict` (nothing written) when the stored version moved on.
     """
-    assignment = assignment[["region_id", "territory_id", "locked"]]
     with store.transaction() as tx:
-        current = tx.execute("SELECT version FROM plans WHERE plan_id = ?", [plan.plan_id]).fetchall()
-        if not current:
-            raise ValueError(f"plan {plan.name!r} no longer exists")
-        if current[0][0] != plan.version:
-            theirs = tx.execute(
-                "SELECT region_id, territory_id, locked FROM plan_assignments WHERE plan_id = ?", [plan.plan_id]
-            ).df()
-            saved = tx.execute("SELECT author, saved_at FROM plan_versions WHERE plan_id = ? AND version = ?",
-                               [plan.plan_id, current[0][0]]).fetchall()
-            raise SaveConflict(plan.name, plan.version, current[0][0], theirs, *(saved[0] if saved else ()))
-        if not tx.execute("SELECT count(*) FROM plan_versions WHERE plan_id = ? AND version = ?",
-                          [plan.plan_id, plan.version]).fetchall()[0][0]:
-            # A plan from before history was kept: record what is overwritten, so it can be restored.
-            record_version(tx, plan.plan_id, plan.version, None, "before history was kept")
-        if territories is not None:
-            cols = TERRITORY_COLUMNS
-            # The hierarchy page edits parents while editors have the plan open: a territory that exists keeps
-            # its stored parent (the editor's copy may be stale); only new territories take the given one.
-            stored = dict(tx.execute("SELECT territory_id, parent FROM territories WHERE plan_id = ?",
-                                     [plan.plan_id]).fetchall())
-            territories = territories[cols].copy()
-            territories["parent"] = [stored[t] if t in stored else p
-                                     for t, p in zip(territories["territory_id"].tolist(), territories["parent"])]
-            tx.execute("DELETE FROM territories WHERE plan_id = ?", [plan.plan_id])
-            tx.register("saved_territories", territories[cols])
-            tx.execute(f"INSERT INTO territories SELECT ?, {', '.join(cols)} FROM saved_territories", [plan.plan_id])
-            tx.unregister("saved_territories")
-        # Only the regions that changed are written (an edit moves a few of 30k; see replace_rows).
-        replace_rows(tx, "plan_assignments", assignment, "?, region_id, territory_id, locked", ["plan_id", "region_id"],
-                     "plan_id = ?", [plan.plan_id, plan.plan_id])
-        for c in changes or []:
-            tx.execute(
-                "INSERT INTO plan_changes (plan_id, author, regions, from_territory, to_territory, potential_moved) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [plan.plan_id, author, list(c["regions"]), c.get("from_territory"), c.get("to_territory"),
-                 c.get("potential_moved")],
-            )
-        tx.execute("UPDATE plans SET version = version + 1, updated_at = current_timestamp WHERE plan_id = ?",
-                   [plan.plan_id])
-        record_version(tx, plan.plan_id, plan.version + 1, author, note)
+        return write_assignment(tx, plan, assignment, changes, author, territories, note)
+
+
+def write_assignment(
+    tx,
+    plan: PlanInfo,
+    assignment: pd.DataFrame,
+    changes: list[dict] | None = None,
+    author: str | None = None,
+    territories: pd.DataFrame | None = None,
+    note: str = "saved",
+) -> PlanInfo:
+    """:func:`save_assignment` inside the caller's transaction ``tx``: a write that does more than save one
+    plan (a "Save as", an import completing its plans) commits all of it or nothing. Raises
+    :class:`SaveConflict` before writing anything when the stored version moved on."""
+    assignment = assignment[["region_id", "territory_id", "locked"]]
+    current = tx.execute("SELECT version FROM plans WHERE plan_id = ?", [plan.plan_id]).fetchall()
+    if not current:
+        raise ValueError(f"plan {plan.name!r} no longer exists")
+    if current[0][0] != plan.version:
+        theirs = tx.execute(
+            "SELECT region_id, territory_id, locked FROM plan_assignments WHERE plan_id = ?", [plan.plan_id]
+        ).df()
+        saved = tx.execute("SELECT author, saved_at FROM plan_versions WHERE plan_id = ? AND version = ?",
+                           [plan.plan_id, current[0][0]]).fetchall()
+        raise SaveConflict(plan.name, plan.version, current[0][0], theirs, *(saved[0] if saved else ()))
+    if not tx.execute("SELECT count(*) FROM plan_versions WHERE plan_id = ? AND version = ?",
+                      [plan.plan_id, plan.version]).fetchall()[0][0]:
+        # A plan from before history was kept: record what is overwritten, so it can be restored.
+        record_version(tx, plan.plan_id, plan.version, None, "before history was kept")
+    if territories is not None:
+        cols = TERRITORY_COLUMNS
+        # The hierarchy page edits parents while editors have the plan open: a territory that exists keeps
+        # its stored parent (the editor's copy may be stale); only new territories take the given one.
+        stored = dict(tx.execute("SELECT territory_id, parent FROM territories WHERE plan_id = ?",
+                                 [plan.plan_id]).fetchall())
+        territories = territories[cols].copy()
+        territories["parent"] = [stored[t] if t in stored else p
+                                 for t, p in zip(territories["territory_id"].tolist(), territories["parent"])]
+        tx.execute("DELETE FROM territories WHERE plan_id = ?", [plan.plan_id])
+        tx.register("saved_territories", territories[cols])
+        tx.execute(f"INSERT INTO territories SELECT ?, {', '.join(cols)} FROM saved_territories", [plan.plan_id])
+        tx.unregister("saved_territories")
+    # Only the regions that changed are written (an edit moves a few of 30k; see replace_rows).
+    replace_rows(tx, "plan_assignments", assignment, "?, region_id, territory_id, locked", ["plan_id", "region_id"],
+                 "plan_id = ?", [plan.plan_id, plan.plan_id])
+    for c in changes or []:
+        tx.execute(
+            "INSERT INTO plan_changes (plan_id, author, regions, from_territory, to_territory, potential_moved) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [plan.plan_id, author, list(c["regions"]), c.get("from_territory"), c.get("to_territory"),
+             c.get("potential_moved")],
+        )
+    tx.execute("UPDATE plans SET version = version + 1, updated_at = current_timestamp WHERE plan_id = ?",
+               [plan.plan_id])
+    record_version(tx, plan.plan_id, plan.version + 1, author, note)
     return PlanInfo(plan.plan_id, plan.name, plan.layer, plan.version + 1, plan.published)

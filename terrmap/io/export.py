@@ -42,6 +42,7 @@ from terrmap.geo import parse_layer
 from terrmap.geo.memo import LoadCache, content_digest
 from terrmap.geo.outlines import polygonal, state_outlines_geojson
 from terrmap.io.alignment import GEO_LAYER_NAME
+from terrmap.io.atomic import write_atomically
 from terrmap.io.csvsafe import guard_frame
 from terrmap.io.locate import US_BOXES
 from terrmap.plan import PlanInfo, get_plan
@@ -266,8 +267,6 @@ def export_to_file(store: Store, plan, fmt: str, path, progress: Progress | None
     """Write :func:`export_plan` to ``path``; returns a summary (format, out, bytes, plan, layer)."""
     info = _resolve_plan(store, plan)
     data = export_plan(store, info, fmt, progress=progress)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    path = write_atomically(path, data)
     return {"plan": info.name, "layer": info.layer, "format": fmt.strip().lower(), "out": str(path),
             "bytes": len(data)}

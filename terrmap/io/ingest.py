@@ -91,7 +91,6 @@ from terrmap.io.read import (
 )
 from terrmap.io.sniff import norm_header
 from terrmap.io.validate import STATUS_VALUES, RawValues, RowNumbers, map_status, validate
-from terrmap.plan.complete import complete_new_regions
 
 __all__ = [
     "CANONICAL_FIELDS",
@@ -178,10 +177,8 @@ def import_file(
         phase("locate")
 
         report(0.65, "writing")
-        updated = int(min(write_leads(store, staged, scale, progress, phase), n))
-        report(0.97, "giving the regions of new leads an owner")
-        completed = complete_new_regions(store)
-        phase("complete plans")
+        updated, completed = write_leads(store, staged, scale, progress, phase)
+        updated = int(min(updated, n))
         summary = {
             "rows": int(n),
             "inserted": int(n - updated),

@@ -16,7 +16,7 @@ from terrmap.optimize.instance import MEASURES, Instance, load_instance
 from terrmap.plan import PlanInfo, Territory, create_plan, distinct_colors, metrics
 from terrmap.plan.accounts import account_owners, owner_changes
 from terrmap.plan.partition import water_report
-from terrmap.plan.scenarios import derive_plan, publish_plan
+from terrmap.plan.scenarios import derive_plan
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -238,10 +238,9 @@ def save_candidate(store: Store, result: OptimizeResult, name: str, which: int |
     base = result.instance.base_plan
     if result.mode == "rebalance" and base is not None:
         # A rebalance is the base plan with other borders: its hierarchy, pins and overlays come along.
+        # (one transaction, publishing included: a killed process leaves the plans as they were, or this one saved)
         derived = derive_plan(store, base, name, terrs, frame, author=author, description=desc,
-                              note=f"optimizer: rebalanced, candidate '{c.name}'")
-        if published:
-            publish_plan(store, derived)
+                              note=f"optimizer: rebalanced, candidate '{c.name}'", published=published)
         return derived.plan_id
     return create_plan(store, name, result.instance.layer_key, terrs, frame, published=published,
                        description=desc)

@@ -28,6 +28,7 @@ from terrmap.data.area import area_regions, regions_states
 from terrmap.data.plans import PlanInfo, SaveConflict, Territory
 from terrmap.geo import Layer, parse_layer
 from terrmap.geo.zipdata import project
+from terrmap.geo.zipshapes import ensure_zip_shapes
 
 if TYPE_CHECKING:
     from terrmap.data.store import Store
@@ -172,22 +173,29 @@ def ensure_complete(store: Store, info: PlanInfo | None) -> PlanInfo | None:
         return info
     layer = parse_layer(info.layer)
     full, done, states = complete_assignment(store, layer, stored_plans.load_assignment(store, info.plan_id))
-    if done.filled:
-        try:
-            info = stored_plans.save_assignment(store, info, full, author="terrmap", note=done.note(_region_word(info.layer)))
-        except SaveConflict:  # someone saved meanwhile: complete what they saved
-            return ensure_complete(store, stored_plans.get_plan(store, info.plan_id))
-    with store.transaction() as tx:
-        stored_plans.set_plan_area(tx, info.plan_id, states)
+    # The completed assignment and the area in one transaction (a process killed between the two left a complete
+    # plan without an area, completed again at the next open).
+    try:
+        with store.transaction() as tx:
+            if done.filled:
+                info = stored_plans.write_assignment(tx, info, full, author="terrmap",
+                                                     note=done.note(_region_word(info.layer)))
+            stored_plans.set_plan_area(tx, info.plan_id, states)
+    except SaveConflict:  # someone saved meanwhile: complete what they saved
+        return ensure_complete(store, stored_plans.get_plan(store, info.plan_id))
     return info
 
 
-def complete_new_regions(store: Store) -> dict[str, int]:
+def complete_new_regions(store: Store, tx=None) -> dict[str, int]:
     """After an import: each plan with an area takes the regions of its area it does not list yet, so every new
     lead has an owner at once. On the ZIP layer the area changes only with the geometry; on an H3 layer a new
     lead can open a cell whose centre lies off land (a pier, a barrier island), which then joins the territory
     it borders most. Returns {plan name: regions added}; a plan someone saves meanwhile is left to the next
-    import (their save wins)."""
+    import (their save wins).
+
+    ``tx``: the import's open transaction, which the plans are saved in (then reads through ``store`` see its
+    writes: they run on this thread's cursor, which is the transaction's; call :func:`prepare_completion` before
+    opening it); None: each plan is saved in its own transaction."""
     added: dict[str, int] = {}
     for info in stored_plans.list_plans(store):
         area = stored_plans.plan_area(store, info.plan_id)
@@ -197,13 +205,24 @@ def complete_new_regions(store: Store) -> dict[str, int]:
         full, done, _ = complete_assignment(store, layer, stored_plans.load_assignment(store, info.plan_id), area)
         if not done.filled:
             continue
+        note = f"{done.note(_region_word(info.layer))} (holding new leads)"
         try:
-            stored_plans.save_assignment(store, info, full, author="terrmap",
-                                         note=f"{done.note(_region_word(info.layer))} (holding new leads)")
+            if tx is None:
+                stored_plans.save_assignment(store, info, full, author="terrmap", note=note)
+            else:
+                stored_plans.write_assignment(tx, info, full, author="terrmap", note=note)
         except SaveConflict:
             continue
         added[info.name] = done.filled
     return added
+
+
+def prepare_completion(store: Store) -> None:
+    """What :func:`complete_new_regions` may write besides the plans, written first: the ZIP polygons a plan's area
+    is made of (:func:`terrmap.geo.zipshapes.ensure_zip_shapes` builds them in a transaction of its own, which
+    cannot open inside the import's)."""
+    if any(stored_plans.plan_area(store, p.plan_id) is not None for p in stored_plans.list_plans(store)):
+        ensure_zip_shapes(store)
 
 
 def _region_word(layer: str) -> str:

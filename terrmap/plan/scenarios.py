@@ -28,7 +28,7 @@ import pandas as pd
 
 from terrmap.data import scenarios as stored
 from terrmap.data.hierarchy import node_ids, territory_parents
-from terrmap.data.plans import plan_area
+from terrmap.data.plans import plan_area, write_assignment
 from terrmap.data.stats import region_stats
 from terrmap.geo import parse_layer
 from terrmap.plan import (
@@ -102,27 +102,39 @@ def clone_plan(store: Store, plan: PlanInfo, new_name: str, author: str | None =
     named-account pins and overlays (``description``: a new one, else the plan's). Its history starts with
     "cloned from <name> v<version>"."""
     with store.transaction() as tx:
-        name = _check_name(tx, new_name)
-        src_name, layer, version, _, base_description = _require(tx, plan)
-        new_id = stored.copy_plan(tx, plan.plan_id, name, layer,
-                                  base_description if description is None else description)
-        record_version(tx, new_id, 1, author, f"cloned from {src_name} v{version}")
+        return _clone(tx, plan, new_name, author, description)
+
+
+def _clone(tx, plan: PlanInfo, new_name: str, author: str | None, description: str | None) -> PlanInfo:
+    """:func:`clone_plan` inside the caller's transaction."""
+    name = _check_name(tx, new_name)
+    src_name, layer, version, _, base_description = _require(tx, plan)
+    new_id = stored.copy_plan(tx, plan.plan_id, name, layer, base_description if description is None else description)
+    record_version(tx, new_id, 1, author, f"cloned from {src_name} v{version}")
     return PlanInfo(new_id, name, layer, 1, False)
 
 
 def derive_plan(store: Store, base: PlanInfo, new_name: str, territories: Iterable[Territory],
                 assignment: pd.DataFrame, author: str | None = None, note: str = "saved",
-                description: str | None = None) -> PlanInfo:
+                description: str | None = None, published: bool = False) -> PlanInfo:
     """A new plan made from ``base`` with other territories and assignment (the optimizer's rebalance, the
     editor's "Save as"): everything else of the base comes along, as in :func:`clone_plan` (hierarchy,
     named-account pins, overlays, area), so the three ways of deriving a plan keep the same things.
-    History: "cloned from <base>", then ``note``. Territories the new plan drops lose their pins."""
-    clone = clone_plan(store, base, new_name, author=author, description=description)
-    terr = pd.DataFrame([asdict(t) for t in territories])
+    History: "cloned from <base>", then ``note``. Territories the new plan drops lose their pins.
+    ``published``: the new plan becomes the published one.
+
+    One transaction: a process killed half-way leaves no clone of the base without its new borders (nor a new
+    plan saved but not published)."""
+    terr = pd.DataFrame([asdict(t) for t in territories]).reindex(columns=TERRITORY_COLUMNS)
     layer = parse_layer(base.layer)
-    full, _, _ = complete_assignment(store, layer, assignment, plan_area(store, clone.plan_id))
-    return save_assignment(store, clone, full, author=author, territories=terr.reindex(columns=TERRITORY_COLUMNS),
-                           note=note)
+    # The clone's area is the base's (copied with it): completed before the transaction, which then only writes.
+    full, _, _ = complete_assignment(store, layer, assignment, plan_area(store, base.plan_id))
+    with store.transaction() as tx:
+        clone = _clone(tx, base, new_name, author, description)
+        saved = write_assignment(tx, clone, full, author=author, territories=terr, note=note)
+        if published:
+            stored.set_published(tx, saved.plan_id)
+    return PlanInfo(saved.plan_id, saved.name, saved.layer, saved.version, published)
 
 
 def rename_plan(store: Store, plan: PlanInfo, new_name: str) -> PlanInfo:

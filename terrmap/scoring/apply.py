@@ -30,18 +30,26 @@ def score_leads(store: Store, model: LeadModel | None = None, progress: Progress
         raise ValueError("save the model first (its version goes into leads.score_source)")
     t0 = time.perf_counter()
     with store.transaction() as tx:
-        report(0.0, "loading open leads")
-        rows = open_lead_rows(tx, model.spec)
-        n = len(rows)
-        report(0.3, f"scoring {n:,} open leads")
-        if n:
-            score, value = model.score(rows)
-            report(0.6, "writing scores")
-            write_scores(tx, rows["rid"].to_numpy(), score, value, model.score_source)
-        report(0.85, "refreshing region stats")
-        refresh_rollup(tx)
+        n = score_open_leads(tx, model, report)
     report(1.0, "scored")
     return {"open_leads": int(n), "score_source": model.score_source, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def score_open_leads(tx, model: LeadModel, progress: Progress | None = None) -> int:
+    """:func:`score_leads` inside the caller's transaction ``tx`` (an import scores its leads in the transaction
+    that writes them); returns how many open leads were scored."""
+    report = progress or (lambda frac, msg: None)
+    report(0.0, "loading open leads")
+    rows = open_lead_rows(tx, model.spec)
+    n = len(rows)
+    report(0.3, f"scoring {n:,} open leads")
+    if n:
+        score, value = model.score(rows)
+        report(0.6, "writing scores")
+        write_scores(tx, rows["rid"].to_numpy(), score, value, model.score_source)
+    report(0.85, "refreshing region stats")
+    refresh_rollup(tx)
+    return n
 
 
 def retrain(store: Store, seed: int = DEFAULT_SEED, progress: Progress | None = None) -> dict:
@@ -58,9 +66,13 @@ def retrain(store: Store, seed: int = DEFAULT_SEED, progress: Progress | None = 
             refresh_rollup(tx)
         raise
     report(0.8, "saving the model")
+    # The model and the scores it gives in one transaction: a process killed meanwhile leaves the previous model
+    # with the scores it gave, never a new model whose scores were not written.
+    t0 = time.perf_counter()
     with store.transaction() as tx:
         save_model(store, model, tx)
-    scored = score_leads(store, model, progress=lambda f, m: report(0.82 + 0.18 * f, m))
+        n = score_open_leads(tx, model, lambda f, m: report(0.82 + 0.18 * f, m))
+    scored = {"open_leads": int(n), "score_source": model.score_source, "seconds": round(time.perf_counter() - t0, 3)}
     metrics = dict(model.metrics)
     metrics["scored"] = scored
     report(1.0, f"model {model.version} trained and applied")
