@@ -54,6 +54,12 @@ class DatabaseInUse(RuntimeError):
             f"is done, or set {LOCK_WAIT_ENV_VAR}=SECONDS to wait longer.")
 
 
+# Never download an extension: replaying the log of a process killed while it created the schema asks for
+# DuckDB's core functions, built in but not yet loaded, and DuckDB 2.0 then tries to install them from the
+# internet (and fails offline) unless it may only load what it has.
+CONNECT_CONFIG = {"autoinstall_known_extensions": False}
+
+
 def _seconds(s: float) -> str:
     return f"{s:.1f}" if s < 10 else f"{s:.0f}"
 
@@ -65,7 +71,7 @@ def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnect
     pause = 0.02
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config=CONNECT_CONFIG)
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" not in text.lower():
