@@ -26,7 +26,7 @@ from terrmap.optimize.state import SearchState
 __all__ = ["Budget", "refine", "run_rebalance", "run_scratch"]
 
 # Rounds of the linear programme after a start's refinement (each kept only if it improves the plan).
-LP_ROUNDS = 3
+LP_ROUNDS = 6
 
 
 def refine(s: SearchState, band: np.ndarray, budget: float, label: str, frac0: float, frac1: float,
