@@ -103,6 +103,9 @@ def main() -> None:
     ap.add_argument("--mix-ab", action="store_true",
                     help="cases with several measures: also the complete layer without the mix-balanced start "
                          "(SearchState.mix_start = False), in the same run")
+    ap.add_argument("--lp-ab", action="store_true",
+                    help="cases with several measures: also the complete layer without the border programme "
+                         "(SearchState.lp_balance = False), in the same run")
     ap.add_argument("--complete-only", action="store_true", help="skip the populated-only instances")
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
@@ -118,16 +121,19 @@ def main() -> None:
         kinds = [("populated only (before)", populated_instance, True), ("complete", complete_instance, True)]
         if args.complete_only:
             kinds = kinds[1:]
+        kinds = [(kind, build_instance, mix, True) for kind, build_instance, mix in kinds]
         if args.mix_ab and "," in balance:
-            kinds.insert(len(kinds) - 1, ("complete, without the mix start", complete_instance, False))
-        for kind, build_instance, mix in kinds:
+            kinds.insert(len(kinds) - 1, ("complete, without the mix start", complete_instance, False, True))
+        if args.lp_ab and "," in balance:
+            kinds.insert(len(kinds) - 1, ("complete, without the border programme", complete_instance, True, False))
+        for kind, build_instance, mix, lp in kinds:
             inst, build = build_instance(store, layer, states)
-            SearchState.mix_start = mix
+            SearchState.mix_start, SearchState.lp_balance = mix, lp
             try:
                 row = {"case": label, "kind": kind, "build": build, "budget": issue_budget,
                        **run_case(inst, k, balance, tol, budget, repeat)}
             finally:
-                SearchState.mix_start = True
+                SearchState.mix_start, SearchState.lp_balance = True, True
             rows.append(row)
             print(fmt(row), flush=True)
     store.close()

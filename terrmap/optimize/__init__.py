@@ -4,7 +4,8 @@ The package's parts: :mod:`~terrmap.optimize.instance` (the input, loading it), 
 (B, S and their change for a move), :mod:`~terrmap.optimize.constraints` (yes/no checks on a move),
 :mod:`~terrmap.optimize.state` (the live plan and tallies), :mod:`~terrmap.optimize.chunks` and
 :mod:`~terrmap.optimize.repair` (contiguity), :mod:`~terrmap.optimize.starts`, :mod:`~terrmap.optimize.moves`,
-:mod:`~terrmap.optimize.recombine`, :mod:`~terrmap.optimize.search` (the loop, on a
+:mod:`~terrmap.optimize.recombine`, :mod:`~terrmap.optimize.flow` (the border programme for several measures),
+:mod:`~terrmap.optimize.search` (the loop, on a
 :mod:`~terrmap.optimize.budget`), :mod:`~terrmap.optimize.explain` (why each region moved),
 :mod:`~terrmap.optimize.results` and :mod:`~terrmap.optimize.optimizer` (the request and ``solve``).
 
@@ -82,6 +83,11 @@ Method
    re-scored against the live totals, only if r is not fixed or tabu, the
    territory keeps a region, and the disruption cap and hard limits hold. In
    rebalance mode moves are ranked by imbalance removed per unit of disruption.
+   With several measures, a start's refinement is followed by rounds of a linear programme over every
+   territory's border regions at once (:mod:`~terrmap.optimize.flow`): which regions to pass to which
+   neighbour so that every territory's totals come within the band on every measure -- the excess of a
+   customer-heavy area travels across several territories, which no single border move does; its rounded
+   moves are applied keeping territories whole and refined, and a round is kept if the plan ends better.
    When a round finds no improving move: a swap of two border regions between
    an out-of-band territory and a neighbour; else a ReCom-style recombination
    (merge 2-3 neighbouring territories, split them again along a random spanning

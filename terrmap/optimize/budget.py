@@ -26,6 +26,7 @@ class Phases:
     extended: float = 0.85  # ... or until here while no start is within tolerance
     start_refine: float = 0.15  # a start's first refinement: at most this share (and at least a second)
     polish: float = 0.1  # going back to the best plan nearly in band: at most this share
+    lp_round: float = 0.1  # several measures: a round of the border programme and its refinement (at least 1 s)
     tighten: float = 0.3  # from scratch: share of the time left to tighten the best plan to tau/4
     rebalance_step: float = 0.5  # rebalance: share of the time left for each refinement
 

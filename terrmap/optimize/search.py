@@ -13,6 +13,7 @@ import numpy as np
 
 from terrmap.optimize.budget import Budget
 from terrmap.optimize.chunks import refresh_trees
+from terrmap.optimize.flow import lp_round
 from terrmap.optimize.instance import MEASURES, InfeasibleError
 from terrmap.optimize.moves import apply_greedy, compact, kick, swap_step, tabu_step
 from terrmap.optimize.objective import guarded
@@ -23,6 +24,9 @@ from terrmap.optimize.starts import scratch_start
 from terrmap.optimize.state import SearchState
 
 __all__ = ["Budget", "refine", "run_rebalance", "run_scratch"]
+
+# Rounds of the linear programme after a start's refinement (each kept only if it improves the plan).
+LP_ROUNDS = 6
 
 
 def refine(s: SearchState, band: np.ndarray, budget: float, label: str, frac0: float, frac1: float,
@@ -108,6 +112,31 @@ def refine(s: SearchState, band: np.ndarray, budget: float, label: str, frac0: f
         s.restore(best_snap)
 
 
+def uses_lp(s: SearchState) -> bool:
+    """Whether the search runs the border programme: several balanced measures, no hard limits, no base plan
+    (the programme knows neither)."""
+    return len(s.bal_idx) > 1 and s.lp_balance and not len(s.lim_idx) and s.base is None
+
+
+def lp_rounds(s: SearchState, until: float, total: float) -> None:
+    """Several balanced measures still out of band: rounds of the linear programme over the border regions, each
+    followed by refinement (:func:`terrmap.optimize.flow.lp_round`), while they improve the plan and time is left
+    before ``until`` (see :func:`uses_lp`)."""
+    if not uses_lp(s):
+        return
+    clock = s.budget
+
+    def settle(band, budget):
+        refine(s, band, budget, label="balancing", frac0=0.15, frac1=0.5)
+
+    for _ in range(LP_ROUNDS):
+        left = until - clock.now()
+        if s.imbalance() <= 1e-12 or left < min(0.5, 0.05 * total) or s.stop():
+            break
+        if not lp_round(s, s.tau, budget=min(left, max(1.0, s.budget.phases.lp_round * total)), refine=settle):
+            break
+
+
 def candidate(s: SearchState, name: str, description: str, t_start: float) -> Candidate:
     """The live plan as a candidate, scored (``seconds``: wall clock since ``t_start``)."""
     return Candidate(name, description, s.lab.copy(), plan_scores(s, time.perf_counter() - t_start), list(s.moves))
@@ -151,8 +180,13 @@ def run_scratch(s: SearchState, seeds: list[int | None], notes: list[str], compa
             s.moves = []  # a new plan: nothing to explain
             s.progress(0.15, f"{name} start: max deviation {dev0:.1%}; refining")
             left = balance_until - clock.now()
-            refine(s, s.tau, budget=max(min(left, max(1.0, phases.start_refine * total)), 0.05), label="balancing",
+            # With the border programme to follow, a shorter first refinement (the programme moves the load
+            # further, and faster, than border moves can).
+            share = phases.lp_round if uses_lp(s) else phases.start_refine
+            refine(s, s.tau, budget=max(min(left, max(1.0, share * total)), 0.05), label="balancing",
                    frac0=0.15, frac1=0.5)
+            # Out of band, balancing comes first: the programme's rounds may go on until the extended phase ends.
+            lp_rounds(s, extended_until, total)
             kicks = s.n_kicks
         # Stuck just out of band: kick the worst territory out of its local optimum a few times.
         for _ in range(kicks):

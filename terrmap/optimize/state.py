@@ -28,6 +28,9 @@ class SearchState:
     # From scratch with several balanced measures, each start also draws a bisection that balances their mix
     # (terrmap.optimize.starts.mix_start); False: METIS and the spanning-tree start only (benchmarks compare).
     mix_start: bool = True
+    # Likewise, a start's refinement is followed by rounds of the linear programme over the border regions
+    # (terrmap.optimize.flow); False: without them (benchmarks compare).
+    lp_balance: bool = True
 
     def __init__(self, inst: Instance, k: int, objective: Objective, fixed: np.ndarray, budget: Budget, *,
                  base: np.ndarray | None = None, cap: float | None = None,
