@@ -6,7 +6,8 @@ Each test forks the operation many times from one runner process (tests/crash_su
 delays spread over its measured duration; every killed database must open as the app opens it and hold the
 state before the operation or the state after it. Where the kills land depends on the machine's load, so only
 correctness is asserted; the spread is printed (``-s``) and kept in the test's report (``record_property``).
-``TERRMAP_CRASH_KILLS`` sets the kills per operation (default 20; the one-off long run used 150).
+``TERRMAP_CRASH_KILLS`` sets the kills per operation (default 4 in the suite, a sample that keeps it fast; the
+long runs of session 14 killed about 1,175 times with no failure: docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from tests.crash_support import small_base
 from tests.db_support import built_once
 
-KILLS = int(os.environ.get("TERRMAP_CRASH_KILLS", "20"))
+KILLS = int(os.environ.get("TERRMAP_CRASH_KILLS", "4"))  # the suite samples; the long runs are in BENCHMARKS.md
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,10 +66,12 @@ OPERATIONS = [
     ("complete_on_open", 11),
     ("create", 7),
     ("upgrade", 8),
-    ("demo", 10),
 ]
-# The demo build takes seconds per run: a few kills here (the long run gave it more).
-FEWER = {"demo": 3}
+# The demo build takes seconds per run (a first `./run app` killed half-way): in the long runs only
+# (TERRMAP_CRASH_KILLS set), where it had 10 kills and no failure.
+if "TERRMAP_CRASH_KILLS" in os.environ:
+    OPERATIONS.append(("demo", 10))
+FEWER = {"demo": max(1, KILLS // 10)}
 
 
 @pytest.mark.slow
