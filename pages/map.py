@@ -66,7 +66,7 @@ tiles = c_tiles.toggle(
 )
 ui.sync_url({"layer": layer_key, "color": color_by, "area": states}, DEFAULTS)
 # Which territory owns a ZIP or a point: the same answer as `python -m terrmap lookup`, outlined on the map.
-found = lookup_box.search_box(s, plan) if plan is not None else None
+found = lookup_box.search_box(s, plan, ui.viewer()) if plan is not None else None
 
 frame = filter_states(ui.region_frame(s, layer_key, plan, stamp), states)
 n = len(frame)

@@ -17,6 +17,8 @@ MEASURE_LABELS = {"potential": "Potential", "leads": "Leads", "open_leads": "Ope
                   "won_revenue": "Won revenue"}
 
 s = ui.page("Accounts & hierarchy").store
+who = ui.viewer()
+READ_ONLY = "Your role sees the structure and changes none."
 head, pick = st.columns([3, 1], vertical_alignment="bottom")
 plan = ui.plan_picker(s, pick)
 if plan is None:
@@ -149,7 +151,8 @@ with tab_tree:
                                  help="Put every current top-level node under the new node (e.g. a Company "
                                       "over the Divisions).")
             level = st.text_input("New level name", key="new_top_level", placeholder="e.g. Company") if on_top else level
-        if st.button("Add node", type="primary", key="add_node"):
+        if st.button("Add node", type="primary", key="add_node", disabled=not who.can_edit,
+                     help=None if who.can_edit else READ_ONLY) and who.can_edit:
             try:
                 if on_top:
                     hi.add_top_level(s, pid, name, level)
@@ -211,7 +214,8 @@ with tab_tree:
                     help="The node this territory belongs to directly (usually one of the lowest level)."),
             },
         )
-        if st.button("Save territory parents", type="primary"):
+        if st.button("Save territory parents", type="primary", disabled=not who.can_edit,
+                     help=None if who.can_edit else READ_ONLY) and who.can_edit:
             by_label = {v: k for k, v in node_label.items()}
             wanted = {int(t): by_label.get(p) for t, p in zip(edited["territory_id"], edited["parent"])}
             try:
@@ -243,7 +247,8 @@ with tab_pins:
                                          key="pin_territory")
                 reason = st.text_input("Reason", placeholder="e.g. HQ relationship, signed master agreement",
                                        key="pin_reason")
-                if st.form_submit_button("Pin account", type="primary"):
+                if st.form_submit_button("Pin account", type="primary", disabled=not who.can_edit,
+                                         help=None if who.can_edit else READ_ONLY) and who.can_edit:
                     try:
                         accounts.pin_account(s, pid, lead, territory, reason)
                     except ValueError as e:
@@ -261,7 +266,7 @@ with tab_pins:
                                     "territory": "Territory", "reason": "Reason", "pinned_at": "Pinned at"})
         drop = st.multiselect("Unpin", pins["lead_id"].tolist(), key="unpin_ids",
                               format_func=lambda i: f"{i} · {pins.set_index('lead_id').loc[i, 'name']}")
-        if st.button("Unpin selected", disabled=not drop):
+        if st.button("Unpin selected", disabled=not drop or not who.can_edit) and who.can_edit:
             for lead in drop:
                 accounts.unpin_account(s, pid, lead)
             changed(f"Unpinned {len(drop)} account(s).")
@@ -325,7 +330,8 @@ with tab_overlays:
         o_terr = st.multiselect("In territories", list(terr_name), default=existing_terr, format_func=terr_name.get,
                                 placeholder="all territories", key=f"ov_territories_{choice}",
                                 help="Only accounts whose region lies in these territories (empty: anywhere).")
-        save = st.form_submit_button("Save overlay", type="primary")
+        save = st.form_submit_button("Save overlay", type="primary", disabled=not who.can_edit,
+                                     help=None if who.can_edit else READ_ONLY) and who.can_edit
     if save:
         try:
             new_rule = accounts.OverlayRule(
@@ -337,7 +343,8 @@ with tab_overlays:
             st.error(ui.md(e), icon=":material/error:")
         else:
             changed(f"Saved overlay {ui.md(o_name)}.")
-    if choice is not None and st.button("Delete this overlay", key="delete_overlay"):
+    if choice is not None and st.button("Delete this overlay", key="delete_overlay",
+                                        disabled=not who.can_edit) and who.can_edit:
         accounts.delete_overlay(s, pid, choice)
         st.session_state.pop("overlay_choice", None)
         changed(f"Deleted overlay {ui.md(current['name'])}.")

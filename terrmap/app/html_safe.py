@@ -14,6 +14,15 @@ import math
 
 import pandas as pd
 
+_MD_SPECIAL = "\\`*_{}[]<>()#+-.!|~$:"
+
+
+def md(text) -> str:
+    """Text from data for a markdown string (captions, messages): every markdown character escaped,
+    so a name shows exactly as written. (Streamlit never renders HTML in markdown unless
+    ``unsafe_allow_html``; this also keeps ``*``, ``[..](..)``, ``$`` etc. literal.)"""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+
 
 def is_missing(value) -> bool:
     """None, NaN or pd.NA."""

@@ -1,0 +1,123 @@
+"""Sign-in: the viewer of this session (Streamlit's ``st.login``/``st.user``), the sign-in and no-access screens,
+the sidebar's "signed in as", and who a saved change is recorded as. The rules are :mod:`terrmap.access`'s.
+
+An identity provider is configured when ``.streamlit/secrets.toml`` (or a file of Streamlit's
+``secrets.files`` option) has an ``[auth]`` table; without one every visitor is :data:`terrmap.access.LOCAL`
+(terrmap as one person's tool on one machine, served on 127.0.0.1 only: see terrmap/serve.py).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from terrmap.access import LOCAL, RoleConfig, Viewer, rep_ids_by_email, resolve_viewer
+from terrmap.app.html_safe import md
+from terrmap.data.alignments import rep_directory
+from terrmap.data.store import Store
+
+SETTINGS = "terrmap"  # the table of secrets.toml that gives roles (see README: "Sign-in and roles")
+
+
+def configured() -> bool:
+    """Is an identity provider configured (an ``[auth]`` table among the secrets)?"""
+    try:
+        return st.secrets.load_if_toml_exists() and "auth" in st.secrets
+    except Exception:  # an unreadable secrets file is no configuration: Streamlit itself says what is wrong
+        return False
+
+
+def role_config() -> RoleConfig:
+    """The ``[terrmap]`` table of the secrets (raises ValueError when it is malformed)."""
+    settings = st.secrets.get(SETTINGS, {})
+    return RoleConfig.from_mapping(settings.to_dict() if hasattr(settings, "to_dict") else dict(settings))
+
+
+def viewer(s: Store) -> Viewer | None:
+    """Who is looking: :data:`LOCAL` without a provider; None while nobody is signed in; else the signed-in
+    person with the role the configuration gives them (role None: none)."""
+    if not configured():
+        return LOCAL
+    if not st.user.get("is_logged_in"):
+        return None
+    claims = st.user.to_dict()
+    rep_emails = rep_ids_by_email((rep_id, email) for rep_id, _, email in rep_directory(s))
+    return resolve_viewer(claims, role_config(), rep_emails)
+
+
+def sign_in_screen() -> None:
+    """What a visitor sees before signing in (a page of its own in app.py's navigation)."""
+    st.title("terrmap · territory planning")
+    st.write("Sign in to see your territories.")
+    if st.button("Sign in", type="primary", icon=":material/login:", key="tm_sign_in"):
+        st.login()
+
+
+def no_access_screen(who: Viewer) -> None:
+    """Signed in, but the configuration gives this person no role."""
+    st.title("No access")
+    st.warning(who.reason or "This account has no role in terrmap.", icon=":material/block:")
+    if st.button("Sign out", icon=":material/logout:", key="tm_sign_out_refused"):
+        st.logout()
+
+
+def require_viewer(s: Store) -> Viewer:
+    """The viewer of this run, or stop the page with the sign-in (or no-access) screen. A misconfigured role
+    table stops every page: no guess at who may see what."""
+    try:
+        who = viewer(s)
+    except ValueError as exc:
+        st.error(f"The sign-in settings are wrong: {exc}. See the README, \"Sign-in and roles\".")
+        st.stop()
+    if who is None:
+        sign_in_screen()
+        st.stop()
+    if who.role is None:
+        no_access_screen(who)
+        st.stop()
+    return who
+
+
+def app_pages(s: Store, sections: dict[str, list[tuple[str, str, str]]], default: str = "home"
+              ) -> tuple[Viewer | None, dict[str, list[st.Page]]]:
+    """app.py's navigation for this viewer: of ``sections`` ({section: [(file, title, url path)]}) the pages
+    the viewer may open (:meth:`Viewer.may_open`), ``default`` first if among them; before sign-in, or for a
+    person given no role, one screen saying so. Returns (the viewer or None, the pages)."""
+    try:
+        who = viewer(s)
+    except ValueError:  # a malformed role table: the one page (require_viewer) says what is wrong
+        return None, {"": [st.Page(lambda: require_viewer(s), title="Sign-in settings", url_path="settings",
+                                  default=True)]}
+    if who is None:
+        return who, {"": [st.Page(sign_in_screen, title="Sign in", url_path="signin", default=True)]}
+    if who.role is None:
+        return who, {"": [st.Page(lambda: no_access_screen(who), title="No access", url_path="no-access",
+                                  default=True)]}
+    allowed = {section: [e for e in entries if who.may_open(e[2])] for section, entries in sections.items()}
+    urls = [url for entries in allowed.values() for _, _, url in entries]
+    first = default if default in urls else urls[0]
+    return who, {section: [st.Page(file, title=title, url_path=url, default=url == first)
+                           for file, title, url in entries]
+                 for section, entries in allowed.items() if entries}
+
+
+def sidebar(who: Viewer) -> None:
+    """Who is signed in, and the way out (nothing without a provider)."""
+    if not who.signed_in:
+        return
+    with st.sidebar:
+        st.caption(f"Signed in as **{md(who.label)}**")
+        if st.button("Sign out", icon=":material/logout:", key="tm_sign_out", width="stretch"):
+            st.logout()
+
+
+def author_box(container, who: Viewer, key: str, placeholder: str, help_text: str) -> None:
+    """Where the change log's name comes from: a "Your name" box without sign-in, the signed-in person with it."""
+    if who.signed_in:
+        container.caption(f"Saved as **{md(who.author())}**", help=help_text)
+    else:
+        container.text_input("Your name", key=key, placeholder=placeholder, help=help_text)
+
+
+def author(who: Viewer, key: str) -> str | None:
+    """Who a saved change is recorded as: the signed-in person, else the "Your name" box ``key``."""
+    return who.author(st.session_state.get(key))

@@ -1,0 +1,95 @@
+"""Sign-in and roles in the app's scripts (Streamlit AppTest, no browser; the browser and a real OpenID Connect
+provider: tests/test_e2e_sign_in.py). ``at.secrets`` configures the provider and the roles, ``at.user`` is the
+signed-in person's ID-token claims (what ``st.user`` reads)."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from terrmap.app.html_safe import md
+from tests.e2e_support import ROOT
+
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "not-a-secret",
+        "client_id": "terrmap", "client_secret": "terrmap", "server_metadata_url":
+        "http://localhost:1/.well-known/openid-configuration"}
+ROLES = {"roles": {"pat@corp.example": "planner", "lee@corp.example": "leader"}}
+REP = "R07"
+
+
+@pytest.fixture
+def rep_email(demo_store) -> str:
+    return demo_store.scalar("SELECT email FROM reps WHERE rep_id = ?", [REP])
+
+
+def _app(monkeypatch, store, script: str = "app.py", user: dict | None = None, signed_in: bool = True,
+         roles: dict | None = None, auth: bool = True, **query) -> AppTest:
+    monkeypatch.setenv("TERRMAP_DB", str(store.path))
+    at = AppTest.from_file(str(ROOT / script), default_timeout=90)
+    if auth:
+        at.secrets["auth"] = AUTH
+        at.secrets["terrmap"] = ROLES if roles is None else roles
+        at.user = {"is_logged_in": signed_in, **(user or {})}
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def test_before_sign_in_the_app_shows_only_the_sign_in_screen(monkeypatch, demo_store):
+    at = _app(monkeypatch, demo_store, signed_in=False)
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert not at.metric and not at.dataframe and "Database" not in " ".join(c.value for c in at.caption)
+
+
+def test_a_person_without_a_role_is_told_so_and_sees_nothing(monkeypatch, demo_store):
+    at = _app(monkeypatch, demo_store, user={"email": "stranger@else.example"})
+    assert not at.exception
+    assert "stranger@else.example has no role" in at.warning[0].value
+    assert [b.label for b in at.button] == ["Sign out"]
+    assert not at.metric and not at.dataframe
+
+
+def test_a_rep_opens_on_their_own_rep_view(monkeypatch, demo_store, rep_email):
+    at = _app(monkeypatch, demo_store, user={"email": rep_email, "name": "The Rep"})
+    assert not at.exception
+    assert at.title[0].value == "Rep view"
+    assert len(at.metric) == 8
+    assert at.selectbox(key="rep").value == REP and len(at.selectbox(key="rep").options) == 1
+    assert at.selectbox(key="rep").disabled
+    assert any("Signed in as" in c.value and md(f"The Rep ({rep_email}) · rep R07") in c.value for c in at.sidebar.caption)
+
+
+def test_a_rep_cannot_open_another_reps_view_by_url(monkeypatch, demo_store, rep_email):
+    at = _app(monkeypatch, demo_store, user={"email": rep_email}, rep="R08")
+    assert not at.exception
+    assert "only your own rep view" in at.error[0].value
+    assert not at.metric and not at.dataframe and not at.get("download_button")
+    # nor another plan than the published one
+    at = _app(monkeypatch, demo_store, script="pages/rep_view.py", user={"email": rep_email}, plan="No such plan")
+    assert not at.error and "published plan" in at.warning[0].value and len(at.metric) == 8
+
+
+def test_a_leader_sees_scenarios_but_cannot_change_them(monkeypatch, demo_store):
+    at = _app(monkeypatch, demo_store, script="pages/scenarios.py", user={"email": "lee@corp.example"})
+    assert not at.exception
+    for label in ("Publish", "Delete…", "Create scenario", "Rename"):
+        buttons = [b for b in at.button if b.label == label] + [b for b in at.get("form_submit_button")
+                                                                 if getattr(b, "label", None) == label]
+        assert buttons and all(b.disabled for b in buttons), label
+    assert not [t for t in at.text_input if t.label == "Your name"]
+    assert any("Saved as" in c.value and md("lee@corp.example") in c.value for c in at.caption)
+
+
+def test_the_editor_and_import_pages_refuse_a_leader(monkeypatch, demo_store):
+    for script in ("pages/editor.py", "pages/optimizer.py", "pages/import_data.py"):
+        at = _app(monkeypatch, demo_store, script=script, user={"email": "lee@corp.example"})
+        assert not at.exception, script
+        assert "cannot open this page" in at.error[0].value, script
+
+
+def test_without_a_provider_everybody_is_the_one_person_at_the_machine(monkeypatch, demo_store):
+    at = _app(monkeypatch, demo_store, script="pages/scenarios.py", auth=False)
+    assert not at.exception
+    assert [t for t in at.text_input if t.label == "Your name"]
+    assert not any(b.disabled for b in at.button if b.label in ("Rename", "Create scenario"))
