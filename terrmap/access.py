@@ -266,6 +266,6 @@ def rep_choice(viewer: Viewer, requested: str | None, available: Iterable[str]) 
     if viewer.role is not Role.REP or viewer.rep_id is None:
         raise PermissionError("no role: no rep view")
     if requested is not None and requested != viewer.rep_id:
-        raise PermissionError(f"you are signed in as rep {viewer.rep_id}: you can open only your own rep view")
+        raise PermissionError(f"You are signed in as rep {viewer.rep_id}: you can open only your own rep view")
     own = [r for r in available if r == viewer.rep_id]
     return own, own[0] if own else None

@@ -93,3 +93,28 @@ def test_without_a_provider_everybody_is_the_one_person_at_the_machine(monkeypat
     assert not at.exception
     assert [t for t in at.text_input if t.label == "Your name"]
     assert not any(b.disabled for b in at.button if b.label in ("Rename", "Create scenario"))
+
+
+def test_the_lookup_box_tells_a_rep_only_whether_a_zip_is_theirs(demo_store):
+    """The Map's lookup (terrmap.app.lookup_box.find) as a rep would get it: a ZIP of their own territory in full,
+    another rep's ZIP as "not in your territory", with no territory, rep or hierarchy."""
+    from terrmap.access import LOCAL, NOT_YOURS, Role, Viewer
+    from terrmap.app import lookup_box
+    from terrmap.plan import get_plan
+
+    plan = get_plan(demo_store)
+    rows = demo_store.cursor().execute(
+        "SELECT a.region_id, t.rep_id FROM plan_assignments a JOIN territories t USING (plan_id, territory_id) "
+        "WHERE a.plan_id = ? AND t.rep_id IN (?, 'R08') ORDER BY a.region_id", [plan.plan_id, REP]).fetchall()
+    own = next(z for z, r in rows if r == REP)
+    other = next(z for z, r in rows if r == "R08")
+    rep = Viewer(Role.REP, email="rep@corp.example", rep_id=REP, signed_in=True)
+    full = lookup_box.find(demo_store, plan, own, LOCAL).answer
+    assert full["rep_id"] == REP and lookup_box.find(demo_store, plan, own, rep).answer == full
+    theirs = lookup_box.find(demo_store, plan, other, LOCAL).answer
+    hidden = lookup_box.find(demo_store, plan, other, rep).answer
+    assert theirs["rep_id"] == "R08" and hidden["reason"] == NOT_YOURS
+    assert hidden["rep_id"] is None and hidden["rep_name"] is None and hidden["territory"] is None
+    assert not hidden["hierarchy"] and hidden["path"] is None
+    said = lookup_box.answer_markdown(hidden)
+    assert NOT_YOURS in said and theirs["rep_name"] not in said and theirs["territory"] not in said

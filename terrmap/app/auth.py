@@ -94,10 +94,18 @@ def app_pages(s: Store, sections: dict[str, list[tuple[str, str, str]]], default
                                   default=True)]}
     allowed = {section: [e for e in entries if who.may_open(e[2])] for section, entries in sections.items()}
     urls = [url for entries in allowed.values() for _, _, url in entries]
-    first = default if default in urls else urls[0]
-    return who, {section: [st.Page(file, title=title, url_path=url, default=url == first)
-                           for file, title, url in entries]
-                 for section, entries in allowed.items() if entries}
+    pages = {section: [st.Page(file, title=title, url_path=url, default=url == default)
+                       for file, title, url in entries]
+             for section, entries in allowed.items() if entries}
+    if default not in urls:
+        # The default page has no URL of its own (it is "/"): a rep's bookmark /rep?rep=R07 would be "not
+        # found". "/" leads on to the first page instead (with the query: "/?rep=R07"), which keeps its URL.
+        section, first = next(iter(pages.items()))
+        target = first[0]
+        pages[section] = [st.Page(lambda: st.switch_page(target, query_params=st.query_params.to_dict()),
+                                  title=target.title, url_path="start", default=True, visibility="hidden"),
+                          *first]
+    return who, pages
 
 
 def sidebar(who: Viewer) -> None:
