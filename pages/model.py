@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from terrmap import scoring
+from terrmap.access import Action
 from terrmap.app import ui
 from terrmap.app.map_colors import LAND_COLOR
 from terrmap.data import models as stored_models
@@ -15,7 +16,7 @@ from terrmap.plan.metrics import METRIC_HELP
 from terrmap.scoring.impact import balance_snapshot, rescoring_impact
 
 s, path, _ = ui.page("Lead scoring model")
-who = ui.viewer()
+who = ui.require(Action.VIEW_ALL)
 
 POS_COLOR = "#2ca02c"
 NEG_COLOR = "#d62728"

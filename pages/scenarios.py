@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from terrmap.access import Action
 from terrmap.app import auth, ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.geometry import default_decimals
@@ -25,7 +26,7 @@ MAP_HEIGHT = 560
 GOOD, BAD = "#137333", "#b3261e"  # text colours of an improvement / a worsening
 
 s, path, stamp = ui.page("Scenarios")
-who = ui.viewer()
+who = ui.require(Action.VIEW_ALL)
 READ_ONLY = "Your role sees the scenarios and changes none."
 
 plans = list_plans(s)

@@ -4,6 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from terrmap.access import Action
 from terrmap.app import structure as us
 from terrmap.app import ui
 from terrmap.app.map_colors import safe_color
@@ -17,7 +18,7 @@ MEASURE_LABELS = {"potential": "Potential", "leads": "Leads", "open_leads": "Ope
                   "won_revenue": "Won revenue"}
 
 s = ui.page("Accounts & hierarchy").store
-who = ui.viewer()
+who = ui.require(Action.VIEW_ALL)
 READ_ONLY = "Your role sees the structure and changes none."
 head, pick = st.columns([3, 1], vertical_alignment="bottom")
 plan = ui.plan_picker(s, pick)

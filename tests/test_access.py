@@ -192,3 +192,24 @@ def test_role_specs_and_malformed_settings_are_refused_with_a_reason():
     with pytest.raises(ValueError, match="unknown setting"):
         RoleConfig.from_mapping({"role": {"a@b.example": "admin"}})
     assert RoleConfig.from_mapping(None) == RoleConfig()
+
+
+def test_every_page_of_the_app_has_a_rule_and_guards_itself_with_it():
+    """app.py's navigation offers a page only to whom PAGE_ACTIONS lets open it; each page also stops for anyone
+    else (``ui.require(Action.X)``), and the rep view pins a rep to their own rep (``access.rep_choice``)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    tree = ast.parse((root / "app.py").read_text())
+    sections = next(ast.literal_eval(n.value) for n in tree.body
+                    if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "SECTIONS")
+    entries = [e for es in sections.values() for e in es]
+    assert {url for _, _, url in entries} == set(PAGE_ACTIONS)
+    for file, _, url in entries:
+        text = (root / file).read_text()
+        needed = PAGE_ACTIONS[url]
+        if needed is None:
+            assert "access.rep_choice(who" in text, file
+        else:
+            assert f"ui.require(Action.{needed.name})" in text, file

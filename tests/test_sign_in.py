@@ -118,3 +118,22 @@ def test_the_lookup_box_tells_a_rep_only_whether_a_zip_is_theirs(demo_store):
     assert not hidden["hierarchy"] and hidden["path"] is None
     said = lookup_box.answer_markdown(hidden)
     assert NOT_YOURS in said and theirs["rep_name"] not in said and theirs["territory"] not in said
+
+
+def test_a_rep_running_any_other_page_is_stopped_by_the_page_itself(monkeypatch, demo_store, rep_email):
+    """The navigation offers a rep no other page; each page also stops for them on its own (a page reached some
+    other way shows no data)."""
+    for script in ("pages/home.py", "pages/map.py", "pages/scenarios.py", "pages/structure.py", "pages/model.py",
+                   "pages/editor.py", "pages/optimizer.py", "pages/import_data.py"):
+        at = _app(monkeypatch, demo_store, script=script, user={"email": rep_email})
+        assert not at.exception, script
+        assert "cannot open this page" in at.error[0].value, script
+        assert not at.metric and not at.dataframe and not at.get("download_button"), script
+
+
+def test_malformed_role_settings_stop_every_page_with_the_reason(monkeypatch, demo_store):
+    at = _app(monkeypatch, demo_store, user={"email": "pat@corp.example"},
+              roles={"roles": {"pat@corp.example": "boss"}})
+    assert not at.exception
+    assert "sign-in settings are wrong" in at.error[0].value and "unknown role 'boss'" in at.error[0].value
+    assert not at.metric and not at.dataframe
