@@ -15,6 +15,7 @@ from terrmap.app.geometry import default_decimals
 from terrmap.app.legend import legend_territories_html
 from terrmap.app.map_data import MAX_REGIONS, MapData, filter_states, focus_bounds, map_data
 from terrmap.app.maps import build_map
+from terrmap.data import plan_events
 from terrmap.geo import parse_layer
 from terrmap.io.csvsafe import guard_frame
 from terrmap.measures import fmt_int, fmt_money, fmt_pct, measure, table_format
@@ -58,8 +59,11 @@ def author() -> str | None:
     return auth.author(who, "sc_author")
 
 
-def done(message: str) -> None:
-    """After a write: forget derived data, say what happened on the next run."""
+def done(message: str, logged_for: PlanInfo | None = None) -> None:
+    """After a write: record who did it in the event log of plan ``logged_for`` (a write that saves no version
+    of it), forget derived data, say what happened on the next run."""
+    if logged_for is not None:
+        plan_events.record(s, logged_for.plan_id, author(), message)
     ui.clear_caches()
     st.session_state["sc_flash"] = message
     st.rerun()
@@ -131,7 +135,7 @@ def confirm_delete(p: PlanInfo) -> None:
             st.error(str(err))
             return
         ui.drop_editor_session(s, p.plan_id)
-        done(f"Deleted {p.name}.")
+        done(f"Deleted {p.name}.", p)
 
 
 c_clone, c_rename, c_buttons = st.columns([2, 2, 1.6], vertical_alignment="bottom")
@@ -157,13 +161,13 @@ with c_rename.form("sc_rename_form", border=False):
         except ValueError as err:
             st.error(str(err))
         else:
-            done(f"Renamed to {info.name}.")
+            done(f"Renamed {plan.name} to {info.name}.", plan)
 with c_buttons:
     if st.button("Publish", icon=":material/verified:", disabled=plan.published or not who.can_publish,
                  width="stretch", help="Make this the published plan (exactly one is): reps and reports use it."
                  if who.can_publish else READ_ONLY) and who.can_publish:
         sc.publish_plan(s, plan)
-        done(f"Published {plan.name}.")
+        done(f"Published {plan.name}.", plan)
     if st.button("Delete…", icon=":material/delete:", width="stretch",
                  disabled=(plan.published and len(plans) > 1) or not who.can_edit,
                  help=READ_ONLY if not who.can_edit else
@@ -218,6 +222,16 @@ with st.expander(f"History of {plan.name} ({plan.version} version{'s' if plan.ve
             else:
                 ui.drop_editor_session(s, plan.plan_id)
                 done(f"Restored version {row.version} of {plan.name} as version {info.version}.")
+    events = plan_events.plan_events(s, plan.plan_id)
+    if len(events):
+        st.markdown("**Other changes**", help="Changes that save no new version: publishing, renaming, the "
+                                              "hierarchy, pinned accounts and overlays.")
+        st.dataframe(events.assign(author=events["author"].fillna("–")), hide_index=True, width="stretch",
+                     height=min(38 + 35 * len(events), 280),
+                     column_config={"changed_at": st.column_config.DatetimeColumn("When",
+                                                                                  format="YYYY-MM-DD HH:mm"),
+                                    "author": st.column_config.TextColumn("By"),
+                                    "what": st.column_config.TextColumn("Change")})
 
 # -- compare ------------------------------------------------------------------------------------------
 

@@ -7,9 +7,11 @@ import streamlit as st
 from terrmap.access import Action
 from terrmap.app import structure as us
 from terrmap.app import ui
+from terrmap.app.html_safe import plain
 from terrmap.app.map_colors import safe_color
 from terrmap.data import accounts as stored_accounts
 from terrmap.data import hierarchy as stored_hierarchy
+from terrmap.data import plan_events
 from terrmap.measures import fmt_int, fmt_pct
 from terrmap.plan import accounts
 from terrmap.plan import hierarchy as hi
@@ -41,7 +43,9 @@ def territory_list(value) -> list[int]:
 
 
 def changed(message: str) -> None:
-    """After a write: remember the message for the next run (the caches key on the structure stamp)."""
+    """After a write: record who did it in the plan's event log, remember the message for the next run (the
+    caches key on the structure stamp)."""
+    plan_events.record(s, pid, who.author(), plain(message))
     st.session_state["structure_flash"] = message
     st.rerun()
 
@@ -180,7 +184,8 @@ with tab_tree:
                                       key=f"parent_{target}")
             new_color = st.color_picker("Colour on the map", value=safe_color(row["color"]), key=f"color_{target}")
             b1, b2 = st.columns(2)
-            if b1.button("Save changes", key="save_node", type="primary"):
+            if b1.button("Save changes", key="save_node", type="primary", disabled=not who.can_edit,
+                         help=None if who.can_edit else READ_ONLY) and who.can_edit:
                 try:
                     if new_name != row["name"]:
                         hi.rename_node(s, pid, target, new_name)
@@ -192,8 +197,9 @@ with tab_tree:
                     st.error(ui.md(e), icon=":material/error:")
                 else:
                     changed(f"Saved {ui.md(new_name)}.")
-            if b2.button("Delete node", key="delete_node",
-                         help="Its child nodes and territories move up to its parent."):
+            if b2.button("Delete node", key="delete_node", disabled=not who.can_edit,
+                         help="Its child nodes and territories move up to its parent." if who.can_edit
+                         else READ_ONLY) and who.can_edit:
                 try:
                     hi.delete_node(s, pid, target)
                 except ValueError as e:

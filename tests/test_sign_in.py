@@ -137,3 +137,26 @@ def test_malformed_role_settings_stop_every_page_with_the_reason(monkeypatch, de
     assert not at.exception
     assert "sign-in settings are wrong" in at.error[0].value and "unknown role 'boss'" in at.error[0].value
     assert not at.metric and not at.dataframe
+
+
+def test_a_planners_publish_and_pin_are_logged_under_their_email(monkeypatch, demo_store):
+    """Changes that save no version (publishing, pins: terrmap.data.plan_events) record the signed-in person
+    too, and the scenario's history lists them."""
+    from terrmap.data.plan_events import plan_events
+    from terrmap.plan import get_plan
+    from terrmap.plan import scenarios as sc
+
+    copy = sc.clone_plan(demo_store, get_plan(demo_store), "Copy to publish", author="someone")
+    planner = {"email": "pat@corp.example"}
+    monkeypatch.setenv("TERRMAP_DB", str(demo_store.path))
+    at = AppTest.from_file(str(ROOT / "pages" / "scenarios.py"), default_timeout=90)
+    at.secrets["auth"], at.secrets["terrmap"], at.user = AUTH, ROLES, {"is_logged_in": True, **planner}
+    at.run()
+    at.selectbox(key="sc_plan_pick").set_value(copy.plan_id).run()
+    next(b for b in at.button if b.label == "Publish").click().run()
+    assert not at.exception
+    assert get_plan(demo_store).plan_id == copy.plan_id
+    events = plan_events(demo_store, copy.plan_id)
+    assert events[["author", "what"]].values.tolist() == [["pat@corp.example", "Published Copy to publish."]]
+    shown = [d.value for d in at.dataframe if "what" in d.value.columns]  # the history's "Other changes"
+    assert shown and shown[0][["author", "what"]].values.tolist()[0] == ["pat@corp.example", "Published Copy to publish."]
