@@ -110,6 +110,7 @@ def test_before_sign_in_nothing_of_the_data_shows(context, app):
     wait_idle(page)
     assert page.locator('[data-testid="stMetric"]').count() == 0
     assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+    assert page.get_by_text("Page not found").count() == 0  # a bookmark opens on the sign-in screen
 
 
 def test_a_rep_signs_in_and_sees_only_their_own_rep_view(context, app, rep_email):

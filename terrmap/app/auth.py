@@ -82,22 +82,26 @@ def app_pages(s: Store, sections: dict[str, list[tuple[str, str, str]]], default
     """app.py's navigation for this viewer: of ``sections`` ({section: [(file, title, url path)]}) the pages
     the viewer may open (:meth:`Viewer.may_open`), ``default`` first if among them; before sign-in, or for a
     person given no role, one screen saying so. Returns (the viewer or None, the pages)."""
+    urls = [url for entries in sections.values() for _, _, url in entries]
+
+    def only(screen, title: str) -> dict[str, list[st.Page]]:
+        # One screen, at "/" and at every page's URL: a bookmark (/rep?rep=R07) shows it, not "page not found".
+        return {"": [st.Page(screen, title=title, url_path="start", default=True),
+                     *(st.Page(screen, title=title, url_path=url, visibility="hidden") for url in urls)]}
+
     try:
         who = viewer(s)
-    except ValueError:  # a malformed role table: the one page (require_viewer) says what is wrong
-        return None, {"": [st.Page(lambda: require_viewer(s), title="Sign-in settings", url_path="settings",
-                                  default=True)]}
+    except ValueError:  # a malformed role table: the one screen (require_viewer) says what is wrong
+        return None, only(lambda: require_viewer(s), "Sign-in settings")
     if who is None:
-        return who, {"": [st.Page(sign_in_screen, title="Sign in", url_path="signin", default=True)]}
+        return who, only(sign_in_screen, "Sign in")
     if who.role is None:
-        return who, {"": [st.Page(lambda: no_access_screen(who), title="No access", url_path="no-access",
-                                  default=True)]}
+        return who, only(lambda: no_access_screen(who), "No access")
     allowed = {section: [e for e in entries if who.may_open(e[2])] for section, entries in sections.items()}
-    urls = [url for entries in allowed.values() for _, _, url in entries]
     pages = {section: [st.Page(file, title=title, url_path=url, default=url == default)
                        for file, title, url in entries]
              for section, entries in allowed.items() if entries}
-    if default not in urls:
+    if not any(url == default for entries in allowed.values() for _, _, url in entries):
         # The default page has no URL of its own (it is "/"): a rep's bookmark /rep?rep=R07 would be "not
         # found". "/" leads on to the first page instead (with the query: "/?rep=R07"), which keeps its URL.
         section, first = next(iter(pages.items()))
