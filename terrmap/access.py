@@ -35,7 +35,7 @@ class Action(StrEnum):
     VIEW_ALL = "view all"  # every rep and territory: the overview, map, scenarios, structure and model pages
     EDIT = "edit"  # change plans: editor, optimizer, scenarios (clone, rename, restore, delete), pins, overlays
     PUBLISH = "publish"  # make a plan the published one
-    MANAGE_DATA = "manage data"  # import leads, train and score the model
+    MANAGE_DATA = "manage data"  # import leads and the roster, train and score the model
 
 
 GRANTS: dict[Role, frozenset[Action]] = {
@@ -56,6 +56,7 @@ PAGE_ACTIONS: dict[str, Action | None] = {
     "scenarios": Action.VIEW_ALL,
     "rep": None,
     "structure": Action.VIEW_ALL,
+    "team": Action.VIEW_ALL,  # the roster: its e-mails map people to reps, so only the admin changes it
     "model": Action.VIEW_ALL,
     "import": Action.MANAGE_DATA,
 }

@@ -39,7 +39,7 @@ VIEWERS = {"admin": ADMIN, "planner": PLANNER, "leader": LEADER, "rep": REP, "no
 PAGES = {
     "admin": set(PAGE_ACTIONS),
     "planner": set(PAGE_ACTIONS) - {"import"},
-    "leader": {"home", "map", "scenarios", "rep", "structure", "model"},
+    "leader": {"home", "map", "scenarios", "rep", "structure", "team", "model"},
     "rep": {"rep"},
     "none": set(),
 }

@@ -123,8 +123,8 @@ def test_the_lookup_box_tells_a_rep_only_whether_a_zip_is_theirs(demo_store):
 def test_a_rep_running_any_other_page_is_stopped_by_the_page_itself(monkeypatch, demo_store, rep_email):
     """The navigation offers a rep no other page; each page also stops for them on its own (a page reached some
     other way shows no data)."""
-    for script in ("pages/home.py", "pages/map.py", "pages/scenarios.py", "pages/structure.py", "pages/model.py",
-                   "pages/editor.py", "pages/optimizer.py", "pages/import_data.py"):
+    for script in ("pages/home.py", "pages/map.py", "pages/scenarios.py", "pages/structure.py", "pages/team.py",
+                   "pages/model.py", "pages/editor.py", "pages/optimizer.py", "pages/import_data.py"):
         at = _app(monkeypatch, demo_store, script=script, user={"email": rep_email})
         assert not at.exception, script
         assert "cannot open this page" in at.error[0].value, script
@@ -160,3 +160,16 @@ def test_a_planners_publish_and_pin_are_logged_under_their_email(monkeypatch, de
     assert events[["author", "what"]].values.tolist() == [["pat@corp.example", "Published Copy to publish."]]
     shown = [d.value for d in at.dataframe if "what" in d.value.columns]  # the history's "Other changes"
     assert shown and shown[0][["author", "what"]].values.tolist()[0] == ["pat@corp.example", "Published Copy to publish."]
+
+
+def test_a_leader_sees_the_team_but_only_the_admin_changes_the_roster(monkeypatch, demo_store):
+    """The roster's e-mails say who signs in as which rep: a leader (or planner) cannot change them."""
+    roles = {"roles": {"lee@corp.example": "leader", "ann@corp.example": "admin"}}
+    at = _app(monkeypatch, demo_store, script="pages/team.py", user={"email": "lee@corp.example"}, roles=roles)
+    assert not at.exception and len(at.metric) == 4
+    assert next(b for b in at.button if b.label == "Save changes").disabled
+    at = _app(monkeypatch, demo_store, script="pages/team.py", user={"email": "ann@corp.example"}, roles=roles)
+    assert not at.exception
+    save = next(b for b in at.button if b.label == "Save changes")
+    assert save.disabled  # nothing edited yet
+    assert "e-mails decide" not in (save.help or "")
