@@ -173,3 +173,28 @@ def test_a_leader_sees_the_team_but_only_the_admin_changes_the_roster(monkeypatc
     save = next(b for b in at.button if b.label == "Save changes")
     assert save.disabled  # nothing edited yet
     assert "e-mails decide" not in (save.help or "")
+
+
+def test_settings_that_mean_sign_in_but_cannot_give_it_close_the_app(monkeypatch, demo_store, tmp_path):
+    """Roles without [auth], or a secrets file that does not parse: every page stops, nobody is let in as the
+    one person at the machine."""
+    monkeypatch.setenv("TERRMAP_DB", str(demo_store.path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.secrets["terrmap"] = ROLES
+    at.run()
+    assert not at.exception and "no [auth] table" in at.error[0].value and not at.metric
+
+    from streamlit import config
+    from streamlit.runtime.secrets import secrets_singleton
+
+    broken = tmp_path / "secrets.toml"
+    broken.write_text("[auth\nredirect_uri = ")
+    saved = config.get_option("secrets.files")
+    config.set_option("secrets.files", [str(broken)])
+    secrets_singleton._reset()
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+        assert not at.exception and "cannot be read" in at.error[0].value and not at.metric
+    finally:
+        config.set_option("secrets.files", saved)
+        secrets_singleton._reset()

@@ -8,6 +8,8 @@ An identity provider is configured when ``.streamlit/secrets.toml`` (or a file o
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from terrmap.access import LOCAL, RoleConfig, Viewer, rep_ids_by_email, resolve_viewer
@@ -19,11 +21,17 @@ SETTINGS = "terrmap"  # the table of secrets.toml that gives roles (see README: 
 
 
 def configured() -> bool:
-    """Is an identity provider configured (an ``[auth]`` table among the secrets)?"""
-    try:
-        return st.secrets.load_if_toml_exists() and "auth" in st.secrets
-    except Exception:  # an unreadable secrets file is no configuration: Streamlit itself says what is wrong
+    """Is an identity provider configured (an ``[auth]`` table among the secrets)? Raises ValueError for
+    settings that mean sign-in but cannot give it (a secrets file that does not parse; roles without
+    ``[auth]``): they must close the app, not open it to everybody."""
+    if not st.secrets.load_if_toml_exists():
+        unreadable = [p for p in st.get_option("secrets.files") or [] if Path(p).exists()]
+        if unreadable:
+            raise ValueError(f"{unreadable[0]} cannot be read (the server's log says why)")
         return False
+    if "auth" not in st.secrets and SETTINGS in st.secrets:
+        raise ValueError(f"[{SETTINGS}] gives roles, but there is no [auth] table to sign in with")
+    return "auth" in st.secrets
 
 
 def role_config() -> RoleConfig:
