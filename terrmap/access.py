@@ -167,12 +167,12 @@ class RoleConfig:
         known = {"roles", "role_claim", "claim_roles", "unlisted", "reps_by_email"}
         if unknown := sorted(set(settings) - known):
             raise ValueError(f"[terrmap] has unknown setting(s) {', '.join(unknown)}: known are {', '.join(sorted(known))}")
-        unlisted = str(settings.get("unlisted", "none")).strip().lower()
+        unlisted = str(settings.get("unlisted", "none")).strip()
         return cls(
             roles={str(k).strip().lower(): parse_role(v) for k, v in dict(settings.get("roles") or {}).items()},
             role_claim=(str(settings["role_claim"]).strip() or None) if settings.get("role_claim") else None,
             claim_roles={str(k): parse_role(v) for k, v in dict(settings.get("claim_roles") or {}).items()},
-            unlisted=None if unlisted in ("", "none") else parse_role(unlisted),
+            unlisted=None if unlisted.lower() in ("", "none") else parse_role(unlisted),
             reps_by_email=bool(settings.get("reps_by_email", True)),
         )
 

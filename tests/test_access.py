@@ -170,6 +170,8 @@ def test_the_unlisted_setting_gives_everybody_else_a_role():
     assert resolve_viewer({"email": "any@where.example"}, config).role is Role.LEADER
     # the reps table is asked first: a rep stays a rep
     assert resolve_viewer({"email": "rob@corp.example"}, config, REP_EMAILS).role is Role.REP
+    assert RoleConfig.from_mapping({"unlisted": "Rep:R07"}).unlisted == (Role.REP, "R07")
+    assert RoleConfig.from_mapping({"unlisted": "None"}).unlisted is None
     off = RoleConfig.from_mapping({"reps_by_email": False})
     assert resolve_viewer({"email": "rob@corp.example"}, off, REP_EMAILS).role is None
 
