@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from terrmap.app import ui
+from terrmap.app import auth, ui
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,15 +37,13 @@ SECTIONS = {
     ],
 }
 
-pages = {
-    section: [
-        st.Page(file, title=title, url_path=url, default=(file == "pages/home.py"))
-        for file, title, url in entries
-        if (HERE / file).exists()
-    ]
-    for section, entries in SECTIONS.items()
-}
-nav = st.navigation({s: p for s, p in pages.items() if p})
+# Only the pages the viewer's role may open (all of them without sign-in configured: terrmap.app.auth).
+viewer, pages = auth.app_pages(ui.store(), {
+    section: [entry for entry in entries if (HERE / entry[0]).exists()] for section, entries in SECTIONS.items()
+})
+nav = st.navigation(pages)
 ui.page_style()
-ui.sidebar_footer(ui.store())
+if viewer is not None and viewer.role is not None:
+    ui.sidebar_footer(ui.store())
+    auth.sidebar(viewer)
 nav.run()

@@ -7,11 +7,13 @@ map on every change, are a separate script: bench/naive_editor_app.py.
 
 import streamlit as st
 
+from terrmap.access import Action
+from terrmap.app import auth, ui
 from terrmap.app import editor_panel as panel
-from terrmap.app import ui
 from terrmap.plan import list_plans
 
 ctx = ui.page()
+who = ui.require(Action.EDIT)
 
 plans = list_plans(ctx.store)
 if not plans:
@@ -32,7 +34,7 @@ if len(plans) == 1:
 state = panel.take_their_save(ctx, plan, state)
 
 state_codes, area, visible = panel.area_picker(ctx, state, c_area)
-c_name.text_input("Your name", key="ed_author", placeholder="for the change log",
-                  help="Saved with your edits in the plan's change log.")
+auth.author_box(c_name, who, "ed_author", placeholder="for the change log",
+                help_text="Saved with your edits in the plan's change log.")
 
 panel.workspace(panel.EditorView(ctx, plan.plan_id, state_codes, area, visible))

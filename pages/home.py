@@ -3,12 +3,14 @@
 import altair as alt
 import streamlit as st
 
+from terrmap.access import Action
 from terrmap.app import structure as us
 from terrmap.app import ui
 from terrmap.app.map_colors import UNASSIGNED_COLOR, safe_color
 from terrmap.measures import CHART_COUNT_FORMAT, fmt_int, fmt_money, fmt_pct
 
 s, path, stamp = ui.page("Territory overview")
+ui.require(Action.VIEW_ALL)
 head, pick = st.columns([3, 1], vertical_alignment="bottom")
 plan = ui.plan_picker(s, pick)
 

@@ -9,11 +9,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from terrmap.access import Action
 from terrmap.app import ui
 from terrmap.data import queries
 from terrmap.measures import CHART_COUNT_FORMAT, fmt_int
 
 s = ui.page("Import data", needs_leads=False).store
+who = ui.require(Action.MANAGE_DATA)
 IMPORTED_KEY = "import_done_message"
 
 if IMPORTED_KEY in st.session_state:
@@ -116,7 +118,8 @@ def alignment_section() -> None:
                          help="The new scenario's name; it must not be in use.")
     if st.button("Create scenario", type="primary", icon=":material/upload:", disabled=not name.strip()):
         try:
-            plan = alignment.import_alignment(s, upload.getvalue(), name, layer=layer_choice, filename=upload.name)
+            plan = alignment.import_alignment(s, upload.getvalue(), name, layer=layer_choice, filename=upload.name,
+                                              author=who.author())
         except alignment.AlignmentRejected as exc:
             show_alignment_problems(exc.problems, "Import rejected")
         else:

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from terrmap.access import Action
 from terrmap.app import lookup_box, ui
 from terrmap.app import structure as us
 from terrmap.app.folium_protocol import show_map
@@ -16,6 +17,7 @@ MAP_HEIGHT = 660
 COLOR_OPTIONS = ["territory", *STAT_COLUMNS]
 
 s, path, stamp = ui.page("Territory map")
+who = ui.require(Action.VIEW_ALL)
 
 DEFAULTS = {"layer": ui.DEFAULT_MAP_LAYER, "color": "territory", "area": []}
 ui.seed_from_url("layer", ui.layer_options(), DEFAULTS["layer"])
@@ -66,7 +68,7 @@ tiles = c_tiles.toggle(
 )
 ui.sync_url({"layer": layer_key, "color": color_by, "area": states}, DEFAULTS)
 # Which territory owns a ZIP or a point: the same answer as `python -m terrmap lookup`, outlined on the map.
-found = lookup_box.search_box(s, plan) if plan is not None else None
+found = lookup_box.search_box(s, plan, who) if plan is not None else None
 
 frame = filter_states(ui.region_frame(s, layer_key, plan, stamp), states)
 n = len(frame)

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from terrmap import scoring
+from terrmap.access import Action
 from terrmap.app import ui
 from terrmap.app.map_colors import LAND_COLOR
 from terrmap.data import models as stored_models
@@ -15,6 +16,7 @@ from terrmap.plan.metrics import METRIC_HELP
 from terrmap.scoring.impact import balance_snapshot, rescoring_impact
 
 s, path, _ = ui.page("Lead scoring model")
+who = ui.require(Action.VIEW_ALL)
 
 POS_COLOR = "#2ca02c"
 NEG_COLOR = "#d62728"
@@ -66,7 +68,10 @@ with action.popover("Retrain", icon=":material/model_training:", width="stretch"
     seed = st.number_input("Random seed", min_value=0, max_value=2**31 - 1, value=scoring.DEFAULT_SEED, step=1,
                            help="The same data and seed give the same model and scores.")
     st.caption("New scores change every plan's revenue potential: you see each plan's balance before and after.")
-    go = st.button("Train and score", type="primary", icon=":material/play_arrow:", width="stretch")
+    go = st.button("Train and score", type="primary", icon=":material/play_arrow:", width="stretch",
+                   disabled=not who.can_manage_data,
+                   help=None if who.can_manage_data else "Retraining changes every score: an admin's task.") \
+        and who.can_manage_data
 
 told = False
 if go:

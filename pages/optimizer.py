@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import streamlit as st
 
+from terrmap.access import Action
 from terrmap.app import ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import STATE_NAMES, MapData
@@ -44,6 +45,7 @@ s, path, stamp = ui.page(
     "moving as little as possible. You get a few candidates along the trade-off between balance, compactness "
     "and change; pick one and save it as a scenario.",
 )
+who = ui.require(Action.EDIT)
 
 
 # -- the background job -------------------------------------------------------------------------------------
@@ -320,7 +322,7 @@ c_name, c_save = st.columns([5, 1], vertical_alignment="bottom")
 name = c_name.text_input("Scenario name", value=default_name, key="opt_name")
 if c_save.button("Save", type="primary", key="opt_save", disabled=not name.strip() or name.strip() in existing):
     try:
-        plan_id = save_candidate(s, res, name.strip(), which=pick)
+        plan_id = save_candidate(s, res, name.strip(), which=pick, author=who.author())
         st.session_state["opt_saved"] = (plan_id, name.strip())
     except Exception as exc:
         st.error(f"Could not save: {ui.md(exc)}")

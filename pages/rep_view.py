@@ -7,6 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from terrmap import access
 from terrmap.app import rep_map, ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.map_data import MAX_REGIONS, MapData
@@ -20,9 +21,14 @@ MAP_HEIGHT = 560
 MAX_STOPS = 50
 
 s, path, stamp = ui.page("Rep view")
+who = ui.viewer()
+asked_plan = st.query_params.get("plan")
+if asked_plan is not None and who.sees_only_published:
+    st.warning("You see the published plan: drafts are the planners'.", icon=":material/info:")
+    asked_plan = None
 
 try:
-    plan = rv.resolve_plan(s, st.query_params.get("plan"))
+    plan = rv.resolve_plan(s, asked_plan)
 except ValueError as exc:
     st.error(f"{ui.md(exc)}. Remove `plan` from the address to see the published plan.")
     st.stop()
@@ -55,12 +61,23 @@ if reps.empty:
     st.stop()
 label_of = {r.rep_id: f"{r.name} ({r.rep_id})" + (f" · {r.home_metro}" if isinstance(r.home_metro, str) and r.home_metro else "")
             for r in reps.itertuples()}
-ui.seed_from_url("rep", label_of, default=None)
+try:  # a rep sees their own view only, whatever ?rep= says
+    choices, pinned = access.rep_choice(who, st.query_params.get("rep"), label_of)
+except PermissionError as exc:
+    st.error(f"{ui.md(exc)}.", icon=":material/block:")
+    st.page_link("pages/rep_view.py", label="Your rep view", icon=":material/person:", query_params={"rep": who.rep_id})
+    st.stop()
+if not choices:
+    st.info(f"You own no territory in plan **{ui.md(plan.name)}**.")
+    st.stop()
+if not who.can_view_all:
+    st.session_state["rep"] = pinned
+ui.seed_from_url("rep", choices, default=pinned)
 head, pick = st.columns([3, 1], vertical_alignment="bottom")
-rep_id = pick.selectbox("Rep", list(label_of), format_func=label_of.get, key="rep", placeholder="Choose a rep",
-                        help="Each rep can bookmark their own view: /rep?rep=ID")
+rep_id = pick.selectbox("Rep", choices, format_func=label_of.get, key="rep", placeholder="Choose a rep",
+                        disabled=not who.can_view_all, help="Each rep can bookmark their own view: /rep?rep=ID")
 ui.sync_url({"rep": rep_id}, {})
-if rep_id is None:
+if rep_id is None or not who.can_see_rep(rep_id):
     head.caption(f"Plan **{ui.md(plan.name)}**. Choose a rep to see their footprint and accounts.")
     st.stop()
 

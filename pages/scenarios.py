@@ -8,12 +8,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from terrmap.app import ui
+from terrmap.access import Action
+from terrmap.app import auth, ui
 from terrmap.app.folium_protocol import show_map
 from terrmap.app.geometry import default_decimals
 from terrmap.app.legend import legend_territories_html
 from terrmap.app.map_data import MAX_REGIONS, MapData, filter_states, focus_bounds, map_data
 from terrmap.app.maps import build_map
+from terrmap.data import plan_events
 from terrmap.geo import parse_layer
 from terrmap.io.csvsafe import guard_frame
 from terrmap.measures import fmt_int, fmt_money, fmt_pct, measure, table_format
@@ -25,6 +27,8 @@ MAP_HEIGHT = 560
 GOOD, BAD = "#137333", "#b3261e"  # text colours of an improvement / a worsening
 
 s, path, stamp = ui.page("Scenarios")
+who = ui.require(Action.VIEW_ALL)
+READ_ONLY = "Your role sees the scenarios and changes none."
 
 plans = list_plans(s)
 if not plans:
@@ -52,11 +56,14 @@ def seed_pick(widget_key: str, url_key: str, default: PlanInfo) -> None:
 
 
 def author() -> str | None:
-    return (st.session_state.get("sc_author") or "").strip() or None
+    return auth.author(who, "sc_author")
 
 
-def done(message: str) -> None:
-    """After a write: forget derived data, say what happened on the next run."""
+def done(message: str, logged_for: PlanInfo | None = None) -> None:
+    """After a write: record who did it in the event log of plan ``logged_for`` (a write that saves no version
+    of it), forget derived data, say what happened on the next run."""
+    if logged_for is not None:
+        plan_events.record(s, logged_for.plan_id, author(), message)
     ui.clear_caches()
     st.session_state["sc_flash"] = message
     st.rerun()
@@ -112,22 +119,23 @@ c_pick, c_author = st.columns([3, 1.3], vertical_alignment="bottom")
 seed_pick("sc_plan_pick", "plan", plans[0])
 pid = c_pick.selectbox("Scenario", list(by_id), format_func=lambda i: label(by_id[i]), key="sc_plan_pick")
 plan = by_id[pid]
-c_author.text_input("Your name", key="sc_author", placeholder="for the history",
-                    help="Recorded with clones and restores in the scenario's history.")
+auth.author_box(c_author, who, "sc_author", placeholder="for the history",
+                help_text="Recorded with clones and restores in the scenario's history.")
 
 
 @st.dialog("Delete scenario")
 def confirm_delete(p: PlanInfo) -> None:
     st.write(f"This removes **{ui.md(p.name)}** with its whole history, pins and overlays. It cannot be undone.")
     typed = st.text_input("Type the scenario's name to confirm", key="sc_delete_typed")
-    if st.button("Delete for good", type="primary", disabled=typed.strip() != p.name.strip(), key="sc_delete_go"):
+    if st.button("Delete for good", type="primary", disabled=typed.strip() != p.name.strip() or not who.can_edit,
+                 key="sc_delete_go") and who.can_edit:
         try:
             sc.delete_plan(s, p)
         except ValueError as err:
             st.error(str(err))
             return
         ui.drop_editor_session(s, p.plan_id)
-        done(f"Deleted {p.name}.")
+        done(f"Deleted {p.name}.", p)
 
 
 c_clone, c_rename, c_buttons = st.columns([2, 2, 1.6], vertical_alignment="bottom")
@@ -135,7 +143,8 @@ with c_clone.form("sc_clone_form", border=False):
     new_name = st.text_input("Create from current (a copy)", value=f"Copy of {plan.name}",
                              help="Saves the chosen scenario as a new one: territories, assignment and locks, "
                                   "hierarchy, named-account pins and overlays. Its history starts fresh.")
-    if st.form_submit_button("Create scenario", icon=":material/content_copy:"):
+    if st.form_submit_button("Create scenario", icon=":material/content_copy:", disabled=not who.can_edit,
+                             help=None if who.can_edit else READ_ONLY) and who.can_edit:
         try:
             new = sc.clone_plan(s, plan, new_name, author=author())
         except ValueError as err:
@@ -145,21 +154,25 @@ with c_clone.form("sc_clone_form", border=False):
             done(f"Created {new.name} from {plan.name} v{plan.version}.")
 with c_rename.form("sc_rename_form", border=False):
     renamed = st.text_input("Rename", value=plan.name)
-    if st.form_submit_button("Rename", icon=":material/edit:"):
+    if st.form_submit_button("Rename", icon=":material/edit:", disabled=not who.can_edit,
+                             help=None if who.can_edit else READ_ONLY) and who.can_edit:
         try:
             info = sc.rename_plan(s, plan, renamed)
         except ValueError as err:
             st.error(str(err))
         else:
-            done(f"Renamed to {info.name}.")
+            done(f"Renamed {plan.name} to {info.name}.", plan)
 with c_buttons:
-    if st.button("Publish", icon=":material/verified:", disabled=plan.published, width="stretch",
-                 help="Make this the published plan (exactly one is): reps and reports use it."):
+    if st.button("Publish", icon=":material/verified:", disabled=plan.published or not who.can_publish,
+                 width="stretch", help="Make this the published plan (exactly one is): reps and reports use it."
+                 if who.can_publish else READ_ONLY) and who.can_publish:
         sc.publish_plan(s, plan)
-        done(f"Published {plan.name}.")
+        done(f"Published {plan.name}.", plan)
     if st.button("Delete…", icon=":material/delete:", width="stretch",
-                 disabled=plan.published and len(plans) > 1,
-                 help="Publish another scenario first to delete the published one." if plan.published else None):
+                 disabled=(plan.published and len(plans) > 1) or not who.can_edit,
+                 help=READ_ONLY if not who.can_edit else
+                 "Publish another scenario first to delete the published one." if plan.published else None
+                 ) and who.can_edit:
         confirm_delete(plan)
 
 # export (terrmap.io.export, when installed)
@@ -199,8 +212,9 @@ with st.expander(f"History of {plan.name} ({plan.version} version{'s' if plan.ve
         cols[4].write("–" if pd.isna(row.regions_changed) else f"{int(row.regions_changed):,}")
         if row.version == plan.version:
             cols[5].caption("current")
-        elif cols[5].button("Restore", key=f"sc_restore_{row.version}",
-                            help="Saves this version again as a new version; nothing is lost."):
+        elif cols[5].button("Restore", key=f"sc_restore_{row.version}", disabled=not who.can_edit,
+                            help="Saves this version again as a new version; nothing is lost."
+                            if who.can_edit else READ_ONLY) and who.can_edit:
             try:
                 info = sc.restore_version(s, plan, int(row.version), author=author())
             except SaveConflict as err:
@@ -208,6 +222,16 @@ with st.expander(f"History of {plan.name} ({plan.version} version{'s' if plan.ve
             else:
                 ui.drop_editor_session(s, plan.plan_id)
                 done(f"Restored version {row.version} of {plan.name} as version {info.version}.")
+    events = plan_events.plan_events(s, plan.plan_id)
+    if len(events):
+        st.markdown("**Other changes**", help="Changes that save no new version: publishing, renaming, the "
+                                              "hierarchy, pinned accounts and overlays.")
+        st.dataframe(events.assign(author=events["author"].fillna("–")), hide_index=True, width="stretch",
+                     height=min(38 + 35 * len(events), 280),
+                     column_config={"changed_at": st.column_config.DatetimeColumn("When",
+                                                                                  format="YYYY-MM-DD HH:mm"),
+                                    "author": st.column_config.TextColumn("By"),
+                                    "what": st.column_config.TextColumn("Change")})
 
 # -- compare ------------------------------------------------------------------------------------------
 

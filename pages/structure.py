@@ -4,11 +4,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from terrmap.access import Action
 from terrmap.app import structure as us
 from terrmap.app import ui
+from terrmap.app.html_safe import plain
 from terrmap.app.map_colors import safe_color
 from terrmap.data import accounts as stored_accounts
 from terrmap.data import hierarchy as stored_hierarchy
+from terrmap.data import plan_events
 from terrmap.measures import fmt_int, fmt_pct
 from terrmap.plan import accounts
 from terrmap.plan import hierarchy as hi
@@ -17,6 +20,8 @@ MEASURE_LABELS = {"potential": "Potential", "leads": "Leads", "open_leads": "Ope
                   "won_revenue": "Won revenue"}
 
 s = ui.page("Accounts & hierarchy").store
+who = ui.require(Action.VIEW_ALL)
+READ_ONLY = "Your role sees the structure and changes none."
 head, pick = st.columns([3, 1], vertical_alignment="bottom")
 plan = ui.plan_picker(s, pick)
 if plan is None:
@@ -38,7 +43,9 @@ def territory_list(value) -> list[int]:
 
 
 def changed(message: str) -> None:
-    """After a write: remember the message for the next run (the caches key on the structure stamp)."""
+    """After a write: record who did it in the plan's event log, remember the message for the next run (the
+    caches key on the structure stamp)."""
+    plan_events.record(s, pid, who.author(), plain(message))
     st.session_state["structure_flash"] = message
     st.rerun()
 
@@ -149,7 +156,8 @@ with tab_tree:
                                  help="Put every current top-level node under the new node (e.g. a Company "
                                       "over the Divisions).")
             level = st.text_input("New level name", key="new_top_level", placeholder="e.g. Company") if on_top else level
-        if st.button("Add node", type="primary", key="add_node"):
+        if st.button("Add node", type="primary", key="add_node", disabled=not who.can_edit,
+                     help=None if who.can_edit else READ_ONLY) and who.can_edit:
             try:
                 if on_top:
                     hi.add_top_level(s, pid, name, level)
@@ -176,7 +184,8 @@ with tab_tree:
                                       key=f"parent_{target}")
             new_color = st.color_picker("Colour on the map", value=safe_color(row["color"]), key=f"color_{target}")
             b1, b2 = st.columns(2)
-            if b1.button("Save changes", key="save_node", type="primary"):
+            if b1.button("Save changes", key="save_node", type="primary", disabled=not who.can_edit,
+                         help=None if who.can_edit else READ_ONLY) and who.can_edit:
                 try:
                     if new_name != row["name"]:
                         hi.rename_node(s, pid, target, new_name)
@@ -188,8 +197,9 @@ with tab_tree:
                     st.error(ui.md(e), icon=":material/error:")
                 else:
                     changed(f"Saved {ui.md(new_name)}.")
-            if b2.button("Delete node", key="delete_node",
-                         help="Its child nodes and territories move up to its parent."):
+            if b2.button("Delete node", key="delete_node", disabled=not who.can_edit,
+                         help="Its child nodes and territories move up to its parent." if who.can_edit
+                         else READ_ONLY) and who.can_edit:
                 try:
                     hi.delete_node(s, pid, target)
                 except ValueError as e:
@@ -211,7 +221,8 @@ with tab_tree:
                     help="The node this territory belongs to directly (usually one of the lowest level)."),
             },
         )
-        if st.button("Save territory parents", type="primary"):
+        if st.button("Save territory parents", type="primary", disabled=not who.can_edit,
+                     help=None if who.can_edit else READ_ONLY) and who.can_edit:
             by_label = {v: k for k, v in node_label.items()}
             wanted = {int(t): by_label.get(p) for t, p in zip(edited["territory_id"], edited["parent"])}
             try:
@@ -243,7 +254,8 @@ with tab_pins:
                                          key="pin_territory")
                 reason = st.text_input("Reason", placeholder="e.g. HQ relationship, signed master agreement",
                                        key="pin_reason")
-                if st.form_submit_button("Pin account", type="primary"):
+                if st.form_submit_button("Pin account", type="primary", disabled=not who.can_edit,
+                                         help=None if who.can_edit else READ_ONLY) and who.can_edit:
                     try:
                         accounts.pin_account(s, pid, lead, territory, reason)
                     except ValueError as e:
@@ -261,7 +273,7 @@ with tab_pins:
                                     "territory": "Territory", "reason": "Reason", "pinned_at": "Pinned at"})
         drop = st.multiselect("Unpin", pins["lead_id"].tolist(), key="unpin_ids",
                               format_func=lambda i: f"{i} · {pins.set_index('lead_id').loc[i, 'name']}")
-        if st.button("Unpin selected", disabled=not drop):
+        if st.button("Unpin selected", disabled=not drop or not who.can_edit) and who.can_edit:
             for lead in drop:
                 accounts.unpin_account(s, pid, lead)
             changed(f"Unpinned {len(drop)} account(s).")
@@ -325,7 +337,8 @@ with tab_overlays:
         o_terr = st.multiselect("In territories", list(terr_name), default=existing_terr, format_func=terr_name.get,
                                 placeholder="all territories", key=f"ov_territories_{choice}",
                                 help="Only accounts whose region lies in these territories (empty: anywhere).")
-        save = st.form_submit_button("Save overlay", type="primary")
+        save = st.form_submit_button("Save overlay", type="primary", disabled=not who.can_edit,
+                                     help=None if who.can_edit else READ_ONLY) and who.can_edit
     if save:
         try:
             new_rule = accounts.OverlayRule(
@@ -337,7 +350,8 @@ with tab_overlays:
             st.error(ui.md(e), icon=":material/error:")
         else:
             changed(f"Saved overlay {ui.md(o_name)}.")
-    if choice is not None and st.button("Delete this overlay", key="delete_overlay"):
+    if choice is not None and st.button("Delete this overlay", key="delete_overlay",
+                                        disabled=not who.can_edit) and who.can_edit:
         accounts.delete_overlay(s, pid, choice)
         st.session_state.pop("overlay_choice", None)
         changed(f"Deleted overlay {ui.md(current['name'])}.")

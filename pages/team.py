@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from terrmap.access import Action
 from terrmap.app import ui
 from terrmap.io.csvsafe import guard_frame
 from terrmap.io.problems import ImportRejected
@@ -15,6 +16,9 @@ from terrmap.measures import fmt_int, fmt_money
 
 s = ui.page("Team", "The reps behind the territories: who reports to whom, where they start their day, how they "
                     "sell, what they know, and the hours they have.", needs_leads=False).store
+who = ui.require(Action.VIEW_ALL)
+# The roster's e-mails say who signs in as which rep (README: Sign-in and roles): the admin's to change.
+READ_ONLY = None if who.can_manage_data else "The roster's e-mails decide who signs in as which rep: an admin's to change."
 
 flash = st.session_state.pop("team_flash", None)
 if flash:
@@ -35,7 +39,8 @@ st.caption("Edit cells and add reps, then **Save changes**: every row is checked
            "(unknown ZIP, duplicate id, capacity, manager ...) and nothing is saved while one is wrong. "
            "Skills are lists separated by `;`.")
 edited = st.data_editor(
-    table, key="team_editor", hide_index=True, num_rows="add", width="stretch",
+    table, key="team_editor", hide_index=True, num_rows="add" if who.can_manage_data else "fixed", width="stretch",
+    disabled=not who.can_manage_data,
     column_config={
         "rep_id": st.column_config.TextColumn("Rep id", required=True),
         "name": st.column_config.TextColumn("Name", required=True),
@@ -57,7 +62,8 @@ edited = st.data_editor(
     },
 )
 changed = not edited.reset_index(drop=True).equals(table.reset_index(drop=True))
-if st.button("Save changes", type="primary", disabled=not changed, icon=":material/save:"):
+if st.button("Save changes", type="primary", disabled=not changed or not who.can_manage_data, icon=":material/save:",
+             help=READ_ONLY) and who.can_manage_data:
     try:
         result = save_roster_table(s, edited)
     except ImportRejected as exc:
@@ -75,7 +81,8 @@ with left:
                               help="A CRM's user export or an HR file: Id/Employee ID, Name, Manager/Reports To, "
                                    "Postal Code, Role, Industries, Hours per week, Quota ... Reps are added or "
                                    "updated by id; all or nothing.")
-    if upload is not None and st.button("Import", icon=":material/upload_file:"):
+    if upload is not None and st.button("Import", icon=":material/upload_file:", disabled=not who.can_manage_data,
+                                        help=READ_ONLY) and who.can_manage_data:
         with tempfile.TemporaryDirectory(prefix="terrmap-roster-") as folder:
             path = Path(folder) / Path(upload.name).name
             path.write_bytes(upload.getvalue())

@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def streamlit_argv(args: list[str]) -> list[str]:
     """``streamlit run app.py ARGS``, listening on this machine only (127.0.0.1) unless ARGS name an address:
-    terrmap has no sign-in yet, so opening it to a network is a choice (``--server.address 0.0.0.0``)."""
+    without sign-in configured (README, "Sign-in and roles") every visitor may do everything, so opening it to a
+    network is a choice (``--server.address 0.0.0.0``)."""
     ours = args[:args.index("--")] if "--" in args else args
     if not any(a == "--server.address" or a.startswith("--server.address=") for a in ours):
         args = ["--server.address", "127.0.0.1", *args]

@@ -16,6 +16,7 @@ import pytest
 import shapely
 
 from terrmap import cli
+from terrmap.access import LOCAL
 from terrmap.app import lookup_box
 from terrmap.app.maps import build_map
 from terrmap.data.plans import Territory, load_assignment, territories
@@ -363,7 +364,7 @@ def test_map_page_search_box_gives_the_lookup_answer(demo_store, monkeypatch):
 
 
 def test_highlight_outlines_the_region_and_opens_the_map_on_it(store, zip_plan):
-    found = lookup_box.find(store, zip_plan, "75001")
+    found = lookup_box.find(store, zip_plan, "75001", LOCAL)
     assert found.answer == assign.lookup(store, zip_plan, zip="75001")
     m = build_map(None)
     lookup_box.highlight(m, found)
@@ -371,5 +372,5 @@ def test_highlight_outlines_the_region_and_opens_the_map_on_it(store, zip_plan):
     west, south, east, north = shapely.bounds(shapely.from_geojson(json.dumps(found.shape))).tolist()
     assert f"[[{south}, {west}], [{north}, {east}]]" in html and html.count(".fitBounds(") == 1  # the region's view
     assert lookup_box.HIGHLIGHT_COLOR in html
-    nowhere = lookup_box.find(store, zip_plan, "00000")
+    nowhere = lookup_box.find(store, zip_plan, "00000", LOCAL)
     assert nowhere.shape is None and "unknown ZIP" in lookup_box.answer_markdown(nowhere.answer)

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from terrmap.app import auth, ui
 from terrmap.app import folium_protocol as fp
-from terrmap.app import ui
 from terrmap.app.editor_map import (
     RegionLocator,
     build_editor_map,
@@ -159,7 +159,7 @@ def _measure() -> str:
 
 
 def _author() -> str | None:
-    return st.session_state.get("ed_author") or None
+    return auth.author(ui.viewer(), "ed_author")
 
 
 # -- callbacks (run before the rerun they cause) ----------------------------------------------------------------

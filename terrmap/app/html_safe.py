@@ -11,8 +11,23 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 
 import pandas as pd
+
+_MD_SPECIAL = "\\`*_{}[]<>()#+-.!|~$:"
+
+
+def md(text) -> str:
+    """Text from data for a markdown string (captions, messages): every markdown character escaped,
+    so a name shows exactly as written. (Streamlit never renders HTML in markdown unless
+    ``unsafe_allow_html``; this also keeps ``*``, ``[..](..)``, ``$`` etc. literal.)"""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+
+
+def plain(markdown: str) -> str:
+    """The text of a string built from literal text and :func:`md` pieces, without md's escapes (for a log)."""
+    return re.sub(r"\\(.)", r"\1", str(markdown))
 
 
 def is_missing(value) -> bool:

@@ -11,6 +11,7 @@ import shapely
 import streamlit as st
 from shapely.geometry import shape as to_shape
 
+from terrmap.access import Viewer, lookup_answer_for
 from terrmap.app.html_safe import esc
 from terrmap.data.plans import PlanInfo
 from terrmap.data.store import Store
@@ -31,9 +32,11 @@ class Found:
     shape: dict | None
 
 
-def find(s: Store, plan: PlanInfo, text: str) -> Found:
-    """Look ``text`` up in ``plan`` (raises ValueError with what to type when it is neither a ZIP nor a point)."""
-    answer = lookup(s, plan, **parse_query(text))
+def find(s: Store, plan: PlanInfo, text: str, who: Viewer) -> Found:
+    """Look ``text`` up in ``plan`` as ``who`` may see it (:func:`terrmap.access.lookup_answer_for`: a rep learns
+    whether a place is theirs, never whose it is). Raises ValueError with what to type when ``text`` is neither
+    a ZIP nor a point."""
+    answer = lookup_answer_for(who, lookup(s, plan, **parse_query(text)))
     region = answer["region"]
     shape = parse_layer(plan.layer).shapes(s, [region]).get(region) if region else None
     return Found(answer, shape)
@@ -51,7 +54,7 @@ def answer_markdown(answer: dict) -> str:
             + (f" · in {path}" if path else ""))
 
 
-def search_box(s: Store, plan: PlanInfo, container=None) -> Found | None:
+def search_box(s: Store, plan: PlanInfo, who: Viewer, container=None) -> Found | None:
     """The search box and its answer beside it; returns what was found (None: nothing typed, or not understood)."""
     where = container or st
     box, said = where.columns([1.3, 4], vertical_alignment="bottom")
@@ -59,7 +62,7 @@ def search_box(s: Store, plan: PlanInfo, container=None) -> Found | None:
     if not text.strip():
         return None
     try:
-        found = find(s, plan, text)
+        found = find(s, plan, text, who)
     except ValueError as exc:
         said.warning(str(exc), icon=":material/search_off:")
         return None

@@ -21,8 +21,11 @@ from typing import NamedTuple
 import pandas as pd
 import streamlit as st
 
+from terrmap.access import Action, Viewer
+from terrmap.app import auth
 from terrmap.app.assets import static_base as _static_base
 from terrmap.app.geometry import clockwise_features, default_decimals
+from terrmap.app.html_safe import md  # noqa: F401  (ui.md: the pages' markdown escape)
 from terrmap.app.map_data import MapData, filter_states, map_data, state_codes
 from terrmap.app.map_data import region_frame as build_region_frame
 from terrmap.data import queries
@@ -112,6 +115,7 @@ def page(title: str | None = None, caption: str | None = None, needs_leads: bool
     caption), and stop with a how-to when the page needs leads and there are none."""
     ensure_app_navigation()
     s = store()
+    auth.require_viewer(s)  # with sign-in configured: signed in, with a role, or the page stops here
     if title:
         st.title(title)
     if caption:
@@ -119,6 +123,22 @@ def page(title: str | None = None, caption: str | None = None, needs_leads: bool
     if needs_leads:
         require_leads(s)
     return PageContext(s, str(s.path), data_stamp(s))
+
+
+def viewer() -> Viewer:
+    """Who is looking (:mod:`terrmap.access`): the signed-in person, or the person at this machine when no
+    identity provider is configured. (:func:`page` has already stopped the page for anybody else.)"""
+    return auth.require_viewer(store())
+
+
+def require(action: Action) -> Viewer:
+    """Stop the page unless the viewer may ``action`` (app.py's navigation offers a page only to whom it is
+    for; this guards a page reached some other way)."""
+    who = viewer()
+    if not who.can(action):
+        st.error(f"Your role ({who.role}) cannot open this page.", icon=":material/block:")
+        st.stop()
+    return who
 
 
 def static_base() -> str:
@@ -346,16 +366,6 @@ def layer_options() -> list[str]:
 
 
 # -- display ---------------------------------------------------------------------------------
-
-_MD_SPECIAL = "\\`*_{}[]<>()#+-.!|~$:"
-
-
-def md(text) -> str:
-    """Text from data for a markdown string (captions, messages): every markdown character escaped,
-    so a name shows exactly as written. (Streamlit never renders HTML in markdown unless
-    ``unsafe_allow_html``; this also keeps ``*``, ``[..](..)``, ``$`` etc. literal.)"""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
-
 
 # -- widgets (display) ---------------------------------------------------------------------------------
 

@@ -231,6 +231,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE reps ADD COLUMN IF NOT EXISTS selling_share DOUBLE DEFAULT 0.6;  -- of those hours, the share for selling
     ALTER TABLE reps ADD COLUMN IF NOT EXISTS quota DOUBLE;
     """,
+    # 8: who changed a plan without saving a new version of it (publish, rename, delete; hierarchy, pins and
+    # overlays): terrmap.data.plan_events. Saves and restores are in plan_versions and plan_changes.
+    """
+    CREATE SEQUENCE IF NOT EXISTS plan_event_ids START 1;
+    CREATE TABLE IF NOT EXISTS plan_events (
+        event_id   BIGINT PRIMARY KEY DEFAULT nextval('plan_event_ids'),
+        plan_id    INTEGER NOT NULL,
+        changed_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        author     VARCHAR,                -- the signed-in person (README: Sign-in and roles), else NULL
+        what       VARCHAR NOT NULL        -- 'Published Plan B.', 'Pinned L123 to Dallas.', ...
+    );
+    """,
 ]
 
 

@@ -243,7 +243,7 @@ def save_candidate(store: Store, result: OptimizeResult, name: str, which: int |
                               note=f"optimizer: rebalanced, candidate '{c.name}'", published=published)
         return derived.plan_id
     return create_plan(store, name, result.instance.layer_key, terrs, frame, published=published,
-                       description=desc)
+                       description=desc, author=author)
 
 
 def _base_labels(store: Store | None, base_plan, result: OptimizeResult):
