@@ -7,11 +7,12 @@ Chromium pages at once, each its own browser context (its own Streamlit session)
 * 3 planners: the Editor on one state (New Mexico's ZIPs), clicking regions into the territory they paint with;
 * 2 reps: their own Rep view (``/rep?rep=R0x``), reloaded.
 
-Measured: *page ready* (navigation start until the page's script is idle and, on map pages, the map has drawn
-its first region), *click → metrics* (from the click until the editor's balance panel shows the edit: its
-edit counter, written after the metrics), errors (an exception box on a page, an HTTP answer >= 400, a
-timeout), and the app's memory (RSS of the server process) before the sessions, with them, and per editor
-session. Medians and 95th percentiles; results go to docs/BENCHMARKS.md ("## Under load").
+Sessions arrive a second apart. Measured: *page ready* (navigation start until the page's script is idle
+and, on map pages, the map has drawn its first region), *click → metrics* (from the click until the editor's
+balance panel shows the edit: its edit counter, written after the metrics), errors (an exception box on a
+page, an HTTP answer >= 400, a timeout), and the app's memory (RSS of the server process) before the sessions,
+with them, and per editor session. Medians and 95th percentiles; results go to docs/BENCHMARKS.md ("## Under
+load (issue 18)").
 
 Also run: a command-line read (``regions``) and a write (``import`` of 25 leads) beside the loaded app, timed.
 
@@ -89,7 +90,8 @@ async def check_page(page, stats: Stats, where: str) -> None:
         stats.errors.append(f"exception on {where}")
 
 
-async def leader(context, url: str, stats: Stats, until: float) -> None:
+async def leader(context, url: str, stats: Stats, until: float, start: float = 0.0) -> None:
+    await asyncio.sleep(start)
     page = await context.new_page()
     while time.monotonic() < until:
         for path, has_map in (("/", False), ("/map", True)):
@@ -104,7 +106,8 @@ async def leader(context, url: str, stats: Stats, until: float) -> None:
             await asyncio.sleep(1.0)  # a person looks at the page
 
 
-async def rep(context, url: str, rep_id: str, stats: Stats, until: float) -> None:
+async def rep(context, url: str, rep_id: str, stats: Stats, until: float, start: float = 0.0) -> None:
+    await asyncio.sleep(start)
     page = await context.new_page()
     while time.monotonic() < until:
         t0 = time.perf_counter()
@@ -118,7 +121,8 @@ async def rep(context, url: str, rep_id: str, stats: Stats, until: float) -> Non
         await asyncio.sleep(2.0)
 
 
-async def planner(context, url: str, stats: Stats, until: float) -> None:
+async def planner(context, url: str, stats: Stats, until: float, start: float = 0.0) -> None:
+    await asyncio.sleep(start)
     page = await context.new_page()
     t0 = time.perf_counter()
     try:
@@ -165,9 +169,10 @@ async def run_sessions(url: str, minutes: float, stats: Stats, server_pid: int, 
             ctx.on("response", lambda r: r.status >= 400 and stats.errors.append(f"HTTP {r.status} {r.url}"))
             contexts.append(ctx)
         until = time.monotonic() + minutes * 60
-        tasks = [leader(contexts[i], url, stats, until) for i in range(5)]
-        tasks += [planner(contexts[5 + i], url, stats, until) for i in range(3)]
-        tasks += [rep(contexts[8 + i], url, f"R{i + 1:02d}", stats, until) for i in range(2)]
+        # People arrive a second apart (all ten at the same instant is a stampede, not a working day).
+        tasks = [leader(contexts[i], url, stats, until, i) for i in range(5)]
+        tasks += [planner(contexts[5 + i], url, stats, until, 5 + i) for i in range(3)]
+        tasks += [rep(contexts[8 + i], url, f"R{i + 1:02d}", stats, until, 8 + i) for i in range(2)]
 
         async def sample_memory():
             await asyncio.sleep(min(60, minutes * 30))

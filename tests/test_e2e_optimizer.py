@@ -42,7 +42,9 @@ def _slide(page, label: str, key: str, times: int = 1) -> None:
 
 def _add_to_multiselect(page, label: str, option: str) -> None:
     page.locator('[data-testid="stMultiSelect"]').filter(has_text=label).first.locator("input").click()
-    rerun_after(page, lambda: page.get_by_role("option", name=option, exact=True).first.click())
+    # The page's run after a new measure recomputes the instance's totals: seconds on a loaded machine, so the
+    # wait is for that run's end, however long it takes (up to 90 s), not for a fixed moment.
+    rerun_after(page, lambda: page.get_by_role("option", name=option, exact=True).first.click(), timeout=90_000)
     page.keyboard.press("Escape")
 
 
