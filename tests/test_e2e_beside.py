@@ -101,8 +101,8 @@ def test_commands_read_and_write_while_pages_are_open_and_the_app_shows_the_new_
         assert not recorder.remote(), recorder.remote()
 
 
-# Pages reading different parts of the file (every page is opened on the first server by the other browser tests).
-PAGES = ("/", "/map", "/scenarios", "/rep?rep=R07", "/structure", "/team")
+# Pages reading different parts of the file (every page is opened on one server by the other browser tests).
+PAGES = ("/", "/scenarios", "/team")
 
 
 def test_two_app_processes_on_one_database_serve_every_page_and_detect_conflicting_saves(e2e_db, browser, tmp_path):
