@@ -105,12 +105,13 @@ def test_commands_read_and_write_while_pages_are_open_and_the_app_shows_the_new_
 PAGES = ("/", "/scenarios", "/team")
 
 
-def test_two_app_processes_on_one_database_serve_every_page_and_detect_conflicting_saves(e2e_db, browser, tmp_path):
-    """Two servers on one file (as behind a load balancer): both draw pages, both save, and the second save
-    of the same plan version meets the conflict screen as it would within one process."""
-    db = tmp_path / "two.duckdb"
-    shutil.copy(e2e_db, db)
-    with serve_app(db, tmp_path / "one.log") as url_one, serve_app(db, tmp_path / "two.log") as url_two:
+def test_two_app_processes_on_one_database_serve_pages_and_detect_conflicting_saves(e2e_db, app_url, browser,
+                                                                                   tmp_path):
+    """Two servers on one file (as behind a load balancer): the browser tests' server and a second one on its
+    database both draw pages, both save, and the second save of the same plan version meets the conflict screen
+    as it would within one process (test_e2e_editor saves this plan the same way)."""
+    url_one = app_url
+    with serve_app(e2e_db, tmp_path / "two.log") as url_two:
         context = browser.new_context(viewport={"width": 1440, "height": 1000})
         recorder = Recorder(context)
         try:
