@@ -85,4 +85,4 @@ def empty_store(tmp_path):
 
 
 # Browser fixtures (tests/e2e_support.py), registered here so every end-to-end module shares them.
-from tests.e2e_support import app_url, browser, e2e_db, page  # noqa: E402,F401
+from tests.e2e_support import app_url, browser, e2e_built, e2e_db, page  # noqa: E402,F401

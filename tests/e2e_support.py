@@ -49,14 +49,21 @@ def _build_e2e_db(db: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def e2e_db(tmp_path_factory) -> Path:
-    """This test process's copy of the end-to-end database (built once per run): its server holds the file."""
-    from terrmap.data.store import Store
+def e2e_built(tmp_path_factory) -> Path:
+    """The end-to-end database as built (once per run, never opened after): copy this, not :func:`e2e_db`,
+    which a server holds and writes (a copy of a file being checkpointed can be torn)."""
     from tests.db_support import built_once
 
-    built = built_once(tmp_path_factory, "e2e.duckdb", _build_e2e_db)
+    return built_once(tmp_path_factory, "e2e.duckdb", _build_e2e_db)
+
+
+@pytest.fixture(scope="session")
+def e2e_db(e2e_built, tmp_path_factory) -> Path:
+    """This test process's copy of the end-to-end database (built once per run): its server holds the file."""
+    from terrmap.data.store import Store
+
     db = tmp_path_factory.mktemp("e2e") / "e2e.duckdb"
-    shutil.copy(built, db)
+    shutil.copy(e2e_built, db)
     store = Store(db, read_only=True)
     SMALL_PLAN["plan_id"] = int(store.scalar("SELECT plan_id FROM plans WHERE name = ?", [small_plan_name()]))
     store.close()

@@ -43,9 +43,9 @@ def _leads_metric(page) -> str:
     return metric.locator('[data-testid="stMetricValue"]').inner_text()
 
 
-def test_commands_read_and_write_while_pages_are_open_and_the_app_shows_the_new_leads(e2e_db, browser, tmp_path):
+def test_commands_read_and_write_while_pages_are_open_and_the_app_shows_the_new_leads(e2e_built, browser, tmp_path):
     db = tmp_path / "beside.duckdb"
-    shutil.copy(e2e_db, db)
+    shutil.copy(e2e_built, db)
     with serve_app(db, tmp_path / "streamlit.log") as url:
         context = browser.new_context(viewport={"width": 1440, "height": 1100})
         recorder = Recorder(context)

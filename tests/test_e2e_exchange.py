@@ -91,11 +91,11 @@ def test_lead_problems_are_listed_in_file_order_with_no_none_cells(page, app_url
     assert "None" not in texts and "<NA>" not in texts
 
 
-def test_after_an_import_the_page_counts_the_new_leads(page, e2e_db, tmp_path):
+def test_after_an_import_the_page_counts_the_new_leads(page, e2e_built, tmp_path):
     """Issue 14.13: right after an import, the sidebar's lead count and "currently N leads" include it (on a
     private copy of the database: the shared one keeps its leads for the other browser tests)."""
     db = tmp_path / "import.duckdb"
-    shutil.copy(e2e_db, db)
+    shutil.copy(e2e_built, db)
     new = tmp_path / "new leads.csv"
     new.write_text("Lead ID,Company,Lead Status,PostalCode\nNEW-1,New One,Open,02134\nNEW-2,New Two,Open,10001\n")
     with serve_app(db, tmp_path / "streamlit.log") as url:

@@ -22,10 +22,10 @@ REGION_PATHS = "path.leaflet-interactive:not(.tm-acct):not(.tm-home)"
 
 
 @pytest.fixture(scope="module")
-def truth(e2e_db, tmp_path_factory) -> dict:
+def truth(e2e_built, tmp_path_factory) -> dict:
     """The rep's regions and accounts from the demo's tables, in plain SQL (not terrmap's code)."""
     copy = tmp_path_factory.mktemp("e2e-rep") / "copy.duckdb"
-    shutil.copy(e2e_db, copy)
+    shutil.copy(e2e_built, copy)
     con = duckdb.connect(str(copy), read_only=True)
     try:
         plan_id = con.execute("SELECT plan_id FROM plans WHERE published").fetchall()[0][0]

@@ -29,10 +29,10 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 @pytest.fixture(scope="module")
-def auth_db(e2e_db, tmp_path_factory) -> Path:
+def auth_db(e2e_built, tmp_path_factory) -> Path:
     """A copy of the end-to-end database for this server alone (the planner's save writes to it)."""
     db = tmp_path_factory.mktemp("e2e-sign-in") / "signin.duckdb"
-    shutil.copy(e2e_db, db)
+    shutil.copy(e2e_built, db)
     return db
 
 
