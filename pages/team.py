@@ -103,10 +103,11 @@ with right:
                        file_name="terrmap_team.csv", mime="text/csv", icon=":material/download:",
                        help="Re-importable here or with `python -m terrmap import-reps`.")
 
-if table["manager"].notna().any():
+managed = table[table["manager"].fillna("").astype(str).str.len() > 0]  # roster_table leaves "" for no manager
+if len(managed):
     st.subheader("Reporting lines")
     names = dict(zip(table["rep_id"], table["name"]))
-    lines = (table.dropna(subset=["manager"]).groupby("manager")["rep_id"]
+    lines = (managed.groupby("manager")["rep_id"]
              .apply(lambda ids: ", ".join(names.get(i, i) for i in sorted(ids))).reset_index())
     lines.insert(0, "manager_name", lines["manager"].map(lambda m: names.get(m, m)))
     st.dataframe(pd.DataFrame({"Manager": lines["manager_name"], "Team": lines["rep_id"]}), hide_index=True,

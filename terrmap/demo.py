@@ -282,7 +282,8 @@ def add_demo_structure(store: Store, plan_id: int, reps: pd.DataFrame) -> None:
     # name in the CRM export). It sells nationally, by appointment: no home base, so no driving route.
     team = reps.iloc[[0]].assign(rep_id=ENTERPRISE_TEAM_ID, name="Enterprise team", email="enterprise@example.com",
                                  home_zip=None, home_lat=None, home_lon=None, home_metro=None, manager=None,
-                                 role="inside", segments=[["Enterprise"]], quota=5_000_000.0)
+                                 role="inside", segments=[["Enterprise"]], quota=5_000_000.0,
+                                 industries=[[]], products=[[DEMO_PRODUCTS[0]]], languages=[["English"]])
     demo_tables.insert_reps(store, team)
     accounts.save_overlay(store, plan_id, "Enterprise", accounts.OverlayRule(min_employees=ENTERPRISE_MIN_EMPLOYEES),
                           rep_id=ENTERPRISE_TEAM_ID, territories=[1, 2, 3, 4], priority=1)

@@ -156,6 +156,9 @@ def test_team_page_shows_the_roster(demo_store, monkeypatch):
     assert metrics["Reps"] == f"{len(roster):,}"
     assert metrics["Selling hours a week"] == f"{(roster.capacity_hours * roster.selling_share).sum():,.0f}"
     assert metrics["Field · hybrid · inside"] == " · ".join(str((roster.role == r).sum()) for r in ROLES)
+    lines = at.dataframe[-1].value  # reporting lines: one row per manager, none for "no manager"
+    names = dict(zip(roster.rep_id, roster.name))
+    assert sorted(lines["Manager"]) == sorted(names[m] for m in roster.manager.dropna().unique())
 
 
 def test_a_table_edit_goes_through_the_file_checks(demo_store):
