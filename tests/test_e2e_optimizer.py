@@ -20,7 +20,9 @@ def _choose(page, label: str, option) -> None:
     options = page.get_by_role("option")
     options.first.wait_for()
     assert options.filter(has_text=option).count(), options.all_inner_texts()
-    rerun_after(page, lambda: options.filter(has_text=option).first.click())
+    # A new layer's run loads its region graph: a second when quiet, far longer beside the other browser tests;
+    # the wait is for that run's end (up to 90 s), not for a fixed moment.
+    rerun_after(page, lambda: options.filter(has_text=option).first.click(), timeout=90_000)
 
 
 def _open(page, app_url) -> None:
