@@ -13,6 +13,7 @@ from terrmap.io.csvsafe import guard_frame
 from terrmap.io.problems import ImportRejected
 from terrmap.io.roster import DEFAULT_SELLING_SHARE, ROLES, import_roster, roster_table, save_roster_table
 from terrmap.measures import fmt_int, fmt_money
+from terrmap.team.workload import selling_hours
 
 s = ui.page("Team", "The reps behind the territories: who reports to whom, where they start their day, how they "
                     "sell, what they know, and the hours they have.", needs_leads=False).store
@@ -25,7 +26,7 @@ if flash:
     st.success(flash, icon=":material/check_circle:")
 
 table = roster_table(s)
-selling = (table["capacity_hours"] * table["selling_share"]).sum()
+selling = selling_hours(table["capacity_hours"], table["selling_share"]).sum()
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Reps", fmt_int(len(table)))
 c2.metric("Field · hybrid · inside", " · ".join(fmt_int((table["role"] == r).sum()) for r in ROLES),

@@ -136,9 +136,14 @@ def territory_workload(tiers_of_accounts: pd.Series, area_km2: float, urban_shar
     return Workload(visits, contact, km, km / speed_kmh(urban_share, suburban_share))
 
 
+def selling_hours(capacity_hours, selling_share):
+    """A rep's hours a week left for selling (numbers or columns alike)."""
+    return capacity_hours * selling_share
+
+
 def fte_needed(hours_per_week: float, capacity_hours: float = 40.0, selling_share: float = 0.6) -> float:
     """Reps needed for a workload: its hours over one rep's selling hours, to one decimal."""
-    selling = capacity_hours * selling_share
+    selling = selling_hours(capacity_hours, selling_share)
     if selling <= 0:
         raise ValueError("a rep needs some selling hours (capacity × selling share > 0)")
     return round(hours_per_week / selling + 1e-9, 1)
